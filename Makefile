@@ -1,0 +1,35 @@
+# The only ways things get installed: `make demo` and `make test` create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench bench-compare clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python bench/data.py
+
+bench-compare: $(STAMP)
+	bash bench/install_dvc.sh
+	$(BIN)/python bench/data.py --compare-dvc bench/.work/dvc-venv/bin/dvc
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Content-addressed data: the object store, trees, pointers, checkout, remotes and gc."""

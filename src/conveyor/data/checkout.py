@@ -1,0 +1,189 @@
+"""``conveyor checkout``: make tracked paths match their pointers, touching only what differs.
+
+Nothing unsaved is lost: a workspace file that differs from the pointer and whose content is not
+in the cache stops the checkout unless ``force`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conveyor.data import build
+from conveyor.data.linker import Linker
+from conveyor.data.pointer import Pointer
+from conveyor.data.state import stat_key
+from conveyor.data.status import compare, load_tree
+from conveyor.data.tree import Entry
+from conveyor.data.workspace import Workspace
+from conveyor.foundation.errors import DataError
+from conveyor.foundation.progress import Progress, Silent
+
+_CHUNK = 64
+
+
+@dataclass
+class Result:
+    path: str
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    links: set[str] = field(default_factory=set)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.modified or self.deleted)
+
+
+def checkout(
+    ws: Workspace,
+    pointers: list[Pointer],
+    *,
+    link_types: list[str] | None = None,
+    force: bool = False,
+    verify: bool = False,
+    progress: Progress | None = None,
+) -> list[Result]:
+    types = link_types or str(ws.config.get("cache.type")).split(",")
+    linker = Linker(ws.odb, types)
+    return [
+        _checkout_one(ws, ptr, linker, force=force, verify=verify, progress=progress or Silent())
+        for ptr in pointers
+    ]
+
+
+def _checkout_one(
+    ws: Workspace, ptr: Pointer, linker: Linker, *, force: bool, verify: bool, progress: Progress
+) -> Result:
+    data = ptr.data_path
+    result = Result(ws.display(data))
+    if ptr.is_tree:
+        tree = load_tree(ws, ptr)
+        if tree is None:
+            raise _not_in_cache(ws, ptr, 1)
+        wanted = {e.path: e for e in tree.entries}
+    else:
+        wanted = {"": Entry("", ptr.oid, ptr.size)}
+
+    actual: dict[str, str] = {}
+    if os.path.lexists(data):
+        is_dir = data.is_dir() and not data.is_symlink()
+        if is_dir != ptr.is_tree:
+            _ensure_saved(ws, data, force, "is a folder" if is_dir else "is a file")
+            _remove(data)
+        else:
+            now = build.scan(ws.root, data, ws.memo, jobs=ws.jobs)
+            actual = {e.path: e.oid for e in now.tree.entries} if now.tree else {"": now.oid}
+    expected = {p: e.oid for p, e in wanted.items()}
+    changes = compare(expected, actual)
+    unsaved = [p for p in (*changes.added, *changes.modified) if not ws.odb.exists(actual[p])]
+    if unsaved and not force:
+        shown = ", ".join(ws.display(_join(data, p)) for p in unsaved[:5])
+        more = f" and {len(unsaved) - 5} more" if len(unsaved) > 5 else ""
+        raise DataError(
+            f"checkout would discard changes that are not in the cache: {shown}{more}",
+            hint=f"save them with `conveyor add {result.path}`, or pass --force to discard them",
+        )
+    to_write = [wanted[p] for p in (*changes.deleted, *changes.modified)]
+    lacking = [e for e in to_write if not ws.odb.exists(e.oid)]
+    if lacking:
+        raise _not_in_cache(ws, ptr, len(lacking))
+    if verify:
+        _verify(ws, to_write)
+
+    for rel in (*changes.added, *changes.modified):
+        _remove(_join(data, rel))
+    _write(ws, data, to_write, linker, progress)
+
+    result.added, result.modified = len(changes.deleted), len(changes.modified)
+    result.deleted = len(changes.added)
+    result.unchanged = len(wanted) - len(to_write)
+    result.links = set(linker.used)
+    return result
+
+
+def _write(
+    ws: Workspace, data: Path, entries: list[Entry], linker: Linker, progress: Progress
+) -> None:
+    if not entries:
+        return
+    if entries[0].path:
+        for folder in sorted({os.path.dirname(os.path.join(data, e.path)) for e in entries}):
+            os.makedirs(folder, exist_ok=True)
+    else:
+        data.parent.mkdir(parents=True, exist_ok=True)
+    progress.start("checking out", len(entries))
+    rel_root = ws.display(data)
+
+    def work(chunk: list[Entry]) -> list[tuple[str, tuple[int, int, int], str]]:
+        rows = []
+        for e in chunk:
+            dest = os.path.join(data, e.path) if e.path else os.fspath(data)
+            linker.link(e.oid, dest, e.executable)
+            key = f"{rel_root}/{e.path}" if e.path else rel_root
+            rows.append((key, stat_key(os.stat(dest)), e.oid))
+            progress.advance()
+        return rows
+
+    chunks = [entries[i : i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
+    try:
+        if len(chunks) == 1:
+            rows = work(chunks[0])
+        else:
+            rows = []
+            with ThreadPoolExecutor(ws.jobs, thread_name_prefix="conveyor-checkout") as pool:
+                for part in pool.map(work, chunks):
+                    rows.extend(part)
+    finally:
+        progress.stop()
+    # We wrote these bytes ourselves from verified objects: trust the memo rows at once.
+    ws.memo.save(rows, trusted=True)
+
+
+def _verify(ws: Workspace, entries: list[Entry]) -> None:
+    bad = sorted({e.oid for e in entries if not ws.odb.verify(e.oid)})
+    if not bad:
+        return
+    for oid in bad:
+        ws.odb.quarantine(oid, ws.paths.quarantine)
+    raise DataError(
+        f"{len(bad)} cache object(s) are corrupt (first: {bad[0]}); nothing was checked out",
+        hint="the corrupt copies were moved to .conveyor/cache/quarantine; "
+        "`conveyor pull` fetches good ones from a remote",
+    )
+
+
+def _ensure_saved(ws: Workspace, data: Path, force: bool, what: str) -> None:
+    if force:
+        return
+    now = build.scan(ws.root, data, ws.memo, jobs=ws.jobs)
+    oids = [e.oid for e in now.tree.entries] if now.tree else [now.oid]
+    if all(ws.odb.exists(o) for o in oids):
+        return
+    raise DataError(
+        f"{ws.display(data)} {what} with content that is not in the cache",
+        hint=f"save it with `conveyor add {ws.display(data)}`, or pass --force to replace it",
+    )
+
+
+def _not_in_cache(ws: Workspace, ptr: Pointer, count: int) -> DataError:
+    return DataError(
+        f"{ws.display(ptr.data_path)}: {count} object(s) named by "
+        f"{ws.display(ptr.file)} are not in the cache",
+        hint="run `conveyor pull` to fetch them from a remote",
+    )
+
+
+def _join(data: Path, rel: str) -> Path:
+    return data / rel if rel else data
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,104 @@
+"""BLAKE3 content hashes, and the copy-while-hashing that puts a file into the cache.
+
+A hash is 64 lowercase hex digits. Small files are read once into memory, hashed and written
+from the same buffer; large files are copied by the kernel (``copy_file_range``) while another
+thread hashes the source through ``mmap``, and the copy's writeback is started as it goes so that
+the final fsync has little left to wait for.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import re
+import threading
+
+import blake3
+
+from conveyor.foundation.errors import DataError
+
+OID_RE = re.compile(r"^[0-9a-f]{64}$")
+SMALL = 4 << 20  # read whole below this size
+_CHUNK = 64 << 20
+_SYNC_FILE_RANGE_WRITE = 2
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_sync_file_range = getattr(_libc, "sync_file_range", None)
+if _sync_file_range is not None:
+    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+
+
+def is_oid(text: str) -> bool:
+    return bool(OID_RE.match(text))
+
+
+def hash_bytes(data: bytes | memoryview) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
+    """Hash a file's bytes; large files are hashed on every core through mmap."""
+    if size is None:
+        size = os.stat(path).st_size
+    if size < SMALL:
+        with open(path, "rb", buffering=0) as f:
+            return hash_bytes(f.read())
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    hasher.update_mmap(os.fspath(path))
+    return hasher.hexdigest()
+
+
+def copy_and_hash(src: str | os.PathLike[str], dst_fd: int, size: int, *, durable: bool) -> str:
+    """Copy ``src`` into the open file ``dst_fd`` and return the hash of ``src``.
+
+    The hash is computed from the source concurrently with the kernel copy; if the source
+    changes size while it is copied, the copy is refused.
+    """
+    result: dict[str, str | BaseException] = {}
+
+    def _hash() -> None:
+        try:
+            hasher = blake3.blake3()
+            hasher.update_mmap(os.fspath(src))
+            result["oid"] = hasher.hexdigest()
+        except BaseException as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=_hash, name="conveyor-hash")
+    worker.start()
+    try:
+        src_fd = os.open(src, os.O_RDONLY)
+        try:
+            offset = 0
+            while True:
+                copied = _copy_chunk(src_fd, dst_fd)
+                if not copied:
+                    break
+                if durable and _sync_file_range is not None:
+                    _sync_file_range(dst_fd, offset, copied, _SYNC_FILE_RANGE_WRITE)
+                offset += copied
+        finally:
+            os.close(src_fd)
+    finally:
+        worker.join()
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    if offset != size:
+        raise DataError(f"{src} changed while it was being stored ({size} -> {offset} bytes)")
+    return str(result["oid"])
+
+
+def _copy_chunk(src_fd: int, dst_fd: int) -> int:
+    """One chunk by ``copy_file_range``, or by read/write where the kernel refuses it."""
+    try:
+        return os.copy_file_range(src_fd, dst_fd, _CHUNK)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    data = os.read(src_fd, _CHUNK)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(dst_fd, view) :]
+    return len(data)

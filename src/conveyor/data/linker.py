@@ -1,0 +1,134 @@
+"""Putting an object at a workspace path: reflink, hardlink, symlink or copy.
+
+The link types are tried in the configured order; a type the filesystem refuses (a reflink on
+ext4, a hardlink across devices) is dropped for the rest of the run and the next one is used.
+Copies are written to a temp file and renamed into place, so a killed checkout never leaves a
+half-written file under a tracked name.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+
+from conveyor.data.objects import ObjectDB
+from conveyor.foundation.errors import ConfigError, DataError
+
+FICLONE = 0x40049409
+_REFUSED = {errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EPERM, errno.ENOSYS}
+
+
+class Linker:
+    def __init__(self, odb: ObjectDB, types: list[str]) -> None:
+        unknown = [t for t in types if t not in _METHODS]
+        if unknown or not types:
+            raise ConfigError(f"unknown link type {unknown[0] if unknown else '(none)'!r}")
+        self.odb = odb
+        self.types = list(types)
+        self.used: set[str] = set()
+        self._lock = threading.Lock()
+
+    def link(self, oid: str, dest: str, executable: bool = False) -> None:
+        src = os.fspath(self.odb.path(oid))
+        for kind in list(self.types):
+            try:
+                _METHODS[kind](self, src, dest, executable)
+            except OSError as exc:
+                if exc.errno in _REFUSED or (kind == "hardlink" and exc.errno == errno.EMLINK):
+                    if exc.errno != errno.EMLINK:
+                        self._drop(kind)
+                    continue
+                raise DataError(f"cannot write {dest}: {exc.strerror}") from exc
+            with self._lock:
+                self.used.add(kind)
+            return
+        raise DataError(
+            f"no link type in {','.join(self.types) or 'the configured list'} works for {dest}",
+            hint="add copy to the list: `conveyor config cache.type reflink,copy`",
+        )
+
+    def _drop(self, kind: str) -> None:
+        with self._lock:
+            if kind in self.types and len(self.types) > 1:
+                self.types.remove(kind)
+
+    def _temp(self) -> str:
+        return self.odb.temp_path()
+
+    def _reflink(self, src: str, dest: str, executable: bool) -> None:
+        tmp = self._temp()
+        with open(src, "rb") as s:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _mode(executable))
+            try:
+                fcntl.ioctl(fd, FICLONE, s.fileno())
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+            os.close(fd)
+        _rename(tmp, dest)
+
+    def _hardlink(self, src: str, dest: str, executable: bool) -> None:
+        os.link(src, dest)
+
+    def _symlink(self, src: str, dest: str, executable: bool) -> None:
+        os.symlink(src, dest)
+
+    def _copy(self, src: str, dest: str, executable: bool) -> None:
+        tmp = self._temp()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _mode(executable))
+        try:
+            src_fd = os.open(src, os.O_RDONLY)
+            try:
+                size = os.fstat(src_fd).st_size
+                copied = 0
+                while copied < size:
+                    n = _copy_range(src_fd, fd, size - copied)
+                    if n == 0:
+                        break
+                    copied += n
+            finally:
+                os.close(src_fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        _rename(tmp, dest)
+
+
+_METHODS = {
+    "reflink": Linker._reflink,
+    "hardlink": Linker._hardlink,
+    "symlink": Linker._symlink,
+    "copy": Linker._copy,
+}
+
+
+def _mode(executable: bool) -> int:
+    return 0o777 if executable else 0o666
+
+
+def _rename(tmp: str, dest: str) -> None:
+    try:
+        os.rename(tmp, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            os.unlink(tmp)
+            raise
+        # The workspace folder is on another filesystem than .conveyor/: copy across.
+        import shutil
+
+        shutil.copyfile(tmp, dest)
+        os.unlink(tmp)
+
+
+def _copy_range(src_fd: int, dst_fd: int, count: int) -> int:
+    try:
+        return os.copy_file_range(src_fd, dst_fd, count)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    return os.sendfile(dst_fd, src_fd, None, count)

@@ -1,0 +1,224 @@
+"""The object store: immutable, read-only files named by the BLAKE3 hash of their bytes.
+
+Layout: ``objects/ab/cdef...`` (the first two hex digits shard the folder). An object is written
+to a temp file under the project's ``tmp/`` folder, made durable, then renamed into place, so a
+file under ``objects/`` always holds exactly the bytes its name says, even if the writer is killed
+at any moment. Leftover temp files of dead writers are removed by :meth:`ObjectDB.clean_tmp`.
+
+Writes go through a :class:`Batch`: many objects are written, flushed with one ``syncfs`` and
+only then renamed into place, instead of paying a disk round-trip per object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from conveyor.data import hashing
+from conveyor.foundation import atomic
+from conveyor.foundation.errors import DataError
+
+_counter = itertools.count()
+
+
+class ObjectDB:
+    """Objects under ``root``, temp files under ``tmp`` (same filesystem)."""
+
+    def __init__(self, root: Path, tmp: Path, *, durable: bool = True) -> None:
+        self.root = root
+        self.tmp = tmp
+        self.durable = durable
+        self._shards: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- reading -------------------------------------------------------------------------
+    def path(self, oid: str) -> Path:
+        return self.root / oid[:2] / oid[2:]
+
+    def exists(self, oid: str) -> bool:
+        return os.path.exists(os.path.join(self.root, oid[:2], oid[2:]))
+
+    def read_bytes(self, oid: str) -> bytes:
+        try:
+            return self.path(oid).read_bytes()
+        except FileNotFoundError:
+            raise DataError(
+                f"object {oid} is not in the cache",
+                hint="run `conveyor pull` to fetch it from a remote",
+            ) from None
+
+    def verify(self, oid: str) -> bool:
+        """Re-hash the object; False if its bytes no longer match its name."""
+        return hashing.hash_file(self.path(oid)) == oid
+
+    def iter_oids(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for shard in sorted(os.listdir(self.root)):
+            if len(shard) != 2:
+                continue
+            for rest in sorted(os.listdir(self.root / shard)):
+                oid = shard + rest
+                if hashing.is_oid(oid):
+                    yield oid
+
+    # -- removing ------------------------------------------------------------------------
+    def remove(self, oid: str) -> None:
+        self.path(oid).unlink(missing_ok=True)
+
+    def quarantine(self, oid: str, where: Path) -> Path:
+        """Move a corrupt object aside (kept for inspection) so that it can be fetched again."""
+        where.mkdir(parents=True, exist_ok=True)
+        target = where / oid
+        os.replace(self.path(oid), target)
+        return target
+
+    def clean_tmp(self) -> int:
+        """Remove temp files left by writers that died; returns how many were removed."""
+        if not self.tmp.is_dir():
+            return 0
+        removed = 0
+        for entry in os.scandir(self.tmp):
+            pid = entry.name.split(".", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+            removed += 1
+        return removed
+
+    # -- writing -------------------------------------------------------------------------
+    def batch(self) -> Batch:
+        return Batch(self)
+
+    def temp_path(self) -> str:
+        return os.path.join(self.tmp, f"{os.getpid()}.{next(_counter)}.tmp")
+
+    def _ensure_shard(self, oid: str) -> None:
+        shard = oid[:2]
+        if shard not in self._shards:
+            (self.root / shard).mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                self._shards.add(shard)
+
+
+class Batch:
+    """Objects written now and put in place together when the batch closes.
+
+    Thread-safe: worker threads may add files concurrently. If the block raises, nothing that
+    was staged is put in place.
+    """
+
+    def __init__(self, odb: ObjectDB) -> None:
+        self.odb = odb
+        self._staged: list[tuple[str, str]] = []
+        self._staged_oids: set[str] = set()
+        self._lock = threading.Lock()
+        odb.tmp.mkdir(parents=True, exist_ok=True)
+
+    def _claim(self, oid: str) -> bool:
+        """True if this caller should write ``oid`` (not in the store, not staged yet)."""
+        if self.odb.exists(oid):
+            return False
+        with self._lock:
+            if oid in self._staged_oids:
+                return False
+            self._staged_oids.add(oid)
+            return True
+
+    def _stage(self, tmp: str, oid: str) -> None:
+        with self._lock:
+            self._staged.append((tmp, oid))
+
+    def add_bytes(self, data: bytes) -> str:
+        oid = hashing.hash_bytes(data)
+        if self._claim(oid):
+            tmp = self.odb.temp_path()
+            _write_new(tmp, data)
+            self._stage(tmp, oid)
+        return oid
+
+    def add_file(self, src: str, size: int) -> str:
+        """Store the file at ``src`` (reading it once) and return its oid."""
+        if size < hashing.SMALL:
+            with open(src, "rb", buffering=0) as f:
+                data = f.read()
+            if len(data) != size:
+                raise DataError(f"{src} changed while it was being stored")
+            return self.add_bytes(data)
+        tmp = self.odb.temp_path()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            oid = hashing.copy_and_hash(src, fd, size, durable=self.odb.durable)
+            if self.odb.durable:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        if self._claim(oid):
+            self._stage(tmp, oid)
+        else:
+            os.unlink(tmp)
+        return oid
+
+    def commit(self) -> None:
+        if not self._staged:
+            return
+        if self.odb.durable:
+            atomic.syncfs(self.odb.tmp)
+        for tmp, oid in self._staged:
+            self.odb._ensure_shard(oid)
+            os.replace(tmp, self.odb.path(oid))
+        if self.odb.durable:
+            atomic.syncfs(self.odb.root)
+        self._staged.clear()
+
+    def discard(self) -> None:
+        for tmp, _ in self._staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._staged.clear()
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def _write_new(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

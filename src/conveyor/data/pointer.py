@@ -1,0 +1,122 @@
+"""Pointer files (``PATH.cvy``): the small YAML file committed to git in place of the data.
+
+path: raw            # the tracked file or folder, relative to the pointer's folder
+hash: 9f2c...e1.tree # its oid; ``.tree`` marks a folder
+size: 536870912      # total bytes
+nfiles: 20000        # files in the folder (1 for a file)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor.data import hashing
+from conveyor.data.tree import TREE_SUFFIX, split_ref
+from conveyor.foundation import atomic, yamlio
+from conveyor.foundation.errors import ConfigError, PathError
+from conveyor.foundation.paths import CONTROL_DIR, check_relative
+
+SUFFIX = ".cvy"
+HEADER = "# Tracked by conveyor: commit this file; the data lives in the cache and on remotes.\n"
+FIELDS = ("path", "hash", "size", "nfiles")
+
+
+@dataclass(frozen=True)
+class Pointer:
+    file: Path  # the .cvy file, absolute
+    path: str  # tracked path relative to the pointer's folder
+    oid: str
+    is_tree: bool
+    size: int
+    nfiles: int
+
+    @property
+    def data_path(self) -> Path:
+        return self.file.parent / self.path
+
+    @property
+    def ref(self) -> str:
+        return self.oid + (TREE_SUFFIX if self.is_tree else "")
+
+    def to_text(self) -> str:
+        body = {"path": self.path, "hash": self.ref, "size": self.size, "nfiles": self.nfiles}
+        return HEADER + yamlio.dump(body)
+
+    def write(self) -> None:
+        atomic.write_text(self.file, self.to_text())
+
+
+def pointer_file_for(data_path: Path) -> Path:
+    return data_path.with_name(data_path.name + SUFFIX)
+
+
+def parse(text: str, file: Path, display: str) -> Pointer:
+    """Parse a pointer's text; every problem is a ConfigError naming the file and line."""
+    doc = yamlio.load(text, display)
+    data = doc.data
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{display}: not a conveyor pointer (expected path, hash, size, nfiles)",
+            hint="restore it from git (`git checkout -- FILE`) or re-create it with `conveyor add`",
+        )
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"{doc.where(unknown[0])}: unknown key {unknown[0]!r} in pointer")
+    for key in ("path", "hash"):
+        if not isinstance(data.get(key), str):
+            raise ConfigError(
+                f"{doc.where(key)}: pointer needs a text {key!r}",
+                hint="restore it from git or re-create it with `conveyor add`",
+            )
+    oid, is_tree = split_ref(data["hash"])
+    if not hashing.is_oid(oid):
+        raise ConfigError(
+            f"{doc.where('hash')}: {data['hash']!r} is not a conveyor hash (64 hex digits)",
+            hint="restore the pointer from git or re-create it with `conveyor add`",
+        )
+    try:
+        check_relative(data["path"], where=doc.where("path"))
+    except PathError as exc:
+        raise ConfigError(exc.message) from None
+    numbers = {}
+    for key in ("size", "nfiles"):
+        value = data.get(key, 0)
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{doc.where(key)}: {key} must be a whole number, not {value!r}")
+        numbers[key] = value
+    return Pointer(file, data["path"], oid, is_tree, numbers["size"], numbers["nfiles"])
+
+
+def load(file: Path, root: Path) -> Pointer:
+    display = os.path.relpath(file, root)
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        raise PathError(f"{display} does not exist", hint="run `conveyor add PATH` first") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{display} cannot be read: {exc}") from exc
+    return parse(text, file, display)
+
+
+def discover(root: Path) -> Iterator[Path]:
+    """Every ``*.cvy`` file in the workspace, without descending into tracked folders."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (PermissionError, FileNotFoundError):
+            continue
+        names = {e.name for e in entries}
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.endswith(SUFFIX) and entry.is_file():
+                yield Path(entry.path)
+            elif (
+                entry.is_dir(follow_symlinks=False)
+                and entry.name not in (CONTROL_DIR, ".git")
+                and entry.name + SUFFIX not in names
+            ):
+                stack.append(Path(entry.path))

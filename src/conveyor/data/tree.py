@@ -1,0 +1,72 @@
+"""Trees: the manifest of a tracked folder, stored as an object of its own.
+
+A tree is the sorted list of (relative path, oid, size, executable) of every file under the
+folder. It is serialised as compact JSON with a fixed key order, so the same folder always gives
+the same bytes and the same oid. Pointers name a tree as ``<oid>.tree``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from conveyor.data import hashing
+from conveyor.foundation.errors import DataError
+from conveyor.foundation.paths import check_relative
+
+TREE_SUFFIX = ".tree"
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    oid: str
+    size: int
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class Tree:
+    entries: tuple[Entry, ...]
+
+    @classmethod
+    def of(cls, entries: list[Entry]) -> Tree:
+        return cls(tuple(sorted(entries, key=lambda e: e.path)))
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def to_bytes(self) -> bytes:
+        rows = [[e.path, e.oid, e.size, int(e.executable)] for e in self.entries]
+        return json.dumps({"tree": 1, "entries": rows}, separators=(",", ":")).encode()
+
+    def oid(self) -> str:
+        return hashing.hash_bytes(self.to_bytes())
+
+    def by_path(self) -> dict[str, Entry]:
+        return {e.path: e for e in self.entries}
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, oid: str = "?") -> Tree:
+        try:
+            doc = json.loads(data)
+            rows = doc["entries"]
+            entries = tuple(Entry(str(p), str(o), int(s), bool(x)) for p, o, s, x in rows)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"tree object {oid} is not a valid tree",
+                hint="run `conveyor fsck`; `conveyor pull` fetches a good copy",
+            ) from exc
+        for entry in entries:
+            check_relative(entry.path, where=f"tree {oid}")
+            if not hashing.is_oid(entry.oid):
+                raise DataError(f"tree object {oid} names an invalid hash {entry.oid!r}")
+        return cls(entries)
+
+
+def split_ref(ref: str) -> tuple[str, bool]:
+    """``<oid>.tree`` -> (oid, True); ``<oid>`` -> (oid, False)."""
+    if ref.endswith(TREE_SUFFIX):
+        return ref[: -len(TREE_SUFFIX)], True
+    return ref, False

@@ -1,0 +1,1 @@
+"""Errors, configuration, paths and primitives that every other layer builds on."""

@@ -1,0 +1,190 @@
+"""The project's settings: ``.conveyor/config`` (committed) under ``.conveyor/config.local``.
+
+Both are YAML mappings of sections. Keys are typed in dotted form on the command line
+(``conveyor config cache.type hardlink``); a mistyped key is refused with the nearest valid one.
+Remotes live under ``remote.NAME`` with a ``url`` and any options of their fsspec backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor.foundation import atomic, yamlio
+from conveyor.foundation.errors import ConfigError
+from conveyor.foundation.suggest import did_you_mean
+
+LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
+
+
+def _link_list(value: Any) -> str:
+    names = [v.strip() for v in str(value).split(",") if v.strip()]
+    for name in names:
+        if name not in LINK_TYPES:
+            raise ValueError(f"unknown link type {name!r}; choose from {', '.join(LINK_TYPES)}")
+    if not names:
+        raise ValueError("give at least one link type")
+    return ",".join(names)
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be 1 or more")
+    return number
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+@dataclass(frozen=True)
+class Key:
+    parse: Callable[[Any], Any]
+    default: Any
+    doc: str
+
+
+KEYS: dict[str, Key] = {
+    "core.remote": Key(str, None, "the remote that push, pull and gc --remote use by default"),
+    "core.jobs": Key(_positive_int, None, "parallel transfers and hashing threads"),
+    "core.fsync": Key(_boolean, True, "flush objects to disk before they count as stored"),
+    "cache.type": Key(_link_list, "reflink,copy", "how checkout puts files in the workspace"),
+}
+SECTIONS = sorted({k.split(".")[0] for k in KEYS} | {"remote"})
+
+
+class Config:
+    """Merged view of the committed and the local config file."""
+
+    def __init__(self, control_dir: Path) -> None:
+        self.files = {"project": control_dir / "config", "local": control_dir / "config.local"}
+        self._raw = {level: self._read(path) for level, path in self.files.items()}
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        if not path.exists():
+            return {}
+        doc = yamlio.load_file(path)
+        if doc.data is None:
+            return {}
+        if not isinstance(doc.data, dict):
+            raise ConfigError(f"{path}: must be a mapping of sections (core:, cache:, remote:)")
+        for section, body in doc.data.items():
+            if section not in SECTIONS:
+                raise ConfigError(
+                    f"{doc.where(section)}: unknown section {section!r}",
+                    hint=did_you_mean(section, SECTIONS),
+                )
+            if not isinstance(body, dict):
+                raise ConfigError(f"{doc.where(section)}: section {section!r} must be a mapping")
+            if section == "remote":
+                self._check_remotes(doc, body)
+                continue
+            for key, value in body.items():
+                dotted = f"{section}.{key}"
+                self._parse(dotted, value, doc.where(section, str(key)))
+        return doc.data
+
+    def _check_remotes(self, doc: yamlio.Located, body: dict[str, Any]) -> None:
+        for name, options in body.items():
+            if not isinstance(options, dict) or "url" not in options:
+                raise ConfigError(
+                    f"{doc.where('remote', str(name))}: remote {name!r} needs a url",
+                    hint=f"conveyor remote add {name} URL",
+                )
+
+    @staticmethod
+    def _parse(dotted: str, value: Any, where: str) -> Any:
+        key = KEYS.get(dotted)
+        if key is None:
+            raise ConfigError(f"{where}: unknown key {dotted!r}", hint=did_you_mean(dotted, KEYS))
+        try:
+            return key.parse(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: bad value {value!r} for {dotted}: {exc}") from None
+
+    def get(self, dotted: str) -> Any:
+        if dotted.startswith("remote."):
+            _, name, option = [*dotted.split(".", 2), ""][:3]
+            return self.remote(name).get(option) if option else self.remote(name)
+        if dotted not in KEYS:
+            raise ConfigError(f"unknown config key {dotted!r}", hint=did_you_mean(dotted, KEYS))
+        section, key = dotted.split(".", 1)
+        for level in ("local", "project"):
+            body = self._raw[level].get(section) or {}
+            if key in body:
+                return self._parse(dotted, body[key], str(self.files[level]))
+        return KEYS[dotted].default
+
+    def set(self, dotted: str, value: Any, *, level: str = "project") -> None:
+        section, _, key = dotted.partition(".")
+        if section == "remote":
+            name, _, option = key.partition(".")
+            if not name or not option:
+                raise ConfigError(f"config key {dotted!r} must look like remote.NAME.OPTION")
+        else:
+            value = self._parse(dotted, value, "command line")
+        raw = self._raw[level]
+        node = raw
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+        self._write(level)
+
+    def unset(self, dotted: str, *, level: str = "project") -> None:
+        parts = dotted.split(".")
+        node: Any = self._raw[level]
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise ConfigError(f"{dotted} is not set in {self.files[level]}")
+        del node[parts[-1]]
+        self._write(level)
+
+    def remotes(self) -> dict[str, dict[str, Any]]:
+        merged: dict[str, dict[str, Any]] = {}
+        for level in ("project", "local"):
+            for name, options in (self._raw[level].get("remote") or {}).items():
+                merged.setdefault(name, {}).update(options)
+        return merged
+
+    def remote(self, name: str) -> dict[str, Any]:
+        remotes = self.remotes()
+        if name not in remotes:
+            known = ", ".join(sorted(remotes)) or "none configured"
+            raise ConfigError(
+                f"unknown remote {name!r} (known: {known})",
+                hint=did_you_mean(name, remotes) or f"conveyor remote add {name} URL",
+            )
+        return remotes[name]
+
+    def items(self) -> Mapping[str, Any]:
+        flat: dict[str, Any] = {}
+        for level in ("project", "local"):
+            _flatten(self._raw[level], "", flat)
+        return flat
+
+    def _write(self, level: str) -> None:
+        path = self.files[level]
+        atomic.write_text(path, yamlio.dump(self._raw[level]))
+
+
+def _flatten(node: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _flatten(value, dotted + ".", out)
+        else:
+            out[dotted] = value
