@@ -21,6 +21,8 @@ _COMMAND_MODULES = (
     "conveyor.cli.project_cmds",
     "conveyor.cli.data_cmds",
     "conveyor.cli.object_cmds",
+    "conveyor.cli.remote_cmds",
+    "conveyor.cli.maintenance_cmds",
 )
 
 
