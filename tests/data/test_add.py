@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from conveyor.data import build, hashing
+from conveyor.data.tree import Tree
+from tests.conftest import Project
+
+
+def test_add_folder_writes_pointer_tree_and_gitignore(project: Project) -> None:
+    project.write("data/a.csv", "a,b\n1,2\n")
+    project.write("data/sub/b.csv", "x\n")
+    (project.root / "data/run.sh").write_text("#!/bin/sh\n")
+    (project.root / "data/run.sh").chmod(0o755)
+    out = project.ok("add", "data")
+    assert "added data (3 files" in out
+    text = (project.root / "data.cvy").read_text()
+    assert "path: data\n" in text and "nfiles: 3\n" in text
+    assert "/data" in (project.root / ".gitignore").read_text().splitlines()
+    ref = text.split("hash: ")[1].split()[0]
+    assert ref.endswith(".tree")
+    listing = project.ok("object", "ls-tree", ref[:8])
+    assert "755" in listing.splitlines()[1] and "run.sh" in listing
+    tree = Tree.from_bytes((project.ok("object", "cat", ref)).encode())
+    assert [e.path for e in tree.entries] == ["a.csv", "run.sh", "sub/b.csv"]
+    obj = project.root / ".conveyor/cache/objects" / tree.entries[0].oid[:2]
+    assert stat.S_IMODE((obj / tree.entries[0].oid[2:]).stat().st_mode) == 0o444
+
+
+def test_add_file_and_object_hash(project: Project) -> None:
+    path = project.write("model.bin", b"\x00\x01" * 1000)
+    project.ok("add", "model.bin")
+    ref = (project.root / "model.bin.cvy").read_text().split("hash: ")[1].split()[0]
+    assert ref == hashing.hash_file(path)
+    assert project.ok("object", "hash", "model.bin").strip() == ref
+    assert project.ok("object", "cat", ref[:10]).encode() == path.read_bytes()
+
+
+def test_add_twice_does_not_duplicate_gitignore(project: Project) -> None:
+    project.write("f.txt", "1")
+    project.ok("add", "f.txt")
+    project.ok("add", "f.txt")
+    assert (project.root / ".gitignore").read_text().count("/f.txt") == 1
+
+
+def test_unchanged_files_are_not_read_again(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(50):
+        project.write(f"data/{i}.txt", str(i))
+    project.ok("add", "data")
+    reads: list[str] = []
+    original = hashing.hash_file
+
+    def counting(path, size=None):  # type: ignore[no-untyped-def]
+        reads.append(str(path))
+        return original(path, size)
+
+    monkeypatch.setattr(hashing, "hash_file", counting)
+    assert "clean" in project.ok("status")
+    assert reads == []
+    project.write("data/7.txt", "changed")
+    out = project.ok("status")
+    assert "modified: data/7.txt" in out
+    assert reads == [str(project.root / "data/7.txt")]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("nope", "nope does not exist"),
+        ("../outside", "outside the project"),
+        (".conveyor", "conveyor's own folder"),
+        ("data/a.csv", "inside the tracked folder data"),
+    ],
+)
+def test_add_refuses_bad_targets(project: Project, target: str, message: str) -> None:
+    project.write("data/a.csv", "1")
+    project.ok("add", "data")
+    result = project.run("add", target)
+    assert result.code == 2
+    assert message in result.err
+    assert "Traceback" not in result.err
+
+
+def test_scan_reports_added_files_to_progress(project: Project) -> None:
+    for i in range(3):
+        project.write(f"d/{i}", "x" * (i + 1))
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, int]] = []
+
+        def start(self, description: str, total: int, unit: str = "files") -> None:
+            self.calls.append((description, total))
+
+        def advance(self, amount: int = 1) -> None:
+            self.calls.append(("advance", amount))
+
+        def stop(self) -> None:
+            self.calls.append(("stop", 0))
+
+    from conveyor.data.workspace import Workspace
+
+    rec = Recorder()
+    with Workspace(project.root) as ws:
+        built = build.scan(ws.root, ws.root / "d", ws.memo, progress=rec)
+    assert built.nfiles == 3 and built.size == 6
+    assert rec.calls[0] == ("hashing", 6) and rec.calls[-1] == ("stop", 0)
+    assert sum(n for what, n in rec.calls if what == "advance") == 6
+    assert json.loads(built.tree.to_bytes())["tree"] == 1  # type: ignore[union-attr]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from conveyor.data import hashing
+from conveyor.data.objects import ObjectDB
+
+
+@pytest.fixture
+def odb(tmp_path: Path) -> ObjectDB:
+    return ObjectDB(tmp_path / "objects", tmp_path / "tmp")
+
+
+def test_objects_are_sharded_and_read_only(odb: ObjectDB) -> None:
+    with odb.batch() as batch:
+        oid = batch.add_bytes(b"hello")
+    path = odb.path(oid)
+    assert path.parent.name == oid[:2] and path.name == oid[2:]
+    assert path.read_bytes() == b"hello"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert list(odb.iter_oids()) == [oid]
+    assert odb.verify(oid)
+
+
+def test_nothing_is_visible_before_the_batch_commits(odb: ObjectDB, tmp_path: Path) -> None:
+    batch = odb.batch()
+    oid = batch.add_bytes(b"pending")
+    assert not odb.exists(oid)
+    batch.commit()
+    assert odb.exists(oid)
+
+
+def test_a_failed_batch_leaves_nothing(odb: ObjectDB) -> None:
+    with pytest.raises(RuntimeError), odb.batch() as batch:
+        oid = batch.add_bytes(b"lost")
+        raise RuntimeError
+    assert not odb.exists(oid)
+    assert os.listdir(odb.tmp) == []
+
+
+def test_large_file_is_copied_and_hashed_once(odb: ObjectDB, tmp_path: Path) -> None:
+    data = os.urandom(hashing.SMALL + 1)
+    src = tmp_path / "big"
+    src.write_bytes(data)
+    with odb.batch() as batch:
+        oid = batch.add_file(str(src), len(data))
+        again = batch.add_file(str(src), len(data))
+    assert oid == again == hashing.hash_bytes(data)
+    assert odb.path(oid).read_bytes() == data
+    assert os.listdir(odb.tmp) == []
+
+
+def test_clean_tmp_removes_dead_writers_leftovers(odb: ObjectDB) -> None:
+    odb.tmp.mkdir(parents=True)
+    dead = odb.tmp / "999999999.1.tmp"  # no such pid
+    mine = odb.tmp / f"{os.getpid()}.5.tmp"
+    dead.write_bytes(b"x")
+    mine.write_bytes(b"y")
+    assert odb.clean_tmp() == 2  # our own pid's files are leftovers too when we clean
+    assert not dead.exists() and not mine.exists()
+
+
+def test_quarantine_moves_a_corrupt_object_aside(odb: ObjectDB, tmp_path: Path) -> None:
+    with odb.batch() as batch:
+        oid = batch.add_bytes(b"good")
+    path = odb.path(oid)
+    path.chmod(0o644)
+    path.write_bytes(b"evil")
+    assert not odb.verify(oid)
+    moved = odb.quarantine(oid, tmp_path / "q")
+    assert moved.read_bytes() == b"evil" and not odb.exists(oid)

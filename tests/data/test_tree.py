@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from conveyor.data.hashing import hash_bytes
+from conveyor.data.tree import Entry, Tree, split_ref
+from conveyor.foundation.errors import DataError, PathError
+
+A, B = hash_bytes(b"a"), hash_bytes(b"b")
+
+
+def test_same_entries_in_any_order_give_the_same_oid() -> None:
+    one = Tree.of([Entry("b/x", B, 1), Entry("a", A, 1, True)])
+    two = Tree.of([Entry("a", A, 1, True), Entry("b/x", B, 1)])
+    assert one.to_bytes() == two.to_bytes() and one.oid() == two.oid()
+    assert Tree.from_bytes(one.to_bytes()) == one
+    assert one.size == 2
+
+
+def test_mode_changes_the_tree() -> None:
+    assert Tree.of([Entry("a", A, 1)]).oid() != Tree.of([Entry("a", A, 1, True)]).oid()
+
+
+def test_garbage_is_refused() -> None:
+    with pytest.raises(DataError, match="not a valid tree"):
+        Tree.from_bytes(b"{nope", oid="abc")
+
+
+def test_escaping_paths_are_refused() -> None:
+    evil = Tree((Entry("../../etc/passwd", A, 1),)).to_bytes()
+    with pytest.raises(PathError):
+        Tree.from_bytes(evil)
+
+
+def test_split_ref() -> None:
+    assert split_ref(A + ".tree") == (A, True)
+    assert split_ref(A) == (A, False)
