@@ -617,8 +617,11 @@ def write_report(path: Path, plan: Plan, scale: float, samples: Samples, runner:
     ratio = ratios(med)
     goals = targets(med, ratio)
     print()
-    print(f"medians of {plan.repeat} repeat(s) (help: {HELP_RUNS} runs), scale {scale:g}")
+    runs = f"{plan.repeat} repeat(s) (help: {HELP_RUNS} runs)"
+    print(f"medians of {runs}, scale {scale:g}")
     print(format_table(plan, med, ratio, goals))
+    if scale != 1:
+        print("(targets are meant for scale 1; small scales measure mostly start-up)")
     report = {
         "scale": scale,
         "repeat": plan.repeat,

@@ -11,9 +11,8 @@ from conveyor.foundation.lock import ProjectLock
 
 def test_second_holder_times_out_naming_the_first(tmp_path: Path) -> None:
     path = tmp_path / "lock"
-    with ProjectLock(path, command="conveyor add data"):
-        with pytest.raises(LockError) as info:
-            ProjectLock(path, timeout=0.2).acquire()
+    with ProjectLock(path, command="conveyor add data"), pytest.raises(LockError) as info:
+        ProjectLock(path, timeout=0.2).acquire()
     assert f"pid {os.getpid()}: conveyor add data" in info.value.message
     assert info.value.exit_code == 3
 
