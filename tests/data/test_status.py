@@ -59,3 +59,41 @@ def test_status_of_named_paths_and_untracked_path(project: Project) -> None:
 
 def test_status_without_tracked_data(project: Project) -> None:
     assert "No tracked data" in project.ok("status")
+
+
+def test_unchanged_folder_is_recognised_by_its_stat_digest(project: Project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from conveyor.data.state import StateMemo
+
+    for i in range(30):
+        project.write(f"data/{i}.txt", str(i))
+    project.ok("add", "data")
+    calls: list[str] = []
+    original = StateMemo.under
+
+    def counting(self, prefix):  # type: ignore[no-untyped-def]
+        calls.append(prefix)
+        return original(self, prefix)
+
+    monkeypatch.setattr(StateMemo, "under", counting)
+    assert "clean" in project.ok("status")
+    assert calls == []  # no per-file lookups: the folder digest matched
+    project.write("data/3.txt", "33")
+    assert "modified: data/3.txt" in project.ok("status")
+    assert calls == ["data"]
+
+
+def test_removing_an_object_invalidates_the_complete_marker(project: Project) -> None:
+    from conveyor.data.tree import Tree
+    from conveyor.data.workspace import Workspace
+
+    project.write("data/a", "1")
+    project.write("data/b", "2")
+    project.ok("add", "data")
+    assert json.loads(project.ok("status", "--json"))[0]["not_in_cache"] == 0
+    with Workspace(project.root) as ws:
+        ptr = ws.pointers()[0]
+        tree = Tree.from_bytes(ws.odb.read_bytes(ptr.oid))
+        ws.odb.remove(tree.entries[0].oid)
+    assert json.loads(project.ok("status", "--json"))[0]["not_in_cache"] == 1
+    project.ok("add", "data")  # stores the missing object again
+    assert json.loads(project.ok("status", "--json"))[0]["not_in_cache"] == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 
 import click
 
@@ -74,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except ConveyorError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         click.echo(click.style("error: ", fg="red", bold=True) + exc.message, err=True)
         if exc.hint:

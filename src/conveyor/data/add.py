@@ -24,6 +24,10 @@ def add(ws: Workspace, targets: list[str], *, progress: Progress | None = None) 
                 build.scan(ws.root, path, ws.memo, store=batch, jobs=ws.jobs, progress=progress)
             )
     # Objects are durable now; only then may a pointer name them.
+    generation = ws.odb.generation()
+    for result in built:
+        if result.is_tree:
+            ws.memo.mark_complete(result.oid, generation)
     pointers = []
     for path, result in zip(paths, built, strict=True):
         ptr = Pointer(

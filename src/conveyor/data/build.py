@@ -1,40 +1,39 @@
 """Build: hash a file or folder (memo first), store what is new, and describe it as a tree.
 
-``scan`` is shared by ``add`` (which stores objects) and ``status`` (which only hashes). Files
-whose (inode, mtime, size) match the memo are never read; the others are read once, on several
-threads, and written to the cache from the same buffer.
+``scan`` is shared by ``add`` (which stores objects), ``status`` and ``checkout`` (which only
+hash). Files whose (inode, mtime, size) match the memo are never read; the others are read once,
+on several threads, and written to the cache from the same buffer. A folder whose files' stat
+results all match the last scan (one digest over all of them) is not even looked up file by file.
 """
 
 from __future__ import annotations
 
 import os
 import stat as stat_mod
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.data import hashing
-from conveyor.data.objects import Batch
-from conveyor.data.state import Stat, StateMemo, stat_key
+from conveyor.data.objects import Batch, ObjectDB
+from conveyor.data.state import RACY_NS, StateMemo, stat_key
 from conveyor.data.tree import Entry, Tree
 from conveyor.foundation.errors import PathError
 from conveyor.foundation.progress import Progress, Silent
 
 _CHUNK = 64  # files per task handed to a worker thread
 
-
-@dataclass(frozen=True)
-class Found:
-    rel: str  # relative to the scanned folder ("" for a single file)
-    abspath: str
-    st: Stat
-    executable: bool
+# A found file: (path relative to the scanned folder, absolute path, inode, mtime_ns, size, exec).
+Found = tuple[str, str, int, int, int, bool]
 
 
 @dataclass(frozen=True)
 class Built:
-    """What a tracked path holds now: one file's oid, or a folder's tree."""
+    """What a tracked path holds now: one file's oid, or a folder's tree.
+
+    ``tree`` is None when the folder was recognised by its stat digest alone; :meth:`entries`
+    then loads the tree from the cache if it is there.
+    """
 
     oid: str
     is_tree: bool
@@ -46,24 +45,34 @@ class Built:
 def walk(folder: Path) -> list[Found]:
     """Every regular file under ``folder`` (symlinks to files followed, to folders not)."""
     found: list[Found] = []
+    append = found.append
     stack: list[tuple[str, str]] = [(os.fspath(folder), "")]
     while stack:
         path, prefix = stack.pop()
         try:
-            entries = list(os.scandir(path))
+            entries = os.scandir(path)
         except PermissionError as exc:
             raise PathError(f"cannot read folder {path}: permission denied") from exc
-        for entry in entries:
-            rel = prefix + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, rel + "/"))
-                continue
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue  # a dangling symlink or a file removed while we look
-            if stat_mod.S_ISREG(st.st_mode):
-                found.append(Found(rel, entry.path, stat_key(st), bool(st.st_mode & 0o100)))
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, prefix + entry.name + "/"))
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue  # a dangling symlink or a file removed while we look
+                if stat_mod.S_ISREG(st.st_mode):
+                    append(
+                        (
+                            prefix + entry.name,
+                            entry.path,
+                            st.st_ino,
+                            st.st_mtime_ns,
+                            st.st_size,
+                            bool(st.st_mode & 0o100),
+                        )
+                    )
     return found
 
 
@@ -73,11 +82,17 @@ def scan(
     memo: StateMemo,
     *,
     store: Batch | None = None,
+    odb: ObjectDB | None = None,
+    need_tree: bool = False,
     jobs: int = 4,
     progress: Progress | None = None,
 ) -> Built:
-    """Hash ``target`` (a file or folder inside ``root``), storing new objects in ``store``."""
-    progress = progress or Silent()
+    """Hash ``target`` (a file or folder inside ``root``), storing new objects in ``store``.
+
+    With ``store``, the result is only taken from the folder digest if the cache holds every
+    object of that tree. With ``need_tree``, a folder's :class:`Tree` is always returned (read
+    from ``odb`` when the digest matched, rebuilt otherwise).
+    """
     rel_target = target.relative_to(root).as_posix()
     try:
         st = os.stat(target)
@@ -85,64 +100,99 @@ def scan(
         raise PathError(f"{rel_target} does not exist") from None
     except PermissionError:
         raise PathError(f"{rel_target} cannot be read: permission denied") from None
-    if stat_mod.S_ISDIR(st.st_mode):
-        files = walk(target)
-        known = memo.under(rel_target)
-        key_of: Callable[[Found], str] = lambda f: f"{rel_target}/{f.rel}"  # noqa: E731
-    elif stat_mod.S_ISREG(st.st_mode):
-        files = [Found("", os.fspath(target), stat_key(st), bool(st.st_mode & 0o100))]
-        digest = memo.get(rel_target, st)
-        known = {rel_target: (stat_key(st), digest)} if digest else {}
-        key_of = lambda f: rel_target  # noqa: E731
-    else:
+    if stat_mod.S_ISREG(st.st_mode):
+        return _scan_file(rel_target, os.fspath(target), st, memo, store, progress)
+    if not stat_mod.S_ISDIR(st.st_mode):
         raise PathError(f"{rel_target} is neither a file nor a folder")
 
+    files = walk(target)
+    digest = hashing.hash_bytes(repr(files).encode())
+    size = sum(f[4] for f in files)
+    odb = store.odb if store is not None else odb
+    known_oid = memo.get_dir(rel_target, digest)
+    if known_oid is not None:
+        quick = _from_digest(known_oid, size, len(files), memo, store, odb, need_tree)
+        if quick is not None:
+            return quick
+
+    known = memo.under(rel_target)
     oids: dict[str, str] = {}
     pending: list[Found] = []
     for f in files:
-        hit = known.get(key_of(f))
-        if hit is not None and hit[0] == f.st and (store is None or store.odb.exists(hit[1])):
-            oids[f.rel] = hit[1]
-        else:
-            pending.append(f)
-
+        hit = known.get(f"{rel_target}/{f[0]}")
+        fresh = hit is not None and hit[0] == (f[2], f[3], f[4])
+        if fresh and (store is None or store.odb.exists(hit[1])):  # type: ignore[index]
+            oids[f[0]] = hit[1]  # type: ignore[index]
+            continue
+        pending.append(f)
     if pending:
-        oids.update(_hash_all(pending, store, jobs, progress))
-        memo.save((key_of(f), f.st, oids[f.rel]) for f in pending)
+        oids.update(_hash_all(pending, store, jobs, progress or Silent()))
+        memo.save((f"{rel_target}/{f[0]}", (f[2], f[3], f[4]), oids[f[0]]) for f in pending)
 
-    if not stat_mod.S_ISDIR(st.st_mode):
-        f = files[0]
-        return Built(oids[f.rel], False, f.st[2], 1)
-    tree = Tree.of([Entry(f.rel, oids[f.rel], f.st[2], f.executable) for f in files])
+    tree = Tree.of([Entry(f[0], oids[f[0]], f[4], f[5]) for f in files])
     data = tree.to_bytes()
     tree_oid = store.add_bytes(data) if store is not None else hashing.hash_bytes(data)
-    return Built(tree_oid, True, tree.size, len(tree.entries), tree)
+    horizon = time.time_ns() - RACY_NS
+    if all(f[3] < horizon for f in files):
+        memo.save_dir(rel_target, digest, tree_oid)
+    return Built(tree_oid, True, size, len(files), tree)
+
+
+def _from_digest(
+    oid: str,
+    size: int,
+    nfiles: int,
+    memo: StateMemo,
+    store: Batch | None,
+    odb: ObjectDB | None,
+    need_tree: bool,
+) -> Built | None:
+    if store is not None and not memo.is_complete(oid, store.odb.generation()):
+        return None
+    if not need_tree:
+        return Built(oid, True, size, nfiles)
+    if odb is None or not odb.exists(oid):
+        return None
+    return Built(oid, True, size, nfiles, Tree.from_bytes(odb.read_bytes(oid), oid=oid))
+
+
+def _scan_file(
+    rel: str,
+    path: str,
+    st: os.stat_result,
+    memo: StateMemo,
+    store: Batch | None,
+    progress: Progress | None,
+) -> Built:
+    digest = memo.get(rel, st)
+    if digest is None or (store is not None and not store.odb.exists(digest)):
+        found = ("", path, st.st_ino, st.st_mtime_ns, st.st_size, bool(st.st_mode & 0o100))
+        digest = _hash_all([found], store, 1, progress or Silent())[""]
+        memo.save([(rel, stat_key(st), digest)])
+    return Built(digest, False, st.st_size, 1)
 
 
 def _hash_all(
     pending: list[Found], store: Batch | None, jobs: int, progress: Progress
 ) -> dict[str, str]:
-    total = sum(f.st[2] for f in pending)
+    total = sum(f[4] for f in pending)
     progress.start("hashing" if store is None else "storing", total, unit="bytes")
 
     def work(chunk: list[Found]) -> list[tuple[str, str]]:
         out = []
         for f in chunk:
             try:
-                if store is None:
-                    oid = hashing.hash_file(f.abspath, f.st[2])
-                else:
-                    oid = store.add_file(f.abspath, f.st[2])
+                oid = hashing.hash_file(f[1], f[4]) if store is None else store.add_file(f[1], f[4])
             except PermissionError:
-                raise PathError(f"cannot read {f.abspath}: permission denied") from None
-            out.append((f.rel, oid))
-            progress.advance(f.st[2])
+                raise PathError(f"cannot read {f[1]}: permission denied") from None
+            out.append((f[0], oid))
+            progress.advance(f[4])
         return out
 
     results: dict[str, str] = {}
     try:
-        big = [f for f in pending if f.st[2] >= hashing.SMALL]
-        small = [f for f in pending if f.st[2] < hashing.SMALL]
+        big = [f for f in pending if f[4] >= hashing.SMALL]
+        small = [f for f in pending if f[4] < hashing.SMALL]
         # Large files already use two threads each (copy and hash): run them one at a time.
         results.update(work(big))
         chunks = [small[i : i + _CHUNK] for i in range(0, len(small), _CHUNK)]
@@ -150,6 +200,8 @@ def _hash_all(
             for chunk in chunks:
                 results.update(work(chunk))
         else:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="conveyor-hash") as pool:
                 for part in pool.map(work, chunks):
                     results.update(part)

@@ -76,7 +76,12 @@ def _checkout_one(
             _ensure_saved(ws, data, force, "is a folder" if is_dir else "is a file")
             _remove(data)
         else:
-            now = build.scan(ws.root, data, ws.memo, jobs=ws.jobs)
+            now = build.scan(ws.root, data, ws.memo, odb=ws.odb, jobs=ws.jobs)
+            if now.oid == ptr.oid:
+                result.unchanged = len(wanted)
+                return result
+            if now.is_tree and now.tree is None:
+                now = build.scan(ws.root, data, ws.memo, odb=ws.odb, need_tree=True, jobs=ws.jobs)
             actual = {e.path: e.oid for e in now.tree.entries} if now.tree else {"": now.oid}
     expected = {p: e.oid for p, e in wanted.items()}
     changes = compare(expected, actual)
@@ -89,6 +94,7 @@ def _checkout_one(
             hint=f"save them with `conveyor add {result.path}`, or pass --force to discard them",
         )
     to_write = [wanted[p] for p in (*changes.deleted, *changes.modified)]
+    generation = ws.odb.generation()
     lacking = [e for e in to_write if not ws.odb.exists(e.oid)]
     if lacking:
         raise _not_in_cache(ws, ptr, len(lacking))
@@ -98,6 +104,8 @@ def _checkout_one(
     for rel in (*changes.added, *changes.modified):
         _remove(_join(data, rel))
     _write(ws, data, to_write, linker, progress)
+    if ptr.is_tree and len(to_write) == len(wanted):
+        ws.memo.mark_complete(ptr.oid, generation)
 
     result.added, result.modified = len(changes.deleted), len(changes.modified)
     result.deleted = len(changes.added)
@@ -160,7 +168,7 @@ def _verify(ws: Workspace, entries: list[Entry]) -> None:
 def _ensure_saved(ws: Workspace, data: Path, force: bool, what: str) -> None:
     if force:
         return
-    now = build.scan(ws.root, data, ws.memo, jobs=ws.jobs)
+    now = build.scan(ws.root, data, ws.memo, odb=ws.odb, need_tree=True, jobs=ws.jobs)
     oids = [e.oid for e in now.tree.entries] if now.tree else [now.oid]
     if all(ws.odb.exists(o) for o in oids):
         return

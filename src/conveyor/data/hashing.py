@@ -8,12 +8,12 @@ the final fsync has little left to wait for.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
+import functools
 import os
 import re
 import threading
+from typing import Any
 
 import blake3
 
@@ -24,10 +24,19 @@ SMALL = 4 << 20  # read whole below this size
 _CHUNK = 64 << 20
 _SYNC_FILE_RANGE_WRITE = 2
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_sync_file_range = getattr(_libc, "sync_file_range", None)
-if _sync_file_range is not None:
-    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+
+@functools.cache
+def _sync_file_range() -> Any:
+    """libc's sync_file_range (start writeback of a range without waiting), or None."""
+    import ctypes
+    import ctypes.util
+
+    func = getattr(
+        ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True), "sync_file_range", None
+    )
+    if func is not None:
+        func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return func
 
 
 def is_oid(text: str) -> bool:
@@ -66,6 +75,7 @@ def copy_and_hash(src: str | os.PathLike[str], dst_fd: int, size: int, *, durabl
         except BaseException as exc:
             result["error"] = exc
 
+    start_writeback = _sync_file_range() if durable else None
     worker = threading.Thread(target=_hash, name="conveyor-hash")
     worker.start()
     try:
@@ -76,8 +86,8 @@ def copy_and_hash(src: str | os.PathLike[str], dst_fd: int, size: int, *, durabl
                 copied = _copy_chunk(src_fd, dst_fd)
                 if not copied:
                     break
-                if durable and _sync_file_range is not None:
-                    _sync_file_range(dst_fd, offset, copied, _SYNC_FILE_RANGE_WRITE)
+                if start_writeback is not None:
+                    start_writeback(dst_fd, offset, copied, _SYNC_FILE_RANGE_WRITE)
                 offset += copied
         finally:
             os.close(src_fd)

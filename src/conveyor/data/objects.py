@@ -16,7 +16,8 @@ import itertools
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -25,6 +26,7 @@ from conveyor.foundation import atomic
 from conveyor.foundation.errors import DataError
 
 _counter = itertools.count()
+GENERATION = ".generation"
 
 
 class ObjectDB:
@@ -68,15 +70,55 @@ class ObjectDB:
                 if hashing.is_oid(oid):
                     yield oid
 
+    # -- the generation: changes whenever an object leaves the store ----------------------
+    def generation(self) -> str | None:
+        """A token that changes whenever an object is removed; None if it cannot be trusted.
+
+        Callers that cache "every object of tree T is present" key that fact by this token.
+        Read it *before* checking objects, so that a removal running meanwhile invalidates it.
+        """
+        token = self.root / GENERATION
+        try:
+            return token.read_text()
+        except FileNotFoundError:
+            if not self.root.is_dir():
+                return None
+        # A cache without a token (new, or wiped by hand): nothing can refer to a fresh one.
+        self._bump()
+        return token.read_text()
+
+    def _bump(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(self.root / GENERATION, uuid.uuid4().hex)
+
     # -- removing ------------------------------------------------------------------------
     def remove(self, oid: str) -> None:
-        self.path(oid).unlink(missing_ok=True)
+        self.remove_many([oid])
+
+    def remove_many(self, oids: Iterable[str]) -> int:
+        """Delete objects; returns how many existed."""
+        self._bump()
+        removed = 0
+        try:
+            for oid in oids:
+                try:
+                    os.unlink(self.path(oid))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        finally:
+            self._bump()
+        return removed
 
     def quarantine(self, oid: str, where: Path) -> Path:
         """Move a corrupt object aside (kept for inspection) so that it can be fetched again."""
         where.mkdir(parents=True, exist_ok=True)
         target = where / oid
-        os.replace(self.path(oid), target)
+        self._bump()
+        try:
+            os.replace(self.path(oid), target)
+        finally:
+            self._bump()
         return target
 
     def clean_tmp(self) -> int:

@@ -9,6 +9,7 @@ nfiles: 20000        # files in the folder (1 for a file)
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,13 @@ class Pointer:
         return self.oid + (TREE_SUFFIX if self.is_tree else "")
 
     def to_text(self) -> str:
-        body = {"path": self.path, "hash": self.ref, "size": self.size, "nfiles": self.nfiles}
-        return HEADER + yamlio.dump(body)
+        if _plain(self.path):
+            body = (
+                f"path: {self.path}\nhash: {self.ref}\nsize: {self.size}\nnfiles: {self.nfiles}\n"
+            )
+            return HEADER + body
+        fields = {"path": self.path, "hash": self.ref, "size": self.size, "nfiles": self.nfiles}
+        return HEADER + yamlio.dump(fields)
 
     def write(self) -> None:
         atomic.write_text(self.file, self.to_text())
@@ -55,7 +61,8 @@ def pointer_file_for(data_path: Path) -> Path:
 
 def parse(text: str, file: Path, display: str) -> Pointer:
     """Parse a pointer's text; every problem is a ConfigError naming the file and line."""
-    doc = yamlio.load(text, display)
+    fast = _fast_parse(text)
+    doc = yamlio.Located(fast, {}, display) if fast is not None else yamlio.load(text, display)
     data = doc.data
     if not isinstance(data, dict):
         raise ConfigError(
@@ -88,6 +95,37 @@ def parse(text: str, file: Path, display: str) -> Pointer:
             raise ConfigError(f"{doc.where(key)}: {key} must be a whole number, not {value!r}")
         numbers[key] = value
     return Pointer(file, data["path"], oid, is_tree, numbers["size"], numbers["nfiles"])
+
+
+_LINE = re.compile(r"(path|hash|size|nfiles): (\S+)")
+_SAFE = re.compile(r"[\w./-]+")
+_SPECIAL = re.compile(r"[-+.]?[\d._]+(e[-+]?\d+)?|true|false|yes|no|on|off|null|~|-.*", re.I)
+
+
+def _plain(value: str) -> bool:
+    """True if ``value`` reads back from YAML as the same string without quotes."""
+    return bool(_SAFE.fullmatch(value)) and not _SPECIAL.fullmatch(value)
+
+
+def _fast_parse(text: str) -> dict[str, object] | None:
+    """Parse the exact shape conveyor writes without a YAML parser; None for anything else."""
+    data: dict[str, object] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _LINE.fullmatch(line)
+        if match is None or match.group(1) in data:
+            return None
+        key, value = match.groups()
+        if key in ("size", "nfiles"):
+            if not value.isdigit():
+                return None
+            data[key] = int(value)
+        elif _plain(value):
+            data[key] = value
+        else:
+            return None
+    return data if len(data) == len(FIELDS) else None
 
 
 def load(file: Path, root: Path) -> Pointer:

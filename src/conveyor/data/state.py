@@ -1,5 +1,10 @@
 """The state memo: (path, inode, mtime_ns, size) -> hash, so unchanged files are never re-read.
 
+Two shortcuts sit beside the per-file rows. ``dirs`` maps a folder to the digest of all its
+files' stat results and the tree oid they had, so an unchanged folder costs one ``stat`` per file
+and no lookups. ``complete`` remembers trees whose every object was seen in the cache, valid
+while the cache's generation (bumped whenever an object is removed) is unchanged.
+
 A row is trusted only when the file's inode, mtime and size all still match. Files modified
 within :data:`RACY_NS` of being hashed are not memoised, since a second write in the same
 timestamp tick would leave mtime unchanged (git's "racy clean" problem). Losing the memo only
@@ -32,9 +37,13 @@ class StateMemo:
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
+        self._db.executescript(
             "CREATE TABLE IF NOT EXISTS state (path TEXT PRIMARY KEY, inode INTEGER,"
-            " mtime_ns INTEGER, size INTEGER, hash TEXT) WITHOUT ROWID"
+            " mtime_ns INTEGER, size INTEGER, hash TEXT) WITHOUT ROWID;"
+            "CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, digest TEXT, oid TEXT)"
+            " WITHOUT ROWID;"
+            "CREATE TABLE IF NOT EXISTS complete (oid TEXT PRIMARY KEY, generation TEXT)"
+            " WITHOUT ROWID;"
         )
 
     def get(self, rel: str, st: os.stat_result) -> str | None:
@@ -71,6 +80,25 @@ class StateMemo:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    # -- folders: the digest of every file's stat -> the folder's tree oid -------------------
+    def get_dir(self, rel: str, digest: str) -> str | None:
+        row = self._db.execute("SELECT digest, oid FROM dirs WHERE path = ?", (rel,)).fetchone()
+        return str(row[1]) if row is not None and row[0] == digest else None
+
+    def save_dir(self, rel: str, digest: str, oid: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO dirs VALUES (?, ?, ?)", (rel, digest, oid))
+
+    # -- trees known to have every object in the cache, per cache generation ---------------
+    def is_complete(self, oid: str, generation: str | None) -> bool:
+        if generation is None:
+            return False
+        row = self._db.execute("SELECT generation FROM complete WHERE oid = ?", (oid,)).fetchone()
+        return row is not None and row[0] == generation
+
+    def mark_complete(self, oid: str, generation: str | None) -> None:
+        if generation is not None:
+            self._db.execute("INSERT OR REPLACE INTO complete VALUES (?, ?)", (oid, generation))
 
     def close(self) -> None:
         self._db.close()

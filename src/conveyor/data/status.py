@@ -64,20 +64,33 @@ def status(
 def path_status(ws: Workspace, ptr: Pointer, *, progress: Progress | None = None) -> PathStatus:
     data = ptr.data_path
     shown, shown_ptr = ws.display(data), ws.display(ptr.file)
-    tree = load_tree(ws, ptr)
-    lacking = missing_objects(ws, ptr, tree)
+    lacking = cache_lacks(ws, ptr)
     if not os.path.lexists(data):
         return PathStatus(shown, shown_ptr, "missing", not_in_cache=lacking)
-    now = build.scan(ws.root, data, ws.memo, jobs=ws.jobs, progress=progress)
+    now = build.scan(ws.root, data, ws.memo, odb=ws.odb, jobs=ws.jobs, progress=progress)
     if now.oid == ptr.oid and now.is_tree == ptr.is_tree:
         return PathStatus(shown, shown_ptr, "clean", not_in_cache=lacking)
-    if ptr.is_tree and now.tree is not None:
-        expected = {e.path: e.oid for e in tree.entries} if tree else {}
-        actual = {e.path: e.oid for e in now.tree.entries}
-        changes = compare(expected, actual) if tree else Changes(modified=(shown,))
+    tree = load_tree(ws, ptr)
+    if tree is not None and now.is_tree:
+        if now.tree is None:
+            now = build.scan(ws.root, data, ws.memo, odb=ws.odb, need_tree=True, jobs=ws.jobs)
+        assert now.tree is not None
+        expected = {e.path: e.oid for e in tree.entries}
+        changes = compare(expected, {e.path: e.oid for e in now.tree.entries})
     else:
         changes = Changes(modified=(shown,))
     return PathStatus(shown, shown_ptr, "modified", changes, lacking)
+
+
+def cache_lacks(ws: Workspace, ptr: Pointer) -> int:
+    """How many objects the pointer needs that the cache lacks (remembered once complete)."""
+    generation = ws.odb.generation()  # before looking: a concurrent removal then invalidates
+    if ptr.is_tree and ws.memo.is_complete(ptr.oid, generation):
+        return 0
+    lacking = missing_objects(ws, ptr, load_tree(ws, ptr))
+    if lacking == 0 and ptr.is_tree:
+        ws.memo.mark_complete(ptr.oid, generation)
+    return lacking
 
 
 def load_tree(ws: Workspace, ptr: Pointer) -> Tree | None:

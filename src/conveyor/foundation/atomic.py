@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 from pathlib import Path
+from typing import Any
 
-_libc: ctypes.CDLL | None = None
+_libc: Any = None
 
 
 def fsync_dir(path: Path) -> None:
@@ -27,6 +26,9 @@ def syncfs(path: Path) -> None:
     """
     global _libc
     if _libc is None:
+        import ctypes
+        import ctypes.util
+
         _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

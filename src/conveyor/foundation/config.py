@@ -71,9 +71,13 @@ class Config:
         self._raw = {level: self._read(path) for level, path in self.files.items()}
 
     def _read(self, path: Path) -> dict[str, Any]:
-        if not path.exists():
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
             return {}
-        doc = yamlio.load_file(path)
+        if all(not s or s.startswith("#") for s in (line.strip() for line in text.splitlines())):
+            return {}  # only comments: no need to load a YAML parser
+        doc = yamlio.load(text, str(path))
         if doc.data is None:
             return {}
         if not isinstance(doc.data, dict):

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation.errors import ConfigError
 
-try:  # the C loader is ten times faster; fall back where libyaml is missing
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
+if TYPE_CHECKING:
+    import yaml
+
+
+def _loader() -> Any:
+    import yaml  # imported on first use: commands that read no YAML never pay for it
+
+    # The C loader is ten times faster; fall back where libyaml is missing.
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Located:
@@ -34,8 +37,11 @@ class Located:
 
 def load(text: str, source: str) -> Located:
     """Parse ``text``; a syntax error becomes a ConfigError naming ``source`` and the line."""
+    import yaml
+
+    loader = _loader()
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -45,7 +51,7 @@ def load(text: str, source: str) -> Located:
         return Located(None, {}, source)
     lines: dict[tuple[str, ...], int] = {}
     _collect_lines(node, (), lines)
-    data = yaml.load(text, Loader=_Loader)
+    data = yaml.load(text, Loader=loader)
     return Located(data, lines, source)
 
 
@@ -61,10 +67,14 @@ def load_file(path: Path, display: str | None = None) -> Located:
 
 
 def dump(data: Any) -> str:
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
 def _collect_lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+    import yaml
+
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = (*path, str(key_node.value))
