@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.get("CONVEYOR_DEBUG")
     )
     try:
-        cli.main(args=argv, prog_name="conveyor", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="conveyor", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -73,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except ConveyorError as exc:
         if debug:
-            import traceback
-
-            traceback.print_exc()
+            _print_traceback()
         click.echo(click.style("error: ", fg="red", bold=True) + exc.message, err=True)
         if exc.hint:
             click.echo(f"  hint: {exc.hint}", err=True)
@@ -83,12 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception:  # a bug in conveyor, not a user mistake: show everything
-        traceback.print_exc()
+        _print_traceback()
         click.echo(
             "error: conveyor failed unexpectedly; please report this with the above", err=True
         )
         return 70
-    return 0
+    return code if isinstance(code, int) else 0  # ctx.exit(n) returns n here
+
+
+def _print_traceback() -> None:
+    import traceback  # only on the error path: it costs start-up time
+
+    traceback.print_exc()
 
 
 def run() -> None:

@@ -1,7 +1,132 @@
-"""Placeholder: filled in by the maintenance_cmds work."""
+"""Keeping the cache healthy: gc (remove what nothing references) and fsck (find corruption)."""
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING
+
 import click
 
-COMMANDS: list[click.Command] = []
+from conveyor.cli.data_cmds import bar, writing
+from conveyor.cli.output import echo, human_size
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from conveyor.data.fsck import Report
+    from conveyor.data.objects import ObjectDB
+    from conveyor.data.remote import Remote
+
+
+@click.command("gc")
+@click.option(
+    "-a", "--all-commits", is_flag=True, help="Also keep what any git commit's pointers name."
+)
+@click.option(
+    "--remote", "on_remote", is_flag=True, help="Also remove unreferenced objects from a remote."
+)
+@click.option(
+    "-r", "--remote-name", metavar="NAME", help="The remote for --remote (default: core.remote)."
+)
+@click.option("--dry", is_flag=True, help="Show what would be removed; remove nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="List every object removed.")
+def gc_cmd(
+    all_commits: bool, on_remote: bool, remote_name: str | None, dry: bool, verbose: bool
+) -> None:
+    """Remove cached objects that no pointer in the workspace (or history) references."""
+    from conveyor.data import gc
+    from conveyor.data.remote import open_remote
+
+    if remote_name and not on_remote:
+        raise click.UsageError("-r NAME chooses the remote for --remote; add --remote")
+    with writing("conveyor gc") as ws:
+        remote = open_remote(ws, remote_name) if on_remote else None
+        keep = gc.referenced(ws, all_commits=all_commits, remote=remote)
+        garbage = gc.find_garbage(ws.odb, keep)
+        _remove(ws.odb, garbage.oids, dry, verbose)
+        _summary("the cache", len(garbage), garbage.size, garbage.kept, dry)
+        if remote is not None:
+            present = list(remote.iter_oids())
+            oids = gc.unreferenced(present, keep)
+            _remove(remote, oids, dry, verbose)
+            _summary(f"remote {remote.name}", len(oids), None, len(present) - len(oids), dry)
+
+
+def _remove(store: ObjectDB | Remote, oids: Sequence[str], dry: bool, verbose: bool) -> None:
+    from conveyor.data import gc
+
+    if verbose:
+        for oid in oids:
+            echo(oid)
+    if not dry:
+        gc.remove(store, oids, progress=bar())
+
+
+def _summary(where: str, count: int, size: int | None, kept: int, dry: bool) -> None:
+    amount = f"{count} object(s)" + (f" ({human_size(size)})" if size is not None else "")
+    if not count:
+        echo(f"{where}: nothing to remove; all {kept} object(s) are referenced")
+    elif dry:
+        echo(f"{where}: would remove {amount}; {kept} kept (--dry: nothing was removed)")
+    else:
+        echo(f"{where}: removed {amount}; {kept} kept")
+
+
+@click.command("fsck")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def fsck_cmd(as_json: bool) -> None:
+    """Re-hash every cached object; quarantine corrupt ones and report who uses them."""
+    from conveyor.data.fsck import fsck
+    from conveyor.foundation.errors import DataError
+
+    with writing("conveyor fsck") as ws:
+        report = fsck(ws, progress=bar())
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report)
+    if not report.ok:
+        found = [
+            f"{len(items)} {what}"
+            for items, what in (
+                (report.corrupt, "corrupt object(s)"),
+                (report.invalid_trees, "invalid tree(s)"),
+                (report.bad_pointers, "unreadable pointer(s)"),
+            )
+            if items
+        ]
+        if report.corrupt:
+            hint = "`conveyor pull` fetches good copies; then `conveyor checkout` repairs the paths"
+        else:
+            hint = "restore the pointers above from git, or re-create them with `conveyor add`"
+        raise DataError("fsck found " + ", ".join(found), hint=hint)
+
+
+def _print_report(report: Report) -> None:
+    echo(f"checked {report.checked} object(s) ({human_size(report.size)})")
+    for c in report.corrupt:
+        echo(f"corrupt: {c.oid}: {c.reason}", fg="red")
+        for where in c.used_by:
+            echo(f"    used by {where}")
+        if c.quarantined:
+            echo(f"    moved to {c.quarantined}")
+    for t in report.invalid_trees:
+        echo(f"invalid tree: {t.reason}", fg="red")
+        for where in t.used_by:
+            echo(f"    named by {where}")
+    for p in report.bad_pointers:
+        echo(f"bad pointer: {p.error}", fg="red")
+    for m in report.missing:
+        echo(f"missing: {m.path} ({m.pointer}): {len(m.oids)} object(s) not in the cache")
+    if report.corrupt:
+        echo(
+            f"{len(report.corrupt)} corrupt object(s) quarantined. Run `conveyor pull` to fetch "
+            "good copies, then `conveyor checkout` to repair the paths above."
+        )
+    elif report.missing:
+        echo("Run `conveyor pull` to fetch the objects the cache lacks.")
+    if report.ok:
+        echo("no corruption found", fg="green")
+
+
+COMMANDS = [gc_cmd, fsck_cmd]

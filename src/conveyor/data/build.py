@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.data import hashing
-from conveyor.data.objects import Batch, ObjectDB
+from conveyor.data.objects import Batch, ObjectDB, storage_error, write_new
 from conveyor.data.state import RACY_NS, StateMemo, stat_key
 from conveyor.data.tree import Entry, Tree
 from conveyor.foundation.errors import PathError
 from conveyor.foundation.progress import Progress, Silent
 
-_CHUNK = 64  # files per task handed to a worker thread
+_CHUNK = 64  # files per task handed to a worker thread or process
+_MANY = 2000  # from this many small files on, store them from one process per core
+_PROCESSES = os.environ.get("CONVEYOR_PROCESSES", "1") != "0"
 
 # A found file: (path relative to the scanned folder, absolute path, inode, mtime_ns, size, exec).
 Found = tuple[str, str, int, int, int, bool]
@@ -196,7 +198,10 @@ def _hash_all(
         # Large files already use two threads each (copy and hash): run them one at a time.
         results.update(work(big))
         chunks = [small[i : i + _CHUNK] for i in range(0, len(small), _CHUNK)]
-        if jobs <= 1 or len(chunks) <= 1:
+        cores = os.cpu_count() or 1
+        if store is not None and cores > 1 and len(small) >= _MANY and _PROCESSES:
+            results.update(_store_in_processes(chunks, store, cores, progress))
+        elif jobs <= 1 or len(chunks) <= 1:
             for chunk in chunks:
                 results.update(work(chunk))
         else:
@@ -208,3 +213,50 @@ def _hash_all(
     finally:
         progress.stop()
     return results
+
+
+def _store_in_processes(
+    chunks: list[list[Found]], store: Batch, cores: int, progress: Progress
+) -> dict[str, str]:
+    """Read, hash and write small files from one forked process per core.
+
+    Hashing small inputs holds the GIL, so threads cannot use a second core for it. Each
+    child writes temp files only; the parent adopts them into its batch, so nothing becomes an
+    object before the batch commits, exactly as on the threaded path.
+    """
+    import multiprocessing
+
+    odb = store.odb
+    tasks = [(os.fspath(odb.root), os.fspath(odb.tmp), chunk) for chunk in chunks]
+    results: dict[str, str] = {}
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        for part in pool.imap_unordered(_store_chunk, tasks):
+            for rel, oid, tmp, size in part:
+                if tmp is not None:
+                    store.adopt(tmp, oid)
+                results[rel] = oid
+                progress.advance(size)
+    return results
+
+
+def _store_chunk(task: tuple[str, str, list[Found]]) -> list[tuple[str, str, str | None, int]]:
+    root, tmp_dir, chunk = task
+    odb = ObjectDB(Path(root), Path(tmp_dir))
+    out: list[tuple[str, str, str | None, int]] = []
+    for rel, path, _ino, _mtime, size, _x in chunk:
+        try:
+            with open(path, "rb", buffering=0) as f:
+                data = f.read()
+        except PermissionError:
+            raise PathError(f"cannot read {path}: permission denied") from None
+        oid = hashing.hash_bytes(data)
+        if odb.exists(oid):
+            out.append((rel, oid, None, size))
+            continue
+        tmp = odb.temp_path()
+        try:
+            write_new(tmp, data)
+        except OSError as exc:
+            raise storage_error(path, exc) from exc
+        out.append((rel, oid, tmp, size))
+    return out

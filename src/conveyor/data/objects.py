@@ -12,6 +12,7 @@ only then renamed into place, instead of paying a disk round-trip per object.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import shutil
@@ -184,9 +185,19 @@ class Batch:
         oid = hashing.hash_bytes(data)
         if self._claim(oid):
             tmp = self.odb.temp_path()
-            _write_new(tmp, data)
+            try:
+                write_new(tmp, data)
+            except OSError as exc:
+                raise storage_error(f"an object of {len(data)} bytes", exc) from exc
             self._stage(tmp, oid)
         return oid
+
+    def adopt(self, tmp: str, oid: str) -> None:
+        """Take a temp file that another process wrote and hashed as ``oid``."""
+        if self._claim(oid):
+            self._stage(tmp, oid)
+        else:
+            os.unlink(tmp)
 
     def add_file(self, src: str, size: int) -> str:
         """Store the file at ``src`` (reading it once) and return its oid."""
@@ -197,14 +208,19 @@ class Batch:
                 raise DataError(f"{src} changed while it was being stored")
             return self.add_bytes(data)
         tmp = self.odb.temp_path()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except OSError as exc:
+            raise storage_error(src, exc) from exc
         try:
             oid = hashing.copy_and_hash(src, fd, size, durable=self.odb.durable)
             if self.odb.durable:
                 os.fsync(fd)
-        except BaseException:
+        except BaseException as exc:
             os.close(fd)
             os.unlink(tmp)
+            if isinstance(exc, OSError) and exc.filename is None:
+                raise storage_error(src, exc) from exc
             raise
         os.close(fd)
         if self._claim(oid):
@@ -246,14 +262,26 @@ class Batch:
             self.discard()
 
 
-def _write_new(path: str, data: bytes) -> None:
+def write_new(path: str, data: bytes) -> None:
+    """Create ``path`` holding ``data``; on any failure (a full disk) remove it again."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-    finally:
+    except BaseException:
         os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
+
+
+def storage_error(what: str, exc: OSError) -> DataError:
+    """A failed write to the cache, said for a user (a full disk is the usual cause)."""
+    hint = "free some disk space, then run the command again"
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        hint = "check the permissions and free space of .conveyor/"
+    return DataError(f"cannot store {what} in the cache: {exc.strerror or exc}", hint=hint)
 
 
 def _alive(pid: int) -> bool:

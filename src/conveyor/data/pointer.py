@@ -61,6 +61,18 @@ def pointer_file_for(data_path: Path) -> Path:
 
 def parse(text: str, file: Path, display: str) -> Pointer:
     """Parse a pointer's text; every problem is a ConfigError naming the file and line."""
+    try:
+        return _parse(text, file, display)
+    except ConfigError as exc:
+        if exc.hint:
+            raise
+        raise ConfigError(exc.message, hint=FIX.format(file=display)) from exc
+
+
+FIX = "restore it from git (`git checkout -- {file}`) or re-create it with `conveyor add`"
+
+
+def _parse(text: str, file: Path, display: str) -> Pointer:
     fast = _fast_parse(text)
     doc = yamlio.Located(fast, {}, display) if fast is not None else yamlio.load(text, display)
     data = doc.data

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
+from conveyor.foundation.errors import DataError
+
 RACY_NS = 50_000_000
 
 Stat = tuple[int, int, int]  # inode, mtime_ns, size
@@ -34,10 +36,20 @@ class StateMemo:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(
+        try:
+            self._db = self._open(path)
+        except sqlite3.Error as exc:
+            raise DataError(
+                f"cannot open the state memo {path}: {exc}",
+                hint="check the free space of the disk; deleting the file only costs a re-hash",
+            ) from exc
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(
             "CREATE TABLE IF NOT EXISTS state (path TEXT PRIMARY KEY, inode INTEGER,"
             " mtime_ns INTEGER, size INTEGER, hash TEXT) WITHOUT ROWID;"
             "CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, digest TEXT, oid TEXT)"
@@ -45,6 +57,7 @@ class StateMemo:
             "CREATE TABLE IF NOT EXISTS complete (oid TEXT PRIMARY KEY, generation TEXT)"
             " WITHOUT ROWID;"
         )
+        return db
 
     def get(self, rel: str, st: os.stat_result) -> str | None:
         row = self._db.execute(
@@ -73,13 +86,19 @@ class StateMemo:
         ]
         if not batch:
             return
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)", batch)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)", batch)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise DataError(
+                f"cannot write the state memo {self.path}: {exc}",
+                hint="check the free space of the disk, then run the command again",
+            ) from exc
 
     # -- folders: the digest of every file's stat -> the folder's tree oid -------------------
     def get_dir(self, rel: str, digest: str) -> str | None:

@@ -1,0 +1,420 @@
+"""Faults a user will meet: a killed command, bad input, a full disk.
+
+Whatever happens, the cache stays valid (every object hashes to its name), nothing the user had
+is lost, the next command cleans up after a dead one, and a mistake gets a short error, not a
+traceback.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor.data.hashing import hash_file, is_oid
+from conveyor.data.objects import ObjectDB
+from conveyor.data.tree import Entry, Tree
+from tests.conftest import Project, conveyor_process
+
+SMALL_FILES = 3000
+BIG = 40 << 20
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def assert_cache_valid(root: Path) -> int:
+    """Every object file (``objects/ab/cdef...``) is named by the BLAKE3 hash of its bytes.
+
+    Returns how many there are. Files directly under ``objects/`` are the store's own markers.
+    """
+    count = 0
+    for path in (root / ".conveyor/cache/objects").glob("*/**/*"):
+        if path.is_file():
+            oid = path.parent.name + path.name
+            assert is_oid(oid), f"stray file in the cache: {path}"
+            assert hash_file(path) == oid, f"corrupt object {oid}"
+            count += 1
+    return count
+
+
+def temp_files_of(root: Path, pid: int) -> list[str]:
+    tmp = root / ".conveyor/tmp"
+    return (
+        sorted(p.name for p in tmp.iterdir() if p.name.startswith(f"{pid}."))
+        if tmp.exists()
+        else []
+    )
+
+
+def assert_clean(project: Project) -> None:
+    report = json.loads(project.ok("status", "--json"))
+    assert report, "nothing is tracked"
+    for entry in report:
+        assert entry["state"] == "clean" and entry["not_in_cache"] == 0, entry
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hash_file(p) for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def holds_lock(root: Path, proc: subprocess.Popen[bytes]) -> bool:
+    """Wait until ``proc`` holds the project lock (it is working); False if it ended first."""
+    lock = root / ".conveyor/lock"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if lock.exists() and f"pid {proc.pid}:" in lock.read_text(errors="replace"):
+            return True
+        time.sleep(0.002)
+    raise AssertionError("the command never took the project lock")
+
+
+def wait_for(proc: subprocess.Popen[bytes], ready: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if ready():
+            return True
+        time.sleep(0.002)
+    raise AssertionError("the moment to kill never came")
+
+
+def kill(proc: subprocess.Popen[bytes]) -> bool:
+    """SIGKILL ``proc``; True if it was still running (it did not finish first)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    return proc.returncode == -signal.SIGKILL
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few thousand small files and one file of tens of MB: big enough to kill mid-work."""
+    src = tmp_path_factory.mktemp("dataset") / "data"
+    for i in range(SMALL_FILES):
+        folder = src / f"d{i % 40:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:05d}.txt").write_text(f"sample {i}\n" * (1 + i % 50))
+    (src / "big.bin").write_bytes(os.urandom(BIG))
+    old = time.time() - 60  # outside the memo's racy window
+    for path in src.rglob("*"):
+        os.utime(path, (old, old))
+    return src
+
+
+@pytest.fixture(scope="module")
+def digest(dataset: Path) -> dict[str, str]:
+    return tree_digest(dataset)
+
+
+def populate(project: Project, dataset: Path) -> Path:
+    # Hard links: quick, and conveyor never writes into a file it reads.
+    data = project.root / "data"
+    shutil.copytree(dataset, data, copy_function=os.link)
+    return data
+
+
+# -- a killed add or checkout ----------------------------------------------------------------
+MOMENTS = ["staging", "renaming", "0.1s", "0.3s"]
+
+
+def kill_at(project: Project, proc: subprocess.Popen[bytes], moment: str) -> bool:
+    objects = project.root / ".conveyor/cache/objects"
+    if moment == "staging":  # the moment its first temp object appears
+        wait_for(proc, lambda: bool(temp_files_of(project.root, proc.pid)))
+    elif moment == "renaming":  # the moment the first staged object is put in place
+        wait_for(proc, lambda: any(p.is_dir() for p in objects.iterdir()))
+    elif holds_lock(project.root, proc):
+        time.sleep(float(moment.removesuffix("s")))
+    return kill(proc)
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_killed_add_leaves_a_valid_cache(
+    project: Project, dataset: Path, digest: dict[str, str], moment: str
+) -> None:
+    data = populate(project, dataset)
+    proc = conveyor_process("-q", "add", "data", cwd=project.root, stderr=subprocess.DEVNULL)
+    killed = kill_at(project, proc, moment)
+    assert_cache_valid(project.root)
+    leftovers = temp_files_of(project.root, proc.pid)
+    if moment in ("staging", "renaming"):
+        assert killed and leftovers
+    project.ok("add", "data")  # the next command clears the dead writer's temp files
+    assert temp_files_of(project.root, proc.pid) == []
+    assert_clean(project)
+    assert assert_cache_valid(project.root) == SMALL_FILES + 2  # files, big.bin, the tree
+    assert tree_digest(data) == digest
+
+
+@pytest.mark.parametrize("moment", ["writing", "0.1s", "0.25s"])
+def test_killed_checkout_leaves_a_valid_cache(
+    project: Project, dataset: Path, digest: dict[str, str], moment: str
+) -> None:
+    data = populate(project, dataset)
+    project.ok("add", "data")
+    project.ok("config", "cache.type", "copy")
+    shutil.rmtree(data)
+    proc = conveyor_process("-q", "checkout", cwd=project.root, stderr=subprocess.DEVNULL)
+    if moment == "writing":  # the moment the first file is in place
+        wait_for(proc, lambda: data.is_dir() and any(data.iterdir()))
+        assert kill(proc)
+    else:
+        kill_at(project, proc, moment)
+    assert_cache_valid(project.root)
+    # A file under a tracked name is whole or absent: copies are renamed into place.
+    partial = tree_digest(data) if data.exists() else {}
+    assert all(digest[rel] == value for rel, value in partial.items())
+    project.ok("checkout")
+    assert temp_files_of(project.root, proc.pid) == []
+    assert_clean(project)
+    assert tree_digest(data) == digest
+
+
+# -- bad input -------------------------------------------------------------------------------
+@pytest.fixture
+def tracked(project: Project) -> Project:
+    for i in range(5):
+        project.write(f"data/f{i}.txt", f"row {i}\n")
+    project.write("model.bin", b"\x01" * 3000)
+    project.ok("add", "data", "model.bin")
+    return project
+
+
+def snapshot(project: Project) -> dict[str, str]:
+    """Hashes of every file in the project but git's and conveyor's own state."""
+    skip = (".git/", ".conveyor/state.db", ".conveyor/lock", ".conveyor/tmp/")
+    return {
+        rel: hash_file(p)
+        for p in project.root.rglob("*")
+        if p.is_file() and not (rel := p.relative_to(project.root).as_posix()).startswith(skip)
+    }
+
+
+def assert_short_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert lines and lines[0].startswith("error: ") and len(lines) <= 2, err
+    for fragment in fragments:
+        assert fragment in lines[0], err
+
+
+OID = "0" * 64
+BAD_POINTERS = {
+    "yaml-syntax": ("path: data\nhash: [oops\n", "data.cvy:3: not valid YAML"),
+    "missing-hash": ("path: data\nsize: 3\n", "data.cvy: pointer needs a text 'hash'"),
+    "bad-hash": ("path: data\nhash: 12345zz\n", "data.cvy:2: '12345zz' is not a conveyor hash"),
+    "escaping-path": (
+        f"path: ../outside\nhash: {OID}.tree\n",
+        "data.cvy:1: path '../outside' must be relative",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["status", "checkout", "gc"])
+@pytest.mark.parametrize("case", sorted(BAD_POINTERS))
+def test_malformed_pointer_is_a_short_error(tracked: Project, case: str, command: str) -> None:
+    text, message = BAD_POINTERS[case]
+    (tracked.root / "data.cvy").write_text(text)
+    before = snapshot(tracked)
+    result = tracked.run(command)
+    assert result.code == 2
+    assert_short_error(result.err, message)
+    assert snapshot(tracked) == before
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in sorted(BAD_POINTERS)],
+)
+def test_malformed_pointer_error_says_how_to_fix_it(tracked: Project, case: str) -> None:
+    (tracked.root / "data.cvy").write_text(BAD_POINTERS[case][0])
+    assert "hint: restore" in tracked.run("status").err
+
+
+def test_fsck_lists_a_malformed_pointer(tracked: Project) -> None:
+    (tracked.root / "data.cvy").write_text(BAD_POINTERS["bad-hash"][0])
+    result = tracked.run("fsck")
+    assert result.code == 1 and "bad pointer: data.cvy:2:" in result.out
+    assert "Traceback" not in result.err
+
+
+def test_tree_entry_escaping_its_folder_is_refused(tracked: Project) -> None:
+    odb = ObjectDB(tracked.root / ".conveyor/cache/objects", tracked.root / ".conveyor/tmp")
+    with odb.batch() as batch:
+        payload = batch.add_bytes(b"not yours")
+        evil = Tree.of([Entry("../../escaped.txt", payload, 9)]).to_bytes()
+        tree_oid = batch.add_bytes(evil)
+    (tracked.root / "evil.cvy").write_text(f"path: evil\nhash: {tree_oid}.tree\nnfiles: 1\n")
+    result = tracked.run("checkout", "evil")
+    assert result.code != 0
+    assert_short_error(result.err, f"tree {tree_oid}", "../../escaped.txt")
+    assert not (tracked.root.parent / "escaped.txt").exists()
+    assert not (tracked.root / "evil").exists()
+
+
+@pytest.mark.parametrize("target", ["../outside.txt", "/etc/passwd"])
+def test_adding_a_path_outside_the_project_is_refused(tracked: Project, target: str) -> None:
+    (tracked.root.parent / "outside.txt").write_text("not in the project")
+    before = snapshot(tracked)
+    result = tracked.run("add", target)
+    assert result.code == 2
+    assert_short_error(result.err, target, "outside the project")
+    assert "hint: conveyor only tracks paths inside" in result.err
+    assert snapshot(tracked) == before
+
+
+def _drop_file_permission_override() -> None:
+    """In the child: give up root's power to read any file (CAP_DAC_OVERRIDE, _READ_SEARCH)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP; takes effect at exec
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.fixture
+def unprivileged() -> dict[str, object]:
+    """Popen arguments so that chmod 000 really denies reading, even when tests run as root."""
+    if os.geteuid() != 0:
+        return {}
+    probe = subprocess.run(
+        ["true"], preexec_fn=_drop_file_permission_override, capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE here")
+    return {"preexec_fn": _drop_file_permission_override}
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_unreadable_path_is_a_short_error(
+    tracked: Project, unprivileged: dict[str, object], what: str
+) -> None:
+    if what == "file":
+        secret = tracked.write("secret.txt", "for my eyes only\n")
+        target, named = "secret.txt", "secret.txt"
+    else:
+        secret = tracked.write("extra/locked/inner.txt", "locked away\n").parent
+        tracked.write("extra/open.txt", "readable\n")
+        target, named = "extra", "extra/locked"
+    before = snapshot(tracked)
+    secret.chmod(0)
+    try:
+        proc = conveyor_process(
+            "add", target, cwd=tracked.root, stderr=subprocess.PIPE, **unprivileged
+        )
+        _, err = proc.communicate(timeout=60)
+    finally:
+        secret.chmod(0o755 if what == "folder" else 0o644)
+    assert proc.returncode == 2
+    assert_short_error(err.decode(), named, "permission denied")
+    assert snapshot(tracked) == before  # no pointer written, no object stored
+    assert not (tracked.root / f"{target}.cvy").exists()
+
+
+def test_mistyped_config_key_in_the_file(tracked: Project) -> None:
+    config = tracked.root / ".conveyor/config"
+    config.write_text("cache:\n  typ: copy\n")
+    before = snapshot(tracked)
+    for command in (["status"], ["add", "model.bin"], ["gc"], ["fsck"]):
+        result = tracked.run(*command)
+        assert result.code == 2, command
+        assert_short_error(result.err, ".conveyor/config:2: unknown key 'cache.typ'")
+        assert "hint: did you mean 'cache.type'?" in result.err
+    assert snapshot(tracked) == before
+
+
+def test_mistyped_config_key_on_the_command_line(tracked: Project) -> None:
+    before = snapshot(tracked)
+    result = tracked.run("config", "cache.typ", "copy")
+    assert result.code == 2
+    assert_short_error(result.err, "unknown key 'cache.typ'")
+    assert "hint: did you mean 'cache.type'?" in result.err
+    assert snapshot(tracked) == before
+
+
+# -- a full disk -----------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB tmpfs, if this machine lets us mount one (root, and mounts allowed)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def full_project(small_disk: Path, capsys: pytest.CaptureFixture[str]) -> Project:
+    """A project on the small disk: a 1.2 MB file to add, and a filler that leaves too little."""
+    project = Project(small_disk / "proj", capsys)
+    project.root.mkdir()
+    project.ok("init")
+    project.write("big.bin", os.urandom(1_200_000))
+    project.write("small.txt", "fits\n")
+    (small_disk / "filler").write_bytes(b"\0" * 1_000_000)
+    return project
+
+
+def run_add(project: Project, *paths: str) -> tuple[subprocess.Popen[bytes], str]:
+    proc = conveyor_process("add", *paths, cwd=project.root, stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=60)
+    return proc, err.decode()
+
+
+def test_full_disk_during_add_loses_nothing(full_project: Project) -> None:
+    before = snapshot(full_project)
+    proc, _ = run_add(full_project, "big.bin")
+    assert proc.returncode != 0
+    assert_cache_valid(full_project.root)
+    assert snapshot(full_project) == before  # no pointer, the data untouched
+    # With room again, the next command clears the dead writer's temp files and succeeds.
+    (full_project.root.parent / "filler").unlink()
+    full_project.ok("add", "big.bin")
+    assert temp_files_of(full_project.root, proc.pid) == []
+    assert_clean(full_project)
+    assert assert_cache_valid(full_project.root) == 1
+
+
+def test_full_disk_during_add_is_a_short_error(full_project: Project) -> None:
+    proc, err = run_add(full_project, "big.bin")
+    assert proc.returncode == 1
+    assert_short_error(err)
+    assert "space" in err.lower()
+
+
+def test_full_disk_during_checkout(full_project: Project) -> None:
+    full_project.ok("config", "cache.type", "copy")
+    (full_project.root.parent / "filler").unlink()
+    full_project.ok("add", "big.bin", "small.txt")
+    (full_project.root / "big.bin").unlink()
+    (full_project.root.parent / "filler").write_bytes(b"\0" * 1_000_000)
+    result = full_project.run("checkout")
+    assert result.code == 1
+    assert_short_error(result.err, "big.bin", "No space left on device")
+    assert_cache_valid(full_project.root)
+    assert (full_project.root / "small.txt").read_text() == "fits\n"
+    (full_project.root.parent / "filler").unlink()
+    full_project.ok("checkout")
+    assert_clean(full_project)
