@@ -87,3 +87,10 @@ def test_console_script_runs(project: Project) -> None:
     proc = subprocess.run([exe, "status"], cwd=project.root, capture_output=True, text=True)
     assert proc.returncode == 0 and "No tracked data" in proc.stdout
     assert os.access(exe, os.X_OK)
+
+
+def test_remote_add_force_drops_stale_options(project: Project) -> None:
+    project.ok("remote", "add", "s", "s3://bucket/path")
+    project.ok("config", "remote.s.endpoint_url", "http://127.0.0.1:9")
+    project.ok("remote", "add", "--force", "s", "/elsewhere")
+    assert "remote.s.endpoint_url" not in project.ok("config", "--list")

@@ -41,8 +41,9 @@ def add_cmd(paths: tuple[str, ...]) -> None:
         for ptr in pointers:
             what = f"{ptr.nfiles} files, " if ptr.is_tree else ""
             echo(f"added {ws.display(ptr.data_path)} ({what}{human_size(ptr.size)})")
-        files = " ".join(ws.display(p.file) for p in pointers)
-        echo(f"To track the changes with git, run:\n\n    git add {files} .gitignore")
+        ignores = dict.fromkeys(ws.display(p.file.parent / ".gitignore") for p in pointers)
+        files = " ".join([*(ws.display(p.file) for p in pointers), *ignores])
+        echo(f"To track the changes with git, run:\n\n    git add {files}")
 
 
 @click.command("status")
@@ -76,7 +77,7 @@ def status_cmd(paths: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"    {label}: {r.path}/{name}" if name != r.path else f"    {label}")
             if len(files) > 10:
                 click.echo(f"    ... and {len(files) - 10} more {label}")
-    if any(r.state == "missing" for r in results):
+    if any(r.state == "missing" and not r.not_in_cache for r in results):
         echo("Run `conveyor checkout` to restore missing data.")
     if any(r.not_in_cache for r in results):
         echo("Run `conveyor pull` to fetch objects the cache lacks.")

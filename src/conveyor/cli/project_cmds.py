@@ -85,6 +85,8 @@ def remote_add(name: str, url: str, default: bool, force: bool, local: bool) -> 
     if "://" not in url and not os.path.isabs(url):
         url = os.path.relpath(os.path.abspath(url), ws.root)  # stays valid in every clone
     level = "local" if local else "project"
+    if name in ws.config.remotes():  # --force: start afresh, no stale options
+        ws.config.unset(f"remote.{name}", level=ws.config.level_of_remote(name))
     ws.config.set(f"remote.{name}.url", url, level=level)
     if default:
         ws.config.set("core.remote", name, level=level)
@@ -110,8 +112,7 @@ def remote_remove(name: str) -> None:
     from conveyor.data.workspace import Workspace
 
     ws = Workspace.find()
-    ws.config.remote(name)
-    level = "project" if name in (ws.config._raw["project"].get("remote") or {}) else "local"
+    level = ws.config.level_of_remote(name)
     ws.config.unset(f"remote.{name}", level=level)
     if ws.config.get("core.remote") == name:
         ws.config.unset("core.remote", level=level)

@@ -158,8 +158,14 @@ def discover(root: Path) -> Iterator[Path]:
         folder = stack.pop()
         try:
             entries = list(os.scandir(folder))
-        except (PermissionError, FileNotFoundError):
+        except FileNotFoundError:
             continue
+        except PermissionError:
+            # Skipping it could hide pointers from gc, which would then delete their data.
+            raise PathError(
+                f"cannot read folder {folder} while looking for pointers: permission denied",
+                hint="fix its permissions, or name the pointers to use explicitly",
+            ) from None
         names = {e.name for e in entries}
         for entry in sorted(entries, key=lambda e: e.name):
             if entry.name.endswith(SUFFIX) and entry.is_file():

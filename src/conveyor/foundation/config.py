@@ -69,6 +69,13 @@ class Config:
     def __init__(self, control_dir: Path) -> None:
         self.files = {"project": control_dir / "config", "local": control_dir / "config.local"}
         self._raw = {level: self._read(path) for level, path in self.files.items()}
+        for name, options in self.remotes().items():
+            if "url" not in options:  # the url may be committed and the secrets local
+                raise ConfigError(
+                    f"remote {name!r} needs a url "
+                    f"(it is in neither {self.files['project']} nor {self.files['local']})",
+                    hint=f"conveyor remote add {name} URL",
+                )
 
     def _read(self, path: Path) -> dict[str, Any]:
         try:
@@ -100,9 +107,10 @@ class Config:
 
     def _check_remotes(self, doc: yamlio.Located, body: dict[str, Any]) -> None:
         for name, options in body.items():
-            if not isinstance(options, dict) or "url" not in options:
+            if not isinstance(options, dict):
                 raise ConfigError(
-                    f"{doc.where('remote', str(name))}: remote {name!r} needs a url",
+                    f"{doc.where('remote', str(name))}: remote {name!r} must be a mapping "
+                    "with a url and options",
                     hint=f"conveyor remote add {name} URL",
                 )
 
@@ -156,6 +164,11 @@ class Config:
             raise ConfigError(f"{dotted} is not set in {self.files[level]}")
         del node[parts[-1]]
         self._write(level)
+
+    def level_of_remote(self, name: str) -> str:
+        """Which file defines remote ``name`` ("project" wins over "local")."""
+        self.remote(name)
+        return "project" if name in (self._raw["project"].get("remote") or {}) else "local"
 
     def remotes(self) -> dict[str, dict[str, Any]]:
         merged: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,99 @@
+"""`make demo`: copy the example project to a temp folder and drive it through conveyor.
+
+Every step prints the command and what it printed; a failing step stops the demo with its exit
+code. Run from the repository root with the project's virtualenv.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "conveyor demo",
+    "GIT_AUTHOR_EMAIL": "demo@conveyor.invalid",
+    "GIT_COMMITTER_NAME": "conveyor demo",
+    "GIT_COMMITTER_EMAIL": "demo@conveyor.invalid",
+}
+
+
+class Demo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, **GIT_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+        self.step = 0
+
+    def section(self, title: str) -> None:
+        self.step += 1
+        print(f"\n\033[1m== {self.step}. {title}\033[0m", flush=True)
+
+    def sh(self, *cmd: str) -> str:
+        print(f"$ {' '.join(cmd)}", flush=True)
+        proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True)
+        output = (proc.stdout + proc.stderr).rstrip()
+        if output:
+            print("  " + output.replace("\n", "\n  "), flush=True)
+        if proc.returncode != 0:
+            print(f"demo step failed with exit code {proc.returncode}", file=sys.stderr)
+            sys.exit(proc.returncode)
+        return proc.stdout
+
+
+def run(demo: Demo, remote: Path) -> None:
+    py = str(BIN / "python")
+    demo.section("A fresh git repository with the example project")
+    demo.sh("git", "init", "-q", "-b", "main")
+    demo.sh(py, "get_data.py")
+    demo.sh("conveyor", "init")
+
+    demo.section("Version the raw data")
+    demo.sh("conveyor", "add", "data/raw")
+    demo.sh("cat", "data/raw.cvy")
+    demo.sh("git", "add", "-A")
+    demo.sh("git", "commit", "-qm", "Track the raw data with conveyor")
+
+    demo.section("Push it to a remote (a local folder here; s3://... works the same)")
+    demo.sh("conveyor", "remote", "add", "store", str(remote), "--default")
+    demo.sh("conveyor", "push")
+    demo.sh("conveyor", "push")
+
+    demo.section("A new batch of data arrives: status shows it, add records it")
+    demo.sh(py, "get_data.py", "--extra", "200")
+    demo.sh("conveyor", "status")
+    demo.sh("conveyor", "add", "data/raw")
+    demo.sh("git", "commit", "-qam", "Add 200 labelled rows")
+    demo.sh("conveyor", "push")
+
+    demo.section("Time travel: the data as of the previous commit, and back")
+    demo.sh("conveyor", "checkout", "--rev", "HEAD~1")
+    demo.sh("wc", "-l", "data/raw/cells.csv")
+    demo.sh("conveyor", "checkout", "--rev", "HEAD")
+    demo.sh("wc", "-l", "data/raw/cells.csv")
+
+    demo.section("Lose the cache and the workspace copy, then pull them back")
+    shutil.rmtree(demo.root / ".conveyor" / "cache")
+    shutil.rmtree(demo.root / "data" / "raw")
+    print("removed .conveyor/cache and data/raw")
+    demo.sh("conveyor", "status")
+    demo.sh("conveyor", "pull")
+    demo.sh("conveyor", "status")
+    demo.sh("conveyor", "fsck")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="conveyor-demo-") as tmp:
+        root = Path(tmp) / "classifier"
+        shutil.copytree(HERE / "classifier", root)
+        print(f"demo project: {root}")
+        run(Demo(root), Path(tmp) / "remote-store")
+    print("\ndemo finished: every step passed")
+
+
+if __name__ == "__main__":
+    main()

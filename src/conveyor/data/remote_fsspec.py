@@ -1,0 +1,250 @@
+"""The :class:`~conveyor.data.remote.Remote` of every fsspec backend: folders, S3, GCS, Azure, SSH.
+
+Imported only by :func:`conveyor.data.remote.open_remote`, so fsspec (and its backends) load
+only when a command actually talks to a remote. Every exception a backend raises is translated
+here into a :class:`RemoteError` that names the remote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from conveyor.data import hashing
+from conveyor.data.remote import MissingObject, RemoteSpec
+from conveyor.foundation.errors import ConfigError, ConveyorError, RemoteError
+
+T = TypeVar("T")
+
+# Below this many objects, one request per object beats listing folders.
+_FEW = 16
+# Keys an object store returns per listing request (S3, GCS and Azure all page by 1000).
+_PAGE = 1000
+_REMOVE_CHUNK = 1000
+# A web server's folder listing (if any) is not a reliable inventory: ask for each object.
+_NO_LISTING = frozenset({"http", "https"})
+
+
+def plan_checks(
+    groups: dict[str, list[str]], per_shard: int, page: int = _PAGE
+) -> tuple[list[str], list[str]]:
+    """Which shard folders to list and which objects to check one by one.
+
+    A shard holding about ``per_shard`` objects costs ``ceil(per_shard / page)`` requests to
+    list; it is listed when that is no more than checking each wanted object in it.
+    """
+    cost = max(1, -(-per_shard // page))
+    listed = sorted(s for s, oids in groups.items() if len(oids) >= cost)
+    single = sorted(o for s, oids in groups.items() if len(oids) < cost for o in oids)
+    return listed, single
+
+
+class FsspecRemote:
+    """A remote on any fsspec filesystem; thread-safe."""
+
+    def __init__(self, spec: RemoteSpec, *, jobs: int = 8) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.url = spec.url
+        self.jobs = max(1, jobs)
+        self.fs, root = _filesystem(spec)
+        self.root = root.rstrip("/") or "/"
+        self._base = "" if self.root == "/" else self.root
+        self._local = "file" in _protocols(self.fs)
+        self._made: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- paths ---------------------------------------------------------------------------
+    def path(self, oid: str) -> str:
+        return f"{self._base}/{oid[:2]}/{oid[2:]}"
+
+    def _shard(self, shard: str) -> str:
+        return f"{self._base}/{shard}"
+
+    # -- Remote --------------------------------------------------------------------------
+    def exists_many(self, oids: Iterable[str]) -> set[str]:
+        wanted = sorted(set(oids))
+        if len(wanted) <= _FEW or self.spec.protocol in _NO_LISTING:
+            return self._each_exists(wanted)
+        groups: dict[str, list[str]] = {}
+        for oid in wanted:
+            groups.setdefault(oid[:2], []).append(oid)
+        # Sample the biggest wanted shard to learn how full shards are, then plan the rest.
+        first = max(groups, key=lambda s: len(groups[s]))
+        names = self._list_shard(first)
+        found = {o for o in groups.pop(first) if o[2:] in names}
+        listed, single = plan_checks(groups, len(names))
+        for shard, listing in zip(listed, self._map(self._list_shard, listed), strict=True):
+            found.update(o for o in groups[shard] if o[2:] in listing)
+        return found | self._each_exists(single)
+
+    def upload(self, local_path: str, oid: str) -> None:
+        final = self.path(oid)
+        if self.spec.atomic_put:
+            self._call("uploading", oid, self.fs.put_file, local_path, final)
+            return
+        self._makedirs(self._shard(oid[:2]))
+        tmp = f"{final}.{uuid.uuid4().hex[:16]}.tmp"
+        try:
+            self._call("uploading", oid, self.fs.put_file, local_path, tmp)
+            if self._local:
+                _fsync(tmp)
+            self._call("uploading", oid, self.fs.mv, tmp, final)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm_file(tmp)
+            raise
+
+    def download(self, oid: str, dest_path: str) -> None:
+        try:
+            self.fs.get_file(self.path(oid), dest_path)
+        except FileNotFoundError:
+            raise MissingObject(self.name, oid) from None
+        except Exception as exc:
+            raise self._error("downloading", exc, oid) from exc
+
+    def iter_oids(self) -> Iterator[str]:
+        try:
+            found = self.fs.find(self.root)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise self._error("listing objects", exc) from exc
+        prefix = len(self._base) + 1
+        for path in found:
+            shard, _, rest = path[prefix:].partition("/")
+            if len(shard) == 2 and hashing.is_oid(shard + rest):
+                yield shard + rest
+
+    def remove(self, oids: Iterable[str]) -> None:
+        paths = [self.path(o) for o in sorted(set(oids))]
+        if self.spec.atomic_put:
+            for i in range(0, len(paths), _REMOVE_CHUNK):
+                self._call("removing objects", None, self.fs.rm, paths[i : i + _REMOVE_CHUNK])
+            return
+        self._map(self._remove_one, paths)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _each_exists(self, oids: list[str]) -> set[str]:
+        return {o for o, there in zip(oids, self._map(self._exists, oids), strict=True) if there}
+
+    def _exists(self, oid: str) -> bool:
+        try:
+            self.fs.info(self.path(oid))
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._error("checking", exc, oid) from exc
+        return True
+
+    def _list_shard(self, shard: str) -> set[str]:
+        try:
+            paths = self.fs.ls(self._shard(shard), detail=False)
+        except FileNotFoundError:
+            return set()
+        except Exception as exc:
+            raise self._error("listing objects", exc) from exc
+        return {p.rstrip("/").rsplit("/", 1)[-1] for p in paths}
+
+    def _remove_one(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise self._error("removing objects", exc) from exc
+
+    def _makedirs(self, folder: str) -> None:
+        if folder in self._made:
+            return
+        self._call("creating folders", None, self.fs.makedirs, folder, exist_ok=True)
+        with self._lock:
+            self._made.add(folder)
+
+    def _map(self, fn: Callable[[str], T], items: list[str]) -> list[T]:
+        if len(items) <= 1 or self.jobs == 1:
+            return [fn(i) for i in items]
+        pool = ThreadPoolExecutor(min(self.jobs, len(items)), thread_name_prefix="conveyor-ls")
+        with pool:
+            return list(pool.map(fn, items))
+
+    def _call(self, what: str, oid: str | None, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        try:
+            return fn(*a, **kw)
+        except ConveyorError:
+            raise
+        except Exception as exc:
+            raise self._error(what, exc, oid) from exc
+
+    def _error(self, what: str, exc: BaseException, oid: str | None = None) -> RemoteError:
+        return remote_error(self.spec, what, exc, oid)
+
+
+def remote_error(
+    spec: RemoteSpec, what: str, exc: BaseException, oid: str | None = None
+) -> RemoteError:
+    """A one-line RemoteError for a backend's exception, naming the remote and what to check."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, PermissionError):
+        reason = f"permission denied ({reason})"
+    elif type(exc).__name__ not in reason:
+        reason = f"{type(exc).__name__}: {reason}"
+    target = f" object {oid}" if oid else ""
+    return RemoteError(
+        f"remote {spec.name!r} ({spec.url}): {what}{target} failed: {reason}",
+        hint="check the url (`conveyor remote list`), that the remote is reachable, and its "
+        "credentials (environment, or `conveyor config --local remote.NAME.OPTION VALUE`)",
+    )
+
+
+def _filesystem(spec: RemoteSpec) -> tuple[Any, str]:
+    import fsspec
+    from fsspec.registry import known_implementations
+
+    try:
+        # A fresh instance per remote: cached instances would share stale listings.
+        fs, root = fsspec.core.url_to_fs(spec.url, skip_instance_cache=True, **spec.options)
+    except ImportError as exc:
+        known = known_implementations.get(spec.protocol, {})
+        package = str(known.get("class", "")).split(".", 1)[0]
+        if not package or package == "fsspec":  # fsspec's own backend lacks a dependency
+            package = getattr(exc.__cause__, "name", None) or getattr(exc, "name", None) or "?"
+        raise RemoteError(
+            f"remote {spec.name!r} ({spec.url}) needs the {package!r} package, "
+            f"which is not installed ({exc})",
+            hint=f"pip install {package}",
+        ) from exc
+    except ValueError as exc:
+        if "Protocol not known" in str(exc):
+            raise ConfigError(
+                f"remote {spec.name!r}: unknown kind of URL {spec.protocol + '://'!r}",
+                hint="use a folder, s3://, gs://, az://, ssh:// or http(s)://",
+            ) from exc
+        raise remote_error(spec, "opening", exc) from exc
+    except TypeError as exc:
+        raise ConfigError(
+            f"remote {spec.name!r}: an option is not accepted by the {spec.protocol} backend: "
+            f"{exc}",
+            hint=f"check the options under remote.{spec.name} in .conveyor/config(.local)",
+        ) from exc
+    except Exception as exc:
+        raise remote_error(spec, "opening", exc) from exc
+    return fs, str(root)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,271 @@
+"""``conveyor push`` and ``conveyor pull``: move the objects pointers name to and from a remote.
+
+A pointer names one object (a file) or a tree object plus every object its entries name (a
+folder). Only what the other side lacks is transferred, so a re-run after an interruption sends
+only what is still missing.
+
+- push uploads files first and a tree only after all its entries are on the remote, so a tree on
+  a remote always means its whole folder can be pulled from it.
+- pull fetches trees first (their entries are known only then), then the entries, verifying each
+  object's hash before it enters the cache; then it checks out every pointer it has complete.
+
+:func:`plan_push` is the pure core of push; :func:`push`, :func:`fetch` and :func:`pull` do the
+I/O. Objects that are nowhere to be found, or that arrive corrupt, do not stop the transfer: they
+are collected in the :class:`TransferResult`, whose :meth:`~TransferResult.error` says which
+paths they belong to.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from conveyor.data.checkout import Result as CheckoutResult
+from conveyor.data.checkout import checkout
+from conveyor.data.pointer import Pointer
+from conveyor.data.remote import Remote
+from conveyor.data.status import load_tree, missing_objects
+from conveyor.data.transfer_io import Arrived, Landing, download_verified, parallel
+from conveyor.data.workspace import Workspace
+from conveyor.foundation.errors import DataError
+from conveyor.foundation.progress import Progress, Silent
+
+_SHOWN = 5  # paths named in an error before "and N more"
+
+
+@dataclass
+class Needed:
+    """The objects a set of pointers names, and the workspace paths that need each one."""
+
+    files: dict[str, int] = field(default_factory=dict)  # oid -> size
+    trees: dict[str, frozenset[str]] = field(default_factory=dict)  # tree -> its entries' oids
+    unknown_trees: set[str] = field(default_factory=set)  # trees whose object is not in the cache
+    owners: dict[str, list[str]] = field(default_factory=dict)  # oid -> paths needing it
+
+    def all(self) -> set[str]:
+        return set(self.files) | set(self.trees) | self.unknown_trees
+
+    def own(self, oid: str, path: str) -> None:
+        self.owners.setdefault(oid, []).append(path)
+
+
+def collect(ws: Workspace, pointers: Iterable[Pointer]) -> Needed:
+    """What ``pointers`` need, reading their trees from the cache."""
+    needed = Needed()
+    for ptr in pointers:
+        shown = ws.display(ptr.data_path)
+        needed.own(ptr.oid, shown)
+        if not ptr.is_tree:
+            needed.files[ptr.oid] = ptr.size
+            continue
+        tree = load_tree(ws, ptr)
+        if tree is None:
+            needed.unknown_trees.add(ptr.oid)
+            continue
+        needed.trees[ptr.oid] = frozenset(e.oid for e in tree.entries)
+        for entry in tree.entries:
+            needed.files[entry.oid] = entry.size
+            needed.own(entry.oid, f"{shown}/{entry.path}")
+    return needed
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    files: tuple[str, ...]  # to upload first
+    trees: tuple[str, ...]  # to upload once the files are there
+    already: frozenset[str]  # on the remote
+    missing: frozenset[str]  # neither in the cache nor on the remote
+
+
+def plan_push(needed: Needed, in_cache: set[str], on_remote: set[str]) -> PushPlan:
+    """What to upload, given what the cache and the remote hold (pure)."""
+    everything = needed.all()
+    missing = everything - in_cache - on_remote
+    files = sorted(o for o in needed.files if o in in_cache and o not in on_remote)
+    reachable = in_cache | on_remote
+    trees = sorted(
+        t
+        for t, entries in needed.trees.items()
+        if t not in on_remote and t in in_cache and entries <= reachable
+    )
+    return PushPlan(
+        tuple(files), tuple(trees), frozenset(everything & on_remote), frozenset(missing)
+    )
+
+
+@dataclass
+class TransferResult:
+    """What a push or pull did, and what it could not do."""
+
+    direction: str  # "push" or "pull"
+    remote: str
+    url: str
+    transferred: int = 0
+    size: int = 0  # bytes transferred
+    already: int = 0  # objects the other side had
+    missing: dict[str, list[str]] = field(default_factory=dict)  # oid -> paths needing it
+    corrupt: dict[str, str] = field(default_factory=dict)  # oid -> what its bytes hash to
+    checkout: list[CheckoutResult] = field(default_factory=list)
+
+    def error(self) -> DataError | None:
+        """A DataError naming every object that was not transferred, or None."""
+        parts, hints = [], []
+        if self.missing:
+            paths = sorted({p for ps in self.missing.values() for p in ps})
+            if self.direction == "push":
+                parts.append(
+                    f"{_count(self.missing)} neither in the cache nor on remote {self.remote!r}, "
+                    f"so not pushed: {_list(paths)}"
+                )
+                hints.append("push them from the clone where they were added")
+            else:
+                parts.append(
+                    f"{_count(self.missing)} not on remote {self.remote!r} ({self.url}), "
+                    f"so not pulled: {_list(paths)}"
+                )
+                hints.append(
+                    f"push them from a clone that has them (`conveyor push -r {self.remote}`), "
+                    "or check the remote's url (`conveyor remote list`)"
+                )
+        if self.corrupt:
+            oid, actual = sorted(self.corrupt.items())[0]
+            parts.append(
+                f"{_count(self.corrupt)} corrupt on remote {self.remote!r} and not stored: "
+                f"{oid} holds bytes that hash to {actual}"
+                + (f" (and {len(self.corrupt) - 1} more)" if len(self.corrupt) > 1 else "")
+            )
+            hints.append(
+                f"delete the damaged copy ({self.url}/{oid[:2]}/{oid[2:]}) and push a good one "
+                "from a clone that has it"
+            )
+        if not parts:
+            return None
+        rest = "; everything else was transferred" if self.transferred else ""
+        return DataError("; ".join(parts) + rest, hint="; ".join(hints))
+
+
+def push(
+    ws: Workspace,
+    remote: Remote,
+    pointers: list[Pointer],
+    *,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Upload the objects ``pointers`` name that ``remote`` lacks."""
+    progress = progress or Silent()
+    result = TransferResult("push", remote.name, remote.url)
+    needed = collect(ws, pointers)
+    everything = needed.all()
+    in_cache = {o for o in everything if ws.odb.exists(o)}
+    plan = plan_push(needed, in_cache, remote.exists_many(everything))
+    result.already = len(plan.already)
+    result.missing = {o: needed.owners[o] for o in sorted(plan.missing)}
+    sizes = {o: os.stat(ws.odb.path(o)).st_size for o in (*plan.files, *plan.trees)}
+
+    def upload(oid: str) -> None:
+        remote.upload(os.fspath(ws.odb.path(oid)), oid)
+
+    def uploaded(oid: str, _: None) -> None:
+        result.transferred += 1
+        result.size += sizes[oid]
+        progress.advance(sizes[oid])
+
+    progress.start(f"pushing to {remote.name}", sum(sizes.values()), unit="bytes")
+    try:
+        for phase in (plan.files, plan.trees):
+            parallel(phase, upload, jobs or ws.jobs, uploaded)
+    finally:
+        progress.stop()
+    return result
+
+
+def fetch(
+    ws: Workspace,
+    remote: Remote,
+    pointers: list[Pointer],
+    *,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Download into the cache the objects ``pointers`` name that it lacks (no checkout)."""
+    progress = progress or Silent()
+    result = TransferResult("pull", remote.name, remote.url)
+    jobs = jobs or ws.jobs
+    # Trees first: their entries are known only once they are here. Their sizes are unknown
+    # until then too, so they are counted as files, and everything else in bytes.
+    trees = Needed()
+    for ptr in pointers:
+        if ptr.is_tree:
+            trees.files[ptr.oid] = 0
+            trees.own(ptr.oid, ws.display(ptr.data_path))
+    _download(ws, remote, trees, result, jobs, progress, "fetching trees", sized=False)
+    needed = collect(ws, pointers)
+    _download(ws, remote, needed, result, jobs, progress, "pulling", sized=True)
+    return result
+
+
+def pull(
+    ws: Workspace,
+    remote: Remote,
+    pointers: list[Pointer],
+    *,
+    jobs: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """:func:`fetch`, then check out every pointer whose objects are all in the cache now."""
+    result = fetch(ws, remote, pointers, jobs=jobs, progress=progress)
+    complete = [p for p in pointers if missing_objects(ws, p, load_tree(ws, p)) == 0]
+    result.checkout = checkout(ws, complete, force=force, progress=progress)
+    return result
+
+
+def _download(
+    ws: Workspace,
+    remote: Remote,
+    needed: Needed,
+    result: TransferResult,
+    jobs: int,
+    progress: Progress,
+    description: str,
+    *,
+    sized: bool,
+) -> None:
+    """Download what ``needed.files`` names and the cache lacks; record what went wrong."""
+    lacking = [o for o in sorted(needed.files) if not ws.odb.exists(o)]
+    result.already += len(needed.files) - len(lacking)
+    present = remote.exists_many(lacking) if lacking else set()
+    for oid in lacking:
+        if oid not in present:
+            result.missing[oid] = needed.owners[oid]
+    wanted = [o for o in lacking if o in present]
+    total = sum(needed.files[o] for o in wanted) if sized else len(wanted)
+    progress.start(description, total, unit="bytes" if sized else "files")
+
+    def arrived(oid: str, got: Arrived) -> None:
+        if got.tmp is not None:
+            landing.add(got.tmp, oid)
+            result.transferred += 1
+            result.size += got.size
+        elif got.missing:  # deleted from the remote since we looked
+            result.missing[oid] = needed.owners[oid]
+        else:
+            result.corrupt[oid] = got.actual or "?"
+        progress.advance(needed.files[oid] if sized else 1)
+
+    try:
+        with Landing(ws.odb) as landing:
+            parallel(wanted, lambda oid: download_verified(remote, ws.odb, oid), jobs, arrived)
+    finally:
+        progress.stop()
+
+
+def _count(objects: Mapping[str, object]) -> str:
+    return f"{len(objects)} object{'s are' if len(objects) != 1 else ' is'}"
+
+
+def _list(paths: list[str]) -> str:
+    shown = ", ".join(paths[:_SHOWN])
+    return shown + (f" and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else "")

@@ -1,0 +1,291 @@
+"""push and pull through the real CLI: a folder remote, and S3 (moto) on loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor.data.hashing import hash_bytes, hash_file
+from conveyor.data.objects import ObjectDB
+from conveyor.data.transfer import Needed, plan_push
+from conveyor.data.transfer_io import Landing, parallel
+from tests.conftest import Project
+
+FILES = {
+    "data/a.csv": "x,y\n1,2\n",
+    "data/b.csv": "x,y\n3,4\n",
+    "data/sub/c.txt": "c\n" * 100,
+    "data/sub/d.txt": "",
+    "model.bin": "weights" * 50,
+}
+# 4 files + 1 tree under data/ (the empty file is an object too), 1 file for model.bin.
+N_OBJECTS = 6
+
+
+@pytest.fixture
+def tracked(project: Project) -> Project:
+    """A project with data/ (a folder) and model.bin tracked, and a folder remote as default."""
+    for rel, text in FILES.items():
+        project.write(rel, text)
+    project.ok("add", "data", "model.bin")
+    project.ok("remote", "add", "-d", "store", "../store")
+    return project
+
+
+def store_of(project: Project) -> Path:
+    return project.root.parent / "store"
+
+
+def remote_oids(store: Path) -> set[str]:
+    return {p.parent.name + p.name for p in store.glob("??/*")}
+
+
+def oid_of(text: str) -> str:
+    return hash_bytes(text.encode())
+
+
+def wipe(project: Project) -> None:
+    """Lose the cache and the data, as a fresh clone would."""
+    shutil.rmtree(project.root / ".conveyor" / "cache")
+    shutil.rmtree(project.root / "data")
+    (project.root / "model.bin").unlink()
+
+
+def assert_restored(project: Project) -> None:
+    for rel, text in FILES.items():
+        assert (project.root / rel).read_text() == text, rel
+    states = json.loads(project.ok("status", "--json"))
+    assert [(s["path"], s["state"], s["not_in_cache"]) for s in states] == [
+        ("data", "clean", 0),
+        ("model.bin", "clean", 0),
+    ]
+    assert_cache_sound(project.root)
+
+
+def assert_cache_sound(root: Path) -> None:
+    """Every file under objects/ holds exactly the bytes its name says."""
+    for path in (root / ".conveyor" / "cache" / "objects").glob("*/*"):
+        assert hash_file(path) == path.parent.name + path.name, path
+
+
+def test_push_wipe_pull_restores_everything(tracked: Project) -> None:
+    out = tracked.ok("push")
+    assert out.startswith(f"pushed {N_OBJECTS} objects (")
+    assert out.strip().endswith("to store, 0 already there")
+    assert len(remote_oids(store_of(tracked))) == N_OBJECTS
+    wipe(tracked)
+    out = tracked.ok("pull")
+    assert f"pulled {N_OBJECTS} objects (" in out
+    assert "from store, 0 already there" in out
+    assert "data: 4 added, 0 modified, 0 deleted" in out
+    assert_restored(tracked)
+
+
+def test_second_push_and_pull_transfer_nothing(tracked: Project) -> None:
+    tracked.ok("push")
+    out = tracked.ok("push")
+    assert out.strip() == f"pushed 0 objects (0 B) to store, {N_OBJECTS} already there"
+    out = tracked.ok("pull")
+    assert out.strip() == f"pulled 0 objects (0 B) from store, {N_OBJECTS} already there"
+
+
+def test_only_what_the_other_side_lacks_is_transferred(tracked: Project) -> None:
+    store = store_of(tracked)
+    tracked.ok("push")
+    lost = [oid_of(FILES["data/a.csv"]), oid_of(FILES["model.bin"])]
+    for oid in lost:
+        (store / oid[:2] / oid[2:]).unlink()
+    out = tracked.ok("push")
+    assert out.startswith("pushed 2 objects (")
+    assert f"{N_OBJECTS - 2} already there" in out
+    assert len(remote_oids(store)) == N_OBJECTS
+    # And the other way: a cache missing two objects fetches just those two.
+    odb = ObjectDB(tracked.root / ".conveyor/cache/objects", tracked.root / ".conveyor/tmp")
+    for oid in lost:
+        odb.remove(oid)
+    out = tracked.ok("pull")
+    assert out.startswith("pulled 2 objects (")
+    assert f"{N_OBJECTS - 2} already there" in out
+    assert_restored(tracked)
+
+
+def test_paths_limit_what_moves(tracked: Project) -> None:
+    out = tracked.ok("push", "model.bin")
+    assert out.startswith("pushed 1 object (")
+    assert remote_oids(store_of(tracked)) == {oid_of(FILES["model.bin"])}
+    tracked.ok("push", "data.cvy", "-j", "1")
+    wipe(tracked)
+    out = tracked.ok("pull", "data")
+    assert out.startswith(f"pulled {N_OBJECTS - 1} objects (")
+    assert (tracked.root / "data/sub/c.txt").read_text() == FILES["data/sub/c.txt"]
+    assert not (tracked.root / "model.bin").exists()
+
+
+def test_corrupt_object_on_the_remote_is_refused(tracked: Project) -> None:
+    store = store_of(tracked)
+    tracked.ok("push")
+    bad = oid_of(FILES["data/sub/c.txt"])
+    target = store / bad[:2] / bad[2:]
+    target.write_bytes(b"bit rot")
+    wipe(tracked)
+    result = tracked.run("pull")
+    assert result.code == 1
+    assert f"pulled {N_OBJECTS - 1} objects (" in result.out
+    assert "model.bin: 1 added" in result.out  # complete pointers are still checked out
+    assert "error: 1 object is corrupt on remote 'store' and not stored: " in result.err
+    assert f"{bad} holds bytes that hash to {oid_of('bit rot')}" in result.err
+    assert f"{store}/{bad[:2]}/{bad[2:]}" in result.err
+    assert "Traceback" not in result.err
+    assert not (tracked.root / ".conveyor/cache/objects" / bad[:2] / bad[2:]).exists()
+    assert not (tracked.root / "data").exists()
+    assert_cache_sound(tracked.root)
+    assert list((tracked.root / ".conveyor/tmp").iterdir()) == []
+
+
+def test_objects_missing_on_the_remote_are_named_by_path(tracked: Project) -> None:
+    store = store_of(tracked)
+    tracked.ok("push")
+    gone = oid_of(FILES["data/b.csv"])
+    (store / gone[:2] / gone[2:]).unlink()
+    wipe(tracked)
+    result = tracked.run("pull")
+    assert result.code == 1
+    assert (
+        "error: 1 object is not on remote 'store' "
+        f"({store}), so not pulled: data/b.csv; everything else was transferred"
+    ) in result.err
+    assert "conveyor push -r store" in result.err
+    assert (tracked.root / "model.bin").read_text() == FILES["model.bin"]
+    assert f"pulled {N_OBJECTS - 1} objects" in result.out
+
+
+def test_pull_from_an_empty_remote_names_every_path(tracked: Project) -> None:
+    wipe(tracked)
+    result = tracked.run("pull")
+    assert result.code == 1
+    assert "2 objects are not on remote 'store'" in result.err
+    assert "so not pulled: data, model.bin" in result.err
+
+
+def test_push_of_objects_the_cache_lacks(tracked: Project) -> None:
+    odb = ObjectDB(tracked.root / ".conveyor/cache/objects", tracked.root / ".conveyor/tmp")
+    lost = oid_of(FILES["data/sub/d.txt"])
+    odb.remove(lost)
+    result = tracked.run("push")
+    assert result.code == 1
+    assert "1 object is neither in the cache nor on remote 'store'" in result.err
+    assert "so not pushed: data/sub/d.txt" in result.err
+    # The folder's tree waits until all its files are there: a tree on a remote is complete.
+    assert remote_oids(store_of(tracked)) == {
+        oid_of(FILES[r]) for r in ("data/a.csv", "data/b.csv", "data/sub/c.txt", "model.bin")
+    }
+
+
+def test_pull_keeps_unsaved_changes_unless_forced(tracked: Project) -> None:
+    tracked.ok("push")
+    tracked.write("model.bin", "my local edit")
+    result = tracked.run("pull")
+    assert result.code == 1
+    assert "checkout would discard changes that are not in the cache" in result.err
+    tracked.ok("pull", "--force")
+    assert (tracked.root / "model.bin").read_text() == FILES["model.bin"]
+
+
+# -- S3 on loopback ------------------------------------------------------------------------------
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def test_push_pull_through_s3(
+    tracked: Project, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    bucket = f"conveyor-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    tracked.ok("remote", "add", "s3", f"s3://{bucket}/store")
+    tracked.ok("config", "remote.s3.endpoint_url", moto_endpoint)
+
+    out = tracked.ok("push", "-r", "s3")
+    assert out.startswith(f"pushed {N_OBJECTS} objects (")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    oid = oid_of(FILES["model.bin"])
+    assert f"store/{oid[:2]}/{oid[2:]}" in keys and len(keys) == N_OBJECTS
+    assert tracked.ok("push", "-r", "s3").startswith("pushed 0 objects (0 B)")
+    wipe(tracked)
+    out = tracked.ok("pull", "-r", "s3", "-j", "3")
+    assert out.startswith(f"pulled {N_OBJECTS} objects (")
+    assert_restored(tracked)
+
+
+# -- the pure core and the moving parts ----------------------------------------------------------
+def test_plan_push_sends_files_then_only_complete_trees() -> None:
+    needed = Needed(
+        files={"f1": 1, "f2": 2, "f3": 3},
+        trees={"t1": frozenset({"f1", "f2"}), "t2": frozenset({"f3"})},
+        unknown_trees={"t3"},
+    )
+    plan = plan_push(needed, in_cache={"f1", "f2", "t1", "t2"}, on_remote={"f2"})
+    assert plan.files == ("f1",)
+    assert plan.trees == ("t1",)  # t2 waits: its f3 is nowhere
+    assert plan.already == {"f2"}
+    assert plan.missing == {"f3", "t3"}
+
+
+def test_parallel_stops_at_the_first_error() -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            started.append(i)
+        if i == 3:
+            raise RuntimeError("boom")
+        return i * 2
+
+    done: list[tuple[int, int]] = []
+    with pytest.raises(RuntimeError, match="boom"):
+        parallel(range(1000), work, 2, lambda i, r: done.append((i, r)))
+    assert len(started) < 50  # bounded in flight: the rest never started
+    assert all(r == i * 2 for i, r in done)
+
+
+def test_landing_puts_verified_files_in_place(tmp_path: Path) -> None:
+    odb = ObjectDB(tmp_path / "objects", tmp_path / "tmp", durable=False)
+    with Landing(odb, group=2) as landing:
+        for i in range(3):
+            data = f"object {i}".encode()
+            tmp = odb.temp_path()
+            Path(tmp).write_bytes(data)
+            landing.add(tmp, hash_bytes(data))
+        assert len(list(odb.iter_oids())) == 2  # the first group is in place already
+    assert len(list(odb.iter_oids())) == 3
+    assert list((tmp_path / "tmp").iterdir()) == []
