@@ -15,7 +15,6 @@ from pathlib import Path
 from conveyor.data import build
 from conveyor.data.linker import Linker
 from conveyor.data.pointer import Pointer
-from conveyor.data.state import stat_key
 from conveyor.data.status import compare, load_tree
 from conveyor.data.tree import Entry
 from conveyor.data.workspace import Workspace
@@ -119,9 +118,11 @@ def _write(
 ) -> None:
     if not entries:
         return
+    base = os.fspath(data)
     if entries[0].path:
-        for folder in sorted({os.path.dirname(os.path.join(data, e.path)) for e in entries}):
-            os.makedirs(folder, exist_ok=True)
+        folders = {e.path.rpartition("/")[0] for e in entries}
+        for folder in sorted(folders):
+            os.makedirs(f"{base}/{folder}" if folder else base, exist_ok=True)
     else:
         data.parent.mkdir(parents=True, exist_ok=True)
     progress.start("checking out", len(entries))
@@ -129,12 +130,14 @@ def _write(
 
     def work(chunk: list[Entry]) -> list[tuple[str, tuple[int, int, int], str]]:
         rows = []
+        link, advance = linker.link, progress.advance
         for e in chunk:
-            dest = os.path.join(data, e.path) if e.path else os.fspath(data)
-            linker.link(e.oid, dest, e.executable)
+            dest = f"{base}/{e.path}" if e.path else base
+            link(e.oid, dest, e.executable)
+            st = os.stat(dest)
             key = f"{rel_root}/{e.path}" if e.path else rel_root
-            rows.append((key, stat_key(os.stat(dest)), e.oid))
-            progress.advance()
+            rows.append((key, (st.st_ino, st.st_mtime_ns, st.st_size), e.oid))
+            advance()
         return rows
 
     chunks = [entries[i : i + _CHUNK] for i in range(0, len(entries), _CHUNK)]

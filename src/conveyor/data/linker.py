@@ -31,7 +31,14 @@ class Linker:
         self._lock = threading.Lock()
 
     def link(self, oid: str, dest: str, executable: bool = False) -> None:
-        src = os.fspath(self.odb.path(oid))
+        src = self.odb.file(oid)
+        kind = self.types[0]
+        try:  # the common case: the preferred type works, as it did for the last file
+            _METHODS[kind](self, src, dest, executable)
+            self.used.add(kind)
+            return
+        except OSError:
+            pass  # decide below, with the fallbacks
         for kind in list(self.types):
             try:
                 _METHODS[kind](self, src, dest, executable)

@@ -35,6 +35,7 @@ class ObjectDB:
 
     def __init__(self, root: Path, tmp: Path, *, durable: bool = True) -> None:
         self.root = root
+        self._root = os.fspath(root)
         self.tmp = tmp
         self.durable = durable
         self._shards: set[str] = set()
@@ -44,8 +45,12 @@ class ObjectDB:
     def path(self, oid: str) -> Path:
         return self.root / oid[:2] / oid[2:]
 
+    def file(self, oid: str) -> str:
+        """:meth:`path` as a string, for the hot loops that touch thousands of objects."""
+        return f"{self._root}/{oid[:2]}/{oid[2:]}"
+
     def exists(self, oid: str) -> bool:
-        return os.path.exists(os.path.join(self.root, oid[:2], oid[2:]))
+        return os.path.exists(f"{self._root}/{oid[:2]}/{oid[2:]}")
 
     def read_bytes(self, oid: str) -> bytes:
         try:
@@ -145,8 +150,7 @@ class ObjectDB:
     def temp_path(self) -> str:
         return os.path.join(self.tmp, f"{os.getpid()}.{next(_counter)}.tmp")
 
-    def _ensure_shard(self, oid: str) -> None:
-        shard = oid[:2]
+    def _ensure_shard(self, shard: str) -> None:
         if shard not in self._shards:
             (self.root / shard).mkdir(parents=True, exist_ok=True)
             with self._lock:
@@ -234,9 +238,11 @@ class Batch:
             return
         if self.odb.durable:
             atomic.syncfs(self.odb.tmp)
+        for shard in {oid[:2] for _, oid in self._staged}:
+            self.odb._ensure_shard(shard)
+        file = self.odb.file
         for tmp, oid in self._staged:
-            self.odb._ensure_shard(oid)
-            os.replace(tmp, self.odb.path(oid))
+            os.replace(tmp, file(oid))
         if self.odb.durable:
             atomic.syncfs(self.odb.root)
         self._staged.clear()
