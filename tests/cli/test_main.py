@@ -76,7 +76,7 @@ def test_remote_commands(project: Project, tmp_path: Path) -> None:
 
 def test_usage_errors_exit_2(project: Project) -> None:
     result = project.run("add")
-    assert result.code == 2 and "Missing argument" in result.err
+    assert result.code == 2 and "arguments are required: PATH" in result.err
 
 
 def test_console_script_runs(project: Project) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import click
-
-from conveyor.cli.output import Bar, echo, human_size
+from conveyor.cli.app import arg, command
+from conveyor.cli.output import bar, echo, human_size, style
 
 if TYPE_CHECKING:
     from conveyor.data.workspace import Workspace
@@ -25,19 +25,13 @@ def writing(command: str) -> Iterator[Workspace]:
         yield ws
 
 
-def bar() -> Bar:
-    ctx = click.get_current_context()
-    return Bar(enabled=not ctx.find_root().obj.quiet)
-
-
-@click.command("add")
-@click.argument("paths", nargs=-1, required=True)
-def add_cmd(paths: tuple[str, ...]) -> None:
+@command("add", arg("paths", nargs="+", metavar="PATH"), help="track files or folders")
+def add_cmd(opts: Namespace) -> None:
     """Track files or folders: store them in the cache and write PATH.cvy pointers."""
     from conveyor.data.add import add
 
     with writing("conveyor add") as ws:
-        pointers = add(ws, list(paths), progress=bar())
+        pointers = add(ws, opts.paths, progress=bar())
         for ptr in pointers:
             what = f"{ptr.nfiles} files, " if ptr.is_tree else ""
             echo(f"added {ws.display(ptr.data_path)} ({what}{human_size(ptr.size)})")
@@ -46,61 +40,71 @@ def add_cmd(paths: tuple[str, ...]) -> None:
         echo(f"To track the changes with git, run:\n\n    git add {files}")
 
 
-@click.command("status")
-@click.argument("paths", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-def status_cmd(paths: tuple[str, ...], as_json: bool) -> None:
+@command(
+    "status",
+    arg("paths", nargs="*", metavar="PATH"),
+    arg("--json", dest="as_json", action="store_true", help="print JSON for machines"),
+    help="show how tracked data differs from its pointers",
+)
+def status_cmd(opts: Namespace) -> None:
     """Show how tracked data differs from its pointers and what the cache lacks."""
     from conveyor.data.status import status
     from conveyor.data.workspace import Workspace
 
     with Workspace.find() as ws:
-        results = status(ws, list(paths), progress=bar())
-    if as_json:
-        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        results = status(ws, opts.paths, progress=bar())
+    if opts.as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
         return
     if not results:
         echo("No tracked data. Track some with `conveyor add PATH`.")
         return
     for r in results:
         colour = {"clean": "green", "modified": "yellow", "missing": "red"}[r.state]
-        line = click.style(f"{r.state:<9}", fg=colour) + f" {r.path}"
+        line = style(f"{r.state:<9}", colour) + f" {r.path}"
         if r.not_in_cache:
-            line += click.style(f"  ({r.not_in_cache} object(s) not in cache)", fg="red")
-        click.echo(line)
+            line += style(f"  ({r.not_in_cache} object(s) not in cache)", "red")
+        print(line)
         for label, files in (
             ("modified", r.changes.modified),
             ("added", r.changes.added),
             ("deleted", r.changes.deleted),
         ):
             for name in files[:10]:
-                click.echo(f"    {label}: {r.path}/{name}" if name != r.path else f"    {label}")
+                print(f"    {label}: {r.path}/{name}" if name != r.path else f"    {label}")
             if len(files) > 10:
-                click.echo(f"    ... and {len(files) - 10} more {label}")
+                print(f"    ... and {len(files) - 10} more {label}")
     if any(r.state == "missing" and not r.not_in_cache for r in results):
         echo("Run `conveyor checkout` to restore missing data.")
     if any(r.not_in_cache for r in results):
         echo("Run `conveyor pull` to fetch objects the cache lacks.")
 
 
-@click.command("checkout")
-@click.argument("paths", nargs=-1)
-@click.option("--rev", help="Check out the data as of this git revision.")
-@click.option("--link", help="Link types to try, in order (overrides cache.type).")
-@click.option("--force", is_flag=True, help="Discard workspace changes not saved in the cache.")
-@click.option("--verify", is_flag=True, help="Re-hash every object checked out.")
-def checkout_cmd(
-    paths: tuple[str, ...], rev: str | None, link: str | None, force: bool, verify: bool
-) -> None:
+@command(
+    "checkout",
+    arg("paths", nargs="*", metavar="PATH"),
+    arg("--rev", help="check out the data as of this git revision"),
+    arg("--link", help="link types to try, in order (overrides cache.type)"),
+    arg("--force", action="store_true", help="discard workspace changes not saved in the cache"),
+    arg("--verify", action="store_true", help="re-hash every object checked out"),
+    help="make tracked paths match their pointers",
+)
+def checkout_cmd(opts: Namespace) -> None:
     """Make tracked paths match their pointers (only differing files are touched)."""
     from conveyor.data.checkout import checkout
     from conveyor.data.revision import pointers_at
 
     with writing("conveyor checkout") as ws:
-        pointers = pointers_at(ws, rev, list(paths)) if rev else ws.pointers(list(paths))
-        link_types = [t.strip() for t in link.split(",")] if link else None
+        rev = opts.rev
+        pointers = pointers_at(ws, rev, opts.paths) if rev else ws.pointers(opts.paths)
+        link_types = [t.strip() for t in opts.link.split(",")] if opts.link else None
         results = checkout(
-            ws, pointers, link_types=link_types, force=force, verify=verify, progress=bar()
+            ws,
+            pointers,
+            link_types=link_types,
+            force=opts.force,
+            verify=opts.verify,
+            progress=bar(),
         )
         if rev:
             for ptr in pointers:
@@ -114,6 +118,3 @@ def checkout_cmd(
             )
         else:
             echo(f"{r.path}: up to date")
-
-
-COMMANDS = [add_cmd, status_cmd, checkout_cmd]

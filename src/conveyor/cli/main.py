@@ -1,7 +1,7 @@
 """``conveyor``: the entry point. Maps errors to exit codes; no traceback for user mistakes.
 
-Command modules are imported here, but each keeps its heavy imports inside its functions, so
-``conveyor --help`` loads click and nothing else of weight.
+Command modules register themselves with :mod:`conveyor.cli.app` when imported; each keeps its
+heavy imports inside its functions, so ``conveyor --help`` loads nothing of weight.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import importlib
 import os
 import sys
 
-import click
-
 from conveyor import __version__
+from conveyor.cli import app
+from conveyor.cli.output import SETTINGS, echo, style
 from conveyor.foundation.errors import ConveyorError
 
-# Each module exposes COMMANDS: a list of click commands or groups.
 _COMMAND_MODULES = (
     "conveyor.cli.project_cmds",
     "conveyor.cli.data_cmds",
@@ -25,68 +24,44 @@ _COMMAND_MODULES = (
 )
 
 
-class Context:
-    def __init__(self, debug: bool, quiet: bool) -> None:
-        self.debug = debug
-        self.quiet = quiet
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="conveyor")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@click.option(
-    "-C",
-    "directory",
-    type=click.Path(file_okay=False, exists=True),
-    help="Run as if started in DIRECTORY.",
-)
-@click.pass_context
-def cli(ctx: click.Context, debug: bool, quiet: bool, directory: str | None) -> None:
-    """conveyor: versioned data, pipelines, tracking, gates, registry and delivery for ML."""
-    if directory:
-        os.chdir(directory)
-    ctx.obj = Context(debug=debug or bool(os.environ.get("CONVEYOR_DEBUG")), quiet=quiet)
-
-
-for _name in _COMMAND_MODULES:
-    for _command in importlib.import_module(_name).COMMANDS:
-        cli.add_command(_command)
-
-
 def main(argv: list[str] | None = None) -> int:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
-        os.environ.get("CONVEYOR_DEBUG")
-    )
+    """Run one command line; returns the exit code (tests call this in-process)."""
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name)
+    parser = app.build_parser("conveyor", __version__)
     try:
-        code = cli.main(args=argv, prog_name="conveyor", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
+        opts = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse printed
+        return exc.code if isinstance(exc.code, int) else 0
+    SETTINGS.quiet = opts.quiet
+    SETTINGS.debug = opts.debug or bool(os.environ.get("CONVEYOR_DEBUG"))
+    try:
+        if opts.directory:
+            try:
+                os.chdir(opts.directory)
+            except OSError as exc:
+                raise app.UsageError(f"-C {opts.directory}: {exc.strerror}") from None
+        code = opts.handler(opts)
+    except app.UsageError as exc:
+        echo(f"conveyor: error: {exc}", err=True)
+        return 2
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        echo("interrupted", err=True)
         return 130
     except ConveyorError as exc:
-        if debug:
+        if SETTINGS.debug:
             _print_traceback()
-        click.echo(click.style("error: ", fg="red", bold=True) + exc.message, err=True)
+        echo(style("error: ", "red", True, stream=sys.stderr) + exc.message, err=True)
         if exc.hint:
-            click.echo(f"  hint: {exc.hint}", err=True)
+            echo(f"  hint: {exc.hint}", err=True)
         return exc.exit_code
     except BrokenPipeError:
         return 0
     except Exception:  # a bug in conveyor, not a user mistake: show everything
         _print_traceback()
-        click.echo(
-            "error: conveyor failed unexpectedly; please report this with the above", err=True
-        )
+        echo("error: conveyor failed unexpectedly; please report this with the above", err=True)
         return 70
-    return code if isinstance(code, int) else 0  # ctx.exit(n) returns n here
+    return code if isinstance(code, int) else 0
 
 
 def _print_traceback() -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 from typing import TYPE_CHECKING
 
-import click
-
-from conveyor.cli.data_cmds import bar, writing
-from conveyor.cli.output import echo, human_size
+from conveyor.cli.app import UsageError, arg, command
+from conveyor.cli.data_cmds import writing
+from conveyor.cli.output import bar, echo, human_size
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,27 +18,24 @@ if TYPE_CHECKING:
     from conveyor.data.remote import Remote
 
 
-@click.command("gc")
-@click.option(
-    "-a", "--all-commits", is_flag=True, help="Also keep what any git commit's pointers name."
+@command(
+    "gc",
+    arg("-a", "--all-commits", action="store_true", help="also keep what any commit names"),
+    arg("--remote", dest="on_remote", action="store_true", help="also clean the remote"),
+    arg("-r", "--remote-name", metavar="NAME", help="the remote for --remote"),
+    arg("--dry", action="store_true", help="show what would be removed; remove nothing"),
+    arg("-v", "--verbose", action="store_true", help="list every object removed"),
+    help="remove cached objects nothing references",
 )
-@click.option(
-    "--remote", "on_remote", is_flag=True, help="Also remove unreferenced objects from a remote."
-)
-@click.option(
-    "-r", "--remote-name", metavar="NAME", help="The remote for --remote (default: core.remote)."
-)
-@click.option("--dry", is_flag=True, help="Show what would be removed; remove nothing.")
-@click.option("-v", "--verbose", is_flag=True, help="List every object removed.")
-def gc_cmd(
-    all_commits: bool, on_remote: bool, remote_name: str | None, dry: bool, verbose: bool
-) -> None:
+def gc_cmd(opts: Namespace) -> None:
     """Remove cached objects that no pointer in the workspace (or history) references."""
     from conveyor.data import gc
     from conveyor.data.remote import open_remote
 
+    all_commits, on_remote, remote_name = opts.all_commits, opts.on_remote, opts.remote_name
+    dry, verbose = opts.dry, opts.verbose
     if remote_name and not on_remote:
-        raise click.UsageError("-r NAME chooses the remote for --remote; add --remote")
+        raise UsageError("-r NAME chooses the remote for --remote; add --remote")
     with writing("conveyor gc") as ws:
         remote = open_remote(ws, remote_name) if on_remote else None
         keep = gc.referenced(ws, all_commits=all_commits, remote=remote)
@@ -72,17 +69,20 @@ def _summary(where: str, count: int, size: int | None, kept: int, dry: bool) -> 
         echo(f"{where}: removed {amount}; {kept} kept")
 
 
-@click.command("fsck")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-def fsck_cmd(as_json: bool) -> None:
+@command(
+    "fsck",
+    arg("--json", dest="as_json", action="store_true", help="print JSON for machines"),
+    help="re-hash every cached object and report corruption",
+)
+def fsck_cmd(opts: Namespace) -> None:
     """Re-hash every cached object; quarantine corrupt ones and report who uses them."""
     from conveyor.data.fsck import fsck
     from conveyor.foundation.errors import DataError
 
     with writing("conveyor fsck") as ws:
         report = fsck(ws, progress=bar())
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+    if opts.as_json:
+        print(json.dumps(report.to_dict(), indent=2))
     else:
         _print_report(report)
     if not report.ok:
@@ -127,6 +127,3 @@ def _print_report(report: Report) -> None:
         echo("Run `conveyor pull` to fetch the objects the cache lacks.")
     if report.ok:
         echo("no corruption found", fg="green")
-
-
-COMMANDS = [gc_cmd, fsck_cmd]

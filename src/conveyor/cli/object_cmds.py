@@ -3,50 +3,51 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
-import click
-
+from conveyor.cli.app import arg, command, group
 from conveyor.cli.output import echo
 
-
-@click.group("object", hidden=True)
-def object_group() -> None:
-    """Inspect objects in the cache (plumbing)."""
+group("object", help="inspect objects in the cache (plumbing)", hidden=True)
 
 
-@object_group.command("cat")
-@click.argument("oid")
-def object_cat(oid: str) -> None:
-    """Write an object's bytes to stdout."""
+@command("object cat", arg("oid"), help="write an object's bytes to stdout")
+def object_cat(opts: Namespace) -> None:
+    """Write an object's bytes to stdout (a unique prefix of 4+ hex digits works)."""
     from conveyor.data.tree import split_ref
     from conveyor.data.workspace import Workspace
 
     with Workspace.find() as ws:
-        data = ws.odb.read_bytes(_full_oid(ws, split_ref(oid)[0]))
+        data = ws.odb.read_bytes(_full_oid(ws, split_ref(opts.oid)[0]))
+    sys.stdout.flush()
     sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
-@object_group.command("ls-tree")
-@click.argument("oid")
-def object_ls_tree(oid: str) -> None:
+@command("object ls-tree", arg("oid"), help="list a tree object's entries")
+def object_ls_tree(opts: Namespace) -> None:
     """List a tree object's entries: mode, oid, size, path."""
     from conveyor.data.tree import Tree, split_ref
     from conveyor.data.workspace import Workspace
 
     with Workspace.find() as ws:
-        full = _full_oid(ws, split_ref(oid)[0])
+        full = _full_oid(ws, split_ref(opts.oid)[0])
         tree = Tree.from_bytes(ws.odb.read_bytes(full), oid=full)
     for e in tree.entries:
         echo(f"{'755' if e.executable else '644'} {e.oid} {e.size:>12} {e.path}")
 
 
-@object_group.command("hash")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
-def object_hash(path: str) -> None:
+@command("object hash", arg("path"), help="print a file's oid without storing it")
+def object_hash(opts: Namespace) -> None:
     """Print a file's BLAKE3 oid without storing it."""
-    from conveyor.data.hashing import hash_file
+    import os
 
-    echo(hash_file(path))
+    from conveyor.data.hashing import hash_file
+    from conveyor.foundation.errors import PathError
+
+    if not os.path.isfile(opts.path):
+        raise PathError(f"{opts.path} is not a file")
+    echo(hash_file(opts.path))
 
 
 def _full_oid(ws: object, prefix: str) -> str:
@@ -67,6 +68,3 @@ def _full_oid(ws: object, prefix: str) -> str:
         found = "no object" if not matches else f"{len(matches)} objects"
         raise DataError(f"{found} in the cache start with {prefix}")
     return prefix[:2] + matches[0]
-
-
-COMMANDS = [object_group]

@@ -5,14 +5,41 @@ rich is imported only when a bar is actually drawn, so quick commands stay quick
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
-
-import click
+from typing import Any, TextIO
 
 # Work smaller than this finishes before a bar would help.
 _MIN_FILES = 500
 _MIN_BYTES = 256 << 20
+
+
+class Settings:
+    """What the global options asked for; set once by the entry point."""
+
+    quiet = False
+    debug = False
+
+
+SETTINGS = Settings()
+
+_COLOURS = {"red": 31, "green": 32, "yellow": 33, "blue": 34, "cyan": 36}
+
+
+def style(
+    text: str, fg: str | None = None, bold: bool = False, *, stream: TextIO | None = None
+) -> str:
+    """``text`` in colour when it goes to a terminal (and NO_COLOR is not set)."""
+    stream = stream or sys.stdout
+    if not (fg or bold) or os.environ.get("NO_COLOR") or not stream.isatty():
+        return text
+    codes = ([str(_COLOURS[fg])] if fg else []) + (["1"] if bold else [])
+    return f"\033[{';'.join(codes)}m{text}\033[0m"
+
+
+def bar() -> Bar:
+    """A progress bar for library code, unless --quiet."""
+    return Bar(enabled=not SETTINGS.quiet)
 
 
 class Bar:
@@ -62,8 +89,9 @@ class Bar:
             self._progress = None
 
 
-def echo(text: str = "", **style: Any) -> None:
-    click.echo(click.style(text, **style) if style else text)
+def echo(text: str = "", *, fg: str | None = None, bold: bool = False, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    print(style(text, fg, bold, stream=stream), file=stream)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 
-import click
-
+from conveyor.cli.app import arg, command, group
 from conveyor.cli.output import echo
 
 
-@click.command("init")
-@click.option("--force", is_flag=True, help="Re-create .conveyor/ in an existing project.")
-def init_cmd(force: bool) -> None:
-    """Make the current folder a conveyor project."""
+@command(
+    "init",
+    arg("--force", action="store_true", help="re-create .conveyor/ in an existing project"),
+    help="make the current folder a conveyor project",
+)
+def init_cmd(opts: Namespace) -> None:
+    """Make the current folder a conveyor project: .conveyor/, .gitignore entries, conveyor.yaml."""
     from conveyor.data.init import init
 
-    result = init(Path.cwd(), force=force)
+    result = init(Path.cwd(), force=opts.force)
     verb = "Re-initialised" if result.reinitialised else "Initialised"
     echo(f"{verb} a conveyor project in {result.root}")
     if not result.in_git:
@@ -28,48 +31,50 @@ def init_cmd(force: bool) -> None:
         echo("Commit .conveyor/config, .conveyor/.gitignore and conveyor.yaml to git.")
 
 
-@click.command("config")
-@click.argument("key", required=False)
-@click.argument("value", required=False)
-@click.option("--unset", is_flag=True, help="Remove KEY.")
-@click.option("--local", is_flag=True, help="Use .conveyor/config.local (not committed).")
-@click.option("--list", "list_all", is_flag=True, help="Print every setting.")
-def config_cmd(
-    key: str | None, value: str | None, unset: bool, local: bool, list_all: bool
-) -> None:
+@command(
+    "config",
+    arg("key", nargs="?"),
+    arg("value", nargs="?"),
+    arg("--unset", action="store_true", help="remove KEY"),
+    arg("--local", action="store_true", help="use .conveyor/config.local (not committed)"),
+    arg("--list", dest="list_all", action="store_true", help="print every setting"),
+    help="read or change a setting",
+)
+def config_cmd(opts: Namespace) -> None:
     """Read or change a setting: `conveyor config cache.type hardlink,copy`."""
     from conveyor.data.workspace import Workspace
-    from conveyor.foundation.config import KEYS
+    from conveyor.foundation.errors import ConfigError
 
     ws = Workspace.find()
-    level = "local" if local else "project"
-    if list_all or key is None:
+    level = "local" if opts.local else "project"
+    if opts.list_all or opts.key is None:
         for dotted, val in sorted(ws.config.items().items()):
             echo(f"{dotted}={val}")
         return
-    if unset:
-        ws.config.unset(key, level=level)
-    elif value is None:
-        val = ws.config.get(key)
-        if val is None and key in KEYS:
-            raise click.ClickException(f"{key} is not set")
+    if opts.unset:
+        ws.config.unset(opts.key, level=level)
+    elif opts.value is None:
+        val = ws.config.get(opts.key)
+        if val is None:
+            raise ConfigError(f"{opts.key} is not set")
         echo(str(val))
     else:
-        ws.config.set(key, value, level=level)
+        ws.config.set(opts.key, opts.value, level=level)
 
 
-@click.group("remote")
-def remote_group() -> None:
-    """Places objects are pushed to and pulled from."""
+group("remote", help="places objects are pushed to and pulled from")
 
 
-@remote_group.command("add")
-@click.argument("name")
-@click.argument("url")
-@click.option("-d", "--default", "default", is_flag=True, help="Make it the default remote.")
-@click.option("--force", is_flag=True, help="Replace a remote of the same name.")
-@click.option("--local", is_flag=True, help="Keep it in .conveyor/config.local.")
-def remote_add(name: str, url: str, default: bool, force: bool, local: bool) -> None:
+@command(
+    "remote add",
+    arg("name"),
+    arg("url"),
+    arg("-d", "--default", action="store_true", help="make it the default remote"),
+    arg("--force", action="store_true", help="replace a remote of the same name"),
+    arg("--local", action="store_true", help="keep it in .conveyor/config.local"),
+    help="add a remote: a folder, s3://, gs://, az://, ssh://, http(s):// URL",
+)
+def remote_add(opts: Namespace) -> None:
     """Add a remote: a folder, s3://, gs://, az://, ssh://, http(s):// URL."""
     import os
     import re
@@ -77,25 +82,26 @@ def remote_add(name: str, url: str, default: bool, force: bool, local: bool) -> 
     from conveyor.data.workspace import Workspace
     from conveyor.foundation.errors import ConfigError
 
+    name, url = opts.name, opts.url
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise ConfigError(f"remote name {name!r} may only hold letters, digits, - and _")
     ws = Workspace.find()
-    if name in ws.config.remotes() and not force:
+    if name in ws.config.remotes() and not opts.force:
         raise ConfigError(f"remote {name!r} already exists", hint="pass --force to replace it")
     if "://" not in url and not os.path.isabs(url):
         url = os.path.relpath(os.path.abspath(url), ws.root)  # stays valid in every clone
-    level = "local" if local else "project"
+    level = "local" if opts.local else "project"
     if name in ws.config.remotes():  # --force: start afresh, no stale options
         ws.config.unset(f"remote.{name}", level=ws.config.level_of_remote(name))
     ws.config.set(f"remote.{name}.url", url, level=level)
-    if default:
+    if opts.default:
         ws.config.set("core.remote", name, level=level)
-    echo(f"remote {name} -> {url}" + (" (default)" if default else ""))
+    echo(f"remote {name} -> {url}" + (" (default)" if opts.default else ""))
 
 
-@remote_group.command("list")
-def remote_list() -> None:
-    """List remotes."""
+@command("remote list", help="list remotes")
+def remote_list(opts: Namespace) -> None:
+    """List remotes; the default one is marked."""
     from conveyor.data.workspace import Workspace
 
     ws = Workspace.find()
@@ -105,28 +111,23 @@ def remote_list() -> None:
         echo(f"{name}\t{options.get('url')}{mark}")
 
 
-@remote_group.command("remove")
-@click.argument("name")
-def remote_remove(name: str) -> None:
-    """Remove a remote (its objects stay where they are)."""
+@command("remote remove", arg("name"), help="remove a remote (its objects stay)")
+def remote_remove(opts: Namespace) -> None:
+    """Remove a remote from the config; the objects on it stay where they are."""
     from conveyor.data.workspace import Workspace
 
     ws = Workspace.find()
-    level = ws.config.level_of_remote(name)
-    ws.config.unset(f"remote.{name}", level=level)
-    if ws.config.get("core.remote") == name:
+    level = ws.config.level_of_remote(opts.name)
+    ws.config.unset(f"remote.{opts.name}", level=level)
+    if ws.config.get("core.remote") == opts.name:
         ws.config.unset("core.remote", level=level)
 
 
-@remote_group.command("default")
-@click.argument("name")
-def remote_default(name: str) -> None:
-    """Make NAME the default remote."""
+@command("remote default", arg("name"), help="make NAME the default remote")
+def remote_default(opts: Namespace) -> None:
+    """Make NAME the remote that push, pull and gc --remote use by default."""
     from conveyor.data.workspace import Workspace
 
     ws = Workspace.find()
-    ws.config.remote(name)
-    ws.config.set("core.remote", name)
-
-
-COMMANDS = [init_cmd, config_cmd, remote_group]
+    ws.config.remote(opts.name)
+    ws.config.set("core.remote", opts.name)

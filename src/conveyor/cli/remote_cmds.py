@@ -2,67 +2,67 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from typing import TYPE_CHECKING
 
-import click
-
-from conveyor.cli.data_cmds import bar, writing
-from conveyor.cli.output import echo, human_size
+from conveyor.cli.app import arg, command
+from conveyor.cli.data_cmds import writing
+from conveyor.cli.output import bar, echo, human_size
 
 if TYPE_CHECKING:
     from conveyor.data.transfer import TransferResult
 
-_remote_option = click.option(
-    "-r", "--remote", "remote_name", metavar="NAME", help="Remote to use (default: core.remote)."
-)
-_jobs_option = click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Parallel transfers (default: core.jobs, else twice the CPUs).",
-)
+_REMOTE = arg("-r", "--remote", metavar="NAME", help="remote to use (default: core.remote)")
+_JOBS = arg("-j", "--jobs", type=int, metavar="N", help="parallel transfers (default: core.jobs)")
+_PATHS = arg("paths", nargs="*", metavar="PATH")
 
 
-@click.command("push")
-@click.argument("paths", nargs=-1)
-@_remote_option
-@_jobs_option
-def push_cmd(paths: tuple[str, ...], remote_name: str | None, jobs: int | None) -> None:
+@command("push", _PATHS, _REMOTE, _JOBS, help="upload what the remote lacks")
+def push_cmd(opts: Namespace) -> None:
     """Upload the objects tracked paths name (all pointers, or PATHs) that the remote lacks."""
     from conveyor.data.remote import open_remote
     from conveyor.data.transfer import push
 
     with writing("conveyor push") as ws:
-        pointers = ws.pointers(list(paths))
-        jobs = jobs or ws.jobs
-        remote = open_remote(ws, remote_name, jobs=jobs)
+        pointers = ws.pointers(opts.paths)
+        jobs = _jobs(opts) or ws.jobs
+        remote = open_remote(ws, opts.remote, jobs=jobs)
         result = push(ws, remote, pointers, jobs=jobs, progress=bar())
     _summary("pushed", "to", result)
     _fail_on_problems(result)
 
 
-@click.command("pull")
-@click.argument("paths", nargs=-1)
-@_remote_option
-@_jobs_option
-@click.option("--force", is_flag=True, help="Discard workspace changes not saved in the cache.")
-def pull_cmd(
-    paths: tuple[str, ...], remote_name: str | None, jobs: int | None, force: bool
-) -> None:
+@command(
+    "pull",
+    _PATHS,
+    _REMOTE,
+    _JOBS,
+    arg("--force", action="store_true", help="discard workspace changes not saved in the cache"),
+    help="download what the cache lacks, then check it out",
+)
+def pull_cmd(opts: Namespace) -> None:
     """Download the objects tracked paths name (all pointers, or PATHs), then check them out."""
     from conveyor.data.remote import open_remote
     from conveyor.data.transfer import pull
 
     with writing("conveyor pull") as ws:
-        pointers = ws.pointers(list(paths))
-        jobs = jobs or ws.jobs
-        remote = open_remote(ws, remote_name, jobs=jobs)
-        result = pull(ws, remote, pointers, jobs=jobs, force=force, progress=bar())
+        pointers = ws.pointers(opts.paths)
+        jobs = _jobs(opts) or ws.jobs
+        remote = open_remote(ws, opts.remote, jobs=jobs)
+        result = pull(ws, remote, pointers, jobs=jobs, force=opts.force, progress=bar())
     _summary("pulled", "from", result)
     for r in result.checkout:
         if r.changed:
             echo(f"{r.path}: {r.added} added, {r.modified} modified, {r.deleted} deleted")
     _fail_on_problems(result)
+
+
+def _jobs(opts: Namespace) -> int | None:
+    from conveyor.cli.app import UsageError
+
+    if opts.jobs is not None and opts.jobs < 1:
+        raise UsageError(f"-j {opts.jobs}: give 1 or more parallel transfers")
+    return opts.jobs  # type: ignore[no-any-return]
 
 
 def _summary(verb: str, preposition: str, result: TransferResult) -> None:
@@ -77,6 +77,3 @@ def _fail_on_problems(result: TransferResult) -> None:
     error = result.error()
     if error is not None:
         raise error
-
-
-COMMANDS = [push_cmd, pull_cmd]

@@ -15,9 +15,7 @@ import contextlib
 import errno
 import itertools
 import os
-import shutil
 import threading
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -95,7 +93,7 @@ class ObjectDB:
 
     def _bump(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(self.root / GENERATION, uuid.uuid4().hex)
+        atomic.write_text(self.root / GENERATION, os.urandom(16).hex())
 
     # -- removing ------------------------------------------------------------------------
     def remove(self, oid: str) -> None:
@@ -137,6 +135,8 @@ class ObjectDB:
             if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
                 continue
             if entry.is_dir(follow_symlinks=False):
+                import shutil
+
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:
                 os.unlink(entry.path)

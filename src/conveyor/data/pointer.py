@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from conveyor.data import hashing
 from conveyor.data.tree import TREE_SUFFIX, split_ref
@@ -25,8 +25,7 @@ HEADER = "# Tracked by conveyor: commit this file; the data lives in the cache a
 FIELDS = ("path", "hash", "size", "nfiles")
 
 
-@dataclass(frozen=True)
-class Pointer:
+class Pointer(NamedTuple):
     file: Path  # the .cvy file, absolute
     path: str  # tracked path relative to the pointer's folder
     oid: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from conveyor.data import build
 from conveyor.data.pointer import Pointer
@@ -17,8 +17,7 @@ from conveyor.data.workspace import Workspace
 from conveyor.foundation.progress import Progress
 
 
-@dataclass(frozen=True)
-class Changes:
+class Changes(NamedTuple):
     added: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
     modified: tuple[str, ...] = ()
@@ -35,12 +34,11 @@ def compare(expected: Mapping[str, str], actual: Mapping[str, str]) -> Changes:
     return Changes(tuple(added), tuple(deleted), tuple(modified))
 
 
-@dataclass(frozen=True)
-class PathStatus:
+class PathStatus(NamedTuple):
     path: str  # the tracked path, relative to the root
     pointer: str  # the pointer file, relative to the root
     state: str  # "clean", "modified" or "missing"
-    changes: Changes = field(default_factory=Changes)
+    changes: Changes = Changes()
     not_in_cache: int = 0  # objects the pointer needs that the cache lacks
 
     def to_dict(self) -> dict[str, object]:

@@ -8,7 +8,7 @@ the same bytes and the same oid. Pointers name a tree as ``<oid>.tree``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from conveyor.data import hashing
 from conveyor.foundation.errors import DataError
@@ -17,16 +17,14 @@ from conveyor.foundation.paths import check_relative
 TREE_SUFFIX = ".tree"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     path: str
     oid: str
     size: int
     executable: bool = False
 
 
-@dataclass(frozen=True)
-class Tree:
+class Tree(NamedTuple):
     entries: tuple[Entry, ...]
 
     @classmethod

@@ -8,9 +8,8 @@ Remotes live under ``remote.NAME`` with a ``url`` and any options of their fsspe
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from conveyor.foundation import atomic, yamlio
 from conveyor.foundation.errors import ConfigError
@@ -47,8 +46,7 @@ def _boolean(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     parse: Callable[[Any], Any]
     default: Any
     doc: str

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from conveyor.foundation.errors import NotAProjectError, PathError
 
 CONTROL_DIR = ".conveyor"
 
 
-@dataclass(frozen=True)
-class ProjectPaths:
+class ProjectPaths(NamedTuple):
     """The fixed places inside a project's root."""
 
     root: Path
