@@ -24,10 +24,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Byte-compile first: with PYTHONDONTWRITEBYTECODE set, every run would compile the sources again.
 bench: $(STAMP)
+	$(BIN)/python -m compileall -q src
 	$(BIN)/python bench/data.py
 
 bench-compare: $(STAMP)
+	$(BIN)/python -m compileall -q src
 	bash bench/install_dvc.sh
 	$(BIN)/python bench/data.py --compare-dvc bench/.work/dvc-venv/bin/dvc
 

@@ -35,3 +35,18 @@ def test_escaping_paths_are_refused() -> None:
 def test_split_ref() -> None:
     assert split_ref(A + ".tree") == (A, True)
     assert split_ref(A) == (A, False)
+
+
+@pytest.mark.parametrize(
+    "path", ["", "/a", "a//b", "a/", "a/../b", "..", "./a", "a/.", "x\ny", "a\x00b"]
+)
+def test_every_kind_of_bad_path_is_refused_in_bulk(path: str) -> None:
+    good = [Entry(f"ok{i}", A, 1) for i in range(3)]
+    evil = Tree((*good, Entry(path, B, 1))).to_bytes()
+    with pytest.raises(PathError):
+        Tree.from_bytes(evil)
+
+
+def test_bad_hash_is_refused() -> None:
+    with pytest.raises(DataError, match="invalid hash 'XYZ'"):
+        Tree.from_bytes(Tree((Entry("a", A, 1), Entry("b", "XYZ", 1))).to_bytes())

@@ -94,7 +94,8 @@ def _checkout_one(
         )
     to_write = [wanted[p] for p in (*changes.deleted, *changes.modified)]
     generation = ws.odb.generation()
-    lacking = [e for e in to_write if not ws.odb.exists(e.oid)]
+    complete = ptr.is_tree and ws.memo.is_complete(ptr.oid, generation)
+    lacking = [] if complete else [e for e in to_write if not ws.odb.exists(e.oid)]
     if lacking:
         raise _not_in_cache(ws, ptr, len(lacking))
     if verify:
@@ -103,7 +104,7 @@ def _checkout_one(
     for rel in (*changes.added, *changes.modified):
         _remove(_join(data, rel))
     _write(ws, data, to_write, linker, progress)
-    if ptr.is_tree and len(to_write) == len(wanted):
+    if ptr.is_tree and not complete and len(to_write) == len(wanted):
         ws.memo.mark_complete(ptr.oid, generation)
 
     result.added, result.modified = len(changes.deleted), len(changes.modified)

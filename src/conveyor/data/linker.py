@@ -47,6 +47,11 @@ class Linker:
                     if exc.errno != errno.EMLINK:
                         self._drop(kind)
                     continue
+                if exc.errno == errno.ENOENT and not os.path.exists(src):
+                    raise DataError(
+                        f"object {oid} for {dest} has gone from the cache",
+                        hint="run `conveyor fsck`, then `conveyor pull` to fetch it again",
+                    ) from exc
                 raise DataError(f"cannot write {dest}: {exc.strerror}") from exc
             with self._lock:
                 self.used.add(kind)

@@ -1,0 +1,278 @@
+"""The :class:`~conveyor.data.remote.Remote` of a folder: a local disk or a mounted share.
+
+Plain system calls, no fsspec. Uploads are copied into ``ROOT/.tmp/`` and put in place by a
+:class:`~conveyor.data.transfer_io.Landing`, as downloads are put into the cache: one ``syncfs``
+for a group of objects, their renames, and one more ``syncfs``, instead of an ``fsync`` per
+object. Downloads read a small object once, hash those bytes and write them; a large one is
+copied by the kernel and hashed from the copy. Existence checks list shard folders.
+
+Options configured for a folder remote (fsspec's ``auto_mkdir``, say) are accepted and ignored:
+folders are always created as needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from conveyor.data import hashing
+from conveyor.data.objects import storage_error, write_new
+from conveyor.data.remote import MissingObject, RemoteSpec, remote_error
+from conveyor.data.transfer_io import Landing, parallel
+from conveyor.foundation.errors import RemoteError
+
+T = TypeVar("T")
+
+TMP = ".tmp"  # uploads in progress; never an object (shards are two hex digits)
+# Below this many objects, one stat per object beats listing shard folders.
+_FEW = 16
+_CHUNK = 64 << 20
+_HINT = "check that the folder exists, is mounted and is writable (`conveyor remote list`)"
+_NOT_SUPPORTED = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
+
+
+class LocalRemote:
+    """A remote in a folder of this machine (or a mounted share); thread-safe."""
+
+    def __init__(self, spec: RemoteSpec, *, jobs: int = 8) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.url = spec.url
+        self.jobs = max(1, jobs)
+        self.root = spec.url
+        self.tmp = os.path.join(self.root, TMP)
+        self._host = socket.gethostname()
+        self._shards: set[str] = set()
+        self._cleaned = False
+        self._lock = threading.Lock()
+
+    def path(self, oid: str) -> str:
+        return f"{self.root}/{oid[:2]}/{oid[2:]}"
+
+    # -- Remote --------------------------------------------------------------------------
+    def exists_many(self, oids: Iterable[str]) -> set[str]:
+        wanted = set(oids)
+        try:
+            if len(wanted) <= _FEW:
+                return {o for o in wanted if os.path.exists(self.path(o))}
+            groups: dict[str, list[str]] = {}
+            for oid in wanted:
+                groups.setdefault(oid[:2], []).append(oid)
+            shards = sorted(groups)
+            found: set[str] = set()
+            for shard, names in zip(shards, self._map(self._list, shards), strict=True):
+                found.update(o for o in groups[shard] if o[2:] in names)
+            return found
+        except OSError as exc:
+            raise self._error("checking objects", exc) from exc
+
+    def upload_many(
+        self, items: Sequence[tuple[str, str]], *, jobs: int, done: Callable[[str], None]
+    ) -> None:
+        if not items:
+            return
+        self._prepare()
+        # Temp names unique to this call, so that it can clean up after itself on an error.
+        prefix = f"{os.getpid()}.{uuid.uuid4().hex[:12]}"
+        counter = itertools.count()
+
+        def stage(item: tuple[str, str]) -> str:
+            tmp = f"{self.tmp}/{prefix}.{next(counter)}.{self._host}.tmp"
+            try:
+                _copy(item[0], tmp)
+            except OSError as exc:
+                raise self._error("uploading", exc, item[1]) from exc
+            return tmp
+
+        try:
+            with Landing(self.tmp, self._place, landed=done) as landing:
+                parallel(items, stage, jobs, lambda item, tmp: landing.add(tmp, item[1]))
+        except BaseException:
+            self._remove_temps(prefix)  # copies that finished after the first error
+            raise
+
+    def upload(self, local_path: str, oid: str) -> None:
+        self.upload_many([(local_path, oid)], jobs=1, done=lambda _: None)
+
+    def download(self, oid: str, dest_path: str) -> str:
+        try:
+            src = os.open(self.path(oid), os.O_RDONLY)
+        except FileNotFoundError:
+            raise MissingObject(self.name, oid) from None
+        except OSError as exc:
+            raise self._error("downloading", exc, oid) from exc
+        try:
+            size = os.fstat(src).st_size
+            if size < hashing.SMALL:
+                return self._download_small(src, size, oid, dest_path)
+            return self._download_large(src, oid, dest_path)
+        finally:
+            os.close(src)
+
+    def iter_oids(self) -> Iterator[str]:
+        try:
+            shards = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._error("listing objects", exc) from exc
+        for shard in shards:
+            if len(shard) != 2:
+                continue
+            for rest in self._list(shard):
+                if hashing.is_oid(shard + rest):
+                    yield shard + rest
+
+    def remove(self, oids: Iterable[str]) -> None:
+        for oid in sorted(set(oids)):
+            try:
+                os.unlink(self.path(oid))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise self._error("removing objects", exc, oid) from exc
+
+    # -- uploading -----------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Create ``ROOT/.tmp``; the first time, remove what dead uploaders of this host left."""
+        try:
+            os.makedirs(self.tmp, exist_ok=True)
+        except OSError as exc:
+            raise self._error("creating folders", exc) from exc
+        with self._lock:
+            if self._cleaned:
+                return
+            self._cleaned = True
+        for name in os.listdir(self.tmp):
+            pid, _, rest = name.partition(".")
+            host = rest.partition(".")[2].partition(".")[2].removesuffix(".tmp")
+            if host == self._host and pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.tmp, name))
+
+    def _remove_temps(self, prefix: str) -> None:
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.tmp):
+                if name.startswith(prefix + "."):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(self.tmp, name))
+
+    def _place(self, tmp: str, oid: str) -> None:
+        shard = oid[:2]
+        try:
+            if shard not in self._shards:
+                os.makedirs(f"{self.root}/{shard}", exist_ok=True)
+                with self._lock:
+                    self._shards.add(shard)
+            os.replace(tmp, self.path(oid))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise self._error("uploading", exc, oid) from exc
+
+    # -- downloading ---------------------------------------------------------------------
+    def _download_small(self, src: int, size: int, oid: str, dest_path: str) -> str:
+        try:
+            data = _read_all(src, size)
+        except OSError as exc:
+            raise self._error("downloading", exc, oid) from exc
+        try:
+            write_new(dest_path, data)
+        except OSError as exc:
+            raise storage_error(f"object {oid} from remote {self.name!r}", exc) from exc
+        return hashing.hash_bytes(data)
+
+    def _download_large(self, src: int, oid: str, dest_path: str) -> str:
+        try:
+            dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except OSError as exc:
+            raise storage_error(f"object {oid} from remote {self.name!r}", exc) from exc
+        try:
+            while _copy_chunk(src, dest):
+                pass
+        except BaseException as exc:
+            os.close(dest)
+            os.unlink(dest_path)
+            if isinstance(exc, OSError):
+                raise self._error("downloading", exc, oid) from exc
+            raise
+        os.close(dest)
+        # Hash the copy, not the source: what is verified is exactly what the cache gets.
+        return hashing.hash_file(dest_path)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _list(self, shard: str) -> set[str]:
+        try:
+            return set(os.listdir(f"{self.root}/{shard}"))
+        except FileNotFoundError:
+            return set()
+
+    def _map(self, fn: Callable[[str], T], items: list[str]) -> list[T]:
+        # Listing is a system call that releases the GIL: threads help on a network share.
+        if len(items) <= 8 or self.jobs == 1:
+            return [fn(i) for i in items]
+        pool = ThreadPoolExecutor(min(self.jobs, 8), thread_name_prefix="conveyor-ls")
+        with pool:
+            return list(pool.map(fn, items))
+
+    def _error(self, what: str, exc: BaseException, oid: str | None = None) -> RemoteError:
+        return remote_error(self.spec, what, exc, oid, hint=_HINT)
+
+
+def _copy(src_path: str, dest_path: str) -> None:
+    """Copy a file to the new file ``dest_path``; remove it again on any failure."""
+    src = os.open(src_path, os.O_RDONLY)
+    try:
+        dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            while _copy_chunk(src, dest):
+                pass
+        except BaseException:
+            os.close(dest)
+            os.unlink(dest_path)
+            raise
+        os.close(dest)
+    finally:
+        os.close(src)
+
+
+def _copy_chunk(src: int, dest: int) -> int:
+    """One chunk by ``copy_file_range`` (a reflink where the filesystem can), else read/write."""
+    try:
+        return os.copy_file_range(src, dest, _CHUNK)
+    except OSError as exc:
+        if exc.errno not in _NOT_SUPPORTED:
+            raise
+    data = os.read(src, _CHUNK)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(dest, view) :]
+    return len(data)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    data = os.read(fd, size)
+    while len(data) < size:  # a short read (a network share): read on up to the end
+        more = os.read(fd, size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
