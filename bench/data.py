@@ -525,7 +525,23 @@ def run_plan(plan: Plan, runner: Runner) -> Samples:
             for tool in order:
                 for fig, secs in run_session(plan, runner, tool, phase, rep).items():
                     samples[tool.name].setdefault(fig, []).append(secs)
+            baseline = samples.setdefault(BASELINE, {})
+            baseline.setdefault(f"cp_{phase}", []).append(time_copy(plan, runner, phase))
     return samples
+
+
+BASELINE = "cp -r"  # the floor for add and checkout: write every file once, nothing else
+
+
+def time_copy(plan: Plan, runner: Runner, phase: str) -> float:
+    """Seconds for `cp -r` of a data set, measured like the tools (warm source, flushed)."""
+    dst = plan.runs_dir / f"baseline-{phase}"
+    remove(dst)
+    warm(plan.sources[phase])
+    os.sync()
+    seconds, _ = runner.timed(["cp", "-r", str(plan.sources[phase]), str(dst)], plan.runs_dir)
+    remove(dst)
+    return seconds
 
 
 # --------------------------------------------------------------------------
@@ -537,6 +553,12 @@ def medians(samples: Samples) -> dict[str, dict[str, float]]:
         tool: {fig: statistics.median(vals) for fig, vals in figs.items()}
         for tool, figs in samples.items()
     }
+
+
+def baseline_text(med: dict[str, dict[str, float]]) -> str:
+    floor = med.get(BASELINE, {})
+    parts = [f"{fig.removeprefix('cp_')} {secs:.3f} s" for fig, secs in sorted(floor.items())]
+    return f"for scale, `cp -r` of the same data: {', '.join(parts)}" if parts else ""
 
 
 def ratios(med: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -620,6 +642,8 @@ def write_report(path: Path, plan: Plan, scale: float, samples: Samples, runner:
     runs = f"{plan.repeat} repeat(s) (help: {HELP_RUNS} runs)"
     print(f"medians of {runs}, scale {scale:g}")
     print(format_table(plan, med, ratio, goals))
+    if baseline_text(med):
+        print(baseline_text(med))
     if scale != 1:
         print("(targets are meant for scale 1; small scales measure mostly start-up)")
     report = {
