@@ -10,6 +10,10 @@ from conveyor.data import hashing
 from conveyor.data.objects import ObjectDB
 
 
+def temp_files(odb: ObjectDB) -> list[str]:
+    return [f for _, _, files in os.walk(odb.tmp) for f in files]
+
+
 @pytest.fixture
 def odb(tmp_path: Path) -> ObjectDB:
     return ObjectDB(tmp_path / "objects", tmp_path / "tmp")
@@ -39,7 +43,7 @@ def test_a_failed_batch_leaves_nothing(odb: ObjectDB) -> None:
         oid = batch.add_bytes(b"lost")
         raise RuntimeError
     assert not odb.exists(oid)
-    assert os.listdir(odb.tmp) == []
+    assert temp_files(odb) == []
 
 
 def test_large_file_is_copied_and_hashed_once(odb: ObjectDB, tmp_path: Path) -> None:
@@ -51,17 +55,39 @@ def test_large_file_is_copied_and_hashed_once(odb: ObjectDB, tmp_path: Path) -> 
         again = batch.add_file(str(src), len(data))
     assert oid == again == hashing.hash_bytes(data)
     assert odb.path(oid).read_bytes() == data
-    assert os.listdir(odb.tmp) == []
+    assert temp_files(odb) == []
 
 
 def test_clean_tmp_removes_dead_writers_leftovers(odb: ObjectDB) -> None:
     odb.tmp.mkdir(parents=True)
     dead = odb.tmp / "999999999.1.tmp"  # no such pid
-    mine = odb.tmp / f"{os.getpid()}.5.tmp"
+    dead_dir = odb.tmp / "999999998.77.d"
+    dead_dir.mkdir()
+    (dead_dir / "3.tmp").write_bytes(b"z")
+    mine = odb.temp_path()  # this process is alive: its temp folder stays
     dead.write_bytes(b"x")
-    mine.write_bytes(b"y")
-    assert odb.clean_tmp() == 2  # our own pid's files are leftovers too when we clean
-    assert not dead.exists() and not mine.exists()
+    assert odb.clean_tmp() == 2
+    assert not dead.exists() and not dead_dir.exists()
+    assert os.path.isdir(os.path.dirname(mine))
+
+
+def test_each_thread_writes_temps_in_its_own_folder(odb: ObjectDB) -> None:
+    import threading
+
+    folders = set()
+    together = threading.Barrier(3)
+
+    def grab() -> None:
+        folders.add(os.path.dirname(odb.temp_path()))
+        together.wait()  # all three alive at once: no thread ident is reused
+
+    threads = [threading.Thread(target=grab) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    folders.add(os.path.dirname(odb.temp_path()))
+    assert len(folders) == 4
 
 
 def test_quarantine_moves_a_corrupt_object_aside(odb: ObjectDB, tmp_path: Path) -> None:

@@ -22,7 +22,10 @@ def writing(command: str) -> Iterator[Workspace]:
 
     with Workspace.find() as ws, ws.lock(command):
         ws.odb.clean_tmp()
-        yield ws
+        try:
+            yield ws
+        finally:
+            ws.odb.release_tmp()
 
 
 @command("add", arg("paths", nargs="+", metavar="PATH"), help="track files or folders")

@@ -25,6 +25,8 @@ from conveyor.foundation import atomic
 from conveyor.foundation.errors import DataError
 
 _counter = itertools.count()
+_local = threading.local()
+_epoch = [0]  # bumped by release_tmp: cached temp folders may be gone
 GENERATION = ".generation"
 
 
@@ -35,6 +37,7 @@ class ObjectDB:
         self.root = root
         self._root = os.fspath(root)
         self.tmp = tmp
+        self._tmp = os.fspath(tmp)
         self.durable = durable
         self._shards: set[str] = set()
         self._lock = threading.Lock()
@@ -126,13 +129,17 @@ class ObjectDB:
         return target
 
     def clean_tmp(self) -> int:
-        """Remove temp files left by writers that died; returns how many were removed."""
+        """Remove temp files left by writers that died; returns how many were removed.
+
+        Entries are named after their writer's pid; those of living processes (this one
+        included) are left alone.
+        """
         if not self.tmp.is_dir():
             return 0
         removed = 0
         for entry in os.scandir(self.tmp):
             pid = entry.name.split(".", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            if pid.isdigit() and _alive(int(pid)):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 import shutil
@@ -148,7 +155,31 @@ class ObjectDB:
         return Batch(self)
 
     def temp_path(self) -> str:
-        return os.path.join(self.tmp, f"{os.getpid()}.{next(_counter)}.tmp")
+        """A new temp file name in this thread's own folder under ``tmp/``.
+
+        One folder per process and thread: creating thousands of files in one shared folder
+        serialises every writer on that folder's lock in the kernel.
+        """
+        mine: tuple[tuple[int, int], dict[str, str]] | None = getattr(_local, "dirs", None)
+        key = (os.getpid(), _epoch[0])
+        if mine is None or mine[0] != key:  # a new thread, a child after fork, or released
+            mine = _local.dirs = (key, {})
+        folder = mine[1].get(self._tmp)
+        if folder is None:
+            folder = f"{self._tmp}/{key[0]}.{threading.get_ident()}.d"
+            os.makedirs(folder, exist_ok=True)
+            mine[1][self._tmp] = folder
+        return f"{folder}/{next(_counter)}.tmp"
+
+    def release_tmp(self) -> None:
+        """Remove this process's temp folders that are empty; call at the end of a command."""
+        _epoch[0] += 1
+        prefix = f"{os.getpid()}."
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.tmp) as entries:
+            for entry in entries:
+                if entry.name.startswith(prefix) and entry.name.endswith(".d"):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(entry.path)
 
     def _ensure_shard(self, shard: str) -> None:
         if shard not in self._shards:
