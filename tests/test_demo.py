@@ -1,0 +1,26 @@
+"""`make demo` must keep working: run the demo end to end, as a newcomer would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_demo_runs_every_step() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "demo finished: every step passed" in out
+    assert "clean     data/raw" in out  # after the cache and workspace were wiped and pulled
+    assert "570 data/raw/cells.csv" in out and "770 data/raw/cells.csv" in out  # time travel
