@@ -19,23 +19,28 @@ import pytest
 from conveyor.data.hashing import hash_file, is_oid
 from tests.conftest import Project, conveyor_process
 
-NFILES = 600
+NFILES = 1500  # above remote_local._MANY: downloads run in forked processes
 
 
 def _objects(folder: Path) -> list[Path]:
+    """Every file in the shard folders (``ab/``) of a cache or a remote."""
     if not folder.is_dir():
         return []
-    return [p for shard in os.scandir(folder) if shard.is_dir() for p in Path(shard).iterdir()]
+    shards = [s for s in os.scandir(folder) if s.is_dir() and len(s.name) == 2]
+    return [p for shard in shards for p in Path(shard).iterdir()]
 
 
 def _assert_sound(folder: Path) -> None:
-    """Every object file is named by the BLAKE3 hash of its bytes (temp names aside on remotes)."""
+    """Every file in a shard folder is named by the BLAKE3 hash of its bytes; temp files of a
+    push are only ever in ``.tmp/``."""
+    if not folder.is_dir():
+        return
     for path in _objects(folder):
         oid = path.parent.name + path.name
-        if not is_oid(oid):
-            assert path.name.endswith(".tmp"), f"stray file {path}"
-            continue
+        assert is_oid(oid), f"stray file {path}"
         assert hash_file(path) == oid, f"{path} does not hold the bytes its name says"
+    others = {p.name for p in folder.iterdir() if not (p.is_dir() and len(p.name) == 2)}
+    assert others <= {".tmp", ".generation"}, others
 
 
 def _kill_when(args: list[str], cwd: Path, ready: Callable[[], bool]) -> None:
@@ -106,7 +111,7 @@ def test_push_killed_mid_way_leaves_only_whole_objects(project: Project) -> None
     assert tree[0]["state"] == "clean"
 
     out = project.ok("push")
-    landed = sum(1 for p in _objects(store) if is_oid(p.parent.name + p.name))
-    assert landed == NFILES + 1
+    assert len(_objects(store)) == NFILES + 1
     assert "already there" in out and not out.startswith(f"pushed {NFILES + 1} ")
     _assert_sound(store)
+    assert list((store / ".tmp").iterdir()) == []  # the killed push's temp files are gone

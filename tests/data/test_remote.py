@@ -1,4 +1,8 @@
-"""Remotes: configuration, the Remote contract (folder, memory, S3 on loopback), and errors."""
+"""Remotes: configuration, the Remote contract (every backend), and errors.
+
+The contract tests run over the folder remote (``LocalRemote``), fsspec's folder and in-memory
+filesystems, and S3 (moto on loopback).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,17 @@ from pathlib import Path
 import pytest
 
 from conveyor.data.hashing import hash_bytes
-from conveyor.data.remote import MissingObject, RemoteSpec, absolute_url, storage_options
+from conveyor.data.remote import (
+    MissingObject,
+    Remote,
+    RemoteSpec,
+    absolute_url,
+    open_remote,
+    storage_options,
+)
 from conveyor.data.remote_fsspec import FsspecRemote, plan_checks
+from conveyor.data.remote_local import LocalRemote
+from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import RemoteError
 from tests.conftest import Project
 
@@ -99,9 +112,11 @@ def test_plan_lists_a_shard_when_that_is_cheaper_than_one_request_per_object() -
 
 
 # -- the Remote contract, run over every backend ---------------------------------------------
-@pytest.fixture(params=["folder", "memory", "s3"])
-def remote(request: pytest.FixtureRequest, tmp_path: Path) -> FsspecRemote:
-    if request.param == "folder":
+@pytest.fixture(params=["local", "fsspec-folder", "memory", "s3"])
+def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Remote:
+    if request.param == "local":
+        return LocalRemote(RemoteSpec.of("local", "store", {}, root=tmp_path), jobs=4)
+    if request.param == "fsspec-folder":
         spec = RemoteSpec.of("folder", str(tmp_path / "store"), {}, root=tmp_path)
     elif request.param == "memory":
         spec = RemoteSpec("memory", f"memory://conveyor-{uuid.uuid4().hex}/store")
@@ -114,6 +129,32 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path) -> FsspecRemote:
     return FsspecRemote(spec, jobs=4)
 
 
+def _put(remote: Remote, rel: str, data: bytes) -> None:
+    """Write a file that is not an object (a stray note, a temp file) onto the remote."""
+    if isinstance(remote, LocalRemote):
+        target = Path(remote.root, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    else:
+        assert isinstance(remote, FsspecRemote)
+        target = f"{remote.root}/{rel}"
+        remote.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        remote.fs.pipe_file(target, data)
+
+
+def _files(remote: Remote) -> list[str]:
+    """Every file on the remote, objects and temp files alike, relative to its root."""
+    if isinstance(remote, LocalRemote):
+        root = Path(remote.root)
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert isinstance(remote, FsspecRemote)
+    try:
+        found = remote.fs.find(remote.root)
+    except FileNotFoundError:
+        return []
+    return sorted(f[len(remote.root) + 1 :] for f in found)
+
+
 def _objects(tmp_path: Path, count: int) -> dict[str, Path]:
     out = {}
     for i in range(count):
@@ -124,7 +165,7 @@ def _objects(tmp_path: Path, count: int) -> dict[str, Path]:
     return out
 
 
-def test_contract_upload_exists_download(remote: FsspecRemote, tmp_path: Path) -> None:
+def test_contract_upload_exists_download(remote: Remote, tmp_path: Path) -> None:
     objects = _objects(tmp_path, 3)
     assert remote.exists_many(objects) == set()
     for oid, path in objects.items():
@@ -132,13 +173,42 @@ def test_contract_upload_exists_download(remote: FsspecRemote, tmp_path: Path) -
     assert remote.exists_many([*objects, "0" * 64]) == set(objects)
     for oid, path in objects.items():
         dest = tmp_path / f"dest-{oid}"
-        remote.download(oid, str(dest))
+        assert remote.download(oid, str(dest)) == oid  # the hash of what it wrote
         assert dest.read_bytes() == path.read_bytes()
+        assert dest.stat().st_mode & 0o222 == 0  # read-only, as the cache wants it
     with pytest.raises(MissingObject, match="not on remote"):
         remote.download("0" * 64, str(tmp_path / "nothing"))
 
 
-def test_contract_many_objects_are_checked_by_listing(remote: FsspecRemote, tmp_path: Path) -> None:
+def test_contract_download_reports_what_damaged_bytes_hash_to(
+    remote: Remote, tmp_path: Path
+) -> None:
+    oid = next(iter(_objects(tmp_path, 1)))
+    _put(remote, f"{oid[:2]}/{oid[2:]}", b"bit rot")
+    assert remote.download(oid, str(tmp_path / "dest")) == hash_bytes(b"bit rot")
+
+
+def test_contract_upload_many_reports_each_object_once_it_is_there(
+    remote: Remote, tmp_path: Path
+) -> None:
+    objects = _objects(tmp_path, 30)
+    caller = threading.get_ident()
+    reported: list[str] = []
+
+    def done(oid: str) -> None:
+        assert threading.get_ident() == caller  # progress is safe to update from here
+        assert remote.exists_many([oid]) == {oid}
+        reported.append(oid)
+
+    items = [(str(path), oid) for oid, path in objects.items()]
+    remote.upload_many(items, jobs=3, done=done)
+    assert sorted(reported) == sorted(objects)
+    assert sorted(remote.iter_oids()) == sorted(objects)
+    assert _files(remote) == sorted(f"{o[:2]}/{o[2:]}" for o in objects)  # no temp file left
+    remote.upload_many([], jobs=3, done=done)  # nothing to do is fine
+
+
+def test_contract_many_objects_are_checked_by_listing(remote: Remote, tmp_path: Path) -> None:
     objects = _objects(tmp_path, 40)
     stored = sorted(objects)[::2]
     for oid in stored:
@@ -147,15 +217,15 @@ def test_contract_many_objects_are_checked_by_listing(remote: FsspecRemote, tmp_
     assert remote.exists_many([*objects, *absent]) == set(stored)
 
 
-def test_contract_iter_oids_and_remove(remote: FsspecRemote, tmp_path: Path) -> None:
+def test_contract_iter_oids_and_remove(remote: Remote, tmp_path: Path) -> None:
     objects = _objects(tmp_path, 5)
     for oid, path in objects.items():
         remote.upload(str(path), oid)
     # Things that are not objects are never reported (a temp file, a stray note).
-    junk = tmp_path / "junk"
-    junk.write_bytes(b"junk")
-    remote.fs.put_file(str(junk), f"{remote.root}/README")
-    remote.fs.put_file(str(junk), f"{remote.path(next(iter(objects)))}.1234.tmp")
+    first = next(iter(objects))
+    _put(remote, "README", b"junk")
+    _put(remote, f"{first[:2]}/{first[2:]}.1234.tmp", b"junk")
+    _put(remote, f".tmp/1.host.abc.0/{first[2:]}", b"junk")
     assert sorted(remote.iter_oids()) == sorted(objects)
     gone = sorted(objects)[:2]
     remote.remove([*gone, "0" * 64])  # an oid that is not there is ignored
@@ -163,7 +233,7 @@ def test_contract_iter_oids_and_remove(remote: FsspecRemote, tmp_path: Path) -> 
     assert remote.exists_many(objects) == set(sorted(objects)[2:])
 
 
-def test_contract_concurrent_uploads_of_one_object(remote: FsspecRemote, tmp_path: Path) -> None:
+def test_contract_concurrent_uploads_of_one_object(remote: Remote, tmp_path: Path) -> None:
     (oid, path), *_ = _objects(tmp_path, 1).items()
     threads = [threading.Thread(target=remote.upload, args=(str(path), oid)) for _ in range(8)]
     for t in threads:
@@ -175,21 +245,51 @@ def test_contract_concurrent_uploads_of_one_object(remote: FsspecRemote, tmp_pat
     assert list(remote.iter_oids()) == [oid]
 
 
-def test_contract_failed_upload_leaves_nothing(remote: FsspecRemote, tmp_path: Path) -> None:
+def test_contract_failed_upload_leaves_nothing(remote: Remote, tmp_path: Path) -> None:
     oid = hash_bytes(b"never written")
     with pytest.raises(RemoteError, match=f"remote {remote.name!r}"):
         remote.upload(str(tmp_path / "does-not-exist"), oid)
     assert remote.exists_many([oid]) == set()
     assert list(remote.iter_oids()) == []
-    if not remote.spec.atomic_put and remote.fs.exists(f"{remote.root}/{oid[:2]}"):
-        assert remote.fs.ls(f"{remote.root}/{oid[:2]}") == []  # no temp file left behind
+    assert _files(remote) == []  # no temp file left behind
+
+
+def test_contract_failed_upload_many_keeps_what_was_reported(
+    remote: Remote, tmp_path: Path
+) -> None:
+    objects = _objects(tmp_path, 20)
+    items = [(str(path), oid) for oid, path in objects.items()]
+    broken = hash_bytes(b"never written")
+    items.insert(10, (str(tmp_path / "does-not-exist"), broken))
+    reported: list[str] = []
+    with pytest.raises(RemoteError, match="does-not-exist"):
+        remote.upload_many(items, jobs=2, done=reported.append)
+    assert set(reported) <= set(objects)
+    # Whatever is there is whole, and everything reported is there; no temp file is left.
+    assert set(reported) <= set(remote.iter_oids()) <= set(objects)
+    assert all(f"{o[:2]}/{o[2:]}" in _files(remote) for o in reported)
+    assert len(_files(remote)) == len(list(remote.iter_oids()))
 
 
 def test_empty_or_absent_remote_holds_nothing(tmp_path: Path) -> None:
-    spec = RemoteSpec.of("nowhere", str(tmp_path / "absent"), {}, root=tmp_path)
-    remote = FsspecRemote(spec)
-    assert remote.exists_many([hash_bytes(str(i).encode()) for i in range(30)]) == set()
-    assert list(remote.iter_oids()) == []
+    for remote in (
+        FsspecRemote(RemoteSpec.of("nowhere", str(tmp_path / "absent"), {}, root=tmp_path)),
+        LocalRemote(RemoteSpec.of("nowhere", str(tmp_path / "absent"), {}, root=tmp_path)),
+    ):
+        assert remote.exists_many([hash_bytes(str(i).encode()) for i in range(30)]) == set()
+        assert list(remote.iter_oids()) == []
+
+
+def test_a_folder_gets_the_local_remote_and_anything_else_fsspec(project: Project) -> None:
+    project.ok("remote", "add", "store", "../store")
+    project.ok("remote", "add", "url", f"file://{project.root.parent / 'other'}")
+    project.ok("remote", "add", "memory", "memory://bucket/store")
+    project.ok("config", "remote.store.auto_mkdir", "true")  # an fsspec option: ignored
+    ws = Workspace.find(project.root)
+    assert isinstance(open_remote(ws, "store"), LocalRemote)
+    url = open_remote(ws, "url")
+    assert isinstance(url, LocalRemote) and url.url == str(project.root.parent / "other")
+    assert isinstance(open_remote(ws, "memory"), FsspecRemote)
 
 
 # -- errors a user meets, through the CLI ------------------------------------------------------
@@ -279,7 +379,7 @@ def test_help_does_not_import_fsspec() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "-r, --remote NAME" in proc.stdout
+    assert "--remote NAME" in proc.stdout
 
 
 def _installed(module: str) -> bool:

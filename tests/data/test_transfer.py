@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.data import remote_local
 from conveyor.data.hashing import hash_bytes, hash_file
 from conveyor.data.objects import ObjectDB
 from conveyor.data.transfer import Needed, plan_push
-from conveyor.data.transfer_io import Landing, parallel
+from conveyor.data.transfer_io import Landing, Scratch, parallel, run_length
 from tests.conftest import Project
 
 FILES = {
@@ -87,6 +88,15 @@ def test_push_wipe_pull_restores_everything(tracked: Project) -> None:
     assert "from store, 0 already there" in out
     assert "data: 4 added, 0 modified, 0 deleted" in out
     assert_restored(tracked)
+
+
+def test_pull_in_worker_processes(tracked: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(remote_local, "_MANY", 1)  # as for thousands of objects
+    tracked.ok("push")
+    wipe(tracked)
+    assert f"pulled {N_OBJECTS} objects (" in tracked.ok("pull", "-j", "2")
+    assert_restored(tracked)
+    assert list((tracked.root / ".conveyor/tmp").iterdir()) == []
 
 
 def test_second_push_and_pull_transfer_nothing(tracked: Project) -> None:
@@ -278,14 +288,49 @@ def test_parallel_stops_at_the_first_error() -> None:
     assert all(r == i * 2 for i, r in done)
 
 
+def test_parallel_hands_out_runs_of_items() -> None:
+    threads: dict[int, set[int]] = {}
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            threads.setdefault(i // 7, set()).add(threading.get_ident())
+        return i * 2
+
+    done: list[tuple[int, int]] = []
+    parallel(range(100), work, 3, lambda i, r: done.append((i, r)), run=7)
+    assert sorted(done) == [(i, i * 2) for i in range(100)]
+    assert all(len(t) == 1 for t in threads.values())  # a run stays on one thread
+    assert run_length(20_000, 4) == 64 and run_length(100, 4) == 3 and run_length(3, 4) == 1
+
+
+def test_scratch_gives_each_thread_a_folder_and_removes_them(tmp_path: Path) -> None:
+    names: list[str] = []
+    with Scratch(tmp_path, "123.abc") as scratch:
+        threads = [threading.Thread(target=lambda: names.append(scratch.path())) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        names.append(scratch.path())
+        assert len(set(names)) == 4
+        assert all(os.path.basename(os.path.dirname(n)).startswith("123.abc.") for n in names)
+    assert list(tmp_path.iterdir()) == []
+    # After an error, what is still in the folders goes with them.
+    with pytest.raises(RuntimeError), Scratch(tmp_path, "123.abc") as scratch:
+        Path(scratch.path()).write_bytes(b"partial")
+        raise RuntimeError
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_landing_puts_verified_files_in_place(tmp_path: Path) -> None:
     odb = ObjectDB(tmp_path / "objects", tmp_path / "tmp", durable=False)
-    with Landing(odb, group=2) as landing:
+    with Landing.into(odb, group=2) as landing:
         for i in range(3):
             data = f"object {i}".encode()
-            tmp = odb.temp_path()
-            Path(tmp).write_bytes(data)
-            landing.add(tmp, hash_bytes(data))
+            tmp = odb.tmp / f"{i}.tmp"
+            tmp.write_bytes(data)
+            landing.add(str(tmp), hash_bytes(data))
         assert len(list(odb.iter_oids())) == 2  # the first group is in place already
     assert len(list(odb.iter_oids())) == 3
     assert list((tmp_path / "tmp").iterdir()) == []

@@ -3,8 +3,9 @@
 A remote mirrors the cache's layout: every object, trees included, lives at ``ROOT/ab/cdef...``
 (``oid[:2]/oid[2:]``). Remotes are configured under ``remote.NAME`` with a ``url`` and any options
 of their fsspec backend; ``core.remote`` names the default. :func:`open_remote` turns that into a
-:class:`Remote`; the fsspec implementation is imported only then, so ``conveyor --help`` never
-loads fsspec.
+:class:`Remote`: a folder (a plain path or ``file://``) gets :class:`~conveyor.data.remote_local.
+LocalRemote`, everything else the fsspec one. Both are imported only then, so ``conveyor --help``
+never loads fsspec.
 
 >>> spec = RemoteSpec.of("origin", "../storage", {}, root=Path("/work/proj"))
 >>> spec.url, spec.protocol
@@ -14,7 +15,7 @@ loads fsspec.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +24,7 @@ from conveyor.foundation.errors import ConfigError, RemoteError
 from conveyor.foundation.suggest import did_you_mean
 
 if TYPE_CHECKING:
+    from conveyor.data.transfer_io import Scratch
     from conveyor.data.workspace import Workspace
     from conveyor.foundation.config import Config
 
@@ -34,7 +36,8 @@ _S3_ALIASES = {"access_key_id": "key", "secret_access_key": "secret", "session_t
 
 
 class Remote(Protocol):
-    """A place that holds objects by oid. One implementation: :class:`FsspecRemote`.
+    """A place that holds objects by oid: :class:`~conveyor.data.remote_local.LocalRemote` for
+    folders, :class:`~conveyor.data.remote_fsspec.FsspecRemote` for everything else.
 
     Contract (every implementation; ``tests/data/test_remote.py`` checks it):
 
@@ -42,12 +45,25 @@ class Remote(Protocol):
     - Every method may be called from several threads at once.
     - ``exists_many(oids)`` returns the subset present, with as few requests as the backend
       allows (listing shard folders rather than one request per object when there are many).
-    - ``upload(local_path, oid)``: once it returns the object is readable under its name; a
-      reader (or a killed writer) never leaves a partial object under that name. Uploading an
-      oid that is already there is harmless.
-    - ``download(oid, dest_path)`` writes the bytes to ``dest_path`` (a new local file) and
-      raises :class:`MissingObject` if the remote lacks it. It does not verify: the caller
-      hashes what arrived.
+    - ``upload_many(items, jobs=N, done=f)`` uploads every ``(local_path, oid)`` of ``items``
+      with up to ``N`` transfers at a time, and calls ``f(oid)`` on the calling thread once that
+      object is durably on the remote. A reader (or a killed writer) never leaves a partial
+      object under its name; uploading an oid that is already there is harmless. A backend may
+      make a group of objects durable together (a folder: one flush per group instead of one per
+      file), so ``f`` may come in bursts, but a group is at most about a second of work. The
+      first error stops what has not started yet and propagates; objects reported done stay.
+    - ``upload(local_path, oid)`` is ``upload_many`` of one object.
+    - ``download(oid, dest_path)`` creates ``dest_path`` (a new local file, read-only) holding
+      the object's bytes and returns the BLAKE3 hash of what it wrote, or raises
+      :class:`MissingObject` if the remote lacks it. It does not judge the bytes: the caller
+      compares the hash with ``oid``, because a remote may hold a damaged copy. Hashing in the
+      backend lets it hash while it copies.
+    - ``download_many(oids, scratch, jobs=N, done=f)`` downloads each oid as ``download`` does,
+      into a new file under the :class:`~conveyor.data.transfer_io.Scratch` folder, with up to
+      ``N`` transfers at a time, and calls ``f(oid, Fetched)`` on the calling thread for each;
+      from then on the file is the caller's, to rename or delete. An object the remote lacks
+      comes as ``Fetched(None)``. The first error stops what has not started and propagates;
+      the scratch folder removes the files nobody was given.
     - ``iter_oids()`` yields every object stored, in no particular order, skipping temp files and
       anything that is not an object (for ``gc --remote``).
     - ``remove(oids)`` deletes those objects; oids that are not there are ignored.
@@ -59,13 +75,35 @@ class Remote(Protocol):
 
     def exists_many(self, oids: Iterable[str]) -> set[str]: ...
 
+    def upload_many(
+        self, items: Sequence[tuple[str, str]], *, jobs: int, done: Callable[[str], None]
+    ) -> None: ...
+
     def upload(self, local_path: str, oid: str) -> None: ...
 
-    def download(self, oid: str, dest_path: str) -> None: ...
+    def download(self, oid: str, dest_path: str) -> str: ...
+
+    def download_many(
+        self,
+        oids: Sequence[str],
+        scratch: Scratch,
+        *,
+        jobs: int,
+        done: Callable[[str, Fetched], None],
+    ) -> None: ...
 
     def iter_oids(self) -> Iterator[str]: ...
 
     def remove(self, oids: Iterable[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One object of :meth:`Remote.download_many`: where it is now, and what its bytes hash to."""
+
+    path: str | None  # a new read-only file; None if the remote lacks the object
+    digest: str = ""  # the BLAKE3 hash of the bytes in ``path``
+    size: int = 0
 
 
 class MissingObject(RemoteError):
@@ -134,6 +172,10 @@ def open_remote(ws: Workspace, name: str | None = None, *, jobs: int | None = No
     ``jobs`` bounds the parallel requests the remote makes on its own (existence checks).
     """
     spec = resolve(ws.config, ws.root, name)
+    if spec.protocol == "file":
+        from conveyor.data.remote_local import LocalRemote
+
+        return LocalRemote(spec, jobs=jobs or ws.jobs)
     from conveyor.data.remote_fsspec import FsspecRemote
 
     return FsspecRemote(spec, jobs=jobs or ws.jobs)
@@ -176,6 +218,27 @@ def storage_options(protocol: str, options: Mapping[str, Any]) -> dict[str, Any]
         if client:
             opts["client_kwargs"] = client
     return opts
+
+
+_CHECK = (
+    "check the url (`conveyor remote list`), that the remote is reachable, and its "
+    "credentials (environment, or `conveyor config --local remote.NAME.OPTION VALUE`)"
+)
+
+
+def remote_error(
+    spec: RemoteSpec, what: str, exc: BaseException, oid: str | None = None, *, hint: str = _CHECK
+) -> RemoteError:
+    """A one-line RemoteError for a backend's exception, naming the remote and what to check."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, PermissionError):
+        reason = f"permission denied ({reason})"
+    elif type(exc).__name__ not in reason:
+        reason = f"{type(exc).__name__}: {reason}"
+    target = f" object {oid}" if oid else ""
+    return RemoteError(
+        f"remote {spec.name!r} ({spec.url}): {what}{target} failed: {reason}", hint=hint
+    )
 
 
 def _coerce(value: Any) -> Any:

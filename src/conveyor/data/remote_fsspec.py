@@ -11,12 +11,13 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from conveyor.data import hashing
-from conveyor.data.remote import MissingObject, RemoteSpec
+from conveyor.data.remote import Fetched, MissingObject, RemoteSpec, remote_error
+from conveyor.data.transfer_io import Scratch, download_each, parallel
 from conveyor.foundation.errors import ConfigError, ConveyorError, RemoteError
 
 T = TypeVar("T")
@@ -83,6 +84,11 @@ class FsspecRemote:
             found.update(o for o in groups[shard] if o[2:] in listing)
         return found | self._each_exists(single)
 
+    def upload_many(
+        self, items: Sequence[tuple[str, str]], *, jobs: int, done: Callable[[str], None]
+    ) -> None:
+        parallel(items, lambda item: self.upload(*item), jobs, lambda item, _: done(item[1]))
+
     def upload(self, local_path: str, oid: str) -> None:
         final = self.path(oid)
         if self.spec.atomic_put:
@@ -100,13 +106,25 @@ class FsspecRemote:
                 self.fs.rm_file(tmp)
             raise
 
-    def download(self, oid: str, dest_path: str) -> None:
+    def download(self, oid: str, dest_path: str) -> str:
         try:
             self.fs.get_file(self.path(oid), dest_path)
         except FileNotFoundError:
             raise MissingObject(self.name, oid) from None
         except Exception as exc:
             raise self._error("downloading", exc, oid) from exc
+        os.chmod(dest_path, 0o444)
+        return hashing.hash_file(dest_path)
+
+    def download_many(
+        self,
+        oids: Sequence[str],
+        scratch: Scratch,
+        *,
+        jobs: int,
+        done: Callable[[str, Fetched], None],
+    ) -> None:
+        download_each(self, oids, scratch, jobs=jobs, done=done)
 
     def iter_oids(self) -> Iterator[str]:
         try:
@@ -183,23 +201,6 @@ class FsspecRemote:
 
     def _error(self, what: str, exc: BaseException, oid: str | None = None) -> RemoteError:
         return remote_error(self.spec, what, exc, oid)
-
-
-def remote_error(
-    spec: RemoteSpec, what: str, exc: BaseException, oid: str | None = None
-) -> RemoteError:
-    """A one-line RemoteError for a backend's exception, naming the remote and what to check."""
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, PermissionError):
-        reason = f"permission denied ({reason})"
-    elif type(exc).__name__ not in reason:
-        reason = f"{type(exc).__name__}: {reason}"
-    target = f" object {oid}" if oid else ""
-    return RemoteError(
-        f"remote {spec.name!r} ({spec.url}): {what}{target} failed: {reason}",
-        hint="check the url (`conveyor remote list`), that the remote is reachable, and its "
-        "credentials (environment, or `conveyor config --local remote.NAME.OPTION VALUE`)",
-    )
 
 
 def _filesystem(spec: RemoteSpec) -> tuple[Any, str]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
+import shutil
 import socket
 import threading
 import uuid
@@ -23,10 +23,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import blake3
+
 from conveyor.data import hashing
 from conveyor.data.objects import storage_error, write_new
-from conveyor.data.remote import MissingObject, RemoteSpec, remote_error
-from conveyor.data.transfer_io import Landing, parallel
+from conveyor.data.remote import Fetched, MissingObject, RemoteSpec, remote_error
+from conveyor.data.transfer_io import (
+    Landing,
+    Scratch,
+    download_each,
+    fetch_one,
+    parallel,
+    run_length,
+)
 from conveyor.foundation.errors import RemoteError
 
 T = TypeVar("T")
@@ -34,8 +43,14 @@ T = TypeVar("T")
 TMP = ".tmp"  # uploads in progress; never an object (shards are two hex digits)
 # Below this many objects, one stat per object beats listing shard folders.
 _FEW = 16
+# From this many objects on, downloads run in one forked process per core (CONVEYOR_PROCESSES=0
+# keeps them in threads, as it does for `add`).
+_MANY = 1000
+_PROCESSES = os.environ.get("CONVEYOR_PROCESSES", "1") != "0"
+_in_worker = False  # set in forked download workers
 _CHUNK = 64 << 20
-_HINT = "check that the folder exists, is mounted and is writable (`conveyor remote list`)"
+_HINT = "check that the folder exists, is mounted, writable and not full (`conveyor remote list`)"
+_PR_SET_PDEATHSIG = 1
 _NOT_SUPPORTED = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 
@@ -49,7 +64,8 @@ class LocalRemote:
         self.jobs = max(1, jobs)
         self.root = spec.url
         self.tmp = os.path.join(self.root, TMP)
-        self._host = socket.gethostname()
+        # Temp folders are named PID.HOST.RANDOM.*: a folder may be shared by several machines.
+        self._host = socket.gethostname().replace(".", "_") or "localhost"
         self._shards: set[str] = set()
         self._cleaned = False
         self._lock = threading.Lock()
@@ -80,12 +96,11 @@ class LocalRemote:
         if not items:
             return
         self._prepare()
-        # Temp names unique to this call, so that it can clean up after itself on an error.
-        prefix = f"{os.getpid()}.{uuid.uuid4().hex[:12]}"
-        counter = itertools.count()
+        scratch = Scratch(self.tmp, f"{os.getpid()}.{self._host}.{uuid.uuid4().hex[:8]}")
+        landing = Landing(self.tmp, self._place, landed=done)
 
         def stage(item: tuple[str, str]) -> str:
-            tmp = f"{self.tmp}/{prefix}.{next(counter)}.{self._host}.tmp"
+            tmp = scratch.path()
             try:
                 _copy(item[0], tmp)
             except OSError as exc:
@@ -93,11 +108,17 @@ class LocalRemote:
             return tmp
 
         try:
-            with Landing(self.tmp, self._place, landed=done) as landing:
-                parallel(items, stage, jobs, lambda item, tmp: landing.add(tmp, item[1]))
-        except BaseException:
-            self._remove_temps(prefix)  # copies that finished after the first error
-            raise
+            # The landing is left first: it renames what was copied out of the scratch folders.
+            with scratch, landing:
+                parallel(
+                    items,
+                    stage,
+                    jobs,
+                    lambda item, tmp: landing.add(tmp, item[1]),
+                    run=run_length(len(items), jobs),
+                )
+        except OSError as exc:  # creating a temp folder, or a flush
+            raise self._error("uploading", exc) from exc
 
     def upload(self, local_path: str, oid: str) -> None:
         self.upload_many([(local_path, oid)], jobs=1, done=lambda _: None)
@@ -116,6 +137,34 @@ class LocalRemote:
             return self._download_large(src, oid, dest_path)
         finally:
             os.close(src)
+
+    def download_many(
+        self,
+        oids: Sequence[str],
+        scratch: Scratch,
+        *,
+        jobs: int,
+        done: Callable[[str, Fetched], None],
+    ) -> None:
+        cores = min(os.cpu_count() or 1, jobs)
+        if len(oids) < _MANY or cores < 2 or not _PROCESSES:
+            download_each(self, oids, scratch, jobs=jobs, done=done)
+            return
+        # Hashing small objects holds the GIL, so threads cannot use a second core for it.
+        import multiprocessing
+
+        size = run_length(len(oids), cores, most=256)
+        tasks = [
+            (self.spec, scratch.folder, scratch.prefix, list(oids[i : i + size]))
+            for i in range(0, len(oids), size)
+        ]
+        pool = multiprocessing.get_context("fork").Pool(
+            cores, initializer=_start_worker, initargs=(os.getpid(),)
+        )
+        with pool:
+            for part in pool.imap_unordered(_download_chunk, tasks):
+                for oid, fetched in part:
+                    done(oid, fetched)
 
     def iter_oids(self) -> Iterator[str]:
         try:
@@ -151,19 +200,10 @@ class LocalRemote:
             if self._cleaned:
                 return
             self._cleaned = True
-        for name in os.listdir(self.tmp):
-            pid, _, rest = name.partition(".")
-            host = rest.partition(".")[2].partition(".")[2].removesuffix(".tmp")
-            if host == self._host and pid.isdigit() and not _alive(int(pid)):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(self.tmp, name))
-
-    def _remove_temps(self, prefix: str) -> None:
-        with contextlib.suppress(OSError):
-            for name in os.listdir(self.tmp):
-                if name.startswith(prefix + "."):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(self.tmp, name))
+        for entry in os.scandir(self.tmp):
+            pid, _, rest = entry.name.partition(".")
+            if rest.partition(".")[0] == self._host and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
     def _place(self, tmp: str, oid: str) -> None:
         shard = oid[:2]
@@ -201,12 +241,17 @@ class LocalRemote:
         except BaseException as exc:
             os.close(dest)
             os.unlink(dest_path)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise storage_error(f"object {oid} from remote {self.name!r}", exc) from exc
             if isinstance(exc, OSError):
                 raise self._error("downloading", exc, oid) from exc
             raise
         os.close(dest)
-        # Hash the copy, not the source: what is verified is exactly what the cache gets.
-        return hashing.hash_file(dest_path)
+        # Hash the copy, not the source: what is verified is exactly what the cache gets. A
+        # forked worker hashes on one thread: the parent's hashing threads did not come along.
+        hasher = blake3.blake3(max_threads=1 if _in_worker else blake3.blake3.AUTO)
+        hasher.update_mmap(dest_path)
+        return str(hasher.hexdigest())
 
     # -- helpers -------------------------------------------------------------------------
     def _list(self, shard: str) -> set[str]:
@@ -225,6 +270,31 @@ class LocalRemote:
 
     def _error(self, what: str, exc: BaseException, oid: str | None = None) -> RemoteError:
         return remote_error(self.spec, what, exc, oid, hint=_HINT)
+
+
+def _download_chunk(
+    task: tuple[RemoteSpec, str, str, list[str]],
+) -> list[tuple[str, Fetched]]:
+    """In a forked process: download ``oids`` into this process's own scratch subfolder."""
+    spec, scratch_folder, prefix, oids = task
+    remote = LocalRemote(spec, jobs=1)
+    folder = Scratch(scratch_folder, prefix).subfolder(f"p{os.getpid()}")
+    return [(oid, fetch_one(remote, oid, f"{folder}/{oid}")) for oid in oids]
+
+
+def _start_worker(parent: int) -> None:
+    """In a forked worker: end when the parent ends, even by SIGKILL, rather than write on."""
+    import ctypes
+    import ctypes.util
+    import signal
+
+    global _in_worker
+    _in_worker = True
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _copy(src_path: str, dest_path: str) -> None:

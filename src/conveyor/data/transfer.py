@@ -18,15 +18,16 @@ paths they belong to.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from conveyor.data.checkout import Result as CheckoutResult
 from conveyor.data.checkout import checkout
 from conveyor.data.pointer import Pointer
-from conveyor.data.remote import Remote
+from conveyor.data.remote import Fetched, Remote
 from conveyor.data.status import load_tree, missing_objects
-from conveyor.data.transfer_io import Arrived, Landing, download_verified, parallel
+from conveyor.data.transfer_io import Landing, Scratch
 from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import DataError
 from conveyor.foundation.progress import Progress, Silent
@@ -162,12 +163,12 @@ def push(
     plan = plan_push(needed, in_cache, remote.exists_many(everything))
     result.already = len(plan.already)
     result.missing = {o: needed.owners[o] for o in sorted(plan.missing)}
-    sizes = {o: os.stat(ws.odb.path(o)).st_size for o in (*plan.files, *plan.trees)}
+    root = os.fspath(ws.odb.root)
+    paths = {o: f"{root}/{o[:2]}/{o[2:]}" for o in (*plan.files, *plan.trees)}
+    # A file's size is in its pointer or tree entry; only trees need a look at the cache.
+    sizes = {o: needed.files[o] if o in needed.files else os.stat(paths[o]).st_size for o in paths}
 
-    def upload(oid: str) -> None:
-        remote.upload(os.fspath(ws.odb.path(oid)), oid)
-
-    def uploaded(oid: str, _: None) -> None:
+    def uploaded(oid: str) -> None:
         result.transferred += 1
         result.size += sizes[oid]
         progress.advance(sizes[oid])
@@ -175,7 +176,8 @@ def push(
     progress.start(f"pushing to {remote.name}", sum(sizes.values()), unit="bytes")
     try:
         for phase in (plan.files, plan.trees):
-            parallel(phase, upload, jobs or ws.jobs, uploaded)
+            items = [(paths[o], o) for o in phase]
+            remote.upload_many(items, jobs=jobs or ws.jobs, done=uploaded)
     finally:
         progress.stop()
     return result
@@ -242,22 +244,26 @@ def _download(
             result.missing[oid] = needed.owners[oid]
     wanted = [o for o in lacking if o in present]
     total = sum(needed.files[o] for o in wanted) if sized else len(wanted)
-    progress.start(description, total, unit="bytes" if sized else "files")
+    landing = Landing.into(ws.odb)
+    scratch = Scratch(ws.odb.tmp, f"{os.getpid()}.{uuid.uuid4().hex[:8]}")
 
-    def arrived(oid: str, got: Arrived) -> None:
-        if got.tmp is not None:
-            landing.add(got.tmp, oid)
+    def arrived(oid: str, got: Fetched) -> None:
+        if got.path is None:  # deleted from the remote since we looked
+            result.missing[oid] = needed.owners[oid]
+        elif got.digest != oid:  # never stored: the cache holds only verified objects
+            os.unlink(got.path)
+            result.corrupt[oid] = got.digest
+        else:
+            landing.add(got.path, oid)
             result.transferred += 1
             result.size += got.size
-        elif got.missing:  # deleted from the remote since we looked
-            result.missing[oid] = needed.owners[oid]
-        else:
-            result.corrupt[oid] = got.actual or "?"
         progress.advance(needed.files[oid] if sized else 1)
 
+    progress.start(description, total, unit="bytes" if sized else "files")
     try:
-        with Landing(ws.odb) as landing:
-            parallel(wanted, lambda oid: download_verified(remote, ws.odb, oid), jobs, arrived)
+        # The landing is left first: it renames what arrived out of the scratch folders.
+        with scratch, landing:
+            remote.download_many(wanted, scratch, jobs=jobs, done=arrived)
     finally:
         progress.stop()
 
