@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -209,38 +206,12 @@ def test_pull_keeps_unsaved_changes_unless_forced(tracked: Project) -> None:
     assert (tracked.root / "model.bin").read_text() == FILES["model.bin"]
 
 
-# -- S3 on loopback ------------------------------------------------------------------------------
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def test_push_pull_through_s3(
-    tracked: Project, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+# -- S3 on loopback (moto_endpoint and s3_bucket: tests/data/conftest.py) ----------------------
+def test_push_pull_through_s3(tracked: Project, moto_endpoint: str, s3_bucket: str) -> None:
     import boto3
 
-    for key, value in S3_ENV.items():
-        monkeypatch.setenv(key, value)
-    bucket = f"conveyor-{uuid.uuid4().hex[:12]}"
+    bucket = s3_bucket
     s3 = boto3.client("s3", endpoint_url=moto_endpoint)
-    s3.create_bucket(Bucket=bucket)
     tracked.ok("remote", "add", "s3", f"s3://{bucket}/store")
     tracked.ok("config", "remote.s3.endpoint_url", moto_endpoint)
 

@@ -23,6 +23,7 @@ from types import TracebackType
 from conveyor.data import hashing
 from conveyor.foundation import atomic
 from conveyor.foundation.errors import DataError
+from conveyor.foundation.lock import alive
 
 _counter = itertools.count()
 _local = threading.local()
@@ -139,7 +140,7 @@ class ObjectDB:
         removed = 0
         for entry in os.scandir(self.tmp):
             pid = entry.name.split(".", 1)[0]
-            if pid.isdigit() and _alive(int(pid)):
+            if pid.isdigit() and alive(int(pid)):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 import shutil
@@ -319,13 +320,3 @@ def storage_error(what: str, exc: OSError) -> DataError:
     if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
         hint = "check the permissions and free space of .conveyor/"
     return DataError(f"cannot store {what} in the cache: {exc.strerror or exc}", hint=hint)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

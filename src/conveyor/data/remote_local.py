@@ -37,6 +37,7 @@ from conveyor.data.transfer_io import (
     run_length,
 )
 from conveyor.foundation.errors import RemoteError
+from conveyor.foundation.lock import alive
 
 T = TypeVar("T")
 
@@ -202,7 +203,7 @@ class LocalRemote:
             self._cleaned = True
         for entry in os.scandir(self.tmp):
             pid, _, rest = entry.name.partition(".")
-            if rest.partition(".")[0] == self._host and pid.isdigit() and not _alive(int(pid)):
+            if rest.partition(".")[0] == self._host and pid.isdigit() and not alive(int(pid)):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def _place(self, tmp: str, oid: str) -> None:
@@ -336,13 +337,3 @@ def _read_all(fd: int, size: int) -> bytes:
             break
         data += more
     return data
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -72,3 +72,14 @@ def _read_holder(fd: int) -> str:
     except OSError:
         text = ""
     return text or "unknown pid"
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (temp files are named after their writer's pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's process
+        return True
+    return True
