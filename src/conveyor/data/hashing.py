@@ -83,7 +83,7 @@ def copy_and_hash(src: str | os.PathLike[str], dst_fd: int, size: int, *, durabl
         try:
             offset = 0
             while True:
-                copied = _copy_chunk(src_fd, dst_fd)
+                copied = copy_chunk(src_fd, dst_fd)
                 if not copied:
                     break
                 if start_writeback is not None:
@@ -100,8 +100,17 @@ def copy_and_hash(src: str | os.PathLike[str], dst_fd: int, size: int, *, durabl
     return str(result["oid"])
 
 
-def _copy_chunk(src_fd: int, dst_fd: int) -> int:
-    """One chunk by ``copy_file_range``, or by read/write where the kernel refuses it."""
+def copy_all(src_fd: int, dst_fd: int) -> int:
+    """Copy from the current offset of ``src_fd`` to its end; returns the bytes copied."""
+    total = 0
+    while copied := copy_chunk(src_fd, dst_fd):
+        total += copied
+    return total
+
+
+def copy_chunk(src_fd: int, dst_fd: int) -> int:
+    """One chunk by ``copy_file_range`` (a reflink where the filesystem can), or by read/write
+    where the kernel refuses it (across filesystems on older kernels); 0 at the end."""
     try:
         return os.copy_file_range(src_fd, dst_fd, _CHUNK)
     except OSError as exc:

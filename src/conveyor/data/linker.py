@@ -13,6 +13,7 @@ import fcntl
 import os
 import threading
 
+from conveyor.data.hashing import copy_all
 from conveyor.data.objects import ObjectDB
 from conveyor.foundation.errors import ConfigError, DataError
 
@@ -94,13 +95,7 @@ class Linker:
         try:
             src_fd = os.open(src, os.O_RDONLY)
             try:
-                size = os.fstat(src_fd).st_size
-                copied = 0
-                while copied < size:
-                    n = _copy_range(src_fd, fd, size - copied)
-                    if n == 0:
-                        break
-                    copied += n
+                copy_all(src_fd, fd)
             finally:
                 os.close(src_fd)
         except BaseException:
@@ -135,12 +130,3 @@ def _rename(tmp: str, dest: str) -> None:
 
         shutil.copyfile(tmp, dest)
         os.unlink(tmp)
-
-
-def _copy_range(src_fd: int, dst_fd: int, count: int) -> int:
-    try:
-        return os.copy_file_range(src_fd, dst_fd, count)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-    return os.sendfile(dst_fd, src_fd, None, count)

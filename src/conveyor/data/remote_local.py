@@ -26,6 +26,7 @@ from typing import TypeVar
 import blake3
 
 from conveyor.data import hashing
+from conveyor.data.hashing import copy_all
 from conveyor.data.objects import storage_error, write_new
 from conveyor.data.remote import Fetched, MissingObject, RemoteSpec, remote_error
 from conveyor.data.transfer_io import (
@@ -49,10 +50,8 @@ _FEW = 16
 _MANY = 1000
 _PROCESSES = os.environ.get("CONVEYOR_PROCESSES", "1") != "0"
 _in_worker = False  # set in forked download workers
-_CHUNK = 64 << 20
 _HINT = "check that the folder exists, is mounted, writable and not full (`conveyor remote list`)"
 _PR_SET_PDEATHSIG = 1
-_NOT_SUPPORTED = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 
 class LocalRemote:
@@ -237,8 +236,7 @@ class LocalRemote:
         except OSError as exc:
             raise storage_error(f"object {oid} from remote {self.name!r}", exc) from exc
         try:
-            while _copy_chunk(src, dest):
-                pass
+            copy_all(src, dest)
         except BaseException as exc:
             os.close(dest)
             os.unlink(dest_path)
@@ -304,8 +302,7 @@ def _copy(src_path: str, dest_path: str) -> None:
     try:
         dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            while _copy_chunk(src, dest):
-                pass
+            copy_all(src, dest)
         except BaseException:
             os.close(dest)
             os.unlink(dest_path)
@@ -313,20 +310,6 @@ def _copy(src_path: str, dest_path: str) -> None:
         os.close(dest)
     finally:
         os.close(src)
-
-
-def _copy_chunk(src: int, dest: int) -> int:
-    """One chunk by ``copy_file_range`` (a reflink where the filesystem can), else read/write."""
-    try:
-        return os.copy_file_range(src, dest, _CHUNK)
-    except OSError as exc:
-        if exc.errno not in _NOT_SUPPORTED:
-            raise
-    data = os.read(src, _CHUNK)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(dest, view) :]
-    return len(data)
 
 
 def _read_all(fd: int, size: int) -> bytes:
