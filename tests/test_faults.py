@@ -54,7 +54,7 @@ def temp_files_of(root: Path, pid: int) -> list[str]:
 
 
 def assert_clean(project: Project) -> None:
-    report = json.loads(project.ok("status", "--json"))
+    report = json.loads(project.ok("status", "--json"))["data"]
     assert report, "nothing is tracked"
     for entry in report:
         assert entry["state"] == "clean" and entry["not_in_cache"] == 0, entry

@@ -93,7 +93,7 @@ def test_pull_killed_at_any_moment_keeps_the_cache_sound(pushed: Project) -> Non
     assert "from store" in out
     assert len(_objects(objects)) == NFILES + 1  # every file and the tree
     _assert_sound(objects)
-    states = json.loads(pushed.ok("status", "--json"))
+    states = json.loads(pushed.ok("status", "--json"))["data"]
     assert [(s["path"], s["state"], s["not_in_cache"]) for s in states] == [("data", "clean", 0)]
     assert list(tmp.iterdir()) == []
 
@@ -107,7 +107,7 @@ def test_push_killed_mid_way_leaves_only_whole_objects(project: Project) -> None
 
     _kill_when(["push", "-j", "2"], project.root, lambda: len(_objects(store)) >= NFILES // 2)
     _assert_sound(store)
-    tree = json.loads(project.ok("status", "--json"))  # the cache is untouched by a push
+    tree = json.loads(project.ok("status", "--json"))["data"]  # the cache is untouched by a push
     assert tree[0]["state"] == "clean"
 
     out = project.ok("push")

@@ -24,7 +24,7 @@ def test_status_reports_each_state(project: Project) -> None:
     project.write("data/c", "new")
     (project.root / "data/b").unlink()
     (project.root / "gone.txt").unlink()
-    rows = {r["path"]: r for r in json.loads(project.ok("status", "--json"))}
+    rows = {r["path"]: r for r in json.loads(project.ok("status", "--json"))["data"]}
     assert rows["data"]["state"] == "modified"
     assert (rows["data"]["added"], rows["data"]["deleted"], rows["data"]["modified"]) == (
         ["c"],
@@ -42,7 +42,7 @@ def test_status_reports_objects_not_in_cache(project: Project) -> None:
     project.write("data/a", "1")
     project.ok("add", "data")
     shutil.rmtree(project.root / ".conveyor/cache/objects")
-    rows = json.loads(project.ok("status", "--json"))
+    rows = json.loads(project.ok("status", "--json"))["data"]
     assert rows[0]["state"] == "clean" and rows[0]["not_in_cache"] == 2
     assert "conveyor pull" in project.ok("status")
 
@@ -51,7 +51,7 @@ def test_status_of_named_paths_and_untracked_path(project: Project) -> None:
     project.write("a", "1")
     project.write("b", "2")
     project.ok("add", "a", "b")
-    rows = json.loads(project.ok("status", "--json", "b.cvy"))
+    rows = json.loads(project.ok("status", "--json", "b.cvy"))["data"]
     assert [r["path"] for r in rows] == ["b"]
     result = project.run("status", "c")
     assert result.code == 2 and "c is not tracked" in result.err
@@ -89,11 +89,11 @@ def test_removing_an_object_invalidates_the_complete_marker(project: Project) ->
     project.write("data/a", "1")
     project.write("data/b", "2")
     project.ok("add", "data")
-    assert json.loads(project.ok("status", "--json"))[0]["not_in_cache"] == 0
+    assert json.loads(project.ok("status", "--json"))["data"][0]["not_in_cache"] == 0
     with Workspace(project.root) as ws:
         ptr = ws.pointers()[0]
         tree = Tree.from_bytes(ws.odb.read_bytes(ptr.oid))
         ws.odb.remove(tree.entries[0].oid)
-    assert json.loads(project.ok("status", "--json"))[0]["not_in_cache"] == 1
+    assert json.loads(project.ok("status", "--json"))["data"][0]["not_in_cache"] == 1
     project.ok("add", "data")  # stores the missing object again
-    assert json.loads(project.ok("status", "--json"))[0]["not_in_cache"] == 0
+    assert json.loads(project.ok("status", "--json"))["data"][0]["not_in_cache"] == 0

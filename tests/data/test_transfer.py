@@ -60,7 +60,7 @@ def wipe(project: Project) -> None:
 def assert_restored(project: Project) -> None:
     for rel, text in FILES.items():
         assert (project.root / rel).read_text() == text, rel
-    states = json.loads(project.ok("status", "--json"))
+    states = json.loads(project.ok("status", "--json"))["data"]
     assert [(s["path"], s["state"], s["not_in_cache"]) for s in states] == [
         ("data", "clean", 0),
         ("model.bin", "clean", 0),

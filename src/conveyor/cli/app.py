@@ -15,7 +15,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-Handler = Callable[[argparse.Namespace], None]
+Handler = Callable[[argparse.Namespace], int | None]
 
 
 class Arg(NamedTuple):

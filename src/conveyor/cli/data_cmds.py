@@ -47,21 +47,25 @@ def add_cmd(opts: Namespace) -> None:
     "status",
     arg("paths", nargs="*", metavar="PATH"),
     arg("--json", dest="as_json", action="store_true", help="print JSON for machines"),
-    help="show how tracked data differs from its pointers",
+    help="show what differs: tracked data and stale pipeline stages",
 )
 def status_cmd(opts: Namespace) -> None:
-    """Show how tracked data differs from its pointers and what the cache lacks."""
+    """Show how tracked data differs from its pointers, and which stages are stale and why."""
+    from conveyor.cli.pipeline_cmds import stage_status
     from conveyor.data.status import status
     from conveyor.data.workspace import Workspace
 
     with Workspace.find() as ws:
         results = status(ws, opts.paths, progress=bar())
+        stages = {} if opts.paths else stage_status(ws)
     if opts.as_json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
+        rows = [
+            {"stage": n, "action": d.action, "reasons": list(d.reasons)} for n, d in stages.items()
+        ]
+        print(json.dumps({"data": [r.to_dict() for r in results], "stages": rows}, indent=2))
         return
-    if not results:
+    if not results and not opts.paths:
         echo("No tracked data. Track some with `conveyor add PATH`.")
-        return
     for r in results:
         colour = {"clean": "green", "modified": "yellow", "missing": "red"}[r.state]
         line = style(f"{r.state:<9}", colour) + f" {r.path}"
@@ -81,6 +85,15 @@ def status_cmd(opts: Namespace) -> None:
         echo("Run `conveyor checkout` to restore missing data.")
     if any(r.not_in_cache for r in results):
         echo("Run `conveyor pull` to fetch objects the cache lacks.")
+    for name, d in stages.items():
+        label = {"run": "stale", "checkout": "outs missing", "skip": "frozen"}[d.action]
+        print(style(f"{label:<9}", "yellow") + f" stage {name}")
+        for why in d.reasons:
+            print(f"    {why}")
+    if any(d.action != "skip" for d in stages.values()):
+        echo("Run `conveyor run` to bring the pipeline up to date.")
+    elif not opts.paths:
+        echo("No stale stages.")
 
 
 @command(

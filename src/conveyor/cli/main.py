@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.object_cmds",
     "conveyor.cli.remote_cmds",
     "conveyor.cli.maintenance_cmds",
+    "conveyor.cli.pipeline_cmds",
 )
 
 

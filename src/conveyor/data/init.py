@@ -17,6 +17,7 @@ CONTROL_GITIGNORE = """\
 /state.db*
 /lock
 /config.local
+/logs/
 """
 
 SKELETON = """\

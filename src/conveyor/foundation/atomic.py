@@ -38,21 +38,31 @@ def syncfs(path: Path) -> None:
         os.close(fd)
 
 
-def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
+def write_bytes(
+    path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True, parents: bool = False
+) -> None:
+    """Replace ``path`` with ``data`` atomically (and durably unless ``durable`` is False).
+
+    Not durable suits caches that are rebuilt when lost: the rename still makes the write
+    all-or-nothing, but a power cut may undo it.
+    """
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:

@@ -1,0 +1,1 @@
+"""Pipelines: stage config, DAG, lock, planner, run-cache and executors."""

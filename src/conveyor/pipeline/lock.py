@@ -1,0 +1,130 @@
+"""``conveyor.lock``: what each stage last ran with (cmd, dep hashes, param values, out hashes).
+
+Written whole, atomically, after every stage that finishes, so an interruption never leaves a
+half-written entry. Stages, deps, outs and params are sorted, so a change shows in ``git diff``
+as the lines that changed and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from conveyor.foundation import atomic
+from conveyor.foundation.errors import ConfigError
+from conveyor.pipeline.stage import Meta
+
+FILE = "conveyor.lock"
+SCHEMA = 1
+HEADER = "# conveyor.lock: written by `conveyor run`. Commit it; do not edit it by hand.\n"
+
+
+class Entry(NamedTuple):
+    cmd: tuple[str, ...]
+    deps: dict[str, Meta]
+    params: dict[str, dict[str, Any]]  # params file -> dotted key -> value
+    outs: dict[str, Meta]
+
+
+def load(root: Path) -> dict[str, Entry]:
+    path = root / FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{FILE} cannot be read: {exc}") from exc
+    from conveyor.foundation import yamlio
+
+    data = yamlio.load(text, FILE).data or {}
+    try:
+        stages = data.get("stages") or {}
+        return {str(name): _entry(raw) for name, raw in stages.items()}
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{FILE} is malformed ({exc})",
+            hint=f"restore it from git (`git checkout {FILE}`) or delete it to re-run every stage",
+        ) from exc
+
+
+def _entry(raw: Mapping[str, Any]) -> Entry:
+    cmd = raw["cmd"]
+    return Entry(
+        (cmd,) if isinstance(cmd, str) else tuple(cmd),
+        {d["path"]: Meta(d["hash"], int(d["size"]), int(d["nfiles"])) for d in raw.get("deps", [])},
+        {str(f): dict(v or {}) for f, v in (raw.get("params") or {}).items()},
+        {o["path"]: Meta(o["hash"], int(o["size"]), int(o["nfiles"])) for o in raw.get("outs", [])},
+    )
+
+
+def dump(entries: Mapping[str, Entry]) -> str:
+    """The lock's text: YAML, sorted, with JSON-quoted scalars where YAML would misread them."""
+    lines = [HEADER.rstrip("\n"), f"schema: {SCHEMA}", "stages:" + ("" if entries else " {}")]
+    for name in sorted(entries):
+        e = entries[name]
+        lines.append(f"  {_scalar(name)}:")
+        if len(e.cmd) == 1:
+            lines.append(f"    cmd: {_scalar(e.cmd[0])}")
+        else:
+            lines.append("    cmd:")
+            lines.extend(f"      - {_scalar(c)}" for c in e.cmd)
+        for label, metas in (("deps", e.deps), ("outs", e.outs)):
+            if not metas:
+                continue
+            lines.append(f"    {label}:")
+            for path in sorted(metas):
+                m = metas[path]
+                lines.append(f"      - path: {_scalar(path)}")
+                lines.append(f"        hash: {m.hash}")
+                lines.append(f"        size: {m.size}")
+                lines.append(f"        nfiles: {m.nfiles}")
+        if e.params:
+            lines.append("    params:")
+            for file in sorted(e.params):
+                lines.append(f"      {_scalar(file)}:")
+                for key in sorted(e.params[file]):
+                    lines.append(f"        {_scalar(key)}: {_value(e.params[file][key])}")
+    return "\n".join(lines) + "\n"
+
+
+def save(root: Path, entries: Mapping[str, Entry]) -> None:
+    atomic.write_text(root / FILE, dump(entries))
+
+
+_PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./@ =+,")
+
+
+def _scalar(text: str) -> str:
+    """``text`` bare when YAML reads it back as the same string, else JSON-quoted."""
+    plain = (
+        text
+        and set(text) <= _PLAIN
+        and text[0] not in "-.@0123456789 "
+        and text[-1] != " "
+        and text.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "y", "n")
+    )
+    return text if plain else json.dumps(text)
+
+
+def _value(value: Any) -> str:
+    """A param value in YAML flow style that reads back as the same value and type."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return ".nan"
+        if value in (float("inf"), float("-inf")):
+            return "-.inf" if value < 0 else ".inf"
+        text = repr(value)
+        # YAML 1.1 reads 1e-05 as a string: it wants a dot in the mantissa.
+        return text.replace("e", ".0e") if "e" in text and "." not in text else text
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        items = sorted(value.items(), key=lambda kv: str(kv[0]))
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_value(v)}" for k, v in items) + "}"
+    return json.dumps(str(value))

@@ -1,0 +1,66 @@
+"""Reading the metrics and params a pipeline declares, under the names a user types.
+
+A metric is the metrics file's stem, then the key path inside it: ``eval.auc`` is ``auc`` in
+``metrics/eval.json``. When two metrics files share a stem, their metrics are named by path
+instead (``metrics/eval.json:auc``), which always works.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from conveyor.foundation.errors import ConfigError
+from conveyor.pipeline import params as params_mod
+from conveyor.pipeline.definition import Pipeline
+from conveyor.pipeline.stale import param_name
+
+
+def metric_files(pipeline: Pipeline) -> list[str]:
+    files = [o.path for s in pipeline.stages.values() for o in s.outs if o.kind == "metrics"]
+    return list(dict.fromkeys(files))
+
+
+def read_file(root: Path, rel: str) -> dict[str, Any]:
+    """A metrics file's leaves by dotted key; a missing file reads as empty."""
+    path = root / rel
+    if not path.exists():
+        return {}
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".yaml", ".yml", ".toml"):
+        raise ConfigError(f"metrics file {rel}: expected JSON, YAML or TOML")
+    data = params_mod.load(path, rel)
+    return {k: v for k, v in params_mod.flatten(data).items() if _shown(v)}
+
+
+def _shown(value: Any) -> bool:
+    return isinstance(value, int | float | str | bool) or value is None
+
+
+def read(root: Path, files: list[str]) -> dict[str, Any]:
+    """Every metric of ``files`` by its user-facing name."""
+    stems = [PurePosixPath(f).stem for f in files]
+    out: dict[str, Any] = {}
+    for file, stem in zip(files, stems, strict=True):
+        prefix = f"{stem}." if stems.count(stem) == 1 else f"{file}:"
+        for key, value in read_file(root, file).items():
+            out[prefix + key] = value
+    return out
+
+
+def used_params(pipeline: Pipeline) -> dict[str, Any]:
+    """Every param a stage uses, by its user-facing name (sections flattened to leaves)."""
+    out: dict[str, Any] = {}
+    for (file, key), value in sorted(pipeline.values.items()):
+        name = param_name(file, key)
+        if isinstance(value, dict) and value:
+            for sub, leaf in params_mod.flatten(value).items():
+                out[f"{name}.{sub}"] = leaf
+        else:
+            out[name] = value
+    return out
+
+
+def dumps(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

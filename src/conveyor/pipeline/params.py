@@ -1,0 +1,151 @@
+"""Params files (YAML, JSON, TOML): loading, dotted-key lookup and ``-S key=value`` overrides.
+
+A param is named by its dotted key in ``params.yaml`` (``train.lr``) or, in another file, as
+``other.yaml:train.lr``. A key may name a whole section: its value is then the mapping.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from conveyor.foundation.errors import ConfigError
+from conveyor.foundation.suggest import did_you_mean
+
+DEFAULT_FILE = "params.yaml"
+MISSING: Any = object()  # the value of a key a params file does not hold
+
+
+def split_name(name: str, default: str = DEFAULT_FILE) -> tuple[str, str]:
+    """``other.yaml:train.lr`` -> ("other.yaml", "train.lr"); ``train.lr`` -> (default, ...)."""
+    file, sep, key = name.rpartition(":")
+    return (file, key) if sep else (default, name)
+
+
+def load(path: Path, display: str) -> dict[str, Any]:
+    """Read a params file by its suffix; a missing file reads as empty."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{display} cannot be read: {exc}") from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            data = json.loads(text) if text.strip() else {}
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            from conveyor.foundation import yamlio
+
+            data = yamlio.load(text, display).data or {}
+        else:
+            raise ConfigError(
+                f"{display}: params files must be YAML, JSON or TOML",
+                hint="name it with a .yaml, .yml, .json or .toml suffix",
+            )
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise ConfigError(f"{display}: not valid {suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{display}: a params file must hold a mapping at the top")
+    return data
+
+
+def lookup(data: Mapping[str, Any], key: str) -> Any:
+    """The value at dotted ``key``, or :data:`MISSING`."""
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def require(data: Mapping[str, Any], key: str, where: str) -> Any:
+    """Like :func:`lookup`, but an unknown key is a ConfigError naming the nearest key."""
+    value = lookup(data, key)
+    if value is MISSING:
+        raise ConfigError(f"{where}: unknown param {key!r}", hint=did_you_mean(key, keys(data)))
+    return value
+
+
+def keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every dotted key, sections included (``train`` and ``train.lr``)."""
+    out: list[str] = []
+    for k, v in data.items():
+        name = f"{prefix}{k}"
+        out.append(name)
+        if isinstance(v, Mapping):
+            out.extend(keys(v, name + "."))
+    return out
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Leaf values by dotted key: ``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}``."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``-S train.lr=0.1`` -> (file, key, value); the value is read as a YAML scalar."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise ConfigError(f"-S {text}: expected KEY=VALUE", hint="for example: -S train.lr=0.1")
+    file, key = split_name(name.strip())
+    return file, key, parse_scalar(raw)
+
+
+def parse_scalar(raw: str) -> Any:
+    from conveyor.foundation import yamlio
+
+    try:
+        return yamlio.load(raw, "-S").data if raw.strip() else ""
+    except ConfigError:
+        return raw
+
+
+def override(data: dict[str, Any], key: str, value: Any, where: str) -> dict[str, Any]:
+    """A copy of ``data`` with ``key`` set; the key must exist (a typo would do nothing)."""
+    import copy
+
+    require(data, key, where)
+    out = copy.deepcopy(data)
+    node = out
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return out
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as the lock records them (1 == 1.0 is not a change; "1" != 1 is)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def show(value: Any) -> str:
+    """A value as a user typed it (``0.1``, ``l1``, ``[1, 2]``), for messages."""
+    if value is MISSING:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,280 @@
+"""``conveyor run``: run what is stale, upstream first, independent stages at once.
+
+The main thread owns every decision and every write to the cache, the state memo and
+``conveyor.lock``; only stage commands run elsewhere (in the executor). A stage is decided just
+before it could start, from hashes taken after its upstream stages finished, so an upstream
+stage that wrote the same outs as before leaves its dependents up to date.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple, Protocol
+
+from conveyor.data.workspace import Workspace
+from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.foundation.suggest import did_you_mean
+from conveyor.pipeline import dag, runcache, stale
+from conveyor.pipeline import lock as lock_mod
+from conveyor.pipeline.definition import Pipeline
+from conveyor.pipeline.executor import Executor, Job, LocalPool, Outcome, Sink
+from conveyor.pipeline.outs import Observer, clear, commit, remove, restore
+from conveyor.pipeline.stage import Meta, Stage
+
+# What happened to a stage in a run.
+RAN, RESTORED, CHECKED_OUT, UP_TO_DATE = "ran", "restored", "checked out", "up to date"
+FAILED, SKIPPED, NOT_RUN, PLANNED = "failed", "skipped", "not run", "planned"
+
+
+class Options(NamedTuple):
+    targets: tuple[str, ...] = ()
+    force: bool = False
+    downstream: bool = False
+    single: bool = False
+    keep_going: bool = False
+    run_cache: bool = True
+    jobs: int = 0  # 0: one per core
+
+
+class StageResult(NamedTuple):
+    name: str
+    status: str
+    reasons: tuple[str, ...] = ()
+    duration: float = 0.0
+    tail: str = ""  # for a failure: the end of its stderr, or what went wrong
+
+
+class Reporter(Sink, Protocol):
+    """The CLI's view of a run: stage output lines (from any thread) and stage events."""
+
+    def event(self, result: StageResult) -> None: ...
+
+
+def select(pipeline: Pipeline, opts: Options) -> list[str]:
+    """The stages a run considers, in order: targets and what they need (or what needs them)."""
+    if not opts.targets:
+        return list(pipeline.order)
+    chosen: list[str] = []
+    for target in opts.targets:
+        names = [n for n in pipeline.stages if n == target or n.split("@")[0] == target]
+        if not names:
+            raise ConfigError(
+                f"no stage named {target!r}",
+                hint=did_you_mean(target, pipeline.stages) or "list them with `conveyor dag`",
+            )
+        chosen.extend(names)
+    if opts.single:
+        wanted = set(chosen)
+    elif opts.downstream:
+        wanted = dag.closure(chosen, dag.dependents(pipeline.upstream))
+    else:
+        wanted = dag.closure(chosen, pipeline.upstream)
+    return [n for n in pipeline.order if n in wanted]
+
+
+def observe(stage: Stage, pipeline: Pipeline, observer: Observer) -> stale.Observed:
+    return stale.Observed(
+        {d: observer.meta(d) for d in stage.deps},
+        {o.path: observer.meta(o.path) for o in stage.outs},
+        {ref: pipeline.values.get(ref) for ref in stage.params},
+    )
+
+
+def plan(ws: Workspace, pipeline: Pipeline, opts: Options) -> dict[str, stale.Decision]:
+    """What a run would do and why, without running anything (``--dry`` and ``status``)."""
+    entries = lock_mod.load(ws.root)
+    observer = Observer(ws)
+    decisions = {}
+    for name in select(pipeline, opts):
+        stage = pipeline.stages[name]
+        now = observe(stage, pipeline, observer)
+        decisions[name] = stale.decide(
+            stage, entries.get(name), now, observer.in_cache, force=opts.force
+        )
+    return stale.propagate(pipeline.order, pipeline.upstream, decisions)
+
+
+class Run:
+    """One ``conveyor run``: call :meth:`execute` once, inside the project lock."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        pipeline: Pipeline,
+        opts: Options,
+        reporter: Reporter,
+        executor: Executor | None = None,
+    ) -> None:
+        self.ws = ws
+        self.pipeline = pipeline
+        self.opts = opts
+        self.reporter = reporter
+        self.jobs = opts.jobs or os.cpu_count() or 1
+        self.executor = executor or LocalPool(self.jobs, reporter)
+        self.run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        self.entries = lock_mod.load(ws.root)
+        self.observer = Observer(ws)
+        self.cache = runcache.FolderRunCache(ws.paths.cache / "runs")
+        self.results: dict[str, StageResult] = {}
+        self.started: dict[str, tuple[stale.Decision, stale.Observed, float]] = {}
+
+    def execute(self) -> list[StageResult]:
+        names = select(self.pipeline, self.opts)
+        pending = list(names)
+        stopping = False
+        with _terminate_as_interrupt():
+            try:
+                while True:
+                    moved = True
+                    while moved and pending:
+                        moved = False
+                        for name in list(pending):
+                            if self._blocked(name):
+                                pending.remove(name)
+                                self._report(StageResult(name, SKIPPED, ("an upstream failed",)))
+                                moved = True
+                            elif not stopping and self._ready(name, names):
+                                pending.remove(name)
+                                self._start(name)
+                                moved = True
+                    if not self.executor.busy:
+                        break
+                    for outcome in self.executor.wait():
+                        if not self._finish(outcome) and not self.opts.keep_going:
+                            stopping = True
+            finally:
+                self.executor.stop()
+        for name in pending:
+            self._report(StageResult(name, NOT_RUN, ("the run stopped after a failure",)))
+        return [self.results[n] for n in names]
+
+    def _ready(self, name: str, names: list[str]) -> bool:
+        selected = set(names)
+        ups = self.pipeline.upstream.get(name, ())
+        return all(u not in selected or u in self.results for u in ups)
+
+    def _blocked(self, name: str) -> bool:
+        ups = self.pipeline.upstream.get(name, ())
+        return any(self.results.get(u, StageResult(u, "")).status in (FAILED, SKIPPED) for u in ups)
+
+    def _report(self, result: StageResult) -> None:
+        self.results[result.name] = result
+        self.reporter.event(result)
+
+    def _start(self, name: str) -> None:
+        stage = self.pipeline.stages[name]
+        try:
+            now = observe(stage, self.pipeline, self.observer)
+            entry = self.entries.get(name)
+            in_cache = self.observer.in_cache
+            decision = stale.decide(stage, entry, now, in_cache, force=self.opts.force)
+            if decision.action == stale.SKIP:
+                self._report(StageResult(name, UP_TO_DATE, decision.reasons))
+                return
+            if decision.action == stale.CHECKOUT:
+                assert entry is not None
+                restore(self.ws, {o: entry.outs[o] for o in now.outs if now.outs[o] is None})
+                self._forget_outs(stage)
+                self._report(StageResult(name, CHECKED_OUT, decision.reasons))
+                return
+            missing = [d for d, m in now.deps.items() if m is None]
+            if missing:
+                raise ConveyorError(
+                    f"dep {', '.join(missing)} does not exist and no stage writes it",
+                    hint="create it, track it with `conveyor add`, or fix the stage's deps",
+                )
+            if self.opts.run_cache and not stage.always_changed and self._restore(stage, now):
+                self._report(StageResult(name, RESTORED, decision.reasons))
+                return
+            clear(self.ws.root, stage.outs)
+            self._forget_outs(stage)
+            self.started[name] = (decision, now, time.monotonic())
+            self.reporter.event(StageResult(name, "running", decision.reasons))
+            self.executor.submit(self._job(stage))
+        except ConveyorError as exc:
+            tail = exc.message + (f"\n  hint: {exc.hint}" if exc.hint else "")
+            self._report(StageResult(name, FAILED, (), tail=tail))
+
+    def _restore(self, stage: Stage, now: stale.Observed) -> bool:
+        if not stage.outs:
+            return False
+        outs = self.cache.get(runcache.key(stage, now.deps, now.values))
+        if outs is None or set(outs) != {o.path for o in stage.outs}:
+            return False
+        if not all(self.observer.in_cache(m) for m in outs.values()):
+            return False
+        for out in stage.outs:
+            if not out.persist:
+                remove(self.ws.root / out.path)
+        restore(self.ws, outs)
+        self._forget_outs(stage)
+        self._write_lock(stage, now, outs)
+        return True
+
+    def _job(self, stage: Stage) -> Job:
+        env = {
+            **os.environ,
+            **dict(stage.env),
+            "CONVEYOR_STAGE": stage.name,
+            "CONVEYOR_ROOT": str(self.ws.root),
+            "CONVEYOR_RUN_ID": self.run_id,
+        }
+        log = self.ws.paths.control / "logs" / self.run_id / f"{stage.name}.log"
+        return Job(stage.name, stage.cmd, self.ws.root / stage.wdir, env, log)
+
+    def _finish(self, outcome: Outcome) -> bool:
+        name = outcome.stage
+        stage = self.pipeline.stages[name]
+        decision, now, _ = self.started.pop(name)
+        if outcome.code != 0:
+            code = outcome.code
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            self._report(StageResult(name, FAILED, (how,), outcome.duration, outcome.tail))
+            return False
+        try:
+            outs = commit(self.ws, stage.outs)
+        except ConveyorError as exc:
+            self._report(StageResult(name, FAILED, (), outcome.duration, exc.message))
+            return False
+        finally:
+            self._forget_outs(stage)
+        self._write_lock(stage, now, outs)
+        if not stage.always_changed and outs:
+            self.cache.put(runcache.key(stage, now.deps, now.values), outs)
+        self._report(StageResult(name, RAN, decision.reasons, outcome.duration))
+        return True
+
+    def _write_lock(self, stage: Stage, now: stale.Observed, outs: dict[str, Meta]) -> None:
+        params: dict[str, dict[str, Any]] = {}
+        for (file, key), value in now.values.items():
+            params.setdefault(file, {})[key] = value
+        deps = {d: m for d, m in now.deps.items() if m is not None}
+        self.entries[stage.name] = lock_mod.Entry(stage.cmd, deps, params, outs)
+        lock_mod.save(self.ws.root, self.entries)
+
+    def _forget_outs(self, stage: Stage) -> None:
+        for out in stage.outs:
+            self.observer.forget(out.path)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run the way Ctrl-C does: children stopped, no half-written lock."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
