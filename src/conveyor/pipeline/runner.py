@@ -188,7 +188,8 @@ class Run:
                     f"dep {', '.join(missing)} does not exist and no stage writes it",
                     hint="create it, track it with `conveyor add`, or fix the stage's deps",
                 )
-            if self.opts.run_cache and not stage.always_changed and self._restore(stage, now):
+            reuse = self.opts.run_cache and not self.opts.force and not stage.always_changed
+            if reuse and self._restore(stage, now):
                 self._report(StageResult(name, RESTORED, decision.reasons))
                 return
             clear(self.ws.root, stage.outs)
