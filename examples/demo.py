@@ -85,6 +85,29 @@ def run(demo: Demo, remote: Path) -> None:
     demo.sh("conveyor", "status")
     demo.sh("conveyor", "fsck")
 
+    demo.section("The pipeline: prepare -> train -> evaluate, declared in conveyor.yaml")
+    demo.sh("conveyor", "dag")
+    demo.sh("conveyor", "run")
+    demo.sh("conveyor", "metrics", "show")
+    demo.sh("git", "add", "-A")
+    demo.sh("git", "commit", "-qm", "Run the pipeline")
+
+    demo.section("Run it again: nothing is stale, nothing runs")
+    demo.sh("conveyor", "run")
+
+    demo.section("Change a param: only the stages that use it (and what follows) run")
+    params = demo.root / "params.yaml"
+    params.write_text(params.read_text().replace("C: 1.0", "C: 0.05"))
+    print("set train.C to 0.05 in params.yaml")
+    demo.sh("conveyor", "status")
+    demo.sh("conveyor", "run")
+    demo.sh("conveyor", "metrics", "show")
+
+    demo.section("Back to the committed params: outs come from the run-cache, nothing re-runs")
+    demo.sh("git", "checkout", "params.yaml")
+    demo.sh("conveyor", "run")
+    demo.sh("git", "status", "--short")
+
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="conveyor-demo-") as tmp:
