@@ -197,39 +197,47 @@ def _vars(root: Path, entries: Any, doc: Located, sources: list[str]) -> dict[st
     return merged
 
 
+def _at(doc: Located, keys: tuple[str, ...], key: str, name: str) -> str:
+    return f"{doc.where(*keys, key)}: stage {name!r}"
+
+
 def _resolve(
     root: Path,
     name: str,
-    spec: Any,
+    spec: dict[str, Any],
     used: set[str],
     files: _Params,
     values: dict[tuple[str, str], Any],
     doc: Located,
     keys: tuple[str, ...],
 ) -> Stage:
-    wdir = _normal("", spec.wdir, doc.where(*keys, "wdir"), "wdir") if spec.wdir != "." else ""
+    wdir = (
+        _normal("", spec["wdir"], _at(doc, keys, "wdir", name), "wdir")
+        if spec["wdir"] != "."
+        else ""
+    )
     if wdir and not (root / wdir).is_dir():
         raise ConfigError(f"{doc.where(*keys, 'wdir')}: stage {name!r}: wdir {wdir} is no folder")
-    deps = tuple(_normal(wdir, d, doc.where(*keys, "deps"), "dep") for d in spec.deps)
+    deps = tuple(_normal(wdir, d, _at(doc, keys, "deps", name), "dep") for d in spec["deps"])
     outs: list[Out] = []
     for kind in KINDS:
         default_cache = kind == "outs"
-        for item in getattr(spec, kind):
+        for item in spec[kind]:
             path, flags = (item, None) if isinstance(item, str) else _single(item, doc, keys, kind)
-            cache = default_cache if flags is None else flags.cache
-            persist = False if flags is None else flags.persist
+            cache = default_cache if flags is None else flags["cache"]
+            persist = False if flags is None else flags["persist"]
             rel = _normal(
-                wdir, path, doc.where(*keys, kind), kind[:-1] if kind != "metrics" else kind
+                wdir, path, _at(doc, keys, kind, name), kind[:-1] if kind != "metrics" else kind
             )
             outs.append(Out(rel, cache, persist, kind))
     refs: list[tuple[str, str]] = []
     default = _normal(wdir, params_mod.DEFAULT_FILE, doc.where(*keys), "params file")
-    for item in spec.params:
+    for item in spec["params"]:
         if isinstance(item, str):
             file, key = params_mod.split_name(item, "")
             refs.append(
                 (
-                    _normal(wdir, file, doc.where(*keys, "params"), "params file")
+                    _normal(wdir, file, _at(doc, keys, "params", name), "params file")
                     if file
                     else default,
                     key,
@@ -237,7 +245,7 @@ def _resolve(
             )
         else:
             for file, ks in item.items():
-                rel = _normal(wdir, file, doc.where(*keys, "params"), "params file")
+                rel = _normal(wdir, file, _at(doc, keys, "params", name), "params file")
                 if ks:
                     refs.extend((rel, k) for k in ks)
                 else:
@@ -260,10 +268,10 @@ def _resolve(
             )
         values[(file, key)] = params_mod.require(data, key, f"{where} ({file})")
         unique[(file, key)] = None
-    cmd = (spec.cmd,) if isinstance(spec.cmd, str) else tuple(spec.cmd)
+    cmd = (spec["cmd"],) if isinstance(spec["cmd"], str) else tuple(spec["cmd"])
     if not cmd or not all(c.strip() for c in cmd):
         raise ConfigError(f"{doc.where(*keys, 'cmd')}: stage {name!r}: 'cmd' is empty")
-    env = tuple(sorted((k, _env_value(v)) for k, v in spec.env.items()))
+    env = tuple(sorted((k, _env_value(v)) for k, v in spec["env"].items()))
     return Stage(
         name,
         cmd,
@@ -272,9 +280,9 @@ def _resolve(
         tuple(unique),
         tuple(outs),
         env,
-        spec.frozen,
-        spec.always_changed,
-        spec.desc,
+        spec["frozen"],
+        spec["always_changed"],
+        spec["desc"],
     )
 
 
