@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -329,3 +330,30 @@ def test_a_config_error_is_one_line_with_the_place(pipe: Project) -> None:
     assert result.code == 2
     assert "conveyor.yaml:10" in result.err and "did you mean 'outs'" in result.err
     assert "Traceback" not in result.err
+
+
+def test_gc_keeps_pipeline_outs_and_push_pull_move_them(pipe: Project, tmp_path: Path) -> None:
+    pipe.ok("run")
+    pipe.git("add", "-A")
+    pipe.git("commit", "-qm", "run")
+    # A different length: git trusts a same-size file whose stat matches its index entry.
+    pipe.write("params.yaml", PARAMS.replace("C: 1.0", "C: 9.25"))
+    pipe.ok("run")  # the C=1.0 outs are now named only by the committed lock
+    pipe.ok("gc", "--all-commits")
+    pipe.git("checkout", "--", "params.yaml", "conveyor.lock")
+    ran(pipe)
+    assert "restored from run-cache" in pipe.ok("run")  # its objects survived gc
+    assert ran(pipe) == []
+    pipe.ok("gc")  # the workspace's lock alone still keeps its outs
+    (pipe.root / "model.txt").unlink()
+    assert "train outs checked out" in pipe.ok("run")
+
+    store = tmp_path / "store"
+    pipe.ok("remote", "add", "store", str(store), "--default")
+    pipe.ok("push")
+    shutil.rmtree(pipe.root / ".conveyor" / "cache")
+    (pipe.root / "model.txt").unlink()
+    pipe.ok("pull")
+    assert (pipe.root / "model.txt").read_text() == "HELLO\nC=1.0\n"
+    ran(pipe)
+    assert "3 up to date" in pipe.ok("run")

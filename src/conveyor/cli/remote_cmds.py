@@ -10,7 +10,9 @@ from conveyor.cli.data_cmds import writing
 from conveyor.cli.output import bar, echo, human_size
 
 if TYPE_CHECKING:
+    from conveyor.data.pointer import Pointer
     from conveyor.data.transfer import TransferResult
+    from conveyor.data.workspace import Workspace
 
 _REMOTE = arg("-r", "--remote", metavar="NAME", help="remote to use (default: core.remote)")
 _JOBS = arg("-j", "--jobs", type=int, metavar="N", help="parallel transfers (default: core.jobs)")
@@ -24,7 +26,7 @@ def push_cmd(opts: Namespace) -> None:
     from conveyor.data.transfer import push
 
     with writing("conveyor push") as ws:
-        pointers = ws.pointers(opts.paths)
+        pointers = tracked(ws, opts.paths)
         jobs = _jobs(opts) or ws.jobs
         remote = open_remote(ws, opts.remote, jobs=jobs)
         result = push(ws, remote, pointers, jobs=jobs, progress=bar())
@@ -46,7 +48,7 @@ def pull_cmd(opts: Namespace) -> None:
     from conveyor.data.transfer import pull
 
     with writing("conveyor pull") as ws:
-        pointers = ws.pointers(opts.paths)
+        pointers = tracked(ws, opts.paths)
         jobs = _jobs(opts) or ws.jobs
         remote = open_remote(ws, opts.remote, jobs=jobs)
         result = pull(ws, remote, pointers, jobs=jobs, force=opts.force, progress=bar())
@@ -55,6 +57,16 @@ def pull_cmd(opts: Namespace) -> None:
         if r.changed:
             echo(f"{r.path}: {r.added} added, {r.modified} modified, {r.deleted} deleted")
     _fail_on_problems(result)
+
+
+def tracked(ws: Workspace, paths: list[str]) -> list[Pointer]:
+    """What push and pull move: the pointers (all, or PATHs), and with no PATHs the cached
+    outs that conveyor.lock records."""
+    from conveyor.pipeline.tracked import out_pointers
+
+    if paths:
+        return ws.pointers(paths)
+    return [*ws.pointers(), *out_pointers(ws)]
 
 
 def _jobs(opts: Namespace) -> int | None:

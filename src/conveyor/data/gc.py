@@ -110,14 +110,22 @@ def cache_tree_reader(odb: ObjectDB) -> TreeReader:
 
 
 def referenced(
-    ws: Workspace, *, all_commits: bool = False, remote: Remote | None = None
+    ws: Workspace,
+    *,
+    all_commits: bool = False,
+    remote: Remote | None = None,
+    extra: Mapping[str, Collection[str]] | None = None,
 ) -> set[str]:
-    """Every oid the pointers in scope need (see :func:`needed`).
+    """Every oid the pointers in scope need (see :func:`needed`), and the ``extra`` refs'.
 
+    ``extra`` is how higher layers keep what they reference (pipeline outs in conveyor.lock).
     Trees are read from the cache, or else from ``remote`` when one is given.
     """
     reader = remote_tree_reader(remote, ws.odb) if remote else cache_tree_reader(ws.odb)
-    return needed(refs_in_scope(ws, all_commits=all_commits), reader)
+    refs = refs_in_scope(ws, all_commits=all_commits)
+    for ref, names in (extra or {}).items():
+        refs.setdefault(ref, set()).update(names)
+    return needed(refs, reader)
 
 
 def find_garbage(odb: ObjectDB, keep: Collection[str]) -> Garbage:

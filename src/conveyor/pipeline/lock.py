@@ -7,6 +7,7 @@ as the lines that changed and nothing else.
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,17 +37,23 @@ def load(root: Path) -> dict[str, Entry]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{FILE} cannot be read: {exc}") from exc
+    return parse(text, FILE)
+
+
+def parse(text: str, source: str) -> dict[str, Entry]:
+    """Entries of a lock file's text (``source`` names it in errors)."""
     from conveyor.foundation import yamlio
 
-    data = yamlio.load(text, FILE).data or {}
+    hint = f"restore it from git (`git checkout {FILE}`) or delete it to re-run every stage"
+    try:
+        data = yamlio.load(text, source).data or {}
+    except ConfigError as exc:  # a merge conflict left in it, most often
+        raise ConfigError(exc.message, hint=hint) from exc
     try:
         stages = data.get("stages") or {}
         return {str(name): _entry(raw) for name, raw in stages.items()}
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(
-            f"{FILE} is malformed ({exc})",
-            hint=f"restore it from git (`git checkout {FILE}`) or delete it to re-run every stage",
-        ) from exc
+        raise ConfigError(f"{source} is malformed ({exc})", hint=hint) from exc
 
 
 def _entry(raw: Mapping[str, Any]) -> Entry:
@@ -101,17 +108,27 @@ def _scalar(text: str) -> str:
     plain = (
         text
         and set(text) <= _PLAIN
-        and text[0] not in "-.@0123456789 "
+        and text[0] not in "-+.,@0123456789 "  # numbers, and what YAML cannot start a word with
         and text[-1] != " "
-        and text.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "y", "n")
+        and text.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "y", "n", "=")
     )
-    return text if plain else json.dumps(text)
+    return text if plain else _quote(text)
+
+
+def _quote(text: str) -> str:
+    """JSON quoting, but ``\\UXXXXXXXX`` past U+FFFF: YAML refuses JSON's surrogate pairs."""
+    return "".join(
+        c if c < "\x80" else f"\\u{ord(c):04x}" if c <= "\uffff" else f"\\U{ord(c):08x}"
+        for c in json.dumps(text, ensure_ascii=False)
+    )
 
 
 def _value(value: Any) -> str:
     """A param value in YAML flow style that reads back as the same value and type."""
     if value is None or isinstance(value, bool):
         return json.dumps(value)
+    if isinstance(value, datetime.date):  # and datetime: YAML reads an ISO timestamp back
+        return value.isoformat()
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -126,5 +143,5 @@ def _value(value: Any) -> str:
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
         items = sorted(value.items(), key=lambda kv: str(kv[0]))
-        return "{" + ", ".join(f"{json.dumps(str(k))}: {_value(v)}" for k, v in items) + "}"
-    return json.dumps(str(value))
+        return "{" + ", ".join(f"{_quote(str(k))}: {_value(v)}" for k, v in items) + "}"
+    return _quote(str(value))
