@@ -53,8 +53,8 @@ def load(root: Path, overrides: Overrides | None = None) -> Pipeline:
         saved = json.loads(cache.read_bytes())
         if saved.get("format") == _FORMAT and saved["key"] == _key(root, saved["sources"], tag):
             return _from_json(saved)
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no cache, or a corrupt one (a list, a row missing): compile
     pipeline = compile_pipeline(root, overrides)
     try:
         data = _to_json(pipeline, _key(root, list(pipeline.sources), tag))
@@ -155,8 +155,11 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
         for exp in expand(str(name), raw, ctx, where):
             local = ctx.child(exp.local)
             local.used_params = set()
-            body = local.render(exp.body, where)
             keys = ("stages", str(name), "do") if "foreach" in raw else ("stages", str(name))
+            body: dict[Any, Any] = {}
+            for k, v in exp.body.items():
+                at = f"{doc.where(*keys, str(k))}: stage {exp.name!r}"  # the line of the key
+                body[local.render(k, at)] = local.render(v, at)
             spec = schema.validate(body, doc, keys, exp.name)
             line = int(doc.where(*keys).rpartition(":")[2] or 0)
             stage = _resolve(root, exp.name, spec, local.used_params, files, values, doc, keys)
@@ -223,7 +226,9 @@ def _resolve(
     for kind in KINDS:
         default_cache = kind == "outs"
         for item in spec[kind]:
-            path, flags = (item, None) if isinstance(item, str) else _single(item, doc, keys, kind)
+            path, flags = (
+                (item, None) if isinstance(item, str) else _single(item, doc, keys, kind, name)
+            )
             cache = default_cache if flags is None else flags["cache"]
             persist = False if flags is None else flags["persist"]
             rel = _normal(
@@ -286,10 +291,10 @@ def _resolve(
     )
 
 
-def _single(item: dict[str, Any], doc: Located, keys: tuple[str, ...], kind: str) -> Any:
+def _single(item: dict[str, Any], doc: Located, keys: tuple[str, ...], kind: str, name: str) -> Any:
     if len(item) != 1:
         raise ConfigError(
-            f"{doc.where(*keys, kind)}: each entry of {kind!r} is a path or one "
+            f"{_at(doc, keys, kind, name)}: each entry of {kind!r} is a path or one "
             "{path: {cache: ..., persist: ...}} mapping"
         )
     ((path, flags),) = item.items()
@@ -312,7 +317,10 @@ def _normal(wdir: str, path: str, where: str, what: str) -> str:
         )
     rel = os.path.normpath(os.path.join(wdir, path)).replace(os.sep, "/")
     if rel == ".." or rel.startswith("../"):
-        raise ConfigError(f"{where}: {what} {path} is outside the project")
+        raise ConfigError(
+            f"{where}: {what} {path} is outside the project",
+            hint="paths are relative to the stage's wdir and must stay inside the project",
+        )
     if rel == "." or rel.split("/")[0] == CONTROL_DIR:
         raise ConfigError(f"{where}: {what} {path} is the project root or conveyor's own folder")
     return rel

@@ -130,13 +130,20 @@ def override(data: dict[str, Any], key: str, value: Any, where: str) -> dict[str
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equal as the lock records them (1 == 1.0 is not a change; "1" != 1 is)."""
+    """Equal as the lock records them (1 == 1.0 is not a change; "1" != 1 is).
+
+    The lock writes mapping keys as strings, and NaN reads back as NaN: neither is a change.
+    """
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b  # exact: floats would call 2**53 and 2**53 + 1 the same
     if isinstance(a, int | float) and isinstance(b, int | float):
-        return float(a) == float(b)
+        return float(a) == float(b) or (a != a and b != b)
     if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        sa = {str(k): v for k, v in a.items()}
+        sb = {str(k): v for k, v in b.items()}
+        return sa.keys() == sb.keys() and all(same(sa[k], sb[k]) for k in sa)
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
@@ -147,5 +154,7 @@ def show(value: Any) -> str:
     if value is MISSING:
         return "(none)"
     if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True)
+        # Quoted when bare it would read as another value: "1" -> 1 must not show as 1 -> 1.
+        parsed = parse_scalar(value) if value.strip() else None
+        return value if type(parsed) is str and parsed == value else json.dumps(value)
+    return json.dumps(value, sort_keys=True, default=str)

@@ -77,7 +77,8 @@ def reasons(stage: Stage, entry: Entry | None, now: Observed) -> list[str]:
     found.extend(
         f"out {path} removed" for path in entry.outs if all(o.path != path for o in stage.outs)
     )
-    return found
+    # A section and a key inside it (params: [train] and ${train.lr}) report one change once.
+    return list(dict.fromkeys(found))
 
 
 def _param_changes(name: str, old: Any, new: Any) -> list[str]:
@@ -110,7 +111,12 @@ def decide(
     restorable = (
         entry is not None
         and bool(missing)
-        and all(in_cache(entry.outs[o.path]) for o in stage.outs if now.outs.get(o.path) is None)
+        and all(
+            in_cache(entry.outs[o.path])
+            for o in stage.outs
+            # An out the lock does not hold yet is "new", not restorable: it never decides this.
+            if o.path in entry.outs and now.outs.get(o.path) is None
+        )
     )
     if stage.frozen:
         return Decision(CHECKOUT if restorable else SKIP, ("frozen", *missing))

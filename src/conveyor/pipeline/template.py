@@ -111,7 +111,7 @@ def expand(name: str, raw: Mapping[str, Any], ctx: Context, where: str) -> Itera
         body = raw["do"]
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: stage {name!r}: 'do' must be a mapping of stage keys")
-        items = ctx.render(raw["foreach"], where)
+        items = ctx.render(raw["foreach"], f"{where}: stage {name!r}")
         if isinstance(items, dict):
             for key, item in items.items():
                 yield Expansion(f"{name}@{key}", body, {"item": item, "key": key})
@@ -123,7 +123,7 @@ def expand(name: str, raw: Mapping[str, Any], ctx: Context, where: str) -> Itera
             raise ConfigError(f"{where}: stage {name!r}: 'foreach' must be a list or a mapping")
         return
     if "matrix" in raw:
-        axes = ctx.render(raw["matrix"], where)
+        axes = ctx.render(raw["matrix"], f"{where}: stage {name!r}")
         if not isinstance(axes, dict) or not axes:
             raise ConfigError(f"{where}: stage {name!r}: 'matrix' maps names to lists of values")
         for axis, values in axes.items():
