@@ -21,3 +21,20 @@ def test_syntax_error_has_line() -> None:
 
 def test_empty_document() -> None:
     assert yamlio.load("", "f").data is None
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines() -> None:
+    with pytest.raises(ConfigError) as info:
+        yamlio.load("stages:\n  train:\n    cmd: a\n  train:\n    cmd: b\n", "conveyor.yaml")
+    assert info.value.message == "conveyor.yaml:4: 'stages.train' is given twice (first at line 2)"
+    assert info.value.hint is not None and "last" in info.value.hint
+
+
+def test_a_tag_safe_loading_refuses_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        yamlio.load("cmd: !ref x\n", "conveyor.yaml")
+    assert info.value.message.startswith("conveyor.yaml:1: not valid YAML")
+
+
+def test_equal_keys_in_different_list_items_are_fine() -> None:
+    assert yamlio.load("- {a: 1}\n- {a: 2}\n", "x").data == [{"a": 1}, {"a": 2}]

@@ -50,8 +50,14 @@ def load(text: str, source: str) -> Located:
     if node is None:
         return Located(None, {}, source)
     lines: dict[tuple[str, ...], int] = {}
-    _collect_lines(node, (), lines)
-    data = yaml.load(text, Loader=loader)
+    _collect_lines(node, (), lines, source)
+    try:
+        data = yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:  # a tag such as !ref that safe loading refuses
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
     return Located(data, lines, source)
 
 
@@ -72,11 +78,24 @@ def dump(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
-def _collect_lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+def _collect_lines(
+    node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int], source: str
+) -> None:
+    """Record each key's line; a key given twice in one mapping is an error, not a silent
+    overwrite (YAML loaders keep the last one: a second stage ``train`` would hide the first)."""
     import yaml
 
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = (*path, str(key_node.value))
-            out[key] = key_node.start_mark.line + 1
-            _collect_lines(value_node, key, out)
+            line = key_node.start_mark.line + 1
+            if key in out and isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(
+                    f"{source}:{line}: {'.'.join(key)!r} is given twice (first at line {out[key]})",
+                    hint="keep one of them: YAML would silently use only the last",
+                )
+            out[key] = line
+            _collect_lines(value_node, key, out, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _collect_lines(item, path, {}, source)
