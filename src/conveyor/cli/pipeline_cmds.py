@@ -99,7 +99,8 @@ _TARGETS = arg("stages", nargs="*", metavar="STAGE", help="stages to run (defaul
 def run_cmd(opts: Namespace) -> int:
     """Run what is stale, upstream first, independent stages in parallel."""
     from conveyor.cli.data_cmds import writing
-    from conveyor.pipeline.runner import Options, Run, plan
+    from conveyor.pipeline.planner import Options, plan
+    from conveyor.pipeline.runner import Run
 
     if opts.jobs < 0:
         from conveyor.cli.app import UsageError
@@ -141,7 +142,7 @@ def print_plan(decisions: dict[str, Decision]) -> None:
 
 def stage_status(ws: Workspace) -> dict[str, Decision]:
     """Every stage that is not up to date, with its reasons (for ``conveyor status``)."""
-    from conveyor.pipeline.runner import Options, plan
+    from conveyor.pipeline.planner import Options, plan
 
     pipeline = load_pipeline(ws)
     if not pipeline.stages:

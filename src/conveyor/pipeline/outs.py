@@ -7,8 +7,6 @@ import shutil
 from pathlib import Path
 
 from conveyor.data import build
-from conveyor.data.add import ignore
-from conveyor.data.checkout import checkout
 from conveyor.data.pointer import Pointer
 from conveyor.data.status import cache_lacks
 from conveyor.data.workspace import Workspace
@@ -92,6 +90,8 @@ def commit(ws: Workspace, outs: tuple[Out, ...]) -> dict[str, Meta]:
     for result in built:
         if result.is_tree:
             ws.memo.mark_complete(result.oid, generation)
+    from conveyor.data.add import ignore
+
     for out in outs:
         if out.cache:
             ignore(ws.root / out.path)
@@ -100,5 +100,7 @@ def commit(ws: Workspace, outs: tuple[Out, ...]) -> dict[str, Meta]:
 
 def restore(ws: Workspace, metas: dict[str, Meta], *, link_types: list[str] | None = None) -> None:
     """Write outs from the cache into the workspace (what differs only)."""
+    from conveyor.data.checkout import checkout  # the runner's path only: status never loads it
+
     pointers = [_pointer(ws.root, rel, meta) for rel, meta in sorted(metas.items())]
     checkout(ws, pointers, link_types=link_types, force=True)

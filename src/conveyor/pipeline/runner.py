@@ -17,28 +17,18 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol
 
 from conveyor.data.workspace import Workspace
-from conveyor.foundation.errors import ConfigError, ConveyorError
-from conveyor.foundation.suggest import did_you_mean
-from conveyor.pipeline import dag, runcache, stale
+from conveyor.foundation.errors import ConveyorError
 from conveyor.pipeline import lock as lock_mod
+from conveyor.pipeline import runcache, stale
 from conveyor.pipeline.definition import Pipeline
 from conveyor.pipeline.executor import Executor, Job, LocalPool, Outcome, Sink
 from conveyor.pipeline.outs import Observer, clear, commit, remove, restore
+from conveyor.pipeline.planner import Options, observe, select
 from conveyor.pipeline.stage import Meta, Stage
 
 # What happened to a stage in a run.
 RAN, RESTORED, CHECKED_OUT, UP_TO_DATE = "ran", "restored", "checked out", "up to date"
 FAILED, SKIPPED, NOT_RUN, PLANNED = "failed", "skipped", "not run", "planned"
-
-
-class Options(NamedTuple):
-    targets: tuple[str, ...] = ()
-    force: bool = False
-    downstream: bool = False
-    single: bool = False
-    keep_going: bool = False
-    run_cache: bool = True
-    jobs: int = 0  # 0: one per core
 
 
 class StageResult(NamedTuple):
@@ -53,50 +43,6 @@ class Reporter(Sink, Protocol):
     """The CLI's view of a run: stage output lines (from any thread) and stage events."""
 
     def event(self, result: StageResult) -> None: ...
-
-
-def select(pipeline: Pipeline, opts: Options) -> list[str]:
-    """The stages a run considers, in order: targets and what they need (or what needs them)."""
-    if not opts.targets:
-        return list(pipeline.order)
-    chosen: list[str] = []
-    for target in opts.targets:
-        names = [n for n in pipeline.stages if n == target or n.split("@")[0] == target]
-        if not names:
-            raise ConfigError(
-                f"no stage named {target!r}",
-                hint=did_you_mean(target, pipeline.stages) or "list them with `conveyor dag`",
-            )
-        chosen.extend(names)
-    if opts.single:
-        wanted = set(chosen)
-    elif opts.downstream:
-        wanted = dag.closure(chosen, dag.dependents(pipeline.upstream))
-    else:
-        wanted = dag.closure(chosen, pipeline.upstream)
-    return [n for n in pipeline.order if n in wanted]
-
-
-def observe(stage: Stage, pipeline: Pipeline, observer: Observer) -> stale.Observed:
-    return stale.Observed(
-        {d: observer.meta(d) for d in stage.deps},
-        {o.path: observer.meta(o.path) for o in stage.outs},
-        {ref: pipeline.values.get(ref) for ref in stage.params},
-    )
-
-
-def plan(ws: Workspace, pipeline: Pipeline, opts: Options) -> dict[str, stale.Decision]:
-    """What a run would do and why, without running anything (``--dry`` and ``status``)."""
-    entries = lock_mod.load(ws.root)
-    observer = Observer(ws)
-    decisions = {}
-    for name in select(pipeline, opts):
-        stage = pipeline.stages[name]
-        now = observe(stage, pipeline, observer)
-        decisions[name] = stale.decide(
-            stage, entries.get(name), now, observer.in_cache, force=opts.force
-        )
-    return stale.propagate(pipeline.order, pipeline.upstream, decisions)
 
 
 class Run:

@@ -1,0 +1,72 @@
+"""Planning a run: which stages are selected, what is there now, and what each would do.
+
+Kept apart from the runner so that ``status`` and ``run --dry`` load neither the executor nor
+the checkout machinery.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from conveyor.data.workspace import Workspace
+from conveyor.foundation.errors import ConfigError
+from conveyor.foundation.suggest import did_you_mean
+from conveyor.pipeline import dag, stale
+from conveyor.pipeline import lock as lock_mod
+from conveyor.pipeline.definition import Pipeline
+from conveyor.pipeline.outs import Observer
+from conveyor.pipeline.stage import Stage
+
+
+class Options(NamedTuple):
+    targets: tuple[str, ...] = ()
+    force: bool = False
+    downstream: bool = False
+    single: bool = False
+    keep_going: bool = False
+    run_cache: bool = True
+    jobs: int = 0  # 0: one per core
+
+
+def select(pipeline: Pipeline, opts: Options) -> list[str]:
+    """The stages a run considers, in order: targets and what they need (or what needs them)."""
+    if not opts.targets:
+        return list(pipeline.order)
+    chosen: list[str] = []
+    for target in opts.targets:
+        names = [n for n in pipeline.stages if n == target or n.split("@")[0] == target]
+        if not names:
+            raise ConfigError(
+                f"no stage named {target!r}",
+                hint=did_you_mean(target, pipeline.stages) or "list them with `conveyor dag`",
+            )
+        chosen.extend(names)
+    if opts.single:
+        wanted = set(chosen)
+    elif opts.downstream:
+        wanted = dag.closure(chosen, dag.dependents(pipeline.upstream))
+    else:
+        wanted = dag.closure(chosen, pipeline.upstream)
+    return [n for n in pipeline.order if n in wanted]
+
+
+def observe(stage: Stage, pipeline: Pipeline, observer: Observer) -> stale.Observed:
+    return stale.Observed(
+        {d: observer.meta(d) for d in stage.deps},
+        {o.path: observer.meta(o.path) for o in stage.outs},
+        {ref: pipeline.values.get(ref) for ref in stage.params},
+    )
+
+
+def plan(ws: Workspace, pipeline: Pipeline, opts: Options) -> dict[str, stale.Decision]:
+    """What a run would do and why, without running anything (``--dry`` and ``status``)."""
+    entries = lock_mod.load(ws.root)
+    observer = Observer(ws)
+    decisions = {}
+    for name in select(pipeline, opts):
+        stage = pipeline.stages[name]
+        now = observe(stage, pipeline, observer)
+        decisions[name] = stale.decide(
+            stage, entries.get(name), now, observer.in_cache, force=opts.force
+        )
+    return stale.propagate(pipeline.order, pipeline.upstream, decisions)
