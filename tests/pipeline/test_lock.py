@@ -67,8 +67,23 @@ def entry(**kw: Any) -> Entry:
 
 
 def round_trip(tmp_path: Path, entries: dict[str, Entry]) -> dict[str, Entry]:
+    """Save, then read back through YAML; the JSON copy that load() prefers must agree."""
     lock.save(tmp_path, entries)
-    return lock.load(tmp_path)
+    from_yaml = lock.parse((tmp_path / lock.FILE).read_text(), lock.FILE)
+    from_copy = lock.load(tmp_path)
+    assert _same(from_copy, from_yaml)
+    return from_yaml
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to itself."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b) and type(a) is type(b)
 
 
 def test_no_lock_reads_as_empty(tmp_path: Path) -> None:
@@ -236,3 +251,22 @@ def test_save_replaces_the_whole_file(tmp_path: Path) -> None:
     lock.save(tmp_path, {"a": entry(), "b": entry()})
     lock.save(tmp_path, {"b": entry(cmd=("new",))})
     assert lock.load(tmp_path) == {"b": entry(cmd=("new",))}
+
+
+def test_the_json_copy_is_used_only_for_the_same_text(tmp_path: Path) -> None:
+    lock.save(tmp_path, {"a": entry()})
+    copy = tmp_path / ".conveyor" / "cache" / "lock.json"
+    assert copy.exists()
+    # Another writer (git checkout, a merge) changes the lock: the copy must not be believed.
+    other = lock.dump({"b": entry(cmd=("other",))})
+    (tmp_path / lock.FILE).write_text(other)
+    assert set(lock.load(tmp_path)) == {"b"}
+    assert lock.load(tmp_path)["b"].cmd == ("other",)
+
+
+def test_a_corrupt_json_copy_is_ignored(tmp_path: Path) -> None:
+    lock.save(tmp_path, {"a": entry()})
+    copy = tmp_path / ".conveyor" / "cache" / "lock.json"
+    for junk in (b"", b"[1, 2]", b'{"key": 1}', b"\xff\x00"):
+        copy.write_bytes(junk)
+        assert lock.load(tmp_path) == {"a": entry()}
