@@ -142,11 +142,11 @@ def print_plan(decisions: dict[str, Decision]) -> None:
 
 def stage_status(ws: Workspace) -> dict[str, Decision]:
     """Every stage that is not up to date, with its reasons (for ``conveyor status``)."""
-    from conveyor.pipeline.planner import Options, plan
-
     pipeline = load_pipeline(ws)
     if not pipeline.stages:
         return {}
+    from conveyor.pipeline.planner import Options, plan
+
     decisions = plan(ws, pipeline, Options())
     return {n: d for n, d in decisions.items() if d.action != "skip" or d.reasons}
 
