@@ -28,11 +28,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q src
 	$(BIN)/python bench/data.py
+	$(BIN)/python bench/pipeline.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src
 	bash bench/install_dvc.sh
 	$(BIN)/python bench/data.py --compare-dvc bench/.work/dvc-venv/bin/dvc
+	$(BIN)/python bench/pipeline.py --compare-dvc bench/.work/dvc-venv/bin/dvc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

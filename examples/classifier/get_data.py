@@ -22,7 +22,8 @@ def main() -> None:
 
     bunch = load_breast_cancer()
     names = [n.replace(" ", "_") for n in bunch.feature_names]
-    rows = [[*map(float, x), int(y)] for x, y in zip(bunch.data, bunch.target, strict=True)]
+    # scikit-learn codes benign as 1; the column says malignant, so 1 must mean malignant.
+    rows = [[*map(float, x), int(y == 0)] for x, y in zip(bunch.data, bunch.target, strict=True)]
     rng = random.Random(7)
     rows += [rng.choice(rows) for _ in range(args.extra)]
 

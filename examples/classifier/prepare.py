@@ -1,16 +1,17 @@
 """Split data/raw/cells.csv into data/prepared/{train,test}.csv (stratified, seeded).
 
 Every row gets an ``id`` column, its index in the raw file, so that predictions of different
-models on the test set can be paired row by row.
+models on the test set can be paired row by row. Standard library only: the stage takes
+milliseconds instead of the second an import of scikit-learn costs.
 """
 
 from __future__ import annotations
 
 import csv
+import random
 from pathlib import Path
 
 import yaml
-from sklearn.model_selection import train_test_split
 
 RAW = Path("data/raw/cells.csv")
 OUT = Path("data/prepared")
@@ -23,22 +24,27 @@ def main() -> None:
         reader = csv.reader(f)
         header = next(reader)
         rows = [[str(i), *row] for i, row in enumerate(reader)]
-    labels = [row[header.index(LABEL) + 1] for row in rows]
-    train, test = train_test_split(
-        rows,
-        test_size=params["test_size"],
-        random_state=params["seed"],
-        stratify=labels,
-    )
+
+    # Stratified: the same share of each class goes to the test set.
+    label_at = header.index(LABEL) + 1
+    rng = random.Random(params["seed"])
+    test_ids: set[str] = set()
+    for label in sorted({row[label_at] for row in rows}):
+        ids = [row[0] for row in rows if row[label_at] == label]
+        rng.shuffle(ids)
+        test_ids.update(ids[: round(len(ids) * params["test_size"])])
+
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, part in (("train", train), ("test", test)):
-        # Sorted by id: the same split always gives the same bytes.
-        part.sort(key=lambda row: int(row[0]))
+    parts = {
+        "train": [r for r in rows if r[0] not in test_ids],
+        "test": [r for r in rows if r[0] in test_ids],
+    }
+    for name, part in parts.items():
         with (OUT / f"{name}.csv").open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["id", *header])
             writer.writerows(part)
-    print(f"{len(train)} train rows, {len(test)} test rows")
+    print(f"{len(parts['train'])} train rows, {len(parts['test'])} test rows")
 
 
 if __name__ == "__main__":

@@ -357,3 +357,17 @@ def test_gc_keeps_pipeline_outs_and_push_pull_move_them(pipe: Project, tmp_path:
     assert (pipe.root / "model.txt").read_text() == "HELLO\nC=1.0\n"
     ran(pipe)
     assert "3 up to date" in pipe.ok("run")
+
+
+def test_a_stage_reads_the_overridden_params_file_which_comes_back_after(project: Project) -> None:
+    project.write("params.yaml", "# tuned by hand\na:\n  x: 1\n")
+    project.write(
+        "conveyor.yaml",
+        "stages:\n  s:\n    cmd: cat params.yaml > seen.txt\n    params: [a]\n"
+        "    outs: [seen.txt]\n  bad:\n    cmd: exit 1\n    params: [a.x]\n",
+    )
+    result = project.run("run", "-S", "a.x=5", "--keep-going")
+    assert result.code == 1  # 'bad' fails: the params file must come back all the same
+    assert "x: 5" in (project.root / "seen.txt").read_text()
+    assert (project.root / "params.yaml").read_text() == "# tuned by hand\na:\n  x: 1\n"
+    assert "param a.x changed 5 -> 1" in project.ok("status")

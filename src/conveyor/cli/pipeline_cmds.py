@@ -99,6 +99,7 @@ _TARGETS = arg("stages", nargs="*", metavar="STAGE", help="stages to run (defaul
 def run_cmd(opts: Namespace) -> int:
     """Run what is stale, upstream first, independent stages in parallel."""
     from conveyor.cli.data_cmds import writing
+    from conveyor.pipeline.params import applied, parse_override
     from conveyor.pipeline.planner import Options, plan
     from conveyor.pipeline.runner import Run
 
@@ -124,7 +125,9 @@ def run_cmd(opts: Namespace) -> int:
             print_plan(plan(ws, pipeline, options))
             return 0
         width = max(len(n) for n in pipeline.stages)
-        results = Run(ws, pipeline, options, TerminalReporter(min(width, 24))).execute()
+        reporter = TerminalReporter(min(width, 24))
+        with applied(ws.root, [parse_override(o) for o in opts.overrides]):
+            results = Run(ws, pipeline, options, reporter).execute()
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

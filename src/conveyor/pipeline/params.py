@@ -7,7 +7,8 @@ A param is named by its dotted key in ``params.yaml`` (``train.lr``) or, in anot
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,52 @@ def show(value: Any) -> str:
         parsed = parse_scalar(value) if value.strip() else None
         return value if type(parsed) is str and parsed == value else json.dumps(value)
     return json.dumps(value, sort_keys=True, default=str)
+
+
+@contextmanager
+def applied(root: Path, overrides: list[tuple[str, str, Any]]) -> Iterator[None]:
+    """Write ``-S`` overrides into their params files while a run lasts, then put them back.
+
+    Stage commands read params files themselves, so an override must be in the file they read.
+    Each file gets its original bytes back afterwards (also after Ctrl-C or SIGTERM), unless
+    something else rewrote it meanwhile. Comments are not kept while the override is in place.
+    """
+    from conveyor.foundation import atomic
+
+    originals: dict[str, bytes] = {}
+    written: dict[str, bytes] = {}
+    by_file: dict[str, list[tuple[str, Any]]] = {}
+    for file, key, value in overrides:
+        by_file.setdefault(file, []).append((key, value))
+    try:
+        for file, pairs in by_file.items():
+            path = root / file
+            data = load(path, file)
+            for key, value in pairs:
+                data = override(data, key, value, f"-S {key}")
+            text = _dumps(data, path.suffix.lower(), file)
+            originals[file] = path.read_bytes()
+            atomic.write_bytes(path, text)
+            written[file] = text
+        yield
+    finally:
+        for file, text in written.items():
+            path = root / file
+            try:
+                if path.read_bytes() == text:
+                    atomic.write_bytes(path, originals[file])
+            except FileNotFoundError:
+                atomic.write_bytes(path, originals[file])
+
+
+def _dumps(data: dict[str, Any], suffix: str, display: str) -> bytes:
+    if suffix == ".json":
+        return (json.dumps(data, indent=2) + "\n").encode()
+    if suffix in (".yaml", ".yml"):
+        from conveyor.foundation import yamlio
+
+        return yamlio.dump(data).encode()
+    raise ConfigError(
+        f"-S cannot override keys of {display}: conveyor writes overrides only to YAML and JSON",
+        hint="edit the file instead, or move these params to params.yaml",
+    )
