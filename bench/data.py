@@ -42,6 +42,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import BenchError, find_exe, remove, warn
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 
@@ -85,10 +87,6 @@ FIGURES = ("help", *A_FIGURES, *B_FIGURES)
 
 OK = (0,)
 OK_CHANGED = (0, 1)  # a status that reports changes may exit 1
-
-
-class BenchError(Exception):
-    """A failure that ends the benchmark with a message."""
 
 
 # --------------------------------------------------------------------------
@@ -205,13 +203,6 @@ def ensure_dataset(ds: DataSet, data_dir: Path) -> Path:
 # File helpers
 
 
-def remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
-
-
 def iter_files(path: Path) -> Iterator[Path]:
     if path.is_file():
         yield path
@@ -270,10 +261,6 @@ def check_tree(path: Path, ds: DataSet, after: str) -> None:
             f"after {after}, {path} holds {len(sizes)} files / {sum(sizes)} bytes; "
             f"expected {ds.n_files} files / {ds.total_bytes} bytes"
         )
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -665,16 +652,6 @@ def write_report(path: Path, plan: Plan, scale: float, samples: Samples, runner:
 
 # --------------------------------------------------------------------------
 # Command line
-
-
-def find_exe(raw: str, what: str, hint: str) -> Path:
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        tries = [Path.cwd() / path, REPO_ROOT / path]
-        path = next((p for p in tries if p.exists()), tries[0])
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        raise BenchError(f"{what} executable not found: {path}\n  {hint}")
-    return path.absolute()  # not resolve(): a venv's entry points must stay where they are
 
 
 def parse_only(raw: str | None) -> set[str]:

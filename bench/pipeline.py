@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import BenchError, find_exe, remove, warn
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 EXAMPLE = REPO_ROOT / "examples" / "classifier"
@@ -59,21 +61,6 @@ status=$?
 echo "$start $EPOCHREALTIME $*" >> "$BENCH_STAGE_LOG"
 exit $status
 """
-
-
-class BenchError(Exception):
-    """A failure that ends the benchmark with a message."""
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-def remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
 
 
 @dataclass(frozen=True)
@@ -364,16 +351,6 @@ def report(b: Bench, out: Path) -> None:
 
 # --------------------------------------------------------------------------
 # Command line
-
-
-def find_exe(raw: str, what: str, hint: str) -> Path:
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        tries = [Path.cwd() / path, REPO_ROOT / path]
-        path = next((p for p in tries if p.exists()), tries[0])
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        raise BenchError(f"{what} executable not found: {path}\n  {hint}")
-    return path.absolute()  # not resolve(): a venv's entry points must stay where they are
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -38,16 +38,17 @@ class Observer:
                 del self.seen[known]
 
     def in_cache(self, meta: Meta) -> bool:
-        return cache_lacks(self.ws, _pointer(self.ws.root, "_", meta)) == 0
+        return cache_lacks(self.ws, pointer(self.ws.root, "_", meta)) == 0
 
 
 def _meta(built: build.Built) -> Meta:
     return Meta(built.oid + (".tree" if built.is_tree else ""), built.size, built.nfiles)
 
 
-def _pointer(root: Path, rel: str, meta: Meta) -> Pointer:
+def pointer(root: Path, rel: str, meta: Meta) -> Pointer:
+    """A pointer value for an out (never written to disk: checkout and transfers need values)."""
     path = root / rel
-    file = path.with_name(path.name + ".cvy")  # never written: checkout only needs the values
+    file = path.with_name(path.name + ".cvy")
     return Pointer(file, path.name, meta.oid, meta.is_tree, meta.size, meta.nfiles)
 
 
@@ -102,5 +103,5 @@ def restore(ws: Workspace, metas: dict[str, Meta], *, link_types: list[str] | No
     """Write outs from the cache into the workspace (what differs only)."""
     from conveyor.data.checkout import checkout  # the runner's path only: status never loads it
 
-    pointers = [_pointer(ws.root, rel, meta) for rel, meta in sorted(metas.items())]
+    pointers = [pointer(ws.root, rel, meta) for rel, meta in sorted(metas.items())]
     checkout(ws, pointers, link_types=link_types, force=True)

@@ -7,20 +7,13 @@ with ``conveyor add``. The data layer knows nothing of the lock, so the commands
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from conveyor.data.pointer import Pointer
 from conveyor.data.workspace import Workspace
 from conveyor.foundation import git
 from conveyor.pipeline import definition
 from conveyor.pipeline import lock as lock_mod
-from conveyor.pipeline.stage import Meta
-
-
-def _pointer(root: Path, rel: str, meta: Meta) -> Pointer:
-    path = root / rel
-    file = path.with_name(path.name + ".cvy")  # never written: transfers only need the values
-    return Pointer(file, path.name, meta.oid, meta.is_tree, meta.size, meta.nfiles)
+from conveyor.pipeline.outs import pointer
 
 
 def out_pointers(ws: Workspace) -> list[Pointer]:
@@ -35,7 +28,7 @@ def out_pointers(ws: Workspace) -> list[Pointer]:
     for entry in entries.values():
         for rel, meta in entry.outs.items():
             if rel in cached:
-                found[rel] = _pointer(ws.root, rel, meta)
+                found[rel] = pointer(ws.root, rel, meta)
     return [found[rel] for rel in sorted(found)]
 
 
