@@ -38,3 +38,11 @@ def test_a_tag_safe_loading_refuses_is_a_config_error() -> None:
 
 def test_equal_keys_in_different_list_items_are_fine() -> None:
     assert yamlio.load("- {a: 1}\n- {a: 2}\n", "x").data == [{"a": 1}, {"a": 2}]
+
+
+def test_floats_are_read_as_yaml_1_2_reads_them() -> None:
+    data = yamlio.load("lr: 1e-5\nbig: -2E3\nplain: 1.5\ntext: 1e5x\nquoted: '1e-5'\n", "x").data
+    assert data == {"lr": 1e-5, "big": -2000.0, "plain": 1.5, "text": "1e5x", "quoted": "1e-5"}
+    import yaml
+
+    assert yaml.safe_load("lr: 1e-5") == {"lr": "1e-5"}  # the shared loader is left alone

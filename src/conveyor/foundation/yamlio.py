@@ -11,11 +11,33 @@ if TYPE_CHECKING:
     import yaml
 
 
-def _loader() -> Any:
-    import yaml  # imported on first use: commands that read no YAML never pay for it
+_LOADER: Any = None
 
-    # The C loader is ten times faster; fall back where libyaml is missing.
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# YAML 1.2's floats: PyYAML follows YAML 1.1, which reads 1e-5 (no dot) as a string, and a
+# learning rate written that way would silently become text.
+_FLOAT = r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[0-9][0-9_]*[eE][-+]?[0-9]+|\.(?:inf|Inf|INF)|[-+]\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"""
+
+
+def _loader() -> Any:
+    global _LOADER
+    if _LOADER is None:
+        import re
+
+        import yaml  # imported on first use: commands that read no YAML never pay for it
+
+        # The C loader is ten times faster; fall back where libyaml is missing.
+        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        loader: Any = type("Loader", (base,), {})
+        # Copy before adding: the resolver table is shared with every SafeLoader otherwise.
+        loader.yaml_implicit_resolvers = {
+            k: list(v) for k, v in base.yaml_implicit_resolvers.items()
+        }
+        loader.add_implicit_resolver(
+            "tag:yaml.org,2002:float", re.compile(_FLOAT, re.X), list("-+0123456789.")
+        )
+        _LOADER = loader
+    return _LOADER
 
 
 class Located:
