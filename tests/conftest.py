@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -88,3 +89,82 @@ def conveyor_process(*args: str, cwd: Path, **kw: object) -> subprocess.Popen[by
     return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
         [sys.executable, "-c", code, *args], cwd=cwd, **kw
     )
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A SQLAlchemy URL (``postgresql+psycopg://...``) of a real PostgreSQL database.
+
+    $CONVEYOR_TEST_PG if set, else a throwaway cluster (tests/pg.py) for the whole session. If
+    PostgreSQL can't be had, the tests that use it fail with the reason: they never skip.
+    """
+    try:
+        from tests import pg
+    except ImportError as exc:
+        pytest.fail(f"PostgreSQL tests need psycopg[binary] and sqlalchemy: {exc}", pytrace=False)
+    env = os.environ.get("CONVEYOR_TEST_PG")
+    if env:
+        problem = _pg_unreachable(env)
+        if problem:
+            from sqlalchemy.engine import make_url
+
+            shown = make_url(env).render_as_string(hide_password=True)
+            pytest.fail(f"CONVEYOR_TEST_PG={shown}: {problem}", pytrace=False)
+        yield env
+        return
+    cluster = None
+    try:
+        cluster = pg.start_cluster(pg.default_base())
+    except pg.PostgresUnavailable as exc:
+        problem = str(exc)
+    if cluster is None:
+        pytest.fail(f"PostgreSQL could not be started: {problem}", pytrace=False)
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+def _libpq(url: str) -> str:
+    """A SQLAlchemy URL as a libpq connection string (no "+psycopg"), for psycopg."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _pg_unreachable(url: str) -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(_libpq(url), connect_timeout=10) as conn:
+            conn.execute("select 1")
+    except psycopg.Error as exc:
+        return f"cannot connect: {exc}"
+    return None
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[str]:
+    """A SQLAlchemy URL of a new, empty database ``t_<hex>`` on pg_url's server, dropped after."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url)
+    admin = _libpq(pg_url)
+    name = f"t_{secrets.token_hex(8)}"
+    problem = None
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        problem = str(exc)
+    if problem is not None:
+        where = url.render_as_string(hide_password=True)
+        pytest.fail(f"could not create a test database on {where}: {problem}", pytrace=False)
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(name)))

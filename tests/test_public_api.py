@@ -7,7 +7,16 @@ import conveyor
 
 
 def test_public_api_is_declared() -> None:
-    assert conveyor.__all__ == ["ConveyorError", "__version__"]
+    assert conveyor.__all__ == [
+        "ConveyorError",
+        "__version__",
+        "log_artifact",
+        "log_metric",
+        "log_metrics",
+        "log_params",
+        "set_tags",
+        "start_run",
+    ]
     for name in conveyor.__all__:
         assert hasattr(conveyor, name)
 

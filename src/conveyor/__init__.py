@@ -10,7 +10,24 @@ True
 from __future__ import annotations
 
 from conveyor.foundation.errors import ConveyorError
+from conveyor.tracking.api import (
+    log_artifact,
+    log_metric,
+    log_metrics,
+    log_params,
+    set_tags,
+    start_run,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["ConveyorError", "__version__"]
+__all__ = [
+    "ConveyorError",
+    "__version__",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_params",
+    "set_tags",
+    "start_run",
+]

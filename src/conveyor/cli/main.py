@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.remote_cmds",
     "conveyor.cli.maintenance_cmds",
     "conveyor.cli.pipeline_cmds",
+    "conveyor.cli.runs_cmds",
 )
 
 
@@ -29,9 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command line; returns the exit code (tests call this in-process)."""
     for name in _COMMAND_MODULES:
         importlib.import_module(name)
-    parser = app.build_parser("conveyor", __version__)
+    args = sys.argv[1:] if argv is None else argv
+    parser = app.build_parser("conveyor", __version__, args)
     try:
-        opts = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        opts = parser.parse_args(args)
     except SystemExit as exc:  # --help, --version, or a usage error argparse printed
         return exc.code if isinstance(exc.code, int) else 0
     SETTINGS.quiet = opts.quiet

@@ -85,6 +85,7 @@ _TARGETS = arg("stages", nargs="*", metavar="STAGE", help="stages to run (defaul
     arg("--dry", action="store_true", help="print the plan and why; run nothing"),
     arg("-k", "--keep-going", action="store_true", help="a failure stops only its dependents"),
     arg("--no-run-cache", action="store_true", help="run even what the run-cache could restore"),
+    arg("-n", "--name", default="", help="a name for the tracked run"),
     arg(
         "-S",
         "--set-param",
@@ -127,7 +128,7 @@ def run_cmd(opts: Namespace) -> int:
         width = max(len(n) for n in pipeline.stages)
         reporter = TerminalReporter(min(width, 24))
         with applied(ws.root, [parse_override(o) for o in opts.overrides]):
-            results = Run(ws, pipeline, options, reporter).execute()
+            results = Run(ws, pipeline, options, reporter, name=opts.name).execute()
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

@@ -18,6 +18,8 @@ CONTROL_GITIGNORE = """\
 /lock
 /config.local
 /logs/
+/spool/
+/conveyor.db*
 """
 
 SKELETON = """\

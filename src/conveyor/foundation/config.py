@@ -57,6 +57,9 @@ KEYS: dict[str, Key] = {
     "core.jobs": Key(_positive_int, None, "parallel transfers and hashing threads"),
     "core.fsync": Key(_boolean, True, "flush objects to disk before they count as stored"),
     "cache.type": Key(_link_list, "reflink,copy", "how checkout puts files in the workspace"),
+    "db.url": Key(
+        str, None, "the metadata store (default: SQLite in .conveyor/conveyor.db; CONVEYOR_DB wins)"
+    ),
 }
 SECTIONS = sorted({k.split(".")[0] for k in KEYS} | {"remote"})
 

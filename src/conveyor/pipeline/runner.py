@@ -9,7 +9,6 @@ stage that wrote the same outs as before leaves its dependents up to date.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import time
 from collections.abc import Iterator
@@ -24,7 +23,9 @@ from conveyor.pipeline.definition import Pipeline
 from conveyor.pipeline.executor import Executor, Job, LocalPool, Outcome, Sink
 from conveyor.pipeline.outs import Observer, clear, commit, remove, restore
 from conveyor.pipeline.planner import Options, observe, select
+from conveyor.pipeline.record import Recorder
 from conveyor.pipeline.stage import Meta, Stage
+from conveyor.tracking.api import new_run_id
 
 # What happened to a stage in a run.
 RAN, RESTORED, CHECKED_OUT, UP_TO_DATE = "ran", "restored", "checked out", "up to date"
@@ -37,6 +38,7 @@ class StageResult(NamedTuple):
     reasons: tuple[str, ...] = ()
     duration: float = 0.0
     tail: str = ""  # for a failure: the end of its stderr, or what went wrong
+    code: int | None = None  # the command's exit code, when it ran
 
 
 class Reporter(Sink, Protocol):
@@ -55,6 +57,8 @@ class Run:
         opts: Options,
         reporter: Reporter,
         executor: Executor | None = None,
+        *,
+        name: str = "",
     ) -> None:
         self.ws = ws
         self.pipeline = pipeline
@@ -62,7 +66,8 @@ class Run:
         self.reporter = reporter
         self.jobs = opts.jobs or os.cpu_count() or 1
         self.executor = executor or LocalPool(self.jobs, reporter)
-        self.run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        self.run_id = new_run_id()
+        self.name = name
         self.entries = lock_mod.load(ws.root)
         self.observer = Observer(ws)
         self.cache = runcache.FolderRunCache(ws.paths.cache / "runs")
@@ -70,6 +75,20 @@ class Run:
         self.started: dict[str, tuple[stale.Decision, stale.Observed, float]] = {}
 
     def execute(self) -> list[StageResult]:
+        """Run the selected stages; the run is recorded in the metadata store's spool."""
+        recorder = Recorder(self.ws.root, self.run_id, self.name)
+        status = "failed"
+        try:
+            results = self._execute()
+            status = "failed" if any(r.status == FAILED for r in results) else "finished"
+            return results
+        except KeyboardInterrupt:
+            status = "killed"
+            raise
+        finally:
+            recorder.finish(self.pipeline, self.entries, list(self.results.values()), status)
+
+    def _execute(self) -> list[StageResult]:
         names = select(self.pipeline, self.opts)
         pending = list(names)
         stopping = False
@@ -181,7 +200,7 @@ class Run:
         if outcome.code != 0:
             code = outcome.code
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            self._report(StageResult(name, FAILED, (how,), outcome.duration, outcome.tail))
+            self._report(StageResult(name, FAILED, (how,), outcome.duration, outcome.tail, code))
             return False
         try:
             outs = commit(self.ws, stage.outs)
@@ -193,7 +212,7 @@ class Run:
         self._write_lock(stage, now, outs)
         if not stage.always_changed and outs:
             self.cache.put(runcache.key(stage, now.deps, now.values), outs)
-        self._report(StageResult(name, RAN, decision.reasons, outcome.duration))
+        self._report(StageResult(name, RAN, decision.reasons, outcome.duration, code=0))
         return True
 
     def _write_lock(self, stage: Stage, now: stale.Observed, outs: dict[str, Meta]) -> None:

@@ -1,0 +1,1 @@
+"""Tracking: the metadata store, runs, and the Python logging API."""

@@ -1,0 +1,238 @@
+"""The Python logging API: ``conveyor.log_metric`` and friends, for stages and notebooks.
+
+A call appends to memory and costs about a microsecond; records reach the spool (and so the
+store) in batches: every :data:`FLUSH_POINTS` points, every :data:`FLUSH_SECONDS` seconds when
+more is logged, when a run ends, and at interpreter exit (after an uncaught exception too).
+
+Inside a pipeline stage (``CONVEYOR_RUN_ID`` and ``CONVEYOR_ROOT`` set by ``conveyor run``) the
+calls attach to the pipeline's run. Elsewhere ``with conveyor.start_run(name=...) as run:``
+opens a run; a call outside any run starts one that ends when the interpreter exits.
+
+    >>> import conveyor
+    >>> with conveyor.start_run(name="baseline") as run:  # doctest: +SKIP
+    ...     conveyor.log_params({"lr": 0.1})
+    ...     for step in range(3):
+    ...         conveyor.log_metric("loss", 1.0 / (step + 1), step=step)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import getpass
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from conveyor.foundation.errors import ConveyorError
+from conveyor.foundation.paths import find_root
+from conveyor.tracking import spool
+
+FLUSH_POINTS = 5000
+FLUSH_SECONDS = 5.0
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique without coordination: ``20261127-153012-a1b2c3``."""
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+class Run:
+    """One run being logged to. Thread-safe; use through the module functions or directly."""
+
+    def __init__(self, run_id: str, root: Path, *, owned: bool) -> None:
+        self.id = run_id
+        self.root = root
+        self.owned = owned  # False: a pipeline's run, started and ended by `conveyor run`
+        self._records: list[dict[str, Any]] = []
+        self._points: list[list[Any]] = []
+        self._lock = threading.Lock()
+        self._flushed = time.monotonic()
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        point = [key, float(value), step, time.time()]
+        with self._lock:
+            self._points.append(point)
+            due = len(self._points) >= FLUSH_POINTS
+        if due or time.monotonic() - self._flushed > FLUSH_SECONDS:
+            self.flush()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        now = time.time()
+        with self._lock:
+            self._points.extend([k, float(v), step, now] for k, v in metrics.items())
+        if len(self._points) >= FLUSH_POINTS:
+            self.flush()
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._add({"t": "params", "params": dict(params)})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._add({"t": "tags", "tags": {k: str(v) for k, v in tags.items()}})
+
+    def log_artifact(self, path: str | os.PathLike[str]) -> str:
+        """Store a file or folder in the object cache and record it; returns its hash."""
+        from conveyor.data import build
+        from conveyor.data.workspace import Workspace
+        from conveyor.foundation.paths import inside
+
+        with Workspace(self.root) as ws:
+            target = inside(ws.root, path, what="artifact")
+            with ws.odb.batch() as batch:
+                built = build.scan(ws.root, target, ws.memo, store=batch, jobs=ws.jobs)
+        ref = built.oid + (".tree" if built.is_tree else "")
+        rel = target.relative_to(self.root).as_posix()
+        self._add({"t": "artifact", "path": rel, "hash": ref, "size": built.size})
+        return ref
+
+    def _add(self, record: dict[str, Any]) -> None:
+        record["run"] = self.id
+        record["ts"] = time.time()
+        with self._lock:
+            self._records.append(record)
+
+    def flush(self) -> None:
+        """Write what is buffered to the spool (one file, fsynced)."""
+        with self._lock:
+            records, self._records = self._records, []
+            points, self._points = self._points, []
+            self._flushed = time.monotonic()
+        if points:
+            records.append({"t": "metrics", "run": self.id, "ts": time.time(), "points": points})
+        if records:
+            spool.write(self.root, records)
+
+    def end(self, status: str = "finished") -> None:
+        if self.owned:
+            self._add({"t": "end", "status": status, "ended": time.time()})
+        self.flush()
+
+
+_current: Run | None = None
+_guard = threading.Lock()
+
+
+def start(name: str = "", *, root: Path | None = None, kind: str = "api") -> Run:
+    """Open a run owned by this process (its start record is written at once)."""
+    project = (root or find_root()).resolve()
+    run = Run(new_run_id(), project, owned=True)
+    run._add(
+        {
+            "t": "run",
+            "name": name,
+            "kind": kind,
+            "status": "running",
+            "started": time.time(),
+            "user": _user(),
+            **git_state(project),
+        }
+    )
+    run.flush()
+    return run
+
+
+@contextmanager
+def start_run(name: str = "") -> Iterator[Run]:
+    """``with start_run(name=...) as run:``; the run fails if the block raises."""
+    global _current
+    with _guard:
+        if _current is not None and _current.owned:
+            raise ConveyorError(f"run {_current.id} is still active", hint="end it first")
+        outer = _current
+        run = start(name)
+        _current = run
+    try:
+        yield run
+    except BaseException:
+        run.end("failed")
+        raise
+    else:
+        run.end("finished")
+    finally:
+        with _guard:
+            _current = outer
+
+
+def active() -> Run:
+    """The run calls go to: the stage's pipeline run, the open one, or a new one ended at exit."""
+    global _current
+    with _guard:
+        if _current is None:
+            run_id, root = os.environ.get("CONVEYOR_RUN_ID"), os.environ.get("CONVEYOR_ROOT")
+            _current = Run(run_id, Path(root), owned=False) if run_id and root else start("")
+            atexit.register(_at_exit, _current)
+        return _current
+
+
+def _at_exit(run: Run) -> None:
+    with contextlib.suppress(OSError):  # the project folder is gone: nowhere to keep records
+        run.end("finished")
+
+
+def git_state(root: Path) -> dict[str, Any]:
+    """Commit, branch, dirty flag and a hash of the uncommitted diff (empty outside git)."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, check=False, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.decode(errors="replace") if proc.returncode == 0 else None
+
+    status = git("status", "--porcelain=2", "--branch", "--untracked-files=no")
+    if status is None:
+        return {}
+    commit = branch = None
+    dirty = False
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            commit = line.split()[2]
+            commit = None if commit == "(initial)" else commit
+        elif line.startswith("# branch.head "):
+            branch = line.split(maxsplit=2)[2]
+            branch = None if branch == "(detached)" else branch
+        elif not line.startswith("#"):
+            dirty = True
+    state: dict[str, Any] = {"git_commit": commit, "git_branch": branch, "git_dirty": dirty}
+    if dirty:
+        import hashlib
+
+        diff = git("diff", "HEAD") or ""
+        state["diff_hash"] = hashlib.sha256(diff.encode()).hexdigest()[:16]
+    return state
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Log one value of metric ``key`` (optionally at ``step``) to the active run."""
+    active().log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    active().log_metrics(metrics, step)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    active().log_params(params)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    active().set_tags(tags)
+
+
+def log_artifact(path: str | os.PathLike[str]) -> str:
+    return active().log_artifact(path)

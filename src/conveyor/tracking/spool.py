@@ -1,0 +1,71 @@
+"""The spool: how every writer hands records to the metadata store without waiting for it.
+
+A writer (a pipeline run, code logging metrics) appends records to memory and, at each flush,
+writes them as one new file ``.conveyor/spool/<time_ns>-<pid>-<rand>.jsonl``: a temp file,
+fsynced, renamed. So a flush costs one small file write, never a database round-trip, and every
+file in the spool is whole and immutable. Readers call :func:`drain` first: each file is applied
+to the store in one transaction under its name (applied at most once, see the store's contract)
+and then removed. A record is a JSON object with ``t`` (its type), ``run`` and ``ts``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conveyor.tracking.store import Store
+
+SUFFIX = ".jsonl"
+
+
+def folder(root: Path) -> Path:
+    return root / ".conveyor" / "spool"
+
+
+def write(root: Path, records: Iterable[Mapping[str, Any]], *, durable: bool = True) -> Path:
+    """Write ``records`` as one new spool file; returns its path."""
+    spool = folder(root)
+    spool.mkdir(parents=True, exist_ok=True)
+    name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+    data = "".join(json.dumps(r, default=str, separators=(",", ":")) + "\n" for r in records)
+    tmp = spool / f".{name}.tmp"
+    final = spool / (name + SUFFIX)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data.encode())
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    return final
+
+
+def pending(root: Path) -> list[Path]:
+    """Whole spool files not yet applied, oldest first."""
+    try:
+        names = os.listdir(folder(root))
+    except FileNotFoundError:
+        return []
+    return [folder(root) / n for n in sorted(names) if n.endswith(SUFFIX)]
+
+
+def drain(root: Path, store: Store) -> int:
+    """Apply every pending spool file to ``store``; returns how many were applied."""
+    count = 0
+    for path in pending(root):
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            continue  # another reader drained it
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        if store.apply(path.name, records):
+            count += 1
+        path.unlink(missing_ok=True)
+    return count

@@ -1,0 +1,106 @@
+"""The metadata store's tables (SQLAlchemy Core). Changes go through a migration in migrations/.
+
+Values a user chose (params, tags) are stored as JSON text so that 0.1, "0.1" and [1, 2] come
+back as they went in; metrics are floats. ``latest_metrics`` holds each metric's last value so
+that listing and sorting thousands of runs never scans their histories.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False, default=""),
+    sa.Column("kind", sa.String(32), nullable=False, default="api"),  # pipeline, api, experiment
+    sa.Column("parent_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, default="running"),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("ended", sa.Float, nullable=True),
+    sa.Column("user", sa.String(128), nullable=False, default=""),
+    sa.Column("git_commit", sa.String(64), nullable=True),
+    sa.Column("git_branch", sa.String(256), nullable=True),
+    sa.Column("git_dirty", sa.Boolean, nullable=True),
+    sa.Column("diff_hash", sa.String(64), nullable=True),
+    sa.Column("environment", sa.Text, nullable=False, default="{}"),  # JSON
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("key", sa.String(512), nullable=False),
+    sa.Column("step", sa.Integer, nullable=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Index("ix_metrics_run_key", "run_id", "key"),
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("step", sa.Integer, nullable=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+)
+
+stages = sa.Table(
+    "stages",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("stage", sa.String(256), primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),  # ran, restored, up to date, failed...
+    sa.Column("duration", sa.Float, nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+)
+
+hashes = sa.Table(
+    "hashes",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("role", sa.String(8), primary_key=True),  # dep or out
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("hash", sa.String(80), nullable=False),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("hash", sa.String(80), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+# Spool files already applied: applying is idempotent even if a crash comes between the
+# commit and the removal of the file.
+applied = sa.Table(
+    "applied_batches",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("applied", sa.Float, nullable=False),
+)
