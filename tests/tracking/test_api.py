@@ -130,3 +130,16 @@ def test_public_names(in_project: Path) -> None:
         "start_run",
     ):
         assert name in conveyor.__all__ and callable(getattr(conveyor, name))
+
+
+def test_gc_keeps_the_artifacts_of_runs_until_they_are_deleted(in_project: Project) -> None:
+    in_project.write("report.txt", "keep me")
+    with conveyor.start_run() as run:
+        ref = conveyor.log_artifact("report.txt")
+    (in_project.root / "report.txt").unlink()
+    obj = in_project.root / ".conveyor" / "cache" / "objects" / ref[:2] / ref[2:]
+    in_project.ok("gc")
+    assert obj.exists()
+    in_project.ok("runs", "delete", run.id)
+    in_project.ok("gc")
+    assert not obj.exists()

@@ -28,10 +28,11 @@ if TYPE_CHECKING:
     help="remove cached objects nothing references",
 )
 def gc_cmd(opts: Namespace) -> None:
-    """Remove cached objects that no pointer or conveyor.lock (workspace or history) names."""
+    """Remove cached objects no pointer, conveyor.lock or run's artifact names."""
     from conveyor.data import gc
     from conveyor.data.remote import open_remote
     from conveyor.pipeline.tracked import lock_refs
+    from conveyor.tracking.db import opened
 
     all_commits, on_remote, remote_name = opts.all_commits, opts.on_remote, opts.remote_name
     dry, verbose = opts.dry, opts.verbose
@@ -39,8 +40,11 @@ def gc_cmd(opts: Namespace) -> None:
         raise UsageError("-r NAME chooses the remote for --remote; add --remote")
     with writing("conveyor gc") as ws:
         remote = open_remote(ws, remote_name) if on_remote else None
-        outs = lock_refs(ws, all_commits=all_commits)
-        keep = gc.referenced(ws, all_commits=all_commits, remote=remote, extra=outs)
+        extra = lock_refs(ws, all_commits=all_commits)
+        with opened(ws.root) as store:
+            for ref, names in store.artifact_refs().items():
+                extra.setdefault(ref, set()).update(names)
+        keep = gc.referenced(ws, all_commits=all_commits, remote=remote, extra=extra)
         garbage = gc.find_garbage(ws.odb, keep)
         _remove(ws.odb, garbage.oids, dry, verbose)
         _summary("the cache", len(garbage), garbage.size, garbage.kept, dry)

@@ -40,6 +40,8 @@ class Store(Protocol):
 
     def history(self, run_id: str, key: str) -> list[tuple[int | None, float, float]]: ...
 
+    def artifact_refs(self) -> dict[str, set[str]]: ...
+
     def close(self) -> None: ...
 
 
@@ -275,6 +277,20 @@ class SqlStore:
                 for a in conn.execute(arts).mappings()
             }
         return run
+
+    def artifact_refs(self) -> dict[str, set[str]]:
+        """Object ref -> where it is named, for every artifact of a run not deleted (gc keeps
+        these)."""
+        query = (
+            sa.select(t.artifacts.c.hash, t.artifacts.c.run_id, t.artifacts.c.path)
+            .join(t.runs, t.runs.c.id == t.artifacts.c.run_id)
+            .where(t.runs.c.deleted == sa.false())
+        )
+        refs: dict[str, set[str]] = {}
+        with self.engine.connect() as conn:
+            for ref, run_id, path in conn.execute(query):
+                refs.setdefault(ref, set()).add(f"run {run_id} ({path})")
+        return refs
 
     def history(self, run_id: str, key: str) -> list[tuple[int | None, float, float]]:
         """Every logged point of one metric: (step, value, time), in logging order."""
