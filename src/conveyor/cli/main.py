@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.maintenance_cmds",
     "conveyor.cli.pipeline_cmds",
     "conveyor.cli.runs_cmds",
+    "conveyor.cli.diff_cmds",
 )
 
 

@@ -181,6 +181,8 @@ def runs_show_cmd(opts: Namespace) -> None:
 )
 def runs_compare_cmd(opts: Namespace) -> None:
     """Params and metrics side by side; with two runs, the change from the first."""
+    from conveyor.tracking.compare import compare
+
     with store() as s:
         runs = [s.run(ref) for ref in opts.runs]
     if opts.fmt == "json":
@@ -197,27 +199,6 @@ def runs_compare_cmd(opts: Namespace) -> None:
             cells += [_signed(row.get("delta")), _percent(row.get("relative"))]
         rows.append(cells)
     _emit(headers, rows, opts.fmt, empty="Nothing recorded for these runs.")
-
-
-def compare(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per param and metric: the runs' values, and for numbers the change from the
-    first run (absolute, and relative to the first's magnitude)."""
-    out: list[dict[str, Any]] = []
-    for kind in ("params", "metrics"):
-        names = sorted({k for r in runs for k in r[kind]})
-        for name in names:
-            values = [r[kind].get(name) for r in runs]
-            row: dict[str, Any] = {"name": f"{kind}.{name}", "values": values}
-            first, last = values[0], values[-1]
-            if _number(first) and _number(last):
-                row["delta"] = last - first
-                row["relative"] = (last - first) / abs(first) if first else None
-            out.append(row)
-    return out
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _signed(v: float | None) -> str:

@@ -33,7 +33,11 @@ def load(path: Path, display: str) -> dict[str, Any]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{display} cannot be read: {exc}") from exc
-    suffix = path.suffix.lower()
+    return parse(text, path.suffix.lower(), display)
+
+
+def parse(text: str, suffix: str, display: str) -> dict[str, Any]:
+    """A params (or metrics) file's text, read by its suffix (``.yaml``, ``.json``, ``.toml``)."""
     try:
         if suffix == ".json":
             data = json.loads(text) if text.strip() else {}

@@ -1,0 +1,32 @@
+"""Params and metrics of several runs (or revisions) side by side, with the change: pure.
+
+The relative change is ``(new - old) / |old|``: measured against the old value's magnitude, so
+its sign is the sign of the change even when the old value is negative (a loss of -2 that
+becomes -1 went up: +50 %). It is None when the old value is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def compare(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per param and metric (``params.NAME`` / ``metrics.NAME``): each side's value
+    (None where absent) and, for two numbers, the change from the first side to the last."""
+    out: list[dict[str, Any]] = []
+    for kind in ("params", "metrics"):
+        names = sorted({k for r in runs for k in r[kind]})
+        for name in names:
+            values = [r[kind].get(name) for r in runs]
+            row: dict[str, Any] = {"name": f"{kind}.{name}", "values": values}
+            first, last = values[0], values[-1]
+            if _number(first) and _number(last):
+                row["delta"] = last - first
+                row["relative"] = (last - first) / abs(first) if first else None
+            out.append(row)
+    return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
