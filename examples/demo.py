@@ -6,6 +6,7 @@ code. Run from the repository root with the project's virtualenv.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -41,6 +42,14 @@ class Demo:
             print("  " + output.replace("\n", "\n  "), flush=True)
         if proc.returncode != 0:
             print(f"demo step failed with exit code {proc.returncode}", file=sys.stderr)
+            sys.exit(proc.returncode)
+        return proc.stdout
+
+    def quiet(self, *cmd: str) -> str:
+        """Run a command for its output, without printing it."""
+        proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stdout + proc.stderr, file=sys.stderr)
             sys.exit(proc.returncode)
         return proc.stdout
 
@@ -107,6 +116,21 @@ def run(demo: Demo, remote: Path) -> None:
     demo.sh("git", "checkout", "params.yaml")
     demo.sh("conveyor", "run")
     demo.sh("git", "status", "--short")
+
+    demo.section("Every run is tracked: a table of runs, and what changed between two of them")
+    demo.sh("conveyor", "runs", "list", "--limit", "6")
+    runs = json.loads(demo.quiet("conveyor", "runs", "list", "--json", "--sort", "started"))
+    low = next(r["id"] for r in runs if r["params"].get("train.C") == 0.05)
+    demo.sh(
+        "conveyor",
+        "runs",
+        "list",
+        "--filter",
+        "params.train.C < 1",
+        "--columns",
+        "metrics.eval.auc",
+    )
+    demo.sh("conveyor", "diff", runs[0]["id"], low)
 
 
 def main() -> None:
