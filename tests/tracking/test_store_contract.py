@@ -160,3 +160,40 @@ def test_concurrent_first_opens_migrate_once(url: str) -> None:
     store = SqlStore(url)
     assert store.runs() == []
     store.close()
+
+
+def test_the_sqlite3_reader_reads_what_the_store_wrote(tmp_path: Path) -> None:
+    from conveyor.tracking.fast import SqliteReader
+
+    path = tmp_path / "conveyor.db"
+    assert SqliteReader.open(path) is None  # no store yet: the full store must create it
+    store = SqlStore(f"sqlite:///{path}")
+    store.apply(
+        "a",
+        [
+            start("r1", "one"),
+            {"t": "params", "run": "r1", "params": {"lr": 0.1, "tags": ["a"]}},
+            {"t": "metrics", "run": "r1", "points": [["loss", 1.0, 0, T0], ["loss", 0.5, 1, T0]]},
+            {"t": "artifact", "run": "r1", "path": "p.png", "hash": "ab", "size": 3},
+            {"t": "end", "run": "r1", "status": "finished", "ended": T0 + 2},
+        ],
+    )
+    reader = SqliteReader.open(path)
+    assert reader is not None
+    try:
+        assert reader.runs() == store.runs()
+        assert reader.run("r") == store.run("r1")
+        assert reader.history("r1", "loss") == store.history("r1", "loss")
+        assert reader.artifact_refs() == store.artifact_refs()
+        with pytest.raises(NotImplementedError):
+            reader.apply("b", [])
+    finally:
+        reader.close()
+        store.close()
+
+
+def test_many_batches_apply_in_one_transaction(store: SqlStore) -> None:
+    batches = [(f"b{i}", [start(f"r{i}", ts=T0 + i)]) for i in range(5)]
+    assert store.apply_many(batches) == 5
+    assert store.apply_many([*batches, ("b9", [start("r9")])]) == 1
+    assert len(store.runs()) == 6

@@ -76,9 +76,9 @@ def _side(root: Path, ref: str) -> tuple[str, dict[str, dict[str, Any]]]:
         git.resolve(root, ref)
     except GitError:
         from conveyor.tracking.db import opened
-        from conveyor.tracking.store import RunNotFound
+        from conveyor.tracking.reads import RunNotFound
 
-        with opened(root) as store:
+        with opened(root, write=False) as store:
             try:
                 run = store.run(ref)
             except RunNotFound:

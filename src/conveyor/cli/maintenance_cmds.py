@@ -41,7 +41,7 @@ def gc_cmd(opts: Namespace) -> None:
     with writing("conveyor gc") as ws:
         remote = open_remote(ws, remote_name) if on_remote else None
         extra = lock_refs(ws, all_commits=all_commits)
-        with opened(ws.root) as store:
+        with opened(ws.root, write=False) as store:
             for ref, names in store.artifact_refs().items():
                 extra.setdefault(ref, set()).update(names)
         keep = gc.referenced(ws, all_commits=all_commits, remote=remote, extra=extra)

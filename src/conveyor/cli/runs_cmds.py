@@ -16,7 +16,7 @@ from conveyor.cli.app import arg, command, group
 from conveyor.cli.output import echo, style, table
 
 if TYPE_CHECKING:
-    from conveyor.tracking.store import SqlStore
+    from conveyor.tracking.store import Store
 
 group("runs", help="list, show, compare and delete tracked runs")
 
@@ -29,11 +29,11 @@ MAX_PARAMS, MAX_METRICS = 6, 8
 
 
 @contextmanager
-def store() -> Iterator[SqlStore]:
+def store(*, write: bool = False) -> Iterator[Store]:
     from conveyor.foundation.paths import find_root
     from conveyor.tracking.db import opened
 
-    with opened(find_root()) as s:
+    with opened(find_root(), write=write) as s:
         yield s
 
 
@@ -216,7 +216,7 @@ def runs_delete_cmd(opts: Namespace) -> None:
     from conveyor.tracking import spool
 
     root = find_root()
-    with store() as s:
+    with store(write=True) as s:
         ids = [s.run(ref)["id"] for ref in opts.runs]
         spool.write(root, [{"t": "delete", "run": i, "ts": time.time()} for i in ids])
         spool.drain(root, s)

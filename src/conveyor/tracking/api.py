@@ -132,8 +132,7 @@ def start(name: str = "", *, root: Path | None = None, kind: str = "api") -> Run
             **git_state(project),
         }
     )
-    run.flush()
-    return run
+    return run  # the start record goes out with the first flush: one file per short run
 
 
 @contextmanager
@@ -174,8 +173,45 @@ def _at_exit(run: Run) -> None:
         run.end("finished")
 
 
+_git_cache: dict[Path, tuple[tuple[int, ...], float, dict[str, Any]]] = {}
+GIT_TTL = 2.0  # seconds a git state is reused while HEAD and the index are untouched
+
+
 def git_state(root: Path) -> dict[str, Any]:
-    """Commit, branch, dirty flag and a hash of the uncommitted diff (empty outside git)."""
+    """Commit, branch, dirty flag and a hash of the uncommitted diff (empty outside git).
+
+    Reused for :data:`GIT_TTL` seconds while HEAD, the index and the root folder keep their
+    modification times, so a loop starting hundreds of runs does not start hundreds of gits
+    (an edit to a tracked file within those seconds is not seen as dirty until they pass).
+    """
+    stamp = _git_stamp(root)
+    cached = _git_cache.get(root)
+    now = time.monotonic()
+    if stamp and cached is not None and cached[0] == stamp and now - cached[1] < GIT_TTL:
+        return dict(cached[2])
+    state = _git_state(root)
+    if stamp:
+        _git_cache[root] = (stamp, now, state)
+    return dict(state)
+
+
+def _git_stamp(root: Path) -> tuple[int, ...]:
+    """mtimes of .git/HEAD, .git/index and the root folder (files added or removed there)."""
+    for folder in (root, *root.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_dir():
+            return tuple(_mtime(p) for p in (dot_git / "HEAD", dot_git / "index", root))
+    return ()
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0  # no index yet (a repository without commits)
+
+
+def _git_state(root: Path) -> dict[str, Any]:
     import subprocess
 
     def git(*args: str) -> str | None:

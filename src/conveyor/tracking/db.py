@@ -6,10 +6,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.foundation.config import Config
 from conveyor.tracking import spool
-from conveyor.tracking.store import SqlStore
+
+if TYPE_CHECKING:
+    from conveyor.tracking.store import Store
 
 ENV = "CONVEYOR_DB"
 
@@ -26,11 +29,28 @@ def url_for(root: Path) -> str:
 
 
 @contextmanager
-def opened(root: Path) -> Iterator[SqlStore]:
-    """The project's store, with every pending spool file applied first."""
-    store = SqlStore(url_for(root))
+def opened(root: Path, *, write: bool = True) -> Iterator[Store]:
+    """The project's store, with every pending spool file applied first.
+
+    With ``write=False`` an embedded store with nothing pending is read through sqlite3 (see
+    :mod:`conveyor.tracking.fast`); anything else opens the full store.
+    """
+    url = url_for(root)
+    store: Store | None = None
+    if not write and url.startswith("sqlite:///") and not spool.pending(root):
+        from conveyor.tracking.fast import SqliteReader
+
+        store = SqliteReader.open(Path(url[len("sqlite:///") :]))
+    if store is None:
+        from conveyor.tracking.store import SqlStore
+
+        store = SqlStore(url)
+        try:
+            spool.drain(root, store)
+        except BaseException:
+            store.close()
+            raise
     try:
-        spool.drain(root, store)
         yield store
     finally:
         store.close()

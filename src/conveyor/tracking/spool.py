@@ -56,16 +56,22 @@ def pending(root: Path) -> list[Path]:
     return [folder(root) / n for n in sorted(names) if n.endswith(SUFFIX)]
 
 
-def drain(root: Path, store: Store) -> int:
-    """Apply every pending spool file to ``store``; returns how many were applied."""
+def drain(root: Path, store: Store, *, chunk: int = 200) -> int:
+    """Apply every pending spool file to ``store`` (``chunk`` files per transaction) and
+    remove them; returns how many were new to the store."""
     count = 0
-    for path in pending(root):
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            continue  # another reader drained it
-        records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        if store.apply(path.name, records):
-            count += 1
-        path.unlink(missing_ok=True)
+    files = pending(root)
+    for start in range(0, len(files), chunk):
+        batches: list[tuple[str, list[dict[str, Any]]]] = []
+        done: list[Path] = []
+        for path in files[start : start + chunk]:
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                continue  # another reader drained it
+            batches.append((path.name, [json.loads(ln) for ln in text.splitlines() if ln.strip()]))
+            done.append(path)
+        count += store.apply_many(batches)
+        for path in done:
+            path.unlink(missing_ok=True)
     return count

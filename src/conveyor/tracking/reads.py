@@ -1,0 +1,156 @@
+"""Every read of the metadata store, written once in plain SQL that SQLite and PostgreSQL share.
+
+A read is a function of an ``execute(sql, params) -> rows`` callable, so the same queries run
+through SQLAlchemy (:class:`~conveyor.tracking.store.SqlStore`) and through the standard
+library's sqlite3 (:class:`~conveyor.tracking.fast.SqliteReader`, which spares a command that
+only reads the ~0.25 s it takes to import SQLAlchemy).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from conveyor.foundation.errors import ConveyorError
+
+HEAD = "0001"  # the newest migration: the schema these queries are written for
+
+Execute = Callable[[str, Mapping[str, Any]], Sequence[Sequence[Any]]]
+
+_RUN_COLUMNS = (
+    'id, name, kind, parent_id, status, started, ended, "user", git_commit, git_branch,'
+    " git_dirty, diff_hash, environment, deleted"
+)
+
+
+class RunNotFound(ConveyorError):
+    exit_code = 2
+
+
+def runs(execute: Execute, *, deleted: bool = False) -> list[dict[str, Any]]:
+    """Every run with its params, latest metrics and tags, oldest first."""
+    where = "" if deleted else " WHERE NOT deleted"
+    rows = execute(f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY started, id", {})
+    out = {row[0]: _run_dict(row) for row in rows}
+    for run_id, key, value in execute("SELECT run_id, key, value FROM params", {}):
+        if run_id in out:
+            out[run_id]["params"][key] = json.loads(value)
+    for run_id, key, value in execute("SELECT run_id, key, value FROM latest_metrics", {}):
+        if run_id in out:
+            out[run_id]["metrics"][key] = value
+    for run_id, key, value in execute("SELECT run_id, key, value FROM tags", {}):
+        if run_id in out:
+            out[run_id]["tags"][key] = value
+    return list(out.values())
+
+
+def resolve(execute: Execute, ref: str) -> str:
+    """The id of the run ``ref`` names (an id or a unique prefix of one)."""
+    escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    ids = [
+        row[0]
+        for row in execute(
+            "SELECT id FROM runs WHERE id LIKE :p ESCAPE '\\' ORDER BY id LIMIT 2",
+            {"p": escaped + "%"},
+        )
+    ]
+    if not ids:
+        raise RunNotFound(f"no run {ref!r}", hint="list them with `conveyor runs list`")
+    if len(ids) > 1 and ref not in ids:
+        raise RunNotFound(f"{ref!r} names more than one run", hint="give more of the id")
+    return ref if ref in ids else ids[0]
+
+
+def run(execute: Execute, ref: str) -> dict[str, Any]:
+    """One run, by id or a unique prefix, with its stages, dep/out hashes and artifacts."""
+    run_id = resolve(execute, ref)
+    by_id = {"r": run_id}
+    (row,) = execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = :r", by_id)
+    result = _run_dict(row)
+    for key, value in execute("SELECT key, value FROM params WHERE run_id = :r", by_id):
+        result["params"][key] = json.loads(value)
+    for key, value in execute("SELECT key, value FROM latest_metrics WHERE run_id = :r", by_id):
+        result["metrics"][key] = value
+    for key, value in execute("SELECT key, value FROM tags WHERE run_id = :r", by_id):
+        result["tags"][key] = value
+    result["stages"] = [
+        {"stage": s, "status": st, "duration": d, "exit_code": c}
+        for s, st, d, c in execute(
+            "SELECT stage, status, duration, exit_code FROM stages WHERE run_id = :r"
+            " ORDER BY stage",
+            by_id,
+        )
+    ]
+    result["deps"], result["outs"] = {}, {}
+    for role, path, ref_hash in execute(
+        "SELECT role, path, hash FROM hashes WHERE run_id = :r", by_id
+    ):
+        result[role + "s"][path] = ref_hash
+    result["artifacts"] = {
+        path: {"hash": h, "size": size}
+        for path, h, size in execute(
+            "SELECT path, hash, size FROM artifacts WHERE run_id = :r", by_id
+        )
+    }
+    return result
+
+
+def history(execute: Execute, run_id: str, key: str) -> list[tuple[int | None, float, float]]:
+    """Every logged point of one metric: (step, value, time), in logging order."""
+    rows = execute(
+        "SELECT step, value, ts FROM metrics WHERE run_id = :r AND key = :k ORDER BY id",
+        {"r": run_id, "k": key},
+    )
+    return [(s, v, ts) for s, v, ts in rows]
+
+
+def artifact_refs(execute: Execute) -> dict[str, set[str]]:
+    """Object ref -> where it is named, for the artifacts of runs not deleted (gc keeps them)."""
+    refs: dict[str, set[str]] = {}
+    for ref, run_id, path in execute(
+        "SELECT a.hash, a.run_id, a.path FROM artifacts a JOIN runs r ON r.id = a.run_id"
+        " WHERE NOT r.deleted",
+        {},
+    ):
+        refs.setdefault(ref, set()).add(f"run {run_id} ({path})")
+    return refs
+
+
+def _run_dict(row: Sequence[Any]) -> dict[str, Any]:
+    (
+        rid,
+        name,
+        kind,
+        parent,
+        status,
+        started,
+        ended,
+        user,
+        commit,
+        branch,
+        dirty,
+        diff,
+        env,
+        gone,
+    ) = row
+    return {
+        "id": rid,
+        "name": name,
+        "kind": kind,
+        "parent_id": parent,
+        "status": status,
+        "started": started,
+        "ended": ended,
+        "duration": None if ended is None else ended - started,
+        "user": user,
+        "git.commit": commit,
+        "git.branch": branch,
+        "git.dirty": None if dirty is None else bool(dirty),
+        "diff_hash": diff,
+        "environment": json.loads(env or "{}"),
+        "deleted": bool(gone),
+        "params": {},
+        "metrics": {},
+        "tags": {},
+    }
