@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.pipeline_cmds",
     "conveyor.cli.runs_cmds",
     "conveyor.cli.diff_cmds",
+    "conveyor.cli.exp_cmds",
 )
 
 

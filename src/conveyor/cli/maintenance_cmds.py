@@ -32,7 +32,7 @@ def gc_cmd(opts: Namespace) -> None:
     from conveyor.data import gc
     from conveyor.data.remote import open_remote
     from conveyor.pipeline.tracked import lock_refs
-    from conveyor.tracking.db import opened
+    from conveyor.tracking.db import exists, opened
 
     all_commits, on_remote, remote_name = opts.all_commits, opts.on_remote, opts.remote_name
     dry, verbose = opts.dry, opts.verbose
@@ -41,9 +41,10 @@ def gc_cmd(opts: Namespace) -> None:
     with writing("conveyor gc") as ws:
         remote = open_remote(ws, remote_name) if on_remote else None
         extra = lock_refs(ws, all_commits=all_commits)
-        with opened(ws.root, write=False) as store:
-            for ref, names in store.artifact_refs().items():
-                extra.setdefault(ref, set()).update(names)
+        if exists(ws.root):  # no store yet: no run has artifacts (and gc creates none)
+            with opened(ws.root, write=False) as store:
+                for ref, names in store.artifact_refs().items():
+                    extra.setdefault(ref, set()).update(names)
         keep = gc.referenced(ws, all_commits=all_commits, remote=remote, extra=extra)
         garbage = gc.find_garbage(ws.odb, keep)
         _remove(ws.odb, garbage.oids, dry, verbose)

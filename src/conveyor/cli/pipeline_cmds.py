@@ -75,8 +75,7 @@ class TerminalReporter:
 _TARGETS = arg("stages", nargs="*", metavar="STAGE", help="stages to run (default: all)")
 
 
-@command(
-    "run",
+RUN_ARGS = (
     _TARGETS,
     arg("-j", "--jobs", type=int, default=0, metavar="N", help="stages at once (default: cores)"),
     arg("-f", "--force", action="store_true", help="run even what is up to date"),
@@ -95,8 +94,10 @@ _TARGETS = arg("stages", nargs="*", metavar="STAGE", help="stages to run (defaul
         metavar="KEY=VALUE",
         help="override a param for this run (train.lr=0.1, other.yaml:key=v)",
     ),
-    help="run the pipeline's stale stages",
 )
+
+
+@command("run", *RUN_ARGS, help="run the pipeline's stale stages")
 def run_cmd(opts: Namespace) -> int:
     """Run what is stale, upstream first, independent stages in parallel."""
     from conveyor.cli.data_cmds import writing

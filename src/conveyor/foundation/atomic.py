@@ -65,8 +65,10 @@ def write_bytes(
         fsync_dir(path.parent)
 
 
-def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
-    write_bytes(path, text.encode(), mode=mode)
+def write_text(
+    path: Path, text: str, *, mode: int = 0o644, durable: bool = True, parents: bool = False
+) -> None:
+    write_bytes(path, text.encode(), mode=mode, durable=durable, parents=parents)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -186,7 +186,7 @@ def applied(root: Path, overrides: list[tuple[str, str, Any]]) -> Iterator[None]
             data = load(path, file)
             for key, value in pairs:
                 data = override(data, key, value, f"-S {key}")
-            text = _dumps(data, path.suffix.lower(), file)
+            text = dumps(data, path.suffix.lower(), file)
             originals[file] = path.read_bytes()
             atomic.write_bytes(path, text)
             written[file] = text
@@ -201,7 +201,7 @@ def applied(root: Path, overrides: list[tuple[str, str, Any]]) -> Iterator[None]
                 atomic.write_bytes(path, originals[file])
 
 
-def _dumps(data: dict[str, Any], suffix: str, display: str) -> bytes:
+def dumps(data: dict[str, Any], suffix: str, display: str) -> bytes:
     if suffix == ".json":
         return (json.dumps(data, indent=2) + "\n").encode()
     if suffix in (".yaml", ".yml"):

@@ -21,6 +21,8 @@ from conveyor.pipeline.lock import Entry
 from conveyor.tracking import spool
 from conveyor.tracking.api import _user, git_state
 
+KIND_ENV = "CONVEYOR_RUN_KIND"  # set by `conveyor exp` for the runs it starts
+
 # Packages whose versions are recorded with a run, when installed.
 KEY_PACKAGES = (
     "numpy",
@@ -56,7 +58,7 @@ class Recorder:
             "run": run_id,
             "ts": self.started,
             "name": name,
-            "kind": "pipeline",
+            "kind": os.environ.get(KIND_ENV, "pipeline"),
             "status": "running",
             "started": self.started,
             "user": _user(),

@@ -28,6 +28,14 @@ def url_for(root: Path) -> str:
     return f"sqlite:///{root / '.conveyor' / 'conveyor.db'}"
 
 
+def exists(root: Path) -> bool:
+    """Whether the project has a store yet (a server-backed one is assumed to exist)."""
+    url = url_for(root)
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :]).exists() or bool(spool.pending(root))
+    return True
+
+
 @contextmanager
 def opened(root: Path, *, write: bool = True) -> Iterator[Store]:
     """The project's store, with every pending spool file applied first.
