@@ -132,6 +132,27 @@ def run(demo: Demo, remote: Path) -> None:
     )
     demo.sh("conveyor", "diff", runs[0]["id"], low)
 
+    demo.section("Experiments: queue two, run them side by side in copies, apply the best")
+    demo.sh("conveyor", "exp", "run", "--queue", "-S", "train.C=0.3", "--name", "C-0.3")
+    demo.sh("conveyor", "exp", "run", "--queue", "-S", "train.C=3", "--name", "C-3")
+    demo.sh("conveyor", "exp", "start", "-j", "2")
+    demo.sh("git", "status", "--short")
+    demo.sh("conveyor", "runs", "list", "--filter", "name ~ 'C-*'", "--sort", "-metrics.eval.f1")
+    exps = json.loads(
+        demo.quiet(
+            "conveyor",
+            "runs",
+            "list",
+            "--json",
+            "--filter",
+            "name ~ 'C-*'",
+            "--sort",
+            "-metrics.eval.f1",
+        )
+    )
+    demo.sh("conveyor", "exp", "apply", exps[0]["id"])
+    demo.sh("conveyor", "diff", "--md")
+
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="conveyor-demo-") as tmp:

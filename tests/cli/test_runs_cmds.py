@@ -88,3 +88,11 @@ def test_delete_hides_a_run(runs: Project) -> None:
     names = [r["name"] for r in json.loads(runs.ok("runs", "list", "--json"))]
     assert names == ["second", "first"]
     assert len(json.loads(runs.ok("runs", "list", "--json", "--deleted"))) == 3
+
+
+def test_a_descending_sort_key_may_follow_the_option(runs: Project) -> None:
+    spaced = json.loads(runs.ok("runs", "list", "--json", "--sort", "-metrics.eval.auc"))
+    joined = json.loads(runs.ok("runs", "list", "--json", "--sort=-metrics.eval.auc"))
+    worded = json.loads(runs.ok("runs", "list", "--json", "--sort", "metrics.eval.auc desc"))
+    assert [r["name"] for r in spaced] == ["first", "second", "third"]
+    assert spaced == joined == worded

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command line; returns the exit code (tests call this in-process)."""
     for name in _COMMAND_MODULES:
         importlib.import_module(name)
-    args = sys.argv[1:] if argv is None else argv
+    args = _join_dash_values(sys.argv[1:] if argv is None else argv)
     parser = app.build_parser("conveyor", __version__, args)
     try:
         opts = parser.parse_args(args)
@@ -67,6 +67,24 @@ def main(argv: list[str] | None = None) -> int:
         echo("error: conveyor failed unexpectedly; please report this with the above", err=True)
         return 70
     return code if isinstance(code, int) else 0
+
+
+# Options whose value may start with "-" (a descending sort key): argparse would take
+# `--sort -metrics.auc` for two options, so the pair is joined as `--sort=-metrics.auc`.
+_DASH_VALUES = ("--sort",)
+
+
+def _join_dash_values(args: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] in _DASH_VALUES and i + 1 < len(args) and args[i + 1].startswith("-"):
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(args[i])
+        i += 1
+    return out
 
 
 def _print_traceback() -> None:
