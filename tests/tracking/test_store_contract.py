@@ -40,7 +40,7 @@ def test_a_new_store_is_at_the_newest_schema(store: SqlStore) -> None:
     import sqlalchemy as sa
 
     with store.engine.connect() as conn:
-        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == HEAD
+        assert conn.execute(sa.text("select version_num from conveyor_version")).scalar() == HEAD
     assert store.runs() == []
 
 

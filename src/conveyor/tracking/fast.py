@@ -28,7 +28,7 @@ class SqliteReader:
             return None
         reader = cls(path)
         try:
-            row = reader.conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            row = reader.conn.execute("SELECT version_num FROM conveyor_version").fetchone()
         except sqlite3.DatabaseError:
             row = None
         if row is None or row[0] != reads.HEAD:

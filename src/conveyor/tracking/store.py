@@ -86,7 +86,7 @@ class SqlStore:
     def _migrate(self) -> None:
         with self.engine.connect() as conn:
             try:
-                version = conn.execute(sa.text("select version_num from alembic_version")).scalar()
+                version = conn.execute(sa.text("select version_num from conveyor_version")).scalar()
             except sa.exc.DatabaseError:
                 conn.rollback()
                 version = None
