@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.runs_cmds",
     "conveyor.cli.diff_cmds",
     "conveyor.cli.exp_cmds",
+    "conveyor.cli.tune_cmds",
 )
 
 

@@ -98,7 +98,9 @@ def make_copy(root: Path, item_id: str) -> Path:
     return copy
 
 
-def start(root: Path, item: Queued, env: dict[str, str]) -> tuple[Path, subprocess.Popen[bytes]]:
+def start(
+    root: Path, item: Queued, env: dict[str, str], *, kind: str = "experiment"
+) -> tuple[Path, subprocess.Popen[bytes]]:
     """Make the copy, check the data out into it, and start ``conveyor run`` there."""
     copy = make_copy(root, item.id)
     script = (
@@ -106,7 +108,7 @@ def start(root: Path, item: Queued, env: dict[str, str]) -> tuple[Path, subproce
         "code = main(['checkout']) or main(sys.argv[1:])\n"
         "sys.exit(code)\n"
     )
-    child_env = {**env, KIND_ENV: "experiment", "CONVEYOR_EXPERIMENT": item.id}
+    child_env = {**env, KIND_ENV: kind, "CONVEYOR_EXPERIMENT": item.id}
     proc = subprocess.Popen(
         [sys.executable, "-c", script, *item.args()],
         cwd=copy,

@@ -8,6 +8,7 @@ and out of the stages considered, a record per stage, and the end status.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -15,13 +16,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from conveyor.foundation.errors import ConveyorError
 from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline.definition import Pipeline
 from conveyor.pipeline.lock import Entry
 from conveyor.tracking import spool
 from conveyor.tracking.api import _user, git_state
 
-KIND_ENV = "CONVEYOR_RUN_KIND"  # set by `conveyor exp` for the runs it starts
+KIND_ENV = "CONVEYOR_RUN_KIND"  # set by `conveyor exp` and `conveyor tune` for their runs
+TAGS_ENV = "CONVEYOR_RUN_TAGS"  # JSON tags for the run (a trial's study and number)
 
 # Packages whose versions are recorded with a run, when installed.
 KEY_PACKAGES = (
@@ -64,7 +67,13 @@ class Recorder:
             "user": _user(),
             **git_state(root),
         }
-        spool.write(root, [record])
+        records: list[dict[str, Any]] = [record]
+        tags = os.environ.get(TAGS_ENV)
+        if tags:
+            records.append(
+                {"t": "tags", "run": run_id, "ts": self.started, "tags": json.loads(tags)}
+            )
+        spool.write(root, records)
 
     def finish(
         self,
@@ -82,7 +91,12 @@ class Recorder:
             if entry is not None:
                 deps.update({p: m.hash for p, m in entry.deps.items()})
                 outs.update({p: m.hash for p, m in entry.outs.items()})
-        values = metrics_mod.read(self.root, metrics_mod.metric_files(pipeline))
+        tags: dict[str, str] = {}
+        try:
+            values = metrics_mod.read(self.root, metrics_mod.metric_files(pipeline))
+        except ConveyorError as exc:  # a stage wrote a metrics file that does not parse
+            values = {}
+            tags["conveyor.metrics_error"] = exc.message
         numbers = {
             k: float(v)
             for k, v in values.items()
@@ -98,6 +112,7 @@ class Recorder:
             {**base, "t": "metrics", "points": [[k, v, None, now] for k, v in numbers.items()]},
             {**base, "t": "hashes", "deps": deps, "outs": outs},
             {**base, "t": "stages", "stages": stages},
+            {**base, "t": "tags", "tags": tags},
             {**base, "t": "end", "status": status, "ended": now},
         ]
         spool.write(self.root, records)

@@ -1,0 +1,155 @@
+"""The ``tune:`` section of ``conveyor.yaml``: what to search, how, and what to optimise.
+
+```yaml
+tune:
+  objective: {metric: eval.auc, direction: maximize}
+  space:
+    train.C: {type: float, low: 0.01, high: 10, log: true}
+    train.max_iter: {type: int, low: 100, high: 1000, step: 100}
+    train.solver: {type: categorical, choices: [lbfgs, liblinear]}
+  trials: 20          # per `conveyor tune` (default 20)
+  timeout: 600        # seconds, optional
+  sampler: tpe        # tpe (default), random, grid, cmaes
+  pruner: median      # median, or none (default)
+  jobs: 1             # trials at once
+  stages: [train, evaluate]   # what each trial runs (default: the whole pipeline)
+  study: classifier   # the study's name (default: the project folder's name)
+```
+
+Parsing is pure: a mapping in, a :class:`TuneSpec` out, or a ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from conveyor.foundation.errors import ConfigError
+from conveyor.foundation.suggest import did_you_mean
+
+KEYS = ("objective", "space", "trials", "timeout", "sampler", "pruner", "jobs", "stages", "study")
+SAMPLERS = ("tpe", "random", "grid", "cmaes")
+PRUNERS = ("none", "median")
+TYPES = ("float", "int", "categorical")
+
+
+class Dimension(NamedTuple):
+    name: str  # the param, as -S names it: train.C or other.yaml:key
+    type: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+
+class TuneSpec(NamedTuple):
+    metric: str
+    direction: str  # "maximize" or "minimize"
+    space: tuple[Dimension, ...]
+    trials: int = 20
+    timeout: float | None = None
+    sampler: str = "tpe"
+    pruner: str = "none"
+    jobs: int = 1
+    stages: tuple[str, ...] = ()
+    study: str = ""
+
+
+def parse(raw: Any, where: str, default_study: str) -> TuneSpec:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: 'tune' must be a mapping with 'objective' and 'space'")
+    _check_keys(raw, KEYS, where, "tune")
+    objective = raw.get("objective")
+    if not isinstance(objective, Mapping) or "metric" not in objective:
+        raise ConfigError(
+            f"{where}: tune.objective needs a metric",
+            hint="objective: {metric: eval.auc, direction: maximize}",
+        )
+    _check_keys(objective, ("metric", "direction"), where, "tune.objective")
+    direction = str(objective.get("direction", "maximize"))
+    if direction not in ("maximize", "minimize"):
+        raise ConfigError(f"{where}: tune.objective.direction is maximize or minimize")
+    space = raw.get("space")
+    if not isinstance(space, Mapping) or not space:
+        raise ConfigError(f"{where}: tune.space maps params to ranges", hint=_SPACE_HINT)
+    dims = tuple(_dimension(str(k), v, where) for k, v in space.items())
+    sampler = str(raw.get("sampler", "tpe"))
+    pruner = str(raw.get("pruner", "none"))
+    for value, allowed, key in ((sampler, SAMPLERS, "sampler"), (pruner, PRUNERS, "pruner")):
+        if value not in allowed:
+            raise ConfigError(
+                f"{where}: tune.{key} {value!r} is not one of {', '.join(allowed)}",
+                hint=did_you_mean(value, allowed),
+            )
+    if sampler == "grid" and any(d.type == "float" and d.step is None for d in dims):
+        raise ConfigError(f"{where}: a grid search needs a step for every float param")
+    stages = raw.get("stages") or []
+    if isinstance(stages, str):
+        stages = [stages]
+    timeout = raw.get("timeout")
+    return TuneSpec(
+        str(objective["metric"]),
+        direction,
+        dims,
+        _positive(raw.get("trials", 20), where, "trials"),
+        None if timeout is None else float(_positive(timeout, where, "timeout")),
+        sampler,
+        pruner,
+        _positive(raw.get("jobs", 1), where, "jobs"),
+        tuple(str(s) for s in stages),
+        str(raw.get("study") or default_study),
+    )
+
+
+_SPACE_HINT = "space: {train.C: {type: float, low: 0.01, high: 10, log: true}}"
+
+
+def _dimension(name: str, raw: Any, where: str) -> Dimension:
+    if not isinstance(raw, Mapping) or "type" not in raw:
+        raise ConfigError(f"{where}: tune.space.{name} needs a type", hint=_SPACE_HINT)
+    kind = str(raw["type"])
+    if kind not in TYPES:
+        raise ConfigError(
+            f"{where}: tune.space.{name}: type {kind!r} is not one of {', '.join(TYPES)}",
+            hint=did_you_mean(kind, TYPES),
+        )
+    if kind == "categorical":
+        _check_keys(raw, ("type", "choices"), where, f"tune.space.{name}")
+        choices = raw.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}: tune.space.{name} needs a non-empty list of choices")
+        return Dimension(name, kind, choices=tuple(choices))
+    _check_keys(raw, ("type", "low", "high", "step", "log"), where, f"tune.space.{name}")
+    try:
+        low, high = float(raw["low"]), float(raw["high"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{where}: tune.space.{name} needs numbers low and high") from None
+    if low >= high:
+        raise ConfigError(f"{where}: tune.space.{name}: low must be below high")
+    log = bool(raw.get("log", False))
+    step = raw.get("step")
+    if log and (low <= 0 or step is not None):
+        raise ConfigError(f"{where}: tune.space.{name}: a log range needs low > 0 and no step")
+    if kind == "int" and (low != int(low) or high != int(high)):
+        raise ConfigError(f"{where}: tune.space.{name}: an int range needs whole low and high")
+    return Dimension(name, kind, low, high, None if step is None else float(step), log)
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], where: str, what: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}: unknown key {key!r} in {what}",
+                hint=did_you_mean(str(key), allowed) or f"valid keys: {', '.join(allowed)}",
+            )
+
+
+def _positive(value: Any, where: str, key: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ConfigError(f"{where}: tune.{key} must be a whole number of 1 or more")
+    return number
