@@ -153,6 +153,12 @@ def run(demo: Demo, remote: Path) -> None:
     demo.sh("conveyor", "exp", "apply", exps[0]["id"])
     demo.sh("conveyor", "diff", "--md")
 
+    demo.section("Tuning: Optuna searches train.C, every trial a tracked run; apply the best")
+    demo.sh("conveyor", "tune", "--trials", "4")
+    demo.sh("conveyor", "tune", "show", "--apply")
+    demo.sh("conveyor", "run")
+    demo.sh("conveyor", "metrics", "show")
+
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="conveyor-demo-") as tmp:
