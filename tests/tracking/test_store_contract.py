@@ -197,3 +197,12 @@ def test_many_batches_apply_in_one_transaction(store: SqlStore) -> None:
     assert store.apply_many(batches) == 5
     assert store.apply_many([*batches, ("b9", [start("r9")])]) == 1
     assert len(store.runs()) == 6
+
+
+def test_a_run_may_be_named_by_a_unique_name(store: SqlStore) -> None:
+    store.apply(
+        "a", [start("r1", "base"), start("r2", "twin", T0 + 1), start("r3", "twin", T0 + 2)]
+    )
+    assert store.run("base")["id"] == "r1"
+    with pytest.raises(RunNotFound, match="several runs are named 'twin'"):
+        store.run("twin")

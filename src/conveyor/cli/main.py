@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.diff_cmds",
     "conveyor.cli.exp_cmds",
     "conveyor.cli.tune_cmds",
+    "conveyor.cli.plots_cmds",
 )
 
 

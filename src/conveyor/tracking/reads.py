@@ -47,7 +47,7 @@ def runs(execute: Execute, *, deleted: bool = False) -> list[dict[str, Any]]:
 
 
 def resolve(execute: Execute, ref: str) -> str:
-    """The id of the run ``ref`` names (an id or a unique prefix of one)."""
+    """The id of the run ``ref`` names: an id, a unique prefix of one, or a unique name."""
     escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     ids = [
         row[0]
@@ -56,7 +56,18 @@ def resolve(execute: Execute, ref: str) -> str:
             {"p": escaped + "%"},
         )
     ]
-    if not ids:
+    if not ids:  # not an id: a run's name, if exactly one run (not deleted) has it
+        named = [
+            row[0]
+            for row in execute(
+                "SELECT id FROM runs WHERE name = :n AND NOT deleted ORDER BY id LIMIT 2",
+                {"n": ref},
+            )
+        ]
+        if len(named) == 1:
+            return str(named[0])
+        if named:
+            raise RunNotFound(f"several runs are named {ref!r}", hint="give the run's id")
         raise RunNotFound(f"no run {ref!r}", hint="list them with `conveyor runs list`")
     if len(ids) > 1 and ref not in ids:
         raise RunNotFound(f"{ref!r} names more than one run", hint="give more of the id")

@@ -1,0 +1,63 @@
+"""``conveyor plots``: metric curves and plots files of several runs, overlaid."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from pathlib import Path
+
+from conveyor.cli.app import arg, command
+from conveyor.cli.output import echo
+
+
+@command(
+    "plots",
+    arg("runs", nargs="*", metavar="RUN", help="runs to overlay (default: the last three)"),
+    arg("--out", metavar="DIR", help="where PNGs and index.html go (default: reports/plots)"),
+    help="step-wise metrics and plots files of runs, as PNG and HTML",
+)
+def plots_cmd(opts: Namespace) -> int:
+    """Overlay runs: every metric logged at several steps, and every declared plots file (its
+    first column against its second), from the cache as each run left it."""
+    from conveyor.data.objects import ObjectDB
+    from conveyor.foundation.paths import ProjectPaths, find_root
+    from conveyor.pipeline import definition
+    from conveyor.tracking import plots
+    from conveyor.tracking.db import opened
+
+    root = find_root()
+    with opened(root, write=False) as store:
+        if opts.runs:
+            chosen = [store.run(ref) for ref in opts.runs]
+        else:
+            chosen = [store.run(r["id"]) for r in store.runs()[-3:]]
+        if not chosen:
+            echo("No runs yet: `conveyor run` records one.")
+            return 1
+        histories = {
+            _label(r): {k: store.history(r["id"], k) for k in r["metrics"]} for r in chosen
+        }
+    figures = plots.metric_figures(histories)
+    odb = ObjectDB(ProjectPaths(root).objects, ProjectPaths(root).tmp)
+    files = [
+        o.path for s in definition.load(root).stages.values() for o in s.outs if o.kind == "plots"
+    ]
+    for path in dict.fromkeys(files):
+        tables = {}
+        for r in chosen:
+            ref = r["outs"].get(path)
+            if ref and not ref.endswith(".tree") and odb.exists(ref):
+                tables[_label(r)] = plots.table_from(odb.read_bytes(ref), path)
+        if tables:
+            figures.append(plots.file_figure(path, tables))
+    if not figures:
+        echo("Nothing to plot: no metric has several steps and no plots file is in the cache.")
+        return 1
+    out = Path(opts.out) if opts.out else root / "reports" / "plots"
+    written = plots.render(figures, out, f"runs {', '.join(histories)}")
+    for f in written:
+        echo(f"wrote {f.relative_to(root) if f.is_relative_to(root) else f}")
+    return 0
+
+
+def _label(run: dict[str, object]) -> str:
+    return str(run["name"] or run["id"])
