@@ -66,3 +66,46 @@ def test_a_trial_whose_metric_is_missing_fails_visibly(tuned: Project) -> None:
     result = tuned.run("tune", "--trials", "1")
     assert result.code == 1
     assert "metric score.nope not in the metrics files (they hold: score.score)" in result.out
+
+
+STEPPED = """\
+import json, sys, yaml, conveyor
+x = yaml.safe_load(open("params.yaml"))["train"]["x"]
+for step in range(3):
+    conveyor.log_metric("loss", float(x), step=step)
+json.dump({"loss": float(x)}, open("score.json", "w"))
+"""
+
+
+def test_the_median_pruner_stops_trials_from_their_stepped_metric(project: Project) -> None:
+    import sys
+
+    project.write("train.py", STEPPED)
+    project.write("params.yaml", "train:\n  x: 5\n")
+    project.write(
+        "conveyor.yaml",
+        f"stages:\n  score:\n    cmd: {sys.executable} train.py\n    params: [train.x]\n"
+        "    metrics: [score.json]\n"
+        "tune:\n  objective: {metric: score.loss, direction: minimize, intermediate: loss}\n"
+        "  space:\n    train.x: {type: int, low: 1, high: 9}\n"
+        "  sampler: grid\n  pruner: median\n  seed: 3\n  trials: 9\n",
+    )
+    project.ok("run")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "base")
+    out = project.ok("tune")
+    pruned = [line for line in out.splitlines() if " pruned " in line]
+    assert pruned, out
+    # Each pruned trial reported a loss worse than the median of the trials complete before it.
+    complete: list[int] = []
+    for line in out.splitlines():
+        if "train.x=" not in line:
+            continue
+        x = int(line.split("train.x=")[1].split(")")[0])
+        if " pruned " in line:
+            ordered = sorted(complete)
+            assert len(ordered) >= 2 and x > ordered[(len(ordered) - 1) // 2], out
+        else:
+            complete.append(x)
+    shown = project.ok("tune", "show")
+    assert "pruned" in shown

@@ -51,6 +51,9 @@ def _search(root: Any, spec: Any, store: Any, opts: Namespace) -> int:
 
     def report(result: Result) -> None:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in result.params.items())
+        if result.state == "pruned":
+            echo(style("✂", "yellow") + f" trial {result.number} ({params}) pruned {result.note}")
+            return
         if result.state != "complete" or result.value is None:
             echo(style("✗", "red") + f" trial {result.number} ({params}) failed: {result.note}")
             return

@@ -34,6 +34,7 @@ from conveyor.foundation.paths import find_root
 from conveyor.tracking import spool
 
 FLUSH_POINTS = 5000
+_PRUNE_KEY = os.environ.get("CONVEYOR_PRUNE_METRIC") or None  # set for a tuning trial
 FLUSH_SECONDS = 5.0
 
 
@@ -61,6 +62,14 @@ class Run:
             due = len(self._points) >= FLUSH_POINTS
         if due or time.monotonic() - self._flushed > FLUSH_SECONDS:
             self.flush()
+        if step is not None and key == _PRUNE_KEY:
+            from conveyor.tracking import pruning
+
+            try:
+                pruning.report(float(value), step)
+            except pruning.TrialPruned:
+                self.flush()  # what was logged up to here stays
+                raise
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         now = time.time()

@@ -14,6 +14,7 @@ tune:
   jobs: 1             # trials at once
   stages: [train, evaluate]   # what each trial runs (default: the whole pipeline)
   study: classifier   # the study's name (default: the project folder's name)
+  seed: 7             # the sampler's seed (optional): the same suggestions again
 ```
 
 Parsing is pure: a mapping in, a :class:`TuneSpec` out, or a ConfigError naming the key.
@@ -27,7 +28,18 @@ from typing import Any, NamedTuple
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.suggest import did_you_mean
 
-KEYS = ("objective", "space", "trials", "timeout", "sampler", "pruner", "jobs", "stages", "study")
+KEYS = (
+    "objective",
+    "space",
+    "trials",
+    "timeout",
+    "sampler",
+    "pruner",
+    "jobs",
+    "stages",
+    "study",
+    "seed",
+)
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("none", "median")
 TYPES = ("float", "int", "categorical")
@@ -54,6 +66,8 @@ class TuneSpec(NamedTuple):
     jobs: int = 1
     stages: tuple[str, ...] = ()
     study: str = ""
+    intermediate: str = ""  # the key a pruner watches, logged with a step (default: metric)
+    seed: int | None = None  # the sampler's seed: the same trials again
 
 
 def parse(raw: Any, where: str, default_study: str) -> TuneSpec:
@@ -66,7 +80,7 @@ def parse(raw: Any, where: str, default_study: str) -> TuneSpec:
             f"{where}: tune.objective needs a metric",
             hint="objective: {metric: eval.auc, direction: maximize}",
         )
-    _check_keys(objective, ("metric", "direction"), where, "tune.objective")
+    _check_keys(objective, ("metric", "direction", "intermediate"), where, "tune.objective")
     direction = str(objective.get("direction", "maximize"))
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"{where}: tune.objective.direction is maximize or minimize")
@@ -99,6 +113,8 @@ def parse(raw: Any, where: str, default_study: str) -> TuneSpec:
         _positive(raw.get("jobs", 1), where, "jobs"),
         tuple(str(s) for s in stages),
         str(raw.get("study") or default_study),
+        str(objective.get("intermediate") or ""),
+        None if raw.get("seed") is None else int(raw["seed"]),
     )
 
 

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     import optuna
 
 
+MEDIAN_STARTUP = 2  # complete trials before the median pruner judges others
+
+
 class Result(NamedTuple):
     number: int
     state: str  # "complete" or "fail"
@@ -81,7 +84,9 @@ def open_study(store: optuna.storages.RDBStorage, spec: TuneSpec, *, resume: boo
         if spec.direction == "maximize"
         else optuna.study.StudyDirection.MINIMIZE,
         sampler=_sampler(spec),
-        pruner=optuna.pruners.MedianPruner() if spec.pruner == "median" else None,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP)
+        if spec.pruner == "median"
+        else optuna.pruners.NopPruner(),
         load_if_exists=resume,
     )
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -93,13 +98,14 @@ def open_study(store: optuna.storages.RDBStorage, spec: TuneSpec, *, resume: boo
 def _sampler(spec: TuneSpec) -> optuna.samplers.BaseSampler:
     import optuna
 
+    seed = spec.seed
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler()
+        return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler()
+        return optuna.samplers.CmaEsSampler(seed=seed)
     if spec.sampler == "grid":
-        return optuna.samplers.GridSampler({d.name: _grid(d) for d in spec.space})
-    return optuna.samplers.TPESampler()
+        return optuna.samplers.GridSampler({d.name: _grid(d) for d in spec.space}, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def _grid(d: Dimension) -> list[Any]:
@@ -171,7 +177,7 @@ def run(
                     time.time(),
                 )
                 tags = json.dumps({"study": spec.study, "trial": str(trial.number)})
-                env = {**os.environ, TAGS_ENV: tags}
+                env = {**os.environ, TAGS_ENV: tags, **_pruning_env(root, spec, trial)}
                 copy, proc = experiments.start(root, item, env, kind="trial")
                 trial.set_user_attr("run_name", name)
                 running.append((trial, copy, proc, name))
@@ -181,7 +187,11 @@ def run(
             output, _ = proc.communicate()
             result = _outcome(spec, trial, copy, proc.returncode, name, output)
             experiments.remove_copy(copy)
-            if result.state == "complete":
+            state = study._storage.get_trial(trial._trial_id).state
+            if state == optuna.trial.TrialState.PRUNED:  # its stage's pruner stopped it
+                last = study._storage.get_trial(trial._trial_id).last_step
+                result = result._replace(state="pruned", value=None, note=f"at step {last}")
+            elif result.state == "complete":
                 study.tell(trial, result.value)
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -194,6 +204,20 @@ def run(
             experiments.remove_copy(copy)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
     return results
+
+
+def _pruning_env(root: Path, spec: TuneSpec, trial: Any) -> dict[str, str]:
+    """What a trial's stages need to report intermediate values (with a pruner only)."""
+    from conveyor.tracking import pruning
+
+    if spec.pruner == "none":
+        return {}
+    return {
+        pruning.METRIC_ENV: spec.intermediate or spec.metric,
+        pruning.TRIAL_ENV: str(trial._trial_id),
+        pruning.STUDY_ENV: spec.study,
+        pruning.STORAGE_ENV: engine_url(url_for(root)),
+    }
 
 
 def _outcome(spec: TuneSpec, trial: Any, copy: Path, code: int, name: str, output: bytes) -> Result:
