@@ -29,12 +29,14 @@ bench: $(STAMP)
 	$(BIN)/python -m compileall -q src
 	$(BIN)/python bench/data.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/tracking.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src
 	bash bench/install_dvc.sh
 	$(BIN)/python bench/data.py --compare-dvc bench/.work/dvc-venv/bin/dvc
 	$(BIN)/python bench/pipeline.py --compare-dvc bench/.work/dvc-venv/bin/dvc
+	$(BIN)/python bench/tracking.py --compare-mlflow "$$(bash bench/install_mlflow.sh)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -39,8 +39,9 @@ FLUSH_SECONDS = 5.0
 
 
 def new_run_id() -> str:
-    """Sortable by start time, unique without coordination: ``20261127-153012-a1b2c3``."""
-    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    """Sortable by start time, unique without coordination: ``20261127-153012-a1b2c3d4e5``
+    (40 random bits: 500 runs started in one second collide with odds of about 1 in 10^7)."""
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(5)
 
 
 class Run:

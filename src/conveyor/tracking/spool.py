@@ -44,6 +44,10 @@ def write(root: Path, records: Iterable[Mapping[str, Any]], *, durable: bool = T
     finally:
         os.close(fd)
     os.replace(tmp, final)
+    if durable:
+        from conveyor.foundation.atomic import fsync_dir
+
+        fsync_dir(spool)  # the rename itself must survive a crash, not only the bytes
     return final
 
 

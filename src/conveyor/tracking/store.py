@@ -169,7 +169,9 @@ def _engine(url: str) -> sa.Engine:
             dbapi_conn.isolation_level = None  # transactions are begun below, not by the driver
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a commit is on disk before its spool files are deleted (NORMAL could lose
+            # the last commits to a power cut, and the spool would no longer hold them).
+            cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.close()
 
