@@ -12,8 +12,12 @@ from tests.conftest import Project
 PARAMS = "# tuned by hand\ntrain:\n  C: 1.0\n  seed: 7\n"
 
 
-@pytest.fixture
-def exp(project: Project) -> Project:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def exp(
+    request: pytest.FixtureRequest, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> Project:
+    if request.param == "postgresql":
+        monkeypatch.setenv("CONVEYOR_DB", request.getfixturevalue("pg_db"))
     project.write("params.yaml", PARAMS)
     project.write("data.txt", "rows\n")
     project.ok("add", "data.txt")

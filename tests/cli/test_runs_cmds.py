@@ -19,8 +19,12 @@ stages:
 """
 
 
-@pytest.fixture
-def runs(project: Project) -> Project:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def runs(
+    request: pytest.FixtureRequest, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> Project:
+    if request.param == "postgresql":
+        monkeypatch.setenv("CONVEYOR_DB", request.getfixturevalue("pg_db"))
     project.write("params.yaml", "train:\n  C: 1.0\n  seed: 7\n")
     project.write("conveyor.yaml", PIPELINE)
     project.ok("run", "--name", "first")

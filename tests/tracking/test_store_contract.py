@@ -206,3 +206,35 @@ def test_a_run_may_be_named_by_a_unique_name(store: SqlStore) -> None:
     assert store.run("base")["id"] == "r1"
     with pytest.raises(RunNotFound, match="several runs are named 'twin'"):
         store.run("twin")
+
+
+def _drain(root: str, url: str) -> None:
+    from conveyor.tracking import spool
+
+    store = SqlStore(url)
+    try:
+        spool.drain(Path(root), store, chunk=7)
+    finally:
+        store.close()
+
+
+def test_concurrent_drains_apply_each_spool_file_once(url: str, tmp_path: Path) -> None:
+    from conveyor.tracking import spool
+
+    SqlStore(url).close()
+    for i in range(60):
+        points = [["loss", float(i), i, T0]]
+        spool.write(tmp_path, [{"t": "metrics", "run": "r", "ts": T0, "points": points}])
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_drain, args=(str(tmp_path), url)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    store = SqlStore(url)
+    try:
+        assert sorted(p[0] for p in store.history("r", "loss")) == list(range(60))
+        assert spool.pending(tmp_path) == []
+    finally:
+        store.close()
