@@ -74,13 +74,81 @@ def walk(folder: Path) -> Listing:
     """Every regular file under ``folder`` (symlinks to files followed, to folders not).
 
     The hot loop of ``status`` on a large folder: one ``stat`` per file, relative to an open
-    folder descriptor, and no object built per file beyond its relative path.
+    folder descriptor, and no object built per file beyond its relative path. A folder with
+    several sub-folders is walked by two processes (threads would only fight over the GIL):
+    a forked child walks the second half of the sub-folders while this process walks the
+    first. The order of the result (and so its digest) does not depend on how it was shared.
     """
     base = os.fspath(folder)
+    rels, numbers, subdirs = _walk_one(base, "", recurse=False)
+    half = (len(subdirs) + 1) // 2
+    if len(subdirs) >= _FORK_DIRS and _PROCESSES:
+        first, second = _walk_forked(subdirs[:half], subdirs[half:])
+    else:
+        first, second = _walk_all(subdirs[:half]), _walk_all(subdirs[half:])
+    for part_rels, part_numbers in (first, second):
+        rels.extend(part_rels)
+        numbers.extend(part_numbers)
+    return Listing(base, rels, array("q", numbers))
+
+
+_FORK_DIRS = 4  # sub-folders from which a second process pays for its start
+
+
+def _walk_all(tops: list[tuple[str, str]]) -> tuple[list[str], list[int]]:
     rels: list[str] = []
     numbers: list[int] = []
+    for path, prefix in tops:
+        r, n, _ = _walk_one(path, prefix, recurse=True)
+        rels.extend(r)
+        numbers.extend(n)
+    return rels, numbers
+
+
+def _walk_forked(
+    mine: list[tuple[str, str]], theirs: list[tuple[str, str]]
+) -> tuple[tuple[list[str], list[int]], tuple[list[str], list[int]]]:
+    import marshal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: walk, send, leave without running any cleanup of the parent's
+        code = 0
+        try:
+            os.close(read_end)
+            data = marshal.dumps(_walk_all(theirs))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_end, view) :]
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        first = _walk_all(mine)
+        chunks = []
+        while chunk := os.read(read_end, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    if status != 0:  # the child could not walk (a folder it could not read): do it here
+        return first, _walk_all(theirs)
+    rels, numbers = marshal.loads(b"".join(chunks))
+    return first, (rels, numbers)
+
+
+def _walk_one(
+    top: str, top_prefix: str, *, recurse: bool
+) -> tuple[list[str], list[int], list[tuple[str, str]]]:
+    """Files under ``top`` (all, or only its own with ``recurse`` False), and the sub-folders
+    left unwalked."""
+    rels: list[str] = []
+    numbers: list[int] = []
+    left: list[tuple[str, str]] = []
     add_rel, add_numbers, stat, is_reg = rels.append, numbers.extend, os.stat, stat_mod.S_ISREG
-    stack: list[tuple[str, str]] = [(base, "")]
+    stack: list[tuple[str, str]] = [(top, top_prefix)]
     while stack:
         path, prefix = stack.pop()
         try:
@@ -92,7 +160,8 @@ def walk(folder: Path) -> Listing:
                 for entry in entries:
                     name = entry.name
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append((f"{path}/{name}", f"{prefix}{name}/"))
+                        sub = (f"{path}/{name}", f"{prefix}{name}/")
+                        (stack if recurse else left).append(sub)
                         continue
                     try:
                         st = stat(name, dir_fd=fd)
@@ -105,7 +174,7 @@ def walk(folder: Path) -> Listing:
             raise PathError(f"cannot read folder {path}: permission denied") from exc
         finally:
             os.close(fd)
-    return Listing(base, rels, array("q", numbers))
+    return rels, numbers, left
 
 
 def scan(

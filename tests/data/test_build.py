@@ -1,0 +1,61 @@
+"""Walking a folder: the same listing whether one process or two walked it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conveyor.data import build
+from conveyor.foundation.errors import PathError
+
+
+def make_tree(root: Path, dirs: int = 6, files: int = 5) -> None:
+    (root / "top.txt").write_text("top")
+    for d in range(dirs):
+        for sub in ("", "deeper/"):
+            folder = root / f"d{d}" / sub
+            folder.mkdir(parents=True, exist_ok=True)
+            for f in range(files):
+                (folder / f"f{f}.txt").write_text(f"{d}{sub}{f}")
+    os.symlink(root / "top.txt", root / "d0" / "link.txt")
+    os.symlink(root / "nowhere", root / "d1" / "dangling.txt")
+
+
+def test_forked_and_single_walks_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree(tmp_path)
+    monkeypatch.setattr(build, "_FORK_DIRS", 2)
+    forked = build.walk(tmp_path)
+    monkeypatch.setattr(build, "_FORK_DIRS", 10**9)
+    single = build.walk(tmp_path)
+    assert forked.rels == single.rels and forked.stats == single.stats
+    assert forked.digest() == single.digest()
+    assert len(single.rels) == 1 + 6 * 2 * 5 + 1  # the symlink to a file counts, the dangling not
+    assert "d0/link.txt" in single.rels and "d1/dangling.txt" not in single.rels
+
+
+def test_an_unreadable_folder_is_an_error_in_either_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() == 0:
+        # root reads anything: make the folder unreadable by making it not a folder to open
+        monkeypatch.setattr(build.os, "open", _refusing(os.open, str(tmp_path / "d5")))
+    else:
+        (tmp_path / "d5").mkdir(parents=True)
+    make_tree(tmp_path)
+    if os.geteuid() != 0:
+        (tmp_path / "d5").chmod(0)
+    for threshold in (2, 10**9):
+        monkeypatch.setattr(build, "_FORK_DIRS", threshold)
+        with pytest.raises(PathError, match="cannot read folder"):
+            build.walk(tmp_path)
+
+
+def _refusing(real_open, path):  # type: ignore[no-untyped-def]
+    def fake(p, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(p) == path:
+            raise PermissionError(13, "Permission denied", p)
+        return real_open(p, flags, *args, **kwargs)
+
+    return fake
