@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from conveyor.foundation.yamlio import Located
 
 FILE = "conveyor.yaml"
+TOP_KEYS = ("stages", "vars", "tune", "gates", "models", "deploy", "monitor")
 _FORMAT = 1
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -121,7 +122,6 @@ class _Params:
 
 def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
     from conveyor.foundation import yamlio
-    from conveyor.pipeline import schema
     from conveyor.pipeline.template import Context, expand
 
     path = root / FILE
@@ -134,11 +134,10 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
     if not isinstance(top, dict):
         raise ConfigError(f"{FILE}: the top level must be a mapping with a 'stages:' section")
     for key in top:
-        if key not in schema.TOP_KEYS:
+        if key not in TOP_KEYS:
             raise ConfigError(
                 f"{doc.where(str(key))}: unknown section {key!r}",
-                hint=did_you_mean(str(key), schema.TOP_KEYS)
-                or f"sections: {', '.join(schema.TOP_KEYS)}",
+                hint=did_you_mean(str(key), TOP_KEYS) or f"sections: {', '.join(TOP_KEYS)}",
             )
     variables = _vars(root, top.get("vars") or [], doc, sources)
     raw_stages = top.get("stages") or {}
@@ -160,6 +159,8 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
             for k, v in exp.body.items():
                 at = f"{doc.where(*keys, str(k))}: stage {exp.name!r}"  # the line of the key
                 body[local.render(k, at)] = local.render(v, at)
+            from conveyor.pipeline import schema  # pydantic-core: only when there are stages
+
             spec = schema.validate(body, doc, keys, exp.name)
             line = int(doc.where(*keys).rpartition(":")[2] or 0)
             stage = _resolve(root, exp.name, spec, local.used_params, files, values, doc, keys)

@@ -15,7 +15,6 @@ from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.suggest import did_you_mean
 from conveyor.foundation.yamlio import Located
 
-TOP_KEYS = ("stages", "vars", "tune", "gates", "models", "deploy", "monitor")
 EXPANSION_KEYS = ("foreach", "do", "matrix")
 
 
