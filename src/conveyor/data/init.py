@@ -20,6 +20,8 @@ CONTROL_GITIGNORE = """\
 /logs/
 /spool/
 /conveyor.db*
+/exps/
+/queue/
 """
 
 SKELETON = """\
