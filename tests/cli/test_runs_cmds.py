@@ -100,3 +100,19 @@ def test_a_descending_sort_key_may_follow_the_option(runs: Project) -> None:
     worded = json.loads(runs.ok("runs", "list", "--json", "--sort", "metrics.eval.auc desc"))
     assert [r["name"] for r in spaced] == ["first", "second", "third"]
     assert spaced == joined == worded
+
+
+def test_with_a_server_store_a_run_is_published_at_once(
+    project: Project, monkeypatch: pytest.MonkeyPatch, pg_db: str
+) -> None:
+    from conveyor.tracking import spool
+
+    monkeypatch.setenv("CONVEYOR_DB", pg_db)
+    project.write("params.yaml", "train:\n  C: 1.0\n  seed: 7\n")
+    project.write("conveyor.yaml", PIPELINE)
+    project.ok("run", "--name", "shared")
+    assert spool.pending(project.root) == []  # already in PostgreSQL, no reader needed
+    monkeypatch.setenv("CONVEYOR_DB", "postgresql://nobody@127.0.0.1:1/none")
+    result = project.run("run", "--force", "--name", "offline")
+    assert result.code == 0 and "waits in .conveyor/spool" in result.err
+    assert len(spool.pending(project.root)) == 2

@@ -6,6 +6,7 @@ import json
 import sys
 import threading
 from argparse import Namespace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.cli.app import arg, command, group
@@ -130,6 +131,7 @@ def run_cmd(opts: Namespace) -> int:
         reporter = TerminalReporter(min(width, 24))
         with applied(ws.root, [parse_override(o) for o in opts.overrides]):
             results = Run(ws, pipeline, options, reporter, name=opts.name).execute()
+        _publish(ws.root)
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -137,6 +139,24 @@ def run_cmd(opts: Namespace) -> int:
     failed = counts.get("failed", 0)
     echo(style(f"{len(results)} stage(s): {summary}", "red" if failed else None, bold=True))
     return 1 if failed else 0
+
+
+def _publish(root: Path) -> None:
+    """With a shared (server) store, hand the run over now, so the team sees it without anyone
+    here reading first; an embedded store is fed by its next reader instead."""
+    from conveyor.foundation.errors import ConveyorError
+    from conveyor.tracking.db import opened, url_for
+
+    if url_for(root).startswith("sqlite"):
+        return
+    try:
+        with opened(root):
+            pass
+    except ConveyorError as exc:  # the run happened; its records wait in the spool
+        echo(
+            f"warning: the run waits in .conveyor/spool until the store answers: {exc.message}",
+            err=True,
+        )
 
 
 def print_plan(decisions: dict[str, Decision]) -> None:
