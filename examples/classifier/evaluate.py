@@ -11,19 +11,20 @@ import csv
 import json
 from pathlib import Path
 
-import joblib
 import numpy as np
 import yaml
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score, roc_curve
 
-MODEL = Path("models/model.joblib")
+from conveyor import models
+
+MODEL = Path("models/classifier")
 
 
 def main() -> None:
     threshold = float(yaml.safe_load(Path("params.yaml").read_text())["evaluate"]["threshold"])
     table = np.loadtxt("data/prepared/test.csv", delimiter=",", skiprows=1)
     ids, x, y = table[:, 0].astype(int), table[:, 1:-1], table[:, -1].astype(int)
-    model = joblib.load(MODEL)
+    model = models.load(MODEL)  # checks each input against the package's signature
     score = model.predict_proba(x)[:, 1]
     prediction = (score >= threshold).astype(int)
 

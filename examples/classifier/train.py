@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
-import joblib
 import numpy as np
 import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-# skops is not installed in this environment, so the model is a joblib pickle for now; the model
-# registry issue moves it to skops (which loads without executing arbitrary code).
-MODEL = Path("models/model.joblib")
+from conveyor import models
+
+# A model package: the model saved with skops (loading never runs arbitrary code), with the
+# signature inferred from a few training rows and the pinned versions it needs.
+MODEL = Path("models/classifier")
 METRICS = Path("metrics/train.json")
 
 
@@ -33,8 +35,8 @@ def main() -> None:
     )
     model.fit(x, y)
 
-    MODEL.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, MODEL)
+    shutil.rmtree(MODEL, ignore_errors=True)
+    models.save(model, MODEL, example=x[:5], name="classifier")
     METRICS.parent.mkdir(parents=True, exist_ok=True)
     accuracy = float(model.score(x, y))
     METRICS.write_text(json.dumps({"accuracy": round(accuracy, 6), "n": len(y)}, indent=2) + "\n")

@@ -1,0 +1,1 @@
+"""The model registry: model packages, flavors, signatures, versions, aliases, lineage."""

@@ -1,0 +1,158 @@
+"""A model package: a folder with ``conveyor-model.yaml`` and the model's files.
+
+The manifest names the package, its flavor and artifact, the signature inferred from an example
+input, the example itself (a few rows), the pinned versions of the packages the flavor needs,
+the Python version, and lineage (filled in when it is registered). :func:`load` returns a
+:class:`Model` whose ``predict`` checks every input against the signature first.
+
+    >>> from conveyor import models  # doctest: +SKIP
+    >>> models.save(classifier, "models/pkg", example=X_test[:5])
+    >>> models.load("models/pkg").predict(X_test)
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+from conveyor.foundation import atomic, yamlio
+from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.registry import flavors, signature
+
+MANIFEST = "conveyor-model.yaml"
+EXAMPLE_ROWS = 5
+EXAMPLE = "input_example.json"
+_REQUIREMENTS = {"sklearn": ("scikit-learn", "skops", "numpy"), "python": ("numpy",)}
+
+
+class Model:
+    """A loaded package: ``predict`` enforces the signature, then calls the model."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], model: Any) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.model = model
+        raw = manifest.get("signature")
+        self.signature = signature.Signature.from_dict(raw) if raw else None
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", ""))
+
+    def predict(self, data: Any) -> Any:
+        return self.model.predict(self._checked(data))
+
+    def predict_proba(self, data: Any) -> Any:
+        """Class probabilities, for models that have them (the input checked the same way)."""
+        if not hasattr(self.model, "predict_proba"):
+            raise ConveyorError(f"model {self.name!r} gives no probabilities")
+        return self.model.predict_proba(self._checked(data))
+
+    def _checked(self, data: Any) -> Any:
+        return data if self.signature is None else signature.enforce(self.signature, data)
+
+
+def save(
+    model: Any,
+    path: str | Path,
+    *,
+    flavor: str = "sklearn",
+    example: Any = None,
+    name: str | None = None,
+    trusted: bool = False,
+    loader: str | None = None,
+    code: list[str | Path] | None = None,
+) -> Path:
+    """Write ``model`` as a package at ``path`` (which must not exist or be empty)."""
+    folder = Path(path)
+    if flavor not in flavors.FLAVORS:
+        raise ConfigError(
+            f"unknown flavor {flavor!r}", hint=f"one of: {', '.join(flavors.FLAVORS)}"
+        )
+    if folder.exists() and any(folder.iterdir()):
+        raise ConveyorError(f"{folder} exists and is not empty", hint="save to a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = {"name": name or folder.name, "flavor": flavor}
+    if flavor == "sklearn":
+        manifest.update(flavors.save_sklearn(model, folder, trusted=trusted))
+    else:
+        if not loader:
+            raise ConfigError("a python model needs loader='module:function'")
+        manifest["loader"] = loader
+        for item in code or []:
+            src = Path(item)
+            dst = folder / "code" / src.name
+            dst.parent.mkdir(exist_ok=True)
+            shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
+    if example is not None:
+        prediction = (
+            model.predict(example)
+            if flavor == "sklearn"
+            else _predict_python(folder, manifest, example)
+        )
+        manifest["signature"] = signature.infer(example, prediction).to_dict()
+        (folder / EXAMPLE).write_text(json.dumps(_rows(example)) + "\n")
+        manifest["input_example"] = EXAMPLE
+    manifest["requirements"] = _pins(_REQUIREMENTS[flavor])
+    manifest["python"] = platform.python_version()
+    manifest["lineage"] = {}
+    atomic.write_text(folder / MANIFEST, yamlio.dump(manifest))
+    return folder
+
+
+def _predict_python(folder: Path, manifest: dict[str, Any], example: Any) -> Any:
+    return flavors.load_python(folder, manifest).predict(example)
+
+
+def load(path: str | Path) -> Model:
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    flavor = manifest.get("flavor")
+    if flavor == "sklearn":
+        model = flavors.load_sklearn(folder, manifest)
+    elif flavor == "python":
+        model = flavors.load_python(folder, manifest)
+    else:
+        raise ConfigError(
+            f"{folder / MANIFEST}: unknown flavor {flavor!r}",
+            hint=f"one of: {', '.join(flavors.FLAVORS)}",
+        )
+    return Model(folder, manifest, model)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    file = folder / MANIFEST
+    if not file.exists():
+        raise ConveyorError(f"{folder} is not a model package (no {MANIFEST})")
+    data = yamlio.load_file(file).data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping")
+    return data
+
+
+def _rows(example: Any) -> Any:
+    """The first rows of an example, as JSON-friendly values."""
+    import numpy as np
+
+    if signature._is_frame(example):
+        head = example.head(EXAMPLE_ROWS)
+        return {
+            "columns": [str(c) for c in head.columns],
+            "data": json.loads(head.to_json(orient="values")),
+        }
+    return np.asarray(example)[:EXAMPLE_ROWS].tolist()
+
+
+def _pins(names: tuple[str, ...]) -> list[str]:
+    from importlib import metadata
+
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins

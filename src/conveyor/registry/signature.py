@@ -1,0 +1,136 @@
+"""What a model takes and gives: input and output names, dtypes and shapes, inferred from an
+example and enforced before every prediction with errors that say what to fix.
+
+A table (a pandas DataFrame, or a list of records) has one input per column, each of shape
+``[-1]``; an array has one input named ``input`` of shape ``[-1, ...]``. ``-1`` is any size.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from conveyor.foundation.errors import ConveyorError
+
+
+class SignatureError(ConveyorError):
+    exit_code = 2
+
+
+class Column(NamedTuple):
+    name: str
+    dtype: str  # numpy's name: float64, int64, bool, object (strings)
+    shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Column:
+        return cls(str(raw["name"]), str(raw["dtype"]), tuple(int(d) for d in raw["shape"]))
+
+
+class Signature(NamedTuple):
+    inputs: tuple[Column, ...]
+    outputs: tuple[Column, ...]
+
+    @property
+    def tabular(self) -> bool:
+        return not (len(self.inputs) == 1 and self.inputs[0].name == "input")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [c.to_dict() for c in self.inputs],
+            "outputs": [c.to_dict() for c in self.outputs],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Signature:
+        return cls(
+            tuple(Column.from_dict(c) for c in raw.get("inputs", [])),
+            tuple(Column.from_dict(c) for c in raw.get("outputs", [])),
+        )
+
+
+def infer(example: Any, prediction: Any) -> Signature:
+    """The signature of a model that maps ``example`` to ``prediction``."""
+    return Signature(_columns(example, "input"), _columns(prediction, "output"))
+
+
+def _columns(data: Any, default: str) -> tuple[Column, ...]:
+    import numpy as np
+
+    if _is_frame(data):
+        return tuple(Column(str(c), _dtype(data[c].to_numpy()), (-1,)) for c in data.columns)
+    array = np.asarray(data)
+    return (Column(default, _dtype(array), (-1, *array.shape[1:])),)
+
+
+def _dtype(array: Any) -> str:
+    kind = array.dtype.kind
+    if kind in "OUS":
+        return "object"
+    return str(array.dtype)
+
+
+def _is_frame(data: Any) -> bool:
+    return type(data).__name__ == "DataFrame" and hasattr(data, "columns")
+
+
+# Casts that never lose information: an int column may feed a float input, not the reverse.
+_SAFE = {
+    ("int8", "int64"), ("int16", "int64"), ("int32", "int64"),
+    ("int8", "float64"), ("int16", "float64"), ("int32", "float64"), ("int64", "float64"),
+    ("float32", "float64"), ("bool", "int64"), ("bool", "float64"),
+    ("int64", "float32"), ("int32", "float32"),
+}  # fmt: skip
+
+
+def enforce(signature: Signature, data: Any) -> Any:
+    """``data`` as the model expects it (columns in order, safe casts done), or a
+    SignatureError naming the input and what is wrong."""
+    import numpy as np
+
+    if signature.tabular:
+        import pandas as pd
+
+        frame = data if _is_frame(data) else pd.DataFrame(data)
+        names = [c.name for c in signature.inputs]
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            raise SignatureError(
+                f"the input lacks column(s) {', '.join(missing)}",
+                hint=f"the model takes: {', '.join(names)}",
+            )
+        out = {}
+        for col in signature.inputs:
+            out[col.name] = _cast(frame[col.name].to_numpy(), col)
+        return pd.DataFrame(out, columns=names)
+    (col,) = signature.inputs
+    array = np.asarray(data)
+    want = col.shape
+    if array.ndim != len(want) or any(
+        w not in (-1, g) for w, g in zip(want, array.shape, strict=True)
+    ):
+        shown = ["-1" if d == -1 else str(d) for d in want]
+        raise SignatureError(
+            f"input has shape {list(array.shape)}; the model takes [{', '.join(shown)}]",
+            hint="-1 is any size (the number of rows)",
+        )
+    return _cast(array, col)
+
+
+def _cast(values: Any, col: Column) -> Any:
+    have = _dtype(values)
+    if have == col.dtype or col.dtype == "object":
+        return values
+    if (have, col.dtype) in _SAFE:
+        return values.astype(col.dtype)
+    if have == "object":  # numbers sent as text in JSON or CSV
+        try:
+            return values.astype(col.dtype)
+        except (TypeError, ValueError):
+            pass
+    raise SignatureError(
+        f"input {col.name!r} is {have}; the model takes {col.dtype}",
+        hint="send values of that type (an integer column may feed a float input, not back)",
+    )
