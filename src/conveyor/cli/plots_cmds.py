@@ -33,8 +33,13 @@ def plots_cmd(opts: Namespace) -> int:
         if not chosen:
             echo("No runs yet: `conveyor run` records one.")
             return 1
+        names = [str(r["name"]) for r in chosen]
+        labels = {
+            r["id"]: str(r["name"]) if r["name"] and names.count(str(r["name"])) == 1 else r["id"]
+            for r in chosen
+        }  # a name two runs share would merge their lines: those go by id
         histories = {
-            _label(r): {k: store.history(r["id"], k) for k in r["metrics"]} for r in chosen
+            labels[r["id"]]: {k: store.history(r["id"], k) for k in r["metrics"]} for r in chosen
         }
     figures = plots.metric_figures(histories)
     odb = ObjectDB(ProjectPaths(root).objects, ProjectPaths(root).tmp)
@@ -46,7 +51,7 @@ def plots_cmd(opts: Namespace) -> int:
         for r in chosen:
             ref = r["outs"].get(path)
             if ref and not ref.endswith(".tree") and odb.exists(ref):
-                tables[_label(r)] = plots.table_from(odb.read_bytes(ref), path)
+                tables[labels[r["id"]]] = plots.table_from(odb.read_bytes(ref), path)
         if tables:
             figures.append(plots.file_figure(path, tables))
     if not figures:
@@ -57,7 +62,3 @@ def plots_cmd(opts: Namespace) -> int:
     for f in written:
         echo(f"wrote {f.relative_to(root) if f.is_relative_to(root) else f}")
     return 0
-
-
-def _label(run: dict[str, object]) -> str:
-    return str(run["name"] or run["id"])

@@ -75,6 +75,10 @@ def dequeue(root: Path, item: Queued) -> None:
 
 def make_copy(root: Path, item_id: str) -> Path:
     """An isolated workspace for one experiment, sharing the project's cache and store."""
+    if not item_id or "/" in item_id or item_id.startswith("."):
+        raise ConveyorError(
+            f"{item_id!r} cannot name an experiment folder", hint="use a plain name"
+        )
     copy = root / ".conveyor" / "exps" / item_id
     if copy.exists():
         shutil.rmtree(copy)
@@ -131,14 +135,22 @@ def params_of(run: dict[str, Any]) -> dict[str, Any]:
 def write_params(root: Path, values: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Set params (``train.C`` or ``other.yaml:key``) in their files; the changes made.
 
-    Only keys the files already hold are written (a run's params are the ones its stages used);
-    YAML files are rewritten whole, so their comments are not kept.
+    Only params the pipeline declares are written, in the files it declares them in (values
+    come from the metadata store, which may be shared: a name there must not choose which file
+    is written); keys the files do not hold are skipped. YAML files are rewritten whole, so
+    their comments are not kept.
     """
+    from conveyor.pipeline import definition
     from conveyor.pipeline import params as params_mod
 
+    declared = set(definition.load(root).values)
     by_file: dict[str, list[tuple[str, Any]]] = {}
     for name, value in values.items():
         file, key = params_mod.split_name(name)
+        parts = key.split(".")
+        prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        if not any((file, prefix) in declared for prefix in prefixes):
+            continue  # not a param of this pipeline
         by_file.setdefault(file, []).append((key, value))
     changes: list[tuple[str, str, str]] = []
     for file, pairs in sorted(by_file.items()):

@@ -40,6 +40,9 @@ KEY_PACKAGES = (
 )
 
 
+_CURRENT = ("ran", "restored", "checked out", "up to date")  # outs match the lock after these
+
+
 class StageLike(Protocol):
     @property
     def name(self) -> str: ...
@@ -86,14 +89,18 @@ class Recorder:
         base = {"run": self.run_id, "ts": now}
         deps: dict[str, str] = {}
         outs: dict[str, str] = {}
-        for result in results:
-            entry = entries.get(result.name)
+        # Only stages whose outs are this run's say something about it: a failed or skipped
+        # stage's lock entry and metrics files are an earlier run's.
+        good = [r.name for r in results if r.status in _CURRENT]
+        for name in good:
+            entry = entries.get(name)
             if entry is not None:
                 deps.update({p: m.hash for p, m in entry.deps.items()})
                 outs.update({p: m.hash for p, m in entry.outs.items()})
+        files = [o.path for n in good for o in pipeline.stages[n].outs if o.kind == "metrics"]
         tags: dict[str, str] = {}
         try:
-            values = metrics_mod.read(self.root, metrics_mod.metric_files(pipeline))
+            values = metrics_mod.read(self.root, list(dict.fromkeys(files)))
         except ConveyorError as exc:  # a stage wrote a metrics file that does not parse
             values = {}
             tags["conveyor.metrics_error"] = exc.message

@@ -76,6 +76,7 @@ class Run:
 
     def execute(self) -> list[StageResult]:
         """Run the selected stages; the run is recorded in the metadata store's spool."""
+        select(self.pipeline, self.opts)  # a mistyped stage is an error, not a failed run
         recorder = Recorder(self.ws.root, self.run_id, self.name)
         status = "failed"
         try:
@@ -143,7 +144,10 @@ class Run:
                 return
             if decision.action == stale.CHECKOUT:
                 assert entry is not None
-                restore(self.ws, {o: entry.outs[o] for o in now.outs if now.outs[o] is None})
+                lost = {
+                    o: entry.outs[o] for o, m in now.outs.items() if m is None and o in entry.outs
+                }
+                restore(self.ws, lost)
                 self._forget_outs(stage)
                 self._report(StageResult(name, CHECKED_OUT, decision.reasons))
                 return
@@ -153,7 +157,7 @@ class Run:
                     f"dep {', '.join(missing)} does not exist and no stage writes it",
                     hint="create it, track it with `conveyor add`, or fix the stage's deps",
                 )
-            reuse = self.opts.run_cache and not self.opts.force and not stage.always_changed
+            reuse = self.opts.run_cache and not self.opts.force and _cacheable(stage)
             if reuse and self._restore(stage, now):
                 self._report(StageResult(name, RESTORED, decision.reasons))
                 return
@@ -210,7 +214,7 @@ class Run:
         finally:
             self._forget_outs(stage)
         self._write_lock(stage, now, outs)
-        if not stage.always_changed and outs:
+        if _cacheable(stage) and outs:
             self.cache.put(runcache.key(stage, now.deps, now.values), outs)
         self._report(StageResult(name, RAN, decision.reasons, outcome.duration, code=0))
         return True
@@ -226,6 +230,12 @@ class Run:
     def _forget_outs(self, stage: Stage) -> None:
         for out in stage.outs:
             self.observer.forget(out.path)
+
+
+def _cacheable(stage: Stage) -> bool:
+    """Whether the run-cache may restore the stage: not one that always runs, and not one with
+    a persistent out (it accumulates: an older copy would overwrite what it gathered since)."""
+    return not stage.always_changed and not any(o.persist for o in stage.outs)
 
 
 @contextmanager

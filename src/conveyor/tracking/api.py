@@ -52,33 +52,32 @@ class Run:
         self.id = run_id
         self.root = root
         self.owned = owned  # False: a pipeline's run, started and ended by `conveyor run`
+        self.implicit = False  # True: started by a log call outside any run
         self._records: list[dict[str, Any]] = []
         self._points: list[list[Any]] = []
         self._lock = threading.Lock()
         self._flushed = time.monotonic()
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
-        point = [key, float(value), step, time.time()]
+        self.log_metrics({key: value}, step)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if step is not None:
+            step = _step(step)
+        now = time.time()
         with self._lock:
-            self._points.append(point)
+            self._points.extend([str(k), float(v), step, now] for k, v in metrics.items())
             due = len(self._points) >= FLUSH_POINTS
         if due or time.monotonic() - self._flushed > FLUSH_SECONDS:
             self.flush()
-        if step is not None and key == _PRUNE_KEY:
+        if step is not None and _PRUNE_KEY is not None and _PRUNE_KEY in metrics:
             from conveyor.tracking import pruning
 
             try:
-                pruning.report(float(value), step)
+                pruning.report(float(metrics[_PRUNE_KEY]), step)
             except pruning.TrialPruned:
                 self.flush()  # what was logged up to here stays
                 raise
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        now = time.time()
-        with self._lock:
-            self._points.extend([k, float(v), step, now] for k, v in metrics.items())
-        if len(self._points) >= FLUSH_POINTS:
-            self.flush()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         self._add({"t": "params", "params": dict(params)})
@@ -99,6 +98,7 @@ class Run:
         ref = built.oid + (".tree" if built.is_tree else "")
         rel = target.relative_to(self.root).as_posix()
         self._add({"t": "artifact", "path": rel, "hash": ref, "size": built.size})
+        self.flush()  # at once: gc keeps only objects a spool file or the store names
         return ref
 
     def _add(self, record: dict[str, Any]) -> None:
@@ -151,8 +151,13 @@ def start_run(name: str = "") -> Iterator[Run]:
     """``with start_run(name=...) as run:``; the run fails if the block raises."""
     global _current
     with _guard:
+        if _current is not None and _current.implicit:
+            _current.end("finished")  # the run a bare log call started ends where a new begins
+            _current = None
         if _current is not None and _current.owned:
-            raise ConveyorError(f"run {_current.id} is still active", hint="end it first")
+            raise ConveyorError(
+                f"run {_current.id} is still active", hint="start runs one after another"
+            )
         outer = _current
         run = start(name)
         _current = run
@@ -174,9 +179,45 @@ def active() -> Run:
     with _guard:
         if _current is None:
             run_id, root = os.environ.get("CONVEYOR_RUN_ID"), os.environ.get("CONVEYOR_ROOT")
-            _current = Run(run_id, Path(root), owned=False) if run_id and root else start("")
+            if run_id and root:
+                _current = Run(run_id, Path(root), owned=False)
+            else:
+                _current = start("")
+                _current.implicit = True
             atexit.register(_at_exit, _current)
+            _flush_on_sigterm(_current)
         return _current
+
+
+def _flush_on_sigterm(run: Run) -> None:
+    """A stage stopped with SIGTERM (Ctrl-C in `conveyor run`) keeps what it logged: Python
+    runs no atexit handler for a signal it does not handle."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # the program handles it itself
+
+    def handler(signum: int, frame: Any) -> None:
+        with contextlib.suppress(Exception):
+            run.end("killed") if run.owned else run.flush()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _step(step: Any) -> int:
+    """A step as an int (numpy integers included); anything else is a mistake worth naming."""
+    import operator
+
+    try:
+        return operator.index(step)
+    except TypeError:
+        raise ConveyorError(
+            f"step must be a whole number, not {step!r}", hint="pass step=int(...)"
+        ) from None
 
 
 def _at_exit(run: Run) -> None:

@@ -62,20 +62,64 @@ def pending(root: Path) -> list[Path]:
 
 def drain(root: Path, store: Store, *, chunk: int = 200) -> int:
     """Apply every pending spool file to ``store`` (``chunk`` files per transaction) and
-    remove them; returns how many were new to the store."""
+    remove them; returns how many were new to the store.
+
+    A chunk the store refuses is applied again file by file, and a file it still refuses is
+    moved to ``spool/rejected/`` (with a warning), so one bad record never blocks the rest.
+    """
     count = 0
     files = pending(root)
     for start in range(0, len(files), chunk):
-        batches: list[tuple[str, list[dict[str, Any]]]] = []
-        done: list[Path] = []
-        for path in files[start : start + chunk]:
-            try:
-                text = path.read_text()
-            except FileNotFoundError:
-                continue  # another reader drained it
-            batches.append((path.name, [json.loads(ln) for ln in text.splitlines() if ln.strip()]))
-            done.append(path)
-        count += store.apply_many(batches)
-        for path in done:
-            path.unlink(missing_ok=True)
+        batch = _read(files[start : start + chunk])
+        try:
+            count += store.apply_many(batch)
+        except Exception:  # a constraint the store enforces: find the file and set it aside
+            if len(batch) == 1:
+                _reject(root, batch[0][0])
+                continue
+            count += sum(drain_one(root, store, name, records) for name, records in batch)
+            continue
+        for name, _ in batch:
+            (folder(root) / name).unlink(missing_ok=True)
     return count
+
+
+def drain_one(root: Path, store: Store, name: str, records: list[dict[str, Any]]) -> int:
+    try:
+        applied = store.apply_many([(name, records)])
+    except Exception:
+        _reject(root, name)
+        return 0
+    (folder(root) / name).unlink(missing_ok=True)
+    return applied
+
+
+def _read(paths: list[Path]) -> list[tuple[str, list[dict[str, Any]]]]:
+    batch = []
+    for path in paths:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            continue  # another reader drained it
+        try:
+            records = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+        except ValueError:
+            records = [{"t": "unreadable"}]  # refused by the store, so set aside below
+        batch.append((path.name, records))
+    return batch
+
+
+def _reject(root: Path, name: str) -> None:
+    import warnings
+
+    rejected = folder(root) / "rejected"
+    rejected.mkdir(exist_ok=True)
+    try:
+        os.replace(folder(root) / name, rejected / name)
+    except FileNotFoundError:
+        return
+    warnings.warn(
+        f"the metadata store refused .conveyor/spool/{name}; it was moved to spool/rejected/",
+        RuntimeWarning,
+        stacklevel=2,
+    )

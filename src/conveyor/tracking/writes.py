@@ -8,6 +8,7 @@ thousands of round trips into a handful; on SQLite it is most of a drain's speed
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -53,7 +54,7 @@ class Fold:
         self.first_seen.setdefault(run, float(r.get("ts") or time.time()))
         kind = r["t"]
         if kind == "run":
-            fields = {k: r[k] for k in RUN_FIELDS if k in r}
+            fields = {k: _fit(k, r[k]) for k in RUN_FIELDS if k in r}
             if "environment" in fields:
                 fields["environment"] = json.dumps(fields["environment"], sort_keys=True)
             self.run_fields.setdefault(run, {}).update(fields)
@@ -63,15 +64,19 @@ class Fold:
             self.run_fields.setdefault(run, {}).update(deleted=True)
         elif kind == "params":
             for k, v in r["params"].items():
-                self.params[(run, k)] = json.dumps(v, default=str)
+                self.params[(run, str(k)[:512])] = json.dumps(v, default=str)
         elif kind == "tags":
             for k, v in r["tags"].items():
-                self.tags[(run, k)] = str(v)
+                self.tags[(run, str(k)[:512])] = str(v)
         elif kind == "metrics":
-            self.points.extend(
-                {"run_id": run, "key": k, "value": float(v), "step": s, "ts": ts}
-                for k, v, s, ts in r["points"]
-            )
+            for k, v, s, ts in r["points"]:
+                value = float(v)
+                if not math.isfinite(value):
+                    continue  # NaN and infinities are no measurement: a store refuses them
+                step = None if s is None else int(s)
+                self.points.append(
+                    {"run_id": run, "key": str(k)[:512], "value": value, "step": step, "ts": ts}
+                )
         elif kind == "stages":
             for s in r["stages"]:
                 self.stages[(run, s["stage"])] = dict(s)
@@ -83,6 +88,15 @@ class Fold:
             self.artifacts[(run, r["path"])] = {"hash": r["hash"], "size": r["size"]}
         else:
             raise ConveyorError(f"unknown record type {kind!r} in a tracking batch")
+
+
+# Column widths (tables.py): longer text is cut rather than refused by PostgreSQL.
+_WIDTHS = {"name": 256, "kind": 32, "parent_id": 64, "status": 16, "user": 128, "git_branch": 256}
+
+
+def _fit(key: str, value: Any) -> Any:
+    width = _WIDTHS.get(key)
+    return value[:width] if width and isinstance(value, str) else value
 
 
 def write(conn: sa.Connection, fold: Fold, insert: Any) -> None:

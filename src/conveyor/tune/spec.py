@@ -22,6 +22,7 @@ Parsing is pure: a mapping in, a :class:`TuneSpec` out, or a ConfigError naming 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -102,6 +103,14 @@ def parse(raw: Any, where: str, default_study: str) -> TuneSpec:
     if isinstance(stages, str):
         stages = [stages]
     timeout = raw.get("timeout")
+    seed = raw.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError(f"{where}: tune.seed must be a whole number")
+    study = str(raw.get("study") or _plain(default_study))
+    if not _NAME.fullmatch(study):
+        raise ConfigError(
+            f"{where}: tune.study {study!r} may hold only letters, digits, '_', '-' and '.'"
+        )
     return TuneSpec(
         str(objective["metric"]),
         direction,
@@ -112,10 +121,18 @@ def parse(raw: Any, where: str, default_study: str) -> TuneSpec:
         pruner,
         _positive(raw.get("jobs", 1), where, "jobs"),
         tuple(str(s) for s in stages),
-        str(raw.get("study") or default_study),
+        study,
         str(objective.get("intermediate") or ""),
-        None if raw.get("seed") is None else int(raw["seed"]),
+        seed,
     )
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _plain(name: str) -> str:
+    """A folder's name as a study name: other characters become '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name).lstrip(".") or "study"
 
 
 _SPACE_HINT = "space: {train.C: {type: float, low: 0.01, high: 10, log: true}}"
@@ -149,7 +166,15 @@ def _dimension(name: str, raw: Any, where: str) -> Dimension:
         raise ConfigError(f"{where}: tune.space.{name}: a log range needs low > 0 and no step")
     if kind == "int" and (low != int(low) or high != int(high)):
         raise ConfigError(f"{where}: tune.space.{name}: an int range needs whole low and high")
-    return Dimension(name, kind, low, high, None if step is None else float(step), log)
+    if step is not None:
+        try:
+            step = float(step)
+        except (TypeError, ValueError):
+            step = 0.0
+        if step <= 0 or (kind == "int" and step != int(step)):
+            what = "a whole number above 0" if kind == "int" else "a number above 0"
+            raise ConfigError(f"{where}: tune.space.{name}: step must be {what}")
+    return Dimension(name, kind, low, high, step, log)
 
 
 def _check_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], where: str, what: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -90,9 +91,23 @@ def open_study(store: optuna.storages.RDBStorage, spec: TuneSpec, *, resume: boo
         load_if_exists=resume,
     )
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        # Left running by an interrupted search: it will never report.
-        store.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        # Left running by an interrupted search on this machine: it will never report. A
+        # trial another live search (here or elsewhere) runs is left to it.
+        owner = trial.user_attrs.get("owner", "")
+        host, _, pid = owner.rpartition(":")
+        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            store.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     return study
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _sampler(spec: TuneSpec) -> optuna.samplers.BaseSampler:
@@ -139,7 +154,7 @@ def distributions(spec: TuneSpec) -> dict[str, optuna.distributions.BaseDistribu
 
 def override(name: str, value: Any) -> str:
     """``-S`` text that reads back as ``value`` (a string choice stays a string)."""
-    return f"{name}={json.dumps(value) if isinstance(value, str) else value}"
+    return f"{name}={json.dumps(value)}"  # YAML reads JSON: null, true, 0.1, "text" come back
 
 
 def run(
@@ -180,6 +195,7 @@ def run(
                 env = {**os.environ, TAGS_ENV: tags, **_pruning_env(root, spec, trial)}
                 copy, proc = experiments.start(root, item, env, kind="trial")
                 trial.set_user_attr("run_name", name)
+                trial.set_user_attr("owner", f"{socket.gethostname()}:{os.getpid()}")
                 running.append((trial, copy, proc, name))
             if not running:
                 break  # the timeout passed
@@ -192,9 +208,9 @@ def run(
                 last = study._storage.get_trial(trial._trial_id).last_step
                 result = result._replace(state="pruned", value=None, note=f"at step {last}")
             elif result.state == "complete":
-                study.tell(trial, result.value)
+                _tell(study, trial, result.value)
             else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                _tell(study, trial, None)
             results.append(result)
             on_result(result)
     finally:
@@ -202,8 +218,22 @@ def run(
             proc.terminate()
             proc.wait()
             experiments.remove_copy(copy)
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            _tell(study, trial, None)
     return results
+
+
+def _tell(study: optuna.Study, trial: Any, value: float | None) -> None:
+    """Report a trial's end; one already finished (pruned, or failed by another search's
+    resume) keeps its state."""
+    import optuna
+
+    try:
+        if value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+    except ValueError:
+        pass  # "Cannot tell a ... trial": it already ended
 
 
 def _pruning_env(root: Path, spec: TuneSpec, trial: Any) -> dict[str, str]:
