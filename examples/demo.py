@@ -159,6 +159,21 @@ def run(demo: Demo, remote: Path) -> None:
     demo.sh("conveyor", "run")
     demo.sh("conveyor", "metrics", "show")
 
+    demo.section("Register the model with its lineage, make it production, load it by name")
+    last = json.loads(demo.quiet("conveyor", "runs", "list", "--json", "--limit", "1"))[0]["id"]
+    demo.sh("conveyor", "models", "register", "classifier", "models/classifier", "--run", last)
+    demo.sh("conveyor", "models", "alias", "classifier@production", "1")
+    demo.sh("conveyor", "models", "list")
+    demo.sh("conveyor", "models", "lineage", "classifier@production")
+    demo.sh(
+        str(BIN / "python"),
+        "-c",
+        "import numpy as np; from conveyor import models; "
+        "m = models.load('models:/classifier@production'); "
+        "x = np.loadtxt('data/prepared/test.csv', delimiter=',', skiprows=1)[:5, 1:-1]; "
+        "print('predictions of production on 5 test rows:', m.predict(x))",
+    )
+
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="conveyor-demo-") as tmp:

@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.exp_cmds",
     "conveyor.cli.tune_cmds",
     "conveyor.cli.plots_cmds",
+    "conveyor.cli.models_cmds",
 )
 
 

@@ -108,6 +108,11 @@ def _predict_python(folder: Path, manifest: dict[str, Any], example: Any) -> Any
 
 
 def load(path: str | Path) -> Model:
+    """A package folder, or a registered version: ``models:/name@alias``, ``models:/name/3``."""
+    if str(path).startswith("models:/"):
+        from conveyor.registry import stored
+
+        return stored.load(str(path))
     folder = Path(path)
     manifest = read_manifest(folder)
     flavor = manifest.get("flavor")

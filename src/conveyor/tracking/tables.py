@@ -104,3 +104,45 @@ applied = sa.Table(
     sa.Column("name", sa.String(256), primary_key=True),
     sa.Column("applied", sa.Float, nullable=False),
 )
+
+# The model registry (migration 0002).
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("name", sa.String(256), sa.ForeignKey("models.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("package", sa.String(80), nullable=False),
+    sa.Column("flavor", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("user", sa.String(128), nullable=False, default=""),
+    sa.Column("lineage", sa.Text, nullable=False, default="{}"),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("name", sa.String(256), sa.ForeignKey("models.name"), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+alias_history = sa.Table(
+    "alias_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("previous", sa.Integer, nullable=True),
+    sa.Column("user", sa.String(128), nullable=False, default=""),
+    sa.Column("at", sa.Float, nullable=False),
+)

@@ -1,0 +1,100 @@
+"""Model packages in the object cache: stored by their folder's tree hash, checked out into
+``.conveyor/models/<hash>`` when a registered version is loaded."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any, cast
+
+from conveyor.data import build
+from conveyor.data.workspace import Workspace
+from conveyor.foundation.errors import ConveyorError
+from conveyor.foundation.paths import find_root, inside
+from conveyor.pipeline.outs import restore
+from conveyor.pipeline.stage import Meta
+from conveyor.registry import package as package_mod
+from conveyor.registry.versions import Registry, parse_uri
+
+
+def register(
+    ws: Workspace, name: str, path: str, *, run: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Store the package at ``path`` and register it as the next version of ``name``."""
+    from conveyor.tracking.db import opened
+
+    folder = inside(ws.root, path, what="model package")
+    manifest = package_mod.read_manifest(folder)
+    with ws.odb.batch() as batch:
+        built = build.scan(ws.root, folder, ws.memo, store=batch, jobs=ws.jobs)
+    if not built.is_tree:
+        raise ConveyorError(f"{path} is a file; a model package is a folder")
+    ws.memo.mark_complete(built.oid, ws.odb.generation())
+    ref = built.oid + ".tree"
+    lineage: dict[str, Any] = {
+        "package": {
+            "path": folder.relative_to(ws.root).as_posix(),
+            "hash": ref,
+            "size": built.size,
+            "nfiles": built.nfiles,
+        }
+    }
+    with opened(ws.root) as store:
+        run_id = None
+        if run:
+            record = store.run(run)
+            run_id = record["id"]
+            lineage.update(
+                run=run_id,
+                git_commit=record["git.commit"],
+                git_branch=record["git.branch"],
+                params=record["params"],
+                metrics=record["metrics"],
+                deps=record["deps"],
+                outs=record["outs"],
+            )
+        registry = Registry(cast(Any, store))
+        version = registry.register(
+            name, ref, str(manifest.get("flavor")), run_id=run_id, lineage=lineage, user=_user()
+        )
+    return version, lineage
+
+
+def materialize(ws: Workspace, version: dict[str, Any]) -> Path:
+    """The package of a registered version as a folder (checked out from the cache once)."""
+    ref = str(version["package"])
+    info = version["lineage"].get("package", {})
+    oid = ref.removesuffix(".tree")
+    folder = ws.paths.control / "models" / oid
+    if (folder / package_mod.MANIFEST).exists():
+        return folder
+    meta = Meta(ref, int(info.get("size", 0)), int(info.get("nfiles", 0)))
+    rel = folder.relative_to(ws.root).as_posix()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        restore(ws, {rel: meta})
+    except ConveyorError as exc:
+        raise ConveyorError(
+            f"{version['name']} version {version['version']}: {exc.message}",
+            hint="fetch its objects with `conveyor pull` (a remote holds what was pushed)",
+        ) from exc
+    return folder
+
+
+def load(uri: str) -> package_mod.Model:
+    """``models:/name@alias`` or ``models:/name/3``, loaded from the project's registry."""
+    from conveyor.tracking.db import opened
+
+    root = find_root()
+    with opened(root) as store:
+        version = Registry(cast(Any, store)).resolve(parse_uri(uri))
+    with Workspace(root) as ws:
+        folder = materialize(ws, version)
+    return package_mod.load(folder)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""

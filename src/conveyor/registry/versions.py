@@ -1,0 +1,222 @@
+"""Registered models: versions with lineage, aliases with an append-only history of moves.
+
+Kept in the metadata store (SQLite or PostgreSQL); a version names its package by the tree
+hash under which the package folder is stored in the object cache, so any clone pointed at the
+same database and object remote can load it. Writes here are direct transactions (a version
+number must be handed out exactly once), not spool records.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.tracking import tables as t
+from conveyor.tracking.store import SqlStore
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}")
+ALIAS = re.compile(r"[a-z0-9_-]{1,64}")
+
+
+class ModelNotFound(ConveyorError):
+    exit_code = 2
+
+
+class Uri(NamedTuple):
+    name: str
+    alias: str | None = None
+    version: int | None = None  # neither: the latest version
+
+
+def parse_uri(text: str) -> Uri:
+    """``models:/name@alias``, ``models:/name/3``, ``models:/name``; also without the scheme
+    (``name@alias``, ``name/3``) where a command takes a model."""
+    body = text.removeprefix("models:/")
+    if "@" in body:
+        name, _, alias = body.partition("@")
+        check_name(name)
+        check_alias(alias)
+        return Uri(name, alias=alias)
+    name, slash, version = body.partition("/")
+    check_name(name)
+    if slash:
+        if not version.isdigit() or int(version) < 1:
+            raise ConfigError(f"{text}: a version is a whole number from 1", hint="models:/name/3")
+        return Uri(name, version=int(version))
+    return Uri(name)
+
+
+def check_name(name: str) -> None:
+    if not MODEL_NAME.fullmatch(name):
+        raise ConfigError(f"{name!r} is not a model name", hint="letters, digits, '_', '-' and '.'")
+
+
+def check_alias(alias: str) -> None:
+    if not ALIAS.fullmatch(alias):
+        raise ConfigError(f"{alias!r} is not an alias", hint="lowercase letters, digits, _ and -")
+
+
+class Registry:
+    def __init__(self, store: SqlStore) -> None:
+        self.engine = store.engine
+        self.dialect = store.dialect
+
+    def register(
+        self,
+        name: str,
+        package: str,
+        flavor: str,
+        *,
+        run_id: str | None,
+        lineage: dict[str, Any],
+        user: str,
+    ) -> int:
+        """A new version of ``name`` (the model is created on its first version)."""
+        check_name(name)
+        now = time.time()
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+            exists = conn.execute(sa.select(t.models.c.name).where(t.models.c.name == name)).first()
+            if exists is None:
+                conn.execute(t.models.insert().values(name=name, created=now, description=""))
+            latest = conn.execute(
+                sa.select(sa.func.max(t.model_versions.c.version)).where(
+                    t.model_versions.c.name == name
+                )
+            ).scalar()
+            version = int(latest or 0) + 1
+            conn.execute(
+                t.model_versions.insert().values(
+                    name=name,
+                    version=version,
+                    package=package,
+                    flavor=flavor,
+                    run_id=run_id,
+                    created=now,
+                    user=user,
+                    lineage=json.dumps(lineage, sort_keys=True, default=str),
+                )
+            )
+        return version
+
+    def models(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            names = conn.execute(sa.select(t.models.c.name).order_by(t.models.c.name)).scalars()
+            out = []
+            for name in list(names):
+                versions = self._versions(conn, name)
+                out.append(
+                    {
+                        "name": name,
+                        "latest": versions[-1]["version"] if versions else None,
+                        "versions": len(versions),
+                        "aliases": self._aliases(conn, name),
+                    }
+                )
+        return out
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            self._require(conn, name)
+            return self._versions(conn, name)
+
+    def resolve(self, uri: Uri) -> dict[str, Any]:
+        """The version a URI names, with its aliases."""
+        with self.engine.connect() as conn:
+            self._require(conn, uri.name)
+            version = uri.version
+            if uri.alias is not None:
+                aliases = self._aliases(conn, uri.name)
+                if uri.alias not in aliases:
+                    raise ModelNotFound(
+                        f"model {uri.name} has no alias {uri.alias!r}",
+                        hint=f"aliases: {', '.join(aliases) or 'none yet'}; "
+                        f"set one with `conveyor models alias {uri.name}@{uri.alias} VERSION`",
+                    )
+                version = aliases[uri.alias]
+            versions = self._versions(conn, uri.name)
+            if version is None:
+                return versions[-1]
+            found = [v for v in versions if v["version"] == version]
+            if not found:
+                raise ModelNotFound(
+                    f"model {uri.name} has no version {version}",
+                    hint=f"versions: 1 to {versions[-1]['version']}",
+                )
+            return found[0]
+
+    def models_aliases(self, name: str) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return self._aliases(conn, name)
+
+    def set_alias(self, name: str, alias: str, version: int | None, user: str) -> int | None:
+        """Point ``alias`` at ``version`` (None deletes it); the version it pointed at before."""
+        check_alias(alias)
+        with self.engine.begin() as conn:
+            self._require(conn, name)
+            if version is not None and not any(
+                v["version"] == version for v in self._versions(conn, name)
+            ):
+                raise ModelNotFound(f"model {name} has no version {version}")
+            previous = self._aliases(conn, name).get(alias)
+            if version is None and previous is None:
+                raise ModelNotFound(f"model {name} has no alias {alias!r} to delete")
+            where = (t.model_aliases.c.name == name) & (t.model_aliases.c.alias == alias)
+            conn.execute(t.model_aliases.delete().where(where))
+            if version is not None:
+                conn.execute(
+                    t.model_aliases.insert().values(name=name, alias=alias, version=version)
+                )
+            conn.execute(
+                t.alias_history.insert().values(
+                    name=name,
+                    alias=alias,
+                    version=version,
+                    previous=previous,
+                    user=user,
+                    at=time.time(),
+                )
+            )
+        return previous
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            self._require(conn, name)
+            rows = conn.execute(
+                sa.select(t.alias_history)
+                .where(t.alias_history.c.name == name)
+                .order_by(t.alias_history.c.id)
+            ).mappings()
+            return [{k: r[k] for k in ("alias", "version", "previous", "user", "at")} for r in rows]
+
+    def _require(self, conn: sa.Connection, name: str) -> None:
+        if conn.execute(sa.select(t.models.c.name).where(t.models.c.name == name)).first() is None:
+            known = conn.execute(sa.select(t.models.c.name)).scalars().all()
+            from conveyor.foundation.suggest import did_you_mean
+
+            raise ModelNotFound(
+                f"no model named {name!r}",
+                hint=did_you_mean(name, known) or "register one with `conveyor models register`",
+            )
+
+    def _versions(self, conn: sa.Connection, name: str) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            sa.select(t.model_versions)
+            .where(t.model_versions.c.name == name)
+            .order_by(t.model_versions.c.version)
+        ).mappings()
+        return [{**dict(r), "lineage": json.loads(r["lineage"])} for r in rows]
+
+    def _aliases(self, conn: sa.Connection, name: str) -> dict[str, int]:
+        rows = conn.execute(
+            sa.select(t.model_aliases.c.alias, t.model_aliases.c.version)
+            .where(t.model_aliases.c.name == name)
+            .order_by(t.model_aliases.c.alias)
+        )
+        return {alias: version for alias, version in rows}

@@ -1,0 +1,106 @@
+"""The registry on SQLite and PostgreSQL: versions, aliases with history, URIs, lineage, and
+loading a registered version in a second clone that shares the database and a remote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conveyor.foundation.errors import ConfigError
+from conveyor.registry.versions import Uri, parse_uri
+from tests.conftest import Project
+
+TRAIN = """\
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from conveyor import models
+x = np.array([[0.0], [1.0], [2.0], [3.0]])
+models.save(LogisticRegression().fit(x, [0, 0, 1, 1]), "model", example=x[:2], name="tiny")
+"""
+
+
+def test_uris() -> None:
+    assert parse_uri("models:/clf@production") == Uri("clf", alias="production")
+    assert parse_uri("models:/clf/3") == Uri("clf", version=3)
+    assert parse_uri("clf") == Uri("clf")
+    for bad in ("models:/clf/0", "models:/clf/x", "models:/@a", "clf@Prod", "a b"):
+        with pytest.raises(ConfigError):
+            parse_uri(bad)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def reg(
+    request: pytest.FixtureRequest, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> Project:
+    if request.param == "postgresql":
+        monkeypatch.setenv("CONVEYOR_DB", request.getfixturevalue("pg_db"))
+    project.write("train.py", TRAIN)
+    project.write(
+        "conveyor.yaml",
+        f"stages:\n  train:\n    cmd: {sys.executable} train.py\n    deps: [train.py]\n"
+        "    outs: [model]\n",
+    )
+    project.ok("run", "--name", "trained")
+    return project
+
+
+def test_versions_aliases_history_and_lineage(reg: Project) -> None:
+    run = json.loads(reg.ok("runs", "list", "--json"))[0]["id"]
+    assert "registered tiny-clf version 1" in reg.ok(
+        "models", "register", "tiny-clf", "model", "--run", run
+    )
+    assert "version 2" in reg.ok("models", "register", "tiny-clf", "model")
+    reg.ok("models", "alias", "tiny-clf@production", "1")
+    assert "(was version 1)" in reg.ok("models", "alias", "tiny-clf@production", "2")
+    reg.ok("models", "alias", "tiny-clf@staging", "1")
+    reg.ok("models", "alias", "tiny-clf@staging", "--delete")
+    shown = json.loads(reg.ok("models", "show", "tiny-clf@production", "--json"))
+    assert shown["version"] == 2 and shown["aliases"] == ["production"]
+    assert [(h["alias"], h["previous"], h["version"]) for h in shown["history"]] == [
+        ("production", None, 1),
+        ("production", 1, 2),
+        ("staging", None, 1),
+        ("staging", 1, None),
+    ]
+    first = json.loads(reg.ok("models", "show", "tiny-clf/1", "--json"))
+    assert first["run_id"] == run and "train.py" in first["lineage"]["deps"]
+    lineage = reg.ok("models", "lineage", "tiny-clf/1")
+    assert f"run {run}" in lineage and "train.py" in lineage
+    assert reg.ok("models", "list").splitlines()[1].split() == [
+        "tiny-clf",
+        "2",
+        "2",
+        "production=2",
+    ]
+    assert reg.run("models", "show", "tiny-clf/9").code == 2
+    assert "no alias 'canary'" in reg.run("models", "show", "tiny-clf@canary").err
+    assert "did you mean 'tiny-clf'" in reg.run("models", "show", "tiny-cl").err
+
+
+def test_a_second_clone_loads_a_registered_version(
+    reg: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = tmp_path / "remote"
+    reg.ok("remote", "add", "store", str(remote), "--default")
+    reg.ok("models", "register", "tiny-clf", "model")
+    reg.ok("models", "alias", "tiny-clf@production", "1")
+    reg.ok("push")
+    clone = tmp_path / "clone"
+    shutil.copytree(reg.root, clone, ignore=shutil.ignore_patterns(".conveyor"))
+    monkeypatch.chdir(clone)
+    from conveyor.cli.main import main
+
+    assert main(["init"]) == 0
+    assert main(["remote", "add", "store", str(remote), "--default"]) == 0
+    if "CONVEYOR_DB" not in __import__("os").environ:  # the embedded store: share the file
+        shutil.copy(reg.root / ".conveyor" / "conveyor.db", clone / ".conveyor" / "conveyor.db")
+    assert main(["pull"]) == 0
+    from conveyor import models
+
+    loaded = models.load("models:/tiny-clf@production")
+    np.testing.assert_array_equal(loaded.predict(np.array([[0.0], [3.0]])), [0, 1])
