@@ -104,3 +104,21 @@ def test_a_second_clone_loads_a_registered_version(
 
     loaded = models.load("models:/tiny-clf@production")
     np.testing.assert_array_equal(loaded.predict(np.array([[0.0], [3.0]])), [0, 1])
+
+
+def test_gc_keeps_every_registered_version(reg: Project) -> None:
+    reg.ok("models", "register", "tiny-clf", "model")
+    reg.write("train.py", TRAIN.replace("[0, 0, 1, 1]", "[0, 1, 1, 1]"))
+    reg.ok("run")  # a new model: the lock no longer names version 1's package
+    reg.ok("gc")
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(reg.root)
+    try:
+        from conveyor import models
+
+        loaded = models.load("models:/tiny-clf/1")
+        np.testing.assert_array_equal(loaded.predict(np.array([[0.0], [1.0]])), [0, 0])
+    finally:
+        os.chdir(cwd)

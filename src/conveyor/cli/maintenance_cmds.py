@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from argparse import Namespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from conveyor.cli.app import UsageError, arg, command
 from conveyor.cli.data_cmds import writing
@@ -41,9 +41,13 @@ def gc_cmd(opts: Namespace) -> None:
     with writing("conveyor gc") as ws:
         remote = open_remote(ws, remote_name) if on_remote else None
         extra = lock_refs(ws, all_commits=all_commits)
-        if exists(ws.root):  # no store yet: no run has artifacts (and gc creates none)
-            with opened(ws.root, write=False) as store:
-                for ref, names in store.artifact_refs().items():
+        if exists(ws.root):  # no store yet: no artifacts or models (and gc creates none)
+            from conveyor.registry.versions import Registry
+
+            with opened(ws.root) as store:
+                kept = [store.artifact_refs(), Registry(cast(Any, store)).package_refs()]
+            for refs in kept:
+                for ref, names in refs.items():
                     extra.setdefault(ref, set()).update(names)
         keep = gc.referenced(ws, all_commits=all_commits, remote=remote, extra=extra)
         garbage = gc.find_garbage(ws.odb, keep)

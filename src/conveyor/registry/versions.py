@@ -151,6 +151,19 @@ class Registry:
                 )
             return found[0]
 
+    def package_refs(self) -> dict[str, set[str]]:
+        """Every registered version's package tree -> the versions naming it (gc keeps them)."""
+        refs: dict[str, set[str]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    t.model_versions.c.package, t.model_versions.c.name, t.model_versions.c.version
+                )
+            )
+            for ref, name, version in rows:
+                refs.setdefault(ref, set()).add(f"model {name} version {version}")
+        return refs
+
     def models_aliases(self, name: str) -> dict[str, int]:
         with self.engine.connect() as conn:
             return self._aliases(conn, name)
