@@ -122,3 +122,30 @@ def test_gc_keeps_every_registered_version(reg: Project) -> None:
         np.testing.assert_array_equal(loaded.predict(np.array([[0.0], [1.0]])), [0, 0])
     finally:
         os.chdir(cwd)
+
+
+def test_models_diff(reg: Project) -> None:
+    reg.write("params.yaml", "c: 1\n")
+    reg.write(
+        "m.py",
+        "import json, yaml\n"
+        "c = yaml.safe_load(open('params.yaml'))['c']\n"
+        "json.dump({'auc': c / 2}, open('m.json', 'w'))\n",
+    )
+    reg.write(
+        "conveyor.yaml",
+        (reg.root / "conveyor.yaml").read_text()
+        + f"  score:\n    cmd: {sys.executable} m.py\n    params: [c]\n    metrics: [m.json]\n",
+    )
+    reg.ok("run", "--name", "one")
+    first = json.loads(reg.ok("runs", "list", "--json", "--limit", "1"))[0]["id"]
+    reg.ok("models", "register", "clf", "model", "--run", first)
+    reg.ok("run", "--name", "two", "-S", "c=3")
+    second = json.loads(reg.ok("runs", "list", "--json", "--limit", "1"))[0]["id"]
+    reg.ok("models", "register", "clf", "model", "--run", second)
+    report = json.loads(reg.ok("models", "diff", "clf/1", "clf/2", "--json"))
+    rows = {r["name"]: r for r in report["rows"]}
+    assert rows["metrics.m.auc"]["values"] == [0.5, 1.5] and rows["metrics.m.auc"]["delta"] == 1.0
+    assert rows["params.c"]["values"] == [1, 3]
+    assert report["lineage"]["run"] == [first, second]
+    assert "metrics.m.auc" in reg.ok("models", "diff", "clf/1", "clf")

@@ -165,3 +165,47 @@ def _when(ts: float) -> str:
 
 def _v(version: int | None) -> str:
     return "-" if version is None else str(version)
+
+
+@command(
+    "models diff",
+    arg("a", metavar="A", help="NAME@ALIAS, NAME/VERSION or NAME"),
+    arg("b", metavar="B"),
+    arg("--json", dest="as_json", action="store_true", help="JSON for machines"),
+    help="two versions' metrics, params and lineage side by side",
+)
+def diff_cmd(opts: Namespace) -> None:
+    """Metrics and params (from each version's run) and lineage, with the change from A to B."""
+    from conveyor.cli.runs_cmds import _cell, _percent, _signed
+    from conveyor.registry.versions import parse_uri
+    from conveyor.tracking.compare import compare
+
+    with registry() as reg:
+        versions = [reg.resolve(parse_uri(ref)) for ref in (opts.a, opts.b)]
+    sides = [
+        {"params": v["lineage"].get("params", {}), "metrics": v["lineage"].get("metrics", {})}
+        for v in versions
+    ]
+    rows = compare(sides)
+    facts = [
+        ("package", [v["package"][:16] for v in versions]),
+        ("run", [v["run_id"] or "-" for v in versions]),
+        ("commit", [(v["lineage"].get("git_commit") or "-")[:12] for v in versions]),
+        ("flavor", [v["flavor"] for v in versions]),
+    ]
+    if opts.as_json:
+        print(json.dumps({"lineage": dict(facts), "rows": rows}, indent=2, default=str))
+        return
+    labels = [f"{v['name']}/{v['version']}" for v in versions]
+    table_rows = [[name, *values, "", ""] for name, values in facts]
+    table_rows += [
+        [
+            r["name"],
+            _cell(r["values"][0]),
+            _cell(r["values"][1]),
+            _signed(r.get("delta")),
+            _percent(r.get("relative")),
+        ]
+        for r in rows
+    ]
+    table(["", *labels, "change", "relative"], table_rows)
