@@ -149,3 +149,22 @@ def test_models_diff(reg: Project) -> None:
     assert rows["params.c"]["values"] == [1, 3]
     assert report["lineage"]["run"] == [first, second]
     assert "metrics.m.auc" in reg.ok("models", "diff", "clf/1", "clf")
+
+
+def test_run_register_registers_declared_models_when_they_change(reg: Project) -> None:
+    reg.write(
+        "conveyor.yaml",
+        (reg.root / "conveyor.yaml").read_text() + "models:\n  tiny:\n    path: model\n",
+    )
+    out = reg.ok("run", "--register", "--name", "first")
+    assert "registered tiny version 1 from run" in out
+    assert "tiny unchanged: version 1" in reg.ok("run", "--register")
+    reg.write("train.py", TRAIN.replace("[0, 0, 1, 1]", "[0, 1, 1, 1]"))
+    out = reg.ok("run", "--register", "--name", "second")
+    assert "registered tiny version 2" in out
+    second = json.loads(reg.ok("models", "show", "tiny/2", "--json"))
+    runs = {r["name"]: r["id"] for r in json.loads(reg.ok("runs", "list", "--json"))}
+    assert second["run_id"] == runs["second"]
+    reg.write("conveyor.yaml", (reg.root / "conveyor.yaml").read_text() + "  broken: {}\n")
+    result = reg.run("run", "--register")
+    assert result.code == 2 and "model 'broken' needs a path" in result.err

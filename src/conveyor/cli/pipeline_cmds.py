@@ -98,7 +98,12 @@ RUN_ARGS = (
 )
 
 
-@command("run", *RUN_ARGS, help="run the pipeline's stale stages")
+@command(
+    "run",
+    *RUN_ARGS,
+    arg("--register", action="store_true", help="register the models: section's packages after"),
+    help="run the pipeline's stale stages",
+)
 def run_cmd(opts: Namespace) -> int:
     """Run what is stale, upstream first, independent stages in parallel."""
     from conveyor.cli.data_cmds import writing
@@ -129,15 +134,21 @@ def run_cmd(opts: Namespace) -> int:
             return 0
         width = max(len(n) for n in pipeline.stages)
         reporter = TerminalReporter(min(width, 24))
+        run = Run(ws, pipeline, options, reporter, name=opts.name)
         with applied(ws.root, [parse_override(o) for o in opts.overrides]):
-            results = Run(ws, pipeline, options, reporter, name=opts.name).execute()
+            results = run.execute()
         _publish(ws.root)
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
-    failed = counts.get("failed", 0)
-    echo(style(f"{len(results)} stage(s): {summary}", "red" if failed else None, bold=True))
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        failed = counts.get("failed", 0)
+        echo(style(f"{len(results)} stage(s): {summary}", "red" if failed else None, bold=True))
+        if getattr(opts, "register", False) and not failed:
+            from conveyor.registry.stored import register_declared
+
+            for line in register_declared(ws, run.run_id):
+                echo(line)
     return 1 if failed else 0
 
 

@@ -60,6 +60,57 @@ def register(
     return version, lineage
 
 
+def declared(root: Path) -> dict[str, str]:
+    """The ``models:`` section of conveyor.yaml: model name -> package path."""
+    from conveyor.foundation import yamlio
+    from conveyor.foundation.errors import ConfigError
+    from conveyor.registry.versions import check_name
+
+    path = root / "conveyor.yaml"
+    if not path.exists():
+        return {}
+    doc = yamlio.load_file(path, "conveyor.yaml")
+    section = (doc.data or {}).get("models") if isinstance(doc.data, dict) else None
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{doc.where('models')}: 'models' maps model names to {{path: ...}}")
+    out = {}
+    for name, spec in section.items():
+        check_name(str(name))
+        if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
+            raise ConfigError(
+                f"{doc.where('models', str(name))}: model {name!r} needs a path",
+                hint="models:\n  classifier:\n    path: models/classifier",
+            )
+        out[str(name)] = spec["path"]
+    return out
+
+
+def register_declared(ws: Workspace, run_id: str) -> list[str]:
+    """Register each declared model whose package differs from its latest version."""
+    from conveyor.tracking.db import opened
+
+    lines = []
+    for name, path in declared(ws.root).items():
+        folder = inside(ws.root, path, what="model package")
+        with ws.odb.batch() as batch:
+            built = build.scan(ws.root, folder, ws.memo, store=batch, jobs=ws.jobs)
+        ref = built.oid + ".tree"
+        with opened(ws.root) as store:
+            registry = Registry(cast(Any, store))
+            try:
+                latest = registry.resolve(parse_uri(name))
+            except ConveyorError:
+                latest = None
+        if latest is not None and latest["package"] == ref:
+            lines.append(f"{name} unchanged: version {latest['version']} is this package")
+            continue
+        version, _ = register(ws, name, path, run=run_id)
+        lines.append(f"registered {name} version {version} from run {run_id}")
+    return lines
+
+
 def materialize(ws: Workspace, version: dict[str, Any]) -> Path:
     """The package of a registered version as a folder (checked out from the cache once)."""
     ref = str(version["package"])
