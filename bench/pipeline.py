@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import BenchError, find_exe, remove, warn
+from common import BenchError, find_exe, remove, run_checked, timed, warn
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -88,23 +88,10 @@ class Bench:
     stage_log: Path
 
     def run(self, cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                cmd, cwd=cwd, env=self.env, check=True, capture_output=True, text=True
-            )
-        except subprocess.CalledProcessError as exc:
-            raise BenchError(
-                f"command failed (exit {exc.returncode}): {shlex.join(cmd)}\n  in {cwd}\n"
-                f"--- stderr ---\n{exc.stderr[-3000:]}\n--- stdout ---\n{exc.stdout[-2000:]}"
-            ) from exc
-        except OSError as exc:
-            raise BenchError(f"cannot run {shlex.join(cmd)} in {cwd}: {exc}") from exc
+        return run_checked(cmd, cwd, self.env)
 
     def timed(self, cmd: Sequence[str], cwd: Path) -> float:
-        os.sync()  # flush writes of earlier steps so they are not billed to this one
-        start = time.perf_counter()
-        self.run(cmd, cwd)
-        return time.perf_counter() - start
+        return timed(cmd, cwd, self.env)
 
     def record(self, tool: str, figure: str, seconds: float, rep: int) -> None:
         if figure not in self.want and tool != DIRECT:

@@ -15,7 +15,7 @@ from typing import Any
 from conveyor.tracking import reads
 
 
-class SqliteReader:
+class SqliteReader(reads.Reads):
     """The read half of the store over sqlite3; writing is refused (open the full store)."""
 
     def __init__(self, path: Path) -> None:
@@ -44,18 +44,6 @@ class SqliteReader:
 
     def apply_many(self, batches: Iterable[tuple[str, Iterable[Mapping[str, Any]]]]) -> int:
         raise NotImplementedError("a read-only store: open it with write=True")
-
-    def runs(self, *, deleted: bool = False) -> list[dict[str, Any]]:
-        return reads.runs(self._execute, deleted=deleted)
-
-    def run(self, ref: str) -> dict[str, Any]:
-        return reads.run(self._execute, ref)
-
-    def history(self, run_id: str, key: str) -> list[tuple[int | None, float, float]]:
-        return reads.history(self._execute, run_id, key)
-
-    def artifact_refs(self) -> dict[str, set[str]]:
-        return reads.artifact_refs(self._execute)
 
     def close(self) -> None:
         self.conn.close()

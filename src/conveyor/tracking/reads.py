@@ -25,6 +25,25 @@ _RUN_COLUMNS = (
 )
 
 
+class Reads:
+    """The read half of the store protocol, for a class that provides ``_execute``."""
+
+    def _execute(self, sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        raise NotImplementedError
+
+    def runs(self, *, deleted: bool = False) -> list[dict[str, Any]]:
+        return runs(self._execute, deleted=deleted)
+
+    def run(self, ref: str) -> dict[str, Any]:
+        return run(self._execute, ref)
+
+    def history(self, run_id: str, key: str) -> list[tuple[int | None, float, float]]:
+        return history(self._execute, run_id, key)
+
+    def artifact_refs(self) -> dict[str, set[str]]:
+        return artifact_refs(self._execute)
+
+
 class RunNotFound(ConveyorError):
     exit_code = 2
 

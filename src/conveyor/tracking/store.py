@@ -67,7 +67,7 @@ def engine_url(url: str) -> str:
     return url
 
 
-class SqlStore:
+class SqlStore(reads.Reads):
     """The store on SQLite (embedded default) or PostgreSQL (a team's shared server)."""
 
     def __init__(self, url: str) -> None:
@@ -141,18 +141,6 @@ class SqlStore:
     def _execute(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.text(sql), dict(params)))
-
-    def runs(self, *, deleted: bool = False) -> list[dict[str, Any]]:
-        return reads.runs(self._execute, deleted=deleted)
-
-    def run(self, ref: str) -> dict[str, Any]:
-        return reads.run(self._execute, ref)
-
-    def history(self, run_id: str, key: str) -> list[tuple[int | None, float, float]]:
-        return reads.history(self._execute, run_id, key)
-
-    def artifact_refs(self) -> dict[str, set[str]]:
-        return reads.artifact_refs(self._execute)
 
 
 def _safe(url: str) -> str:
