@@ -168,3 +168,19 @@ def test_run_register_registers_declared_models_when_they_change(reg: Project) -
     reg.write("conveyor.yaml", (reg.root / "conveyor.yaml").read_text() + "  broken: {}\n")
     result = reg.run("run", "--register")
     assert result.code == 2 and "model 'broken' needs a path" in result.err
+
+
+def test_tags_on_models_and_versions(reg: Project) -> None:
+    reg.ok("models", "register", "tiny", "model")
+    reg.ok("models", "register", "tiny", "model")
+    reg.ok("models", "tag", "tiny", "team=vision", "task=binary")
+    reg.ok("models", "tag", "tiny/2", "validated=yes")
+    two = json.loads(reg.ok("models", "show", "tiny/2", "--json"))
+    one = json.loads(reg.ok("models", "show", "tiny/1", "--json"))
+    assert two["tags"] == {"team": "vision", "task": "binary", "validated": "yes"}
+    assert one["tags"] == {"team": "vision", "task": "binary"}
+    assert "task removed" in reg.ok("models", "tag", "tiny", "task=")
+    assert json.loads(reg.ok("models", "show", "tiny/1", "--json"))["tags"] == {"team": "vision"}
+    assert reg.run("models", "tag", "tiny/7", "a=b").code == 2
+    assert reg.run("models", "tag", "tiny@production", "a=b").code == 2
+    assert reg.run("models", "tag", "tiny", "novalue").code == 2

@@ -79,10 +79,10 @@ def show_cmd(opts: Namespace) -> None:
         version = reg.resolve(uri)
         aliases = [a for a, v in reg.models_aliases(uri.name).items() if v == version["version"]]
         history = reg.history(uri.name)
+        tags = {**reg.tags(uri.name), **reg.tags(uri.name, version["version"])}
     if opts.as_json:
-        print(
-            json.dumps({**version, "aliases": aliases, "history": history}, indent=2, default=str)
-        )
+        extra = {"aliases": aliases, "history": history, "tags": tags}
+        print(json.dumps({**version, **extra}, indent=2, default=str))
         return
     echo(style(f"{version['name']} version {version['version']}", bold=True))
     lineage = version["lineage"]
@@ -90,6 +90,7 @@ def show_cmd(opts: Namespace) -> None:
         ("flavor", version["flavor"]),
         ("package", lineage.get("package", {}).get("hash", version["package"])),
         ("aliases", ", ".join(aliases) or "-"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in tags.items()) or "-"),
         ("run", version["run_id"] or "-"),
         ("commit", (lineage.get("git_commit") or "-")[:12]),
         ("registered", _when(version["created"]) + f" by {version['user'] or '?'}"),
@@ -209,3 +210,30 @@ def diff_cmd(opts: Namespace) -> None:
         for r in rows
     ]
     table(["", *labels, "change", "relative"], table_rows)
+
+
+@command(
+    "models tag",
+    arg("model", metavar="NAME[/VERSION]", help="the model, or one of its versions"),
+    arg("tags", nargs="+", metavar="KEY=VALUE", help="KEY= (empty) removes a tag"),
+    help="tag a model or a version",
+)
+def tag_cmd(opts: Namespace) -> None:
+    from conveyor.registry.versions import parse_uri
+
+    uri = parse_uri(opts.model)
+    if uri.alias is not None:
+        raise UsageError("tag NAME or NAME/VERSION (an alias moves; tag the version it names)")
+    tags = {}
+    for item in opts.tags:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{item}: expected KEY=VALUE")
+        tags[key.strip()] = value
+    with registry() as reg:
+        reg.set_tags(uri.name, uri.version, tags)
+    where = uri.name if uri.version is None else f"{uri.name} version {uri.version}"
+    echo(
+        f"tagged {where}: "
+        + ", ".join(f"{k}={v}" if v else f"{k} removed" for k, v in tags.items())
+    )

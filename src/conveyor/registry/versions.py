@@ -164,6 +164,39 @@ class Registry:
                 refs.setdefault(ref, set()).add(f"model {name} version {version}")
         return refs
 
+    def set_tags(self, name: str, version: int | None, tags: dict[str, str]) -> None:
+        """Tag the model (``version`` None) or one version; an empty value removes a tag."""
+        number = 0 if version is None else version
+        with self.engine.begin() as conn:
+            self._require(conn, name)
+            if version is not None and not any(
+                v["version"] == version for v in self._versions(conn, name)
+            ):
+                raise ModelNotFound(f"model {name} has no version {version}")
+            for key, value in tags.items():
+                where = (
+                    (t.model_tags.c.name == name)
+                    & (t.model_tags.c.version == number)
+                    & (t.model_tags.c.key == key)
+                )
+                conn.execute(t.model_tags.delete().where(where))
+                if value != "":
+                    conn.execute(
+                        t.model_tags.insert().values(
+                            name=name, version=number, key=key, value=value
+                        )
+                    )
+
+    def tags(self, name: str, version: int | None = None) -> dict[str, str]:
+        number = 0 if version is None else version
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.model_tags.c.key, t.model_tags.c.value)
+                .where((t.model_tags.c.name == name) & (t.model_tags.c.version == number))
+                .order_by(t.model_tags.c.key)
+            )
+            return {k: v for k, v in rows}
+
     def models_aliases(self, name: str) -> dict[str, int]:
         with self.engine.connect() as conn:
             return self._aliases(conn, name)

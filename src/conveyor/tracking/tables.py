@@ -146,3 +146,12 @@ alias_history = sa.Table(
     sa.Column("user", sa.String(128), nullable=False, default=""),
     sa.Column("at", sa.Float, nullable=False),
 )
+
+model_tags = sa.Table(
+    "model_tags",
+    metadata,
+    sa.Column("name", sa.String(256), sa.ForeignKey("models.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),  # 0: a tag of the model itself
+    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
