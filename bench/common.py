@@ -8,8 +8,9 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,3 +62,13 @@ def timed(cmd: Sequence[str], cwd: Path, env: Mapping[str, str]) -> float:
     start = time.perf_counter()
     run_checked(cmd, cwd, env)
     return time.perf_counter() - start
+
+
+def main(run: Callable[[Any], None], parse_args: Callable[[Any], Any], argv: Any) -> int:
+    """A benchmark script's entry point: a BenchError ends it with its message, exit 1."""
+    try:
+        run(parse_args(argv))
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -42,6 +42,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import common
 from common import BenchError, find_exe, remove, warn
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -739,12 +740,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run(parse_args(argv))
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return common.main(run, parse_args, argv)
 
 
 if __name__ == "__main__":

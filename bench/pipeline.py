@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import common
 from common import BenchError, find_exe, remove, run_checked, timed, warn
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -395,12 +396,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run(parse_args(argv))
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return common.main(run, parse_args, argv)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,9 @@ from pathlib import Path
 import pytest
 
 import conveyor
-from conveyor.tracking import api, spool
+from conveyor.tracking import spool
 from conveyor.tracking.db import opened
 from tests.conftest import Project
-
-
-@pytest.fixture
-def in_project(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
-    monkeypatch.chdir(project.root)
-    monkeypatch.delenv("CONVEYOR_RUN_ID", raising=False)
-    monkeypatch.delenv("CONVEYOR_ROOT", raising=False)
-    monkeypatch.setattr(api, "_current", None)
-    return project
 
 
 def test_a_run_records_params_metrics_tags_and_its_end(in_project: Project) -> None:

@@ -17,12 +17,8 @@ from tests.conftest import Project
 
 
 @pytest.fixture
-def here(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
-    monkeypatch.chdir(project.root)
-    monkeypatch.delenv("CONVEYOR_RUN_ID", raising=False)
-    monkeypatch.delenv("CONVEYOR_ROOT", raising=False)
-    monkeypatch.setattr(api, "_current", None)
-    return project
+def here(in_project: Project) -> Project:
+    return in_project
 
 
 def test_a_nan_metric_does_not_block_the_store(here: Project) -> None:

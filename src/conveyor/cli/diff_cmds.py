@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.cli.app import arg, command
-from conveyor.cli.runs_cmds import _cell, _emit, _percent, _signed
+from conveyor.cli.runs_cmds import _emit, delta_cells
 
 
 @command(
@@ -35,16 +35,7 @@ def diff_cmd(opts: Namespace) -> None:
     if opts.fmt == "json":
         print(json.dumps({"old": old_label, "new": new_label, "rows": rows}, indent=2, default=str))
         return
-    table = [
-        [
-            r["name"],
-            _cell(r["values"][0]),
-            _cell(r["values"][1]),
-            _signed(r.get("delta")),
-            _percent(r.get("relative")),
-        ]
-        for r in rows
-    ]
+    table = [delta_cells(r) for r in rows]
     headers = ["", old_label, new_label, "change", "relative"]
     _emit(
         headers,

@@ -115,8 +115,8 @@ def show_cmd(opts: Namespace) -> None:
     help="point an alias (production, staging, ...) at a version, or delete it",
 )
 def alias_cmd(opts: Namespace) -> None:
-    from conveyor.registry.stored import _user
     from conveyor.registry.versions import parse_uri
+    from conveyor.tracking.api import user_name
 
     uri = parse_uri(opts.target)
     if uri.alias is None:
@@ -124,7 +124,7 @@ def alias_cmd(opts: Namespace) -> None:
     if opts.delete == (opts.version is not None):
         raise UsageError("give a VERSION to point the alias at, or --delete")
     with registry() as reg:
-        previous = reg.set_alias(uri.name, uri.alias, opts.version, _user())
+        previous = reg.set_alias(uri.name, uri.alias, opts.version, user_name())
     if opts.delete:
         echo(f"deleted {uri.name}@{uri.alias} (was version {previous})")
     else:
@@ -177,7 +177,7 @@ def _v(version: int | None) -> str:
 )
 def diff_cmd(opts: Namespace) -> None:
     """Metrics and params (from each version's run) and lineage, with the change from A to B."""
-    from conveyor.cli.runs_cmds import _cell, _percent, _signed
+    from conveyor.cli.runs_cmds import delta_cells
     from conveyor.registry.versions import parse_uri
     from conveyor.tracking.compare import compare
 
@@ -199,16 +199,7 @@ def diff_cmd(opts: Namespace) -> None:
         return
     labels = [f"{v['name']}/{v['version']}" for v in versions]
     table_rows = [[name, *values, "", ""] for name, values in facts]
-    table_rows += [
-        [
-            r["name"],
-            _cell(r["values"][0]),
-            _cell(r["values"][1]),
-            _signed(r.get("delta")),
-            _percent(r.get("relative")),
-        ]
-        for r in rows
-    ]
+    table_rows += [delta_cells(r) for r in rows]
     table(["", *labels, "change", "relative"], table_rows)
 
 

@@ -103,6 +103,17 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
         echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
+def cell(value: object) -> str:
+    """A value in a table: "-" for none, floats to 6 significant digits, text as it is."""
+    import json
+
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def human_size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.cli.app import arg, command, group
-from conveyor.cli.output import echo, style, table
+from conveyor.cli.output import cell, echo, style, table
 
 if TYPE_CHECKING:
     from conveyor.data.workspace import Workspace
@@ -248,7 +248,7 @@ def metrics_show_cmd(opts: Namespace) -> None:
     elif not values:
         echo("No metrics yet: declare files under a stage's 'metrics:' and run the pipeline.")
     else:
-        table(["metric", "value"], [[k, _fmt(v)] for k, v in values.items()])
+        table(["metric", "value"], [[k, cell(v)] for k, v in values.items()])
 
 
 @command("params show", _JSON, help="print the params the stages use, with their values")
@@ -264,10 +264,4 @@ def params_show_cmd(opts: Namespace) -> None:
     elif not values:
         echo("No params: list keys of params.yaml under a stage's 'params:'.")
     else:
-        table(["param", "value"], [[k, _fmt(v)] for k, v in values.items()])
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return repr(value) if len(repr(value)) <= 8 else f"{value:.6g}"
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+        table(["param", "value"], [[k, cell(v)] for k, v in values.items()])

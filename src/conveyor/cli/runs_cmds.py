@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from conveyor.cli.app import arg, command, group
-from conveyor.cli.output import echo, style, table
+from conveyor.cli.output import cell, echo, style, table
 
 if TYPE_CHECKING:
     from conveyor.tracking.store import Store
@@ -100,11 +100,7 @@ def _label(field: str) -> str:
 def _cell(value: Any) -> str:
     from conveyor.tracking.query import MISSING
 
-    if value is MISSING or value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    return "-" if value is MISSING else cell(value)
 
 
 def _seconds(value: float | None) -> str:
@@ -192,13 +188,17 @@ def runs_compare_cmd(opts: Namespace) -> None:
     pair = len(runs) == 2
     if pair:
         headers += ["change", "relative"]
-    rows = []
-    for row in compare(runs):
-        cells = [row["name"], *(_cell(v) for v in row["values"])]
-        if pair:
-            cells += [_signed(row.get("delta")), _percent(row.get("relative"))]
-        rows.append(cells)
+    rows = [
+        delta_cells(row) if pair else [row["name"], *map(_cell, row["values"])]
+        for row in compare(runs)
+    ]
     _emit(headers, rows, opts.fmt, empty="Nothing recorded for these runs.")
+
+
+def delta_cells(row: dict[str, Any]) -> list[str]:
+    """A compared row's values, its change and its relative change, as table cells."""
+    values = [_cell(v) for v in row["values"]]
+    return [row["name"], *values, _signed(row.get("delta")), _percent(row.get("relative"))]
 
 
 def _signed(v: float | None) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from argparse import Namespace
 from typing import TYPE_CHECKING, Any
 
 from conveyor.cli.app import UsageError, arg, command
-from conveyor.cli.output import echo, style, table
+from conveyor.cli.output import cell, echo, style, table
 
 if TYPE_CHECKING:
     from conveyor.tune.study import Result
@@ -50,7 +49,7 @@ def _search(root: Any, spec: Any, store: Any, opts: Namespace) -> int:
     best: list[float] = []
 
     def report(result: Result) -> None:
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in result.params.items())
+        params = ", ".join(f"{k}={cell(v)}" for k, v in result.params.items())
         if result.state == "pruned":
             echo(style("✂", "yellow") + f" trial {result.number} ({params}) pruned {result.note}")
             return
@@ -63,7 +62,7 @@ def _search(root: Any, spec: Any, store: Any, opts: Namespace) -> int:
         if better:
             best[:] = [result.value]
         mark = style("  best so far", "green") if better else ""
-        echo(f"✓ trial {result.number} ({params}): {spec.metric} = {_fmt(result.value)}{mark}")
+        echo(f"✓ trial {result.number} ({params}): {spec.metric} = {cell(result.value)}{mark}")
         sys.stdout.flush()
 
     results = study_mod.run(root, spec, study, trials=trials, jobs=jobs, on_result=report)
@@ -83,8 +82,8 @@ def _show(root: Any, spec: Any, study: Any, opts: Namespace) -> int:
         [
             str(t["number"]),
             t["state"],
-            _fmt(t["value"]),
-            *(_fmt(t["params"].get(n)) for n in names),
+            cell(t["value"]),
+            *(cell(t["params"].get(n)) for n in names),
             t["run"] or "-",
         ]
         for t in summary["trials"]
@@ -94,9 +93,9 @@ def _show(root: Any, spec: Any, study: Any, opts: Namespace) -> int:
     if best is None:
         echo("No complete trial yet.")
         return 1
-    echo(style(f"best: trial {best['number']}, {spec.metric} = {_fmt(best['value'])}", bold=True))
+    echo(style(f"best: trial {best['number']}, {spec.metric} = {cell(best['value'])}", bold=True))
     for name, value in best["params"].items():
-        print(f"  {name} = {_fmt(value)}")
+        print(f"  {name} = {cell(value)}")
     if summary["importances"]:
         echo(style("param importances", bold=True))
         for name, share in summary["importances"].items():
@@ -114,11 +113,3 @@ def _show(root: Any, spec: Any, study: Any, opts: Namespace) -> int:
             echo(f"{name}: {old} -> {new}")
         echo("Run `conveyor run` to bring the outs in line with the applied params.")
     return 0
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return value if isinstance(value, str) else json.dumps(value)

@@ -127,11 +127,6 @@ def remove_copy(copy: Path) -> None:
     shutil.rmtree(copy, ignore_errors=True)
 
 
-def params_of(run: dict[str, Any]) -> dict[str, Any]:
-    """A run's params as -S overrides would set them (files other than params.yaml included)."""
-    return dict(run["params"])
-
-
 def write_params(root: Path, values: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Set params (``train.C`` or ``other.yaml:key``) in their files; the changes made.
 

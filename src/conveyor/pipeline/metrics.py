@@ -7,7 +7,6 @@ instead (``metrics/eval.json:auc``), which always works.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,7 +29,11 @@ def read_file(root: Path, rel: str) -> dict[str, Any]:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml", ".toml"):
         raise ConfigError(f"metrics file {rel}: expected JSON, YAML or TOML")
-    data = params_mod.load(path, rel)
+    return leaves(params_mod.load(path, rel))
+
+
+def leaves(data: dict[str, Any]) -> dict[str, Any]:
+    """A metrics file's shown values by dotted key (numbers, text, booleans)."""
     return {k: v for k, v in params_mod.flatten(data).items() if _shown(v)}
 
 
@@ -40,19 +43,29 @@ def _shown(value: Any) -> bool:
 
 def read(root: Path, files: list[str]) -> dict[str, Any]:
     """Every metric of ``files`` by its user-facing name."""
-    stems = [PurePosixPath(f).stem for f in files]
+    return named({file: read_file(root, file) for file in files})
+
+
+def named(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Metrics files' leaves (file -> dotted key -> value) under the names a user types."""
+    stems = [PurePosixPath(f).stem for f in tables]
     out: dict[str, Any] = {}
-    for file, stem in zip(files, stems, strict=True):
+    for (file, values), stem in zip(tables.items(), stems, strict=True):
         prefix = f"{stem}." if stems.count(stem) == 1 else f"{file}:"
-        for key, value in read_file(root, file).items():
+        for key, value in values.items():
             out[prefix + key] = value
     return out
 
 
 def used_params(pipeline: Pipeline) -> dict[str, Any]:
     """Every param a stage uses, by its user-facing name (sections flattened to leaves)."""
+    return flat_params(pipeline.values)
+
+
+def flat_params(values: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    """(params file, key) -> value as user-facing names, sections flattened to leaves."""
     out: dict[str, Any] = {}
-    for (file, key), value in sorted(pipeline.values.items()):
+    for (file, key), value in sorted(values.items()):
         name = param_name(file, key)
         if isinstance(value, dict) and value:
             for sub, leaf in params_mod.flatten(value).items():
@@ -60,7 +73,3 @@ def used_params(pipeline: Pipeline) -> dict[str, Any]:
         else:
             out[name] = value
     return out
-
-
-def dumps(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)

@@ -21,7 +21,7 @@ from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline.definition import Pipeline
 from conveyor.pipeline.lock import Entry
 from conveyor.tracking import spool
-from conveyor.tracking.api import _user, git_state
+from conveyor.tracking.api import git_state, user_name
 
 KIND_ENV = "CONVEYOR_RUN_KIND"  # set by `conveyor exp` and `conveyor tune` for their runs
 TAGS_ENV = "CONVEYOR_RUN_TAGS"  # JSON tags for the run (a trial's study and number)
@@ -67,7 +67,7 @@ class Recorder:
             "kind": os.environ.get(KIND_ENV, "pipeline"),
             "status": "running",
             "started": self.started,
-            "user": _user(),
+            "user": user_name(),
             **git_state(root),
         }
         records: list[dict[str, Any]] = [record]

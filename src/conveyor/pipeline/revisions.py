@@ -16,7 +16,6 @@ from conveyor.pipeline import definition
 from conveyor.pipeline import lock as lock_mod
 from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline import params as params_mod
-from conveyor.pipeline.stale import param_name
 
 State = dict[str, dict[str, Any]]  # {"params": {name: value}, "metrics": {name: value}}
 
@@ -39,28 +38,16 @@ def at(root: Path, rev: str) -> State:
         except GitError:
             return None  # not in that revision
 
-    params: dict[str, Any] = {}
+    values: dict[tuple[str, str], Any] = {}
     text = show(lock_mod.FILE)
     if text is not None:
         for entry in lock_mod.parse(text, f"{lock_mod.FILE} at {rev}").values():
-            for file, values in entry.params.items():
-                for key, value in values.items():
-                    name = param_name(file, key)
-                    if isinstance(value, dict) and value:
-                        for sub, leaf in params_mod.flatten(value).items():
-                            params[f"{name}.{sub}"] = leaf
-                    else:
-                        params[name] = value
-    files = metrics_mod.metric_files(definition.load(root))
-    stems = [PurePosixPath(f).stem for f in files]
-    metrics: dict[str, Any] = {}
-    for file, stem in zip(files, stems, strict=True):
+            for file, keyed in entry.params.items():
+                values.update(((file, key), value) for key, value in keyed.items())
+    tables = {}
+    for file in metrics_mod.metric_files(definition.load(root)):
         body = show(file)
-        if body is None:
-            continue
-        data = params_mod.parse(body, PurePosixPath(file).suffix.lower(), f"{file} at {rev}")
-        prefix_name = f"{stem}." if stems.count(stem) == 1 else f"{file}:"
-        for key, value in params_mod.flatten(data).items():
-            if isinstance(value, int | float | str | bool) or value is None:
-                metrics[prefix_name + key] = value
-    return {"params": dict(sorted(params.items())), "metrics": metrics}
+        if body is not None:
+            suffix = PurePosixPath(file).suffix.lower()
+            tables[file] = metrics_mod.leaves(params_mod.parse(body, suffix, f"{file} at {rev}"))
+    return {"params": metrics_mod.flat_params(values), "metrics": metrics_mod.named(tables)}

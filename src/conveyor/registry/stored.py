@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,6 +14,7 @@ from conveyor.pipeline.outs import restore
 from conveyor.pipeline.stage import Meta
 from conveyor.registry import package as package_mod
 from conveyor.registry.versions import Registry, parse_uri
+from conveyor.tracking.api import user_name
 
 
 def register(
@@ -55,7 +55,7 @@ def register(
             )
         registry = Registry(cast(Any, store))
         version = registry.register(
-            name, ref, str(manifest.get("flavor")), run_id=run_id, lineage=lineage, user=_user()
+            name, ref, str(manifest.get("flavor")), run_id=run_id, lineage=lineage, user=user_name()
         )
     return version, lineage
 
@@ -142,10 +142,3 @@ def load(uri: str) -> package_mod.Model:
     with Workspace(root) as ws:
         folder = materialize(ws, version)
     return package_mod.load(folder)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""

@@ -139,7 +139,7 @@ def start(name: str = "", *, root: Path | None = None, kind: str = "api") -> Run
             "kind": kind,
             "status": "running",
             "started": time.time(),
-            "user": _user(),
+            "user": user_name(),
             **git_state(project),
         }
     )
@@ -298,7 +298,7 @@ def _git_state(root: Path) -> dict[str, Any]:
     return state
 
 
-def _user() -> str:
+def user_name() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):

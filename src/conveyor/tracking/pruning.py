@@ -25,10 +25,6 @@ class TrialPruned(ConveyorError):
 _reporter: Any = None
 
 
-def watched_key() -> str | None:
-    return os.environ.get(METRIC_ENV) or None
-
-
 def report(value: float, step: int) -> None:
     """Report to the trial; raise :class:`TrialPruned` if the pruner says stop."""
     global _reporter

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor.foundation import atomic
+
 if TYPE_CHECKING:
     from conveyor.tracking.store import Store
 
@@ -34,20 +36,8 @@ def write(root: Path, records: Iterable[Mapping[str, Any]], *, durable: bool = T
     spool.mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
     data = "".join(json.dumps(r, default=str, separators=(",", ":")) + "\n" for r in records)
-    tmp = spool / f".{name}.tmp"
     final = spool / (name + SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, data.encode())
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
-    if durable:
-        from conveyor.foundation.atomic import fsync_dir
-
-        fsync_dir(spool)  # the rename itself must survive a crash, not only the bytes
+    atomic.write_bytes(final, data.encode(), durable=durable)
     return final
 
 
