@@ -12,6 +12,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -173,6 +176,75 @@ def run(demo: Demo, remote: Path) -> None:
         "x = np.loadtxt('data/prepared/test.csv', delimiter=',', skiprows=1)[:5, 1:-1]; "
         "print('predictions of production on 5 test rows:', m.predict(x))",
     )
+    serve(demo)
+
+
+def serve(demo: Demo) -> None:
+    """Serve production on loopback; ask it over both protocols; show its metrics and log."""
+    demo.section("Serve production over HTTP: Open Inference Protocol v2 and MLflow scoring")
+    cmd = ["conveyor", "serve", "models:/classifier@production", "--port", "0"]
+    print(f"$ {' '.join(cmd)} &", flush=True)
+    server = subprocess.Popen(cmd, cwd=demo.root, env=demo.env, stderr=subprocess.PIPE, text=True)
+    assert server.stderr is not None
+    try:
+        first = server.stderr.readline()
+        print("  " + first.rstrip(), flush=True)
+        url = first.split("listening on ", 1)[1].split()[0]
+        deadline = time.monotonic() + 60
+        while _get(url + "/v2/health/ready")[0] != 200:
+            if server.poll() is not None or time.monotonic() > deadline:
+                print(server.stderr.read(), file=sys.stderr)
+                sys.exit("demo step failed: the server did not get ready")
+            time.sleep(0.05)
+        rows = [
+            [float(v) for v in line.split(",")[1:-1]]
+            for line in (demo.root / "data/prepared/test.csv").read_text().splitlines()[1:4]
+        ]
+        v2 = {"id": "demo-1", "inputs": [
+            {"name": "input", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}
+        ]}  # fmt: skip
+        for path, body in (
+            ("/v2/models/classifier/infer", v2),
+            ("/invocations", {"dataframe_split": {"data": rows}}),
+        ):
+            shown = json.dumps(body)
+            print(f"$ curl -X POST {url}{path} -d '{shown[:70]}...'", flush=True)
+            status, answer, headers = _post(url + path, body)
+            print(
+                f"  {status} x-request-id: {headers['x-request-id']} "
+                f"x-model-version: {headers['x-model-version']}\n  {answer}",
+                flush=True,
+            )
+        print(f"$ curl {url}/metrics | grep requests_total", flush=True)
+        for line in _get(url + "/metrics")[1].splitlines():
+            if line.startswith("conveyor_requests_total"):
+                print("  " + line, flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.stderr.close()
+    log = sorted((demo.root / ".conveyor/predictions/classifier").glob("*.jsonl"))
+    record = json.loads(log[-1].read_text().splitlines()[0])
+    print(
+        f"prediction log {log[-1].relative_to(demo.root)}: request {record['id']} "
+        f"answered by version {record['version']}: {record['outputs']}",
+        flush=True,
+    )
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except (urllib.error.HTTPError, urllib.error.URLError, ConnectionError):
+        return 0, ""
+
+
+def _post(url: str, body: object) -> tuple[int, str, dict[str, str]]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, resp.read().decode(), {k.lower(): v for k, v in resp.headers.items()}
 
 
 def main() -> None:

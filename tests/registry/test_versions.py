@@ -106,6 +106,31 @@ def test_a_second_clone_loads_a_registered_version(
     np.testing.assert_array_equal(loaded.predict(np.array([[0.0], [3.0]])), [0, 1])
 
 
+def test_push_carries_registered_packages_and_a_clone_fetches_on_load(
+    reg: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = tmp_path / "remote"
+    reg.ok("remote", "add", "store", str(remote), "--default")
+    shutil.copytree(reg.root / "model", reg.root / "handmade")  # in no pointer and no lock
+    reg.ok("models", "register", "hand", "handmade")
+    assert "pushed" in reg.ok("push")
+    clone = tmp_path / "clone"
+    shutil.copytree(
+        reg.root, clone, ignore=shutil.ignore_patterns(".conveyor", "handmade", "model")
+    )
+    monkeypatch.chdir(clone)
+    from conveyor.cli.main import main
+
+    assert main(["init"]) == 0
+    assert main(["remote", "add", "store", str(remote), "--default"]) == 0
+    if "CONVEYOR_DB" not in __import__("os").environ:
+        shutil.copy(reg.root / ".conveyor" / "conveyor.db", clone / ".conveyor" / "conveyor.db")
+    from conveyor import models
+
+    loaded = models.load("models:/hand/1")  # no pull: the objects come from the remote
+    np.testing.assert_array_equal(loaded.predict(np.array([[0.0], [3.0]])), [0, 1])
+
+
 def test_gc_keeps_every_registered_version(reg: Project) -> None:
     reg.ok("models", "register", "tiny-clf", "model")
     reg.write("train.py", TRAIN.replace("[0, 0, 1, 1]", "[0, 1, 1, 1]"))

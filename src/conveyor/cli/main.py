@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.tune_cmds",
     "conveyor.cli.plots_cmds",
     "conveyor.cli.models_cmds",
+    "conveyor.cli.serve_cmds",
 )
 
 

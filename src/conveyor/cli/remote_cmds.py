@@ -26,7 +26,7 @@ def push_cmd(opts: Namespace) -> None:
     from conveyor.data.transfer import push
 
     with writing("conveyor push") as ws:
-        pointers = tracked(ws, opts.paths)
+        pointers = tracked(ws, opts.paths) + packages(ws, opts.paths)
         jobs = _jobs(opts) or ws.jobs
         remote = open_remote(ws, opts.remote, jobs=jobs)
         result = push(ws, remote, pointers, jobs=jobs, progress=bar())
@@ -52,6 +52,13 @@ def pull_cmd(opts: Namespace) -> None:
         jobs = _jobs(opts) or ws.jobs
         remote = open_remote(ws, opts.remote, jobs=jobs)
         result = pull(ws, remote, pointers, jobs=jobs, force=opts.force, progress=bar())
+        models = packages(ws, opts.paths)
+        if models:  # fetched only: a package is checked out when a server or load needs it
+            from conveyor.data.transfer import fetch
+
+            fetched = fetch(ws, remote, models, jobs=jobs, progress=bar())
+            result.transferred += fetched.transferred
+            result.size += fetched.size
     _summary("pulled", "from", result)
     for r in result.checkout:
         if r.changed:
@@ -67,6 +74,13 @@ def tracked(ws: Workspace, paths: list[str]) -> list[Pointer]:
     if paths:
         return ws.pointers(paths)
     return [*ws.pointers(), *out_pointers(ws)]
+
+
+def packages(ws: Workspace, paths: list[str]) -> list[Pointer]:
+    """Registered model packages (with no PATHs): the registry's versions travel too."""
+    from conveyor.registry.stored import pointers
+
+    return [] if paths else pointers(ws)
 
 
 def _jobs(opts: Namespace) -> int | None:

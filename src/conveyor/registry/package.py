@@ -25,7 +25,12 @@ from conveyor.registry import flavors, signature
 MANIFEST = "conveyor-model.yaml"
 EXAMPLE_ROWS = 5
 EXAMPLE = "input_example.json"
-_REQUIREMENTS = {"sklearn": ("scikit-learn", "skops", "numpy"), "python": ("numpy",)}
+_REQUIREMENTS = {
+    "sklearn": ("scikit-learn", "skops", "numpy"),
+    "onnx": ("onnxruntime", "onnx", "numpy"),
+    "mlflow": ("mlflow-skinny", "mlflow"),  # and the lines of the model's requirements.txt
+    "python": ("numpy",),
+}
 
 
 class Model:
@@ -66,7 +71,12 @@ def save(
     loader: str | None = None,
     code: list[str | Path] | None = None,
 ) -> Path:
-    """Write ``model`` as a package at ``path`` (which must not exist or be empty)."""
+    """Write ``model`` as a package at ``path`` (which must not exist or be empty).
+
+    ``model`` is what the flavor takes: an estimator (``sklearn``), an ``onnx.ModelProto``, its
+    bytes or a ``.onnx`` file (``onnx``), the folder MLflow saved a model in (``mlflow``, which
+    needs ``trusted=True``), or None (``python``, with ``loader`` and ``code``).
+    """
     folder = Path(path)
     if flavor not in flavors.FLAVORS:
         raise ConfigError(
@@ -78,6 +88,10 @@ def save(
     manifest: dict[str, Any] = {"name": name or folder.name, "flavor": flavor}
     if flavor == "sklearn":
         manifest.update(flavors.save_sklearn(model, folder, trusted=trusted))
+    elif flavor == "onnx":
+        manifest.update(flavors.save_onnx(model, folder))
+    elif flavor == "mlflow":
+        manifest.update(flavors.save_mlflow(model, folder, trusted=trusted))
     else:
         if not loader:
             raise ConfigError("a python model needs loader='module:function'")
@@ -88,23 +102,26 @@ def save(
             dst.parent.mkdir(exist_ok=True)
             shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
     if example is not None:
-        prediction = (
-            model.predict(example)
-            if flavor == "sklearn"
-            else _predict_python(folder, manifest, example)
-        )
+        prediction = _predictor(model, folder, manifest).predict(example)
         manifest["signature"] = signature.infer(example, prediction).to_dict()
         (folder / EXAMPLE).write_text(json.dumps(_rows(example)) + "\n")
         manifest["input_example"] = EXAMPLE
-    manifest["requirements"] = _pins(_REQUIREMENTS[flavor])
+    pins = _pins(_REQUIREMENTS[flavor])
+    manifest["requirements"] = pins + [r for r in manifest.pop("requirements", []) if r not in pins]
     manifest["python"] = platform.python_version()
     manifest["lineage"] = {}
     atomic.write_text(folder / MANIFEST, yamlio.dump(manifest))
     return folder
 
 
-def _predict_python(folder: Path, manifest: dict[str, Any], example: Any) -> Any:
-    return flavors.load_python(folder, manifest).predict(example)
+def _predictor(model: Any, folder: Path, manifest: dict[str, Any]) -> Any:
+    """What predicts the example: the model itself if the flavor took one, else the package's."""
+    flavor = manifest["flavor"]
+    if flavor == "sklearn":
+        return model
+    if flavor == "mlflow":  # the saver just vouched for it: no warning
+        return flavors.pyfunc(folder / manifest["artifact"])
+    return flavors.LOADERS[flavor](folder, manifest)
 
 
 def load(path: str | Path) -> Model:
@@ -116,22 +133,21 @@ def load(path: str | Path) -> Model:
     folder = Path(path)
     manifest = read_manifest(folder)
     flavor = manifest.get("flavor")
-    if flavor == "sklearn":
-        model = flavors.load_sklearn(folder, manifest)
-    elif flavor == "python":
-        model = flavors.load_python(folder, manifest)
-    else:
+    if flavor not in flavors.LOADERS:
         raise ConfigError(
             f"{folder / MANIFEST}: unknown flavor {flavor!r}",
             hint=f"one of: {', '.join(flavors.FLAVORS)}",
         )
-    return Model(folder, manifest, model)
+    return Model(folder, manifest, flavors.LOADERS[flavor](folder, manifest))
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     file = folder / MANIFEST
     if not file.exists():
-        raise ConveyorError(f"{folder} is not a model package (no {MANIFEST})")
+        hint = None
+        if (folder / "MLmodel").exists():
+            hint = f"it is an MLflow model: models.save({str(folder)!r}, PATH, flavor='mlflow')"
+        raise ConveyorError(f"{folder} is not a model package (no {MANIFEST})", hint=hint)
     data = yamlio.load_file(file).data
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a mapping")

@@ -56,6 +56,37 @@ def infer(example: Any, prediction: Any) -> Signature:
     return Signature(_columns(example, "input"), _columns(prediction, "output"))
 
 
+# MLflow's column types as numpy dtypes (the ones a column of a table can have here).
+_MLFLOW_TYPES = {
+    "boolean": "bool", "integer": "int32", "long": "int64", "float": "float32",
+    "double": "float64", "string": "object", "binary": "object",
+}  # fmt: skip
+
+
+def from_mlflow(raw: dict[str, Any]) -> Signature | None:
+    """An MLmodel's signature (``inputs``/``outputs`` as lists of column or tensor specs) in
+    this module's terms; None if it has none (several tensors, nested or datetime types)."""
+    try:
+        inputs = _mlflow_columns(raw["inputs"], "input")
+        outputs = _mlflow_columns(raw.get("outputs") or [], "output")
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Signature(inputs, outputs) if inputs else None
+
+
+def _mlflow_columns(specs: list[dict[str, Any]], default: str) -> tuple[Column, ...]:
+    if len(specs) == 1 and specs[0]["type"] == "tensor":
+        tensor = specs[0]["tensor-spec"]
+        return (Column(default, _dtype_name(tensor["dtype"]), tuple(tensor["shape"])),)
+    return tuple(Column(str(s["name"]), _MLFLOW_TYPES[s["type"]], (-1,)) for s in specs)
+
+
+def _dtype_name(name: str) -> str:
+    import numpy as np
+
+    return _dtype(np.empty(0, dtype=name))
+
+
 def _columns(data: Any, default: str) -> tuple[Column, ...]:
     import numpy as np
 
@@ -76,12 +107,13 @@ def _is_frame(data: Any) -> bool:
     return type(data).__name__ == "DataFrame" and hasattr(data, "columns")
 
 
-# Casts that never lose information: an int column may feed a float input, not the reverse.
+# Casts a model is fed as a matter of course: an int column may feed a float input, not the
+# reverse; float64 data (numpy's default) may feed a float32 model (ONNX graphs mostly are).
 _SAFE = {
     ("int8", "int64"), ("int16", "int64"), ("int32", "int64"),
     ("int8", "float64"), ("int16", "float64"), ("int32", "float64"), ("int64", "float64"),
     ("float32", "float64"), ("bool", "int64"), ("bool", "float64"),
-    ("int64", "float32"), ("int32", "float32"),
+    ("int64", "float32"), ("int32", "float32"), ("float64", "float32"),
 }  # fmt: skip
 
 
@@ -134,3 +166,41 @@ def _cast(values: Any, col: Column) -> Any:
         f"input {col.name!r} is {have}; the model takes {col.dtype}",
         hint="send values of that type (an integer column may feed a float input, not back)",
     )
+
+
+def enforce_columns(signature: Signature, columns: dict[str, Any]) -> dict[str, Any]:
+    """A table given as columns (name -> values), checked and cast column by column without
+    building a DataFrame: what a server does to each request before batching them."""
+    import numpy as np
+
+    names = [c.name for c in signature.inputs]
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise SignatureError(
+            f"the input lacks column(s) {', '.join(missing)}",
+            hint=f"the model takes: {', '.join(names)}",
+        )
+    extra = sorted(set(columns) - set(names))
+    if extra:
+        raise SignatureError(
+            f"the model takes no column(s) {', '.join(extra)}",
+            hint=f"the model takes: {', '.join(names)}",
+        )
+    out: dict[str, Any] = {}
+    rows = None
+    for col in signature.inputs:
+        values = np.asarray(columns[col.name])
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        if values.ndim != 1:
+            raise SignatureError(
+                f"column {col.name!r} has shape {list(values.shape)}; a column is [-1]"
+            )
+        if rows is not None and len(values) != rows:
+            raise SignatureError(
+                f"column {col.name!r} has {len(values)} values, the others {rows}",
+                hint="every column needs one value per row",
+            )
+        rows = len(values)
+        out[col.name] = _cast(values, col)
+    return out

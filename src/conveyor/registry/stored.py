@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from conveyor.data import build
+from conveyor.data.pointer import Pointer
 from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import ConveyorError
 from conveyor.foundation.paths import find_root, inside
-from conveyor.pipeline.outs import restore
-from conveyor.pipeline.stage import Meta
 from conveyor.registry import package as package_mod
 from conveyor.registry.versions import Registry, parse_uri
 from conveyor.tracking.api import user_name
@@ -112,24 +111,58 @@ def register_declared(ws: Workspace, run_id: str) -> list[str]:
 
 
 def materialize(ws: Workspace, version: dict[str, Any]) -> Path:
-    """The package of a registered version as a folder (checked out from the cache once)."""
+    """The package of a registered version as a folder, checked out from the cache once; what
+    the cache lacks is fetched from the default remote first, when there is one."""
+    from conveyor.data.checkout import checkout
+
     ref = str(version["package"])
     info = version["lineage"].get("package", {})
-    oid = ref.removesuffix(".tree")
-    folder = ws.paths.control / "models" / oid
+    folder = ws.paths.control / "models" / ref.removesuffix(".tree")
     if (folder / package_mod.MANIFEST).exists():
         return folder
-    meta = Meta(ref, int(info.get("size", 0)), int(info.get("nfiles", 0)))
-    rel = folder.relative_to(ws.root).as_posix()
+    ptr = _pointer(ws, ref, int(info.get("size", 0)), int(info.get("nfiles", 0)))
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
-        restore(ws, {rel: meta})
+        try:
+            checkout(ws, [ptr], force=True)
+        except ConveyorError:
+            if not _fetch(ws, [ptr]):
+                raise
+            checkout(ws, [ptr], force=True)
     except ConveyorError as exc:
         raise ConveyorError(
             f"{version['name']} version {version['version']}: {exc.message}",
-            hint="fetch its objects with `conveyor pull` (a remote holds what was pushed)",
+            hint="push it from the clone that registered it (`conveyor push`), then retry",
         ) from exc
     return folder
+
+
+def pointers(ws: Workspace) -> list[Pointer]:
+    """Every registered version's package, as pointer values: push and pull move them."""
+    from conveyor.tracking.db import exists, opened
+
+    if not exists(ws.root):
+        return []
+    with opened(ws.root) as store:
+        refs = Registry(cast(Any, store)).package_refs()
+    return [_pointer(ws, ref, 0, 0) for ref in sorted(refs)]
+
+
+def _pointer(ws: Workspace, ref: str, size: int, nfiles: int) -> Pointer:
+    folder = ws.paths.control / "models" / ref.removesuffix(".tree")
+    file = folder.with_name(folder.name + ".cvy")  # a value only: never written
+    return Pointer(file, folder.name, ref.removesuffix(".tree"), True, size, nfiles)
+
+
+def _fetch(ws: Workspace, ptrs: list[Pointer]) -> bool:
+    """Download what ``ptrs`` need from the default remote; False when there is none."""
+    from conveyor.data.remote import open_remote
+    from conveyor.data.transfer import fetch
+
+    if not ws.config.get("core.remote"):
+        return False
+    result = fetch(ws, open_remote(ws), ptrs)
+    return result.error() is None
 
 
 def load(uri: str) -> package_mod.Model:

@@ -1,0 +1,120 @@
+"""Adaptive batching: concurrent requests to one model are predicted together.
+
+Requests queue while the model is busy; when it is free, everything queued (up to
+``max_batch_size`` rows) becomes the next batch at once. So one client alone waits for nothing,
+and many clients share each call of the model instead of queueing behind each other.
+``max_latency_ms`` > 0 also holds a batch open up to that long for more rows to join (worth it
+only for models whose cost hardly grows with the rows).
+
+The model runs in one thread of its own, so the event loop goes on reading requests (and timing
+them out) while it works. A request that times out or whose client left is dropped from the
+queue; a batch that fails is retried request by request, so one bad input fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+from conveyor.serve.errors import TimedOut
+
+# Given the payloads of one batch, the result of each (an exception for those that failed).
+RunBatch = Callable[[Sequence[Any], Sequence[int]], list[Any]]
+
+
+class Job(NamedTuple):
+    payload: Any
+    rows: int
+    future: asyncio.Future[Any]
+    queued: float
+
+
+class Batcher:
+    def __init__(self, run: RunBatch, *, max_batch_size: int = 64, max_latency_ms: float = 0):
+        self.run = run
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_latency = max(0.0, max_latency_ms) / 1000
+        self._queue: deque[Job] = deque()
+        self._busy = False
+        self._task: asyncio.Task[None] | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="conveyor-predict")
+
+    async def submit(self, payload: Any, rows: int, *, timeout: float | None = None) -> Any:
+        """The result for ``payload``; TimedOut after ``timeout`` seconds (queued or running)."""
+        loop = asyncio.get_running_loop()
+        job = Job(payload, rows, loop.create_future(), time.monotonic())
+        self._queue.append(job)
+        if not self._busy:
+            self._busy = True
+            self._task = loop.create_task(self._drain())
+        timer = loop.call_later(timeout, _expire, job.future, timeout) if timeout else None
+        try:
+            return await job.future
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                if self.max_latency:
+                    await self._fill()
+                batch = self._take()
+                if not batch:
+                    continue
+                payloads = [j.payload for j in batch]
+                sizes = [j.rows for j in batch]
+                try:
+                    results = await loop.run_in_executor(self._pool, self.run, payloads, sizes)
+                except Exception as exc:  # the runner failed as a whole: every job hears of it
+                    results = [exc] * len(batch)
+                for job, result in zip(batch, results, strict=True):
+                    if job.future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        job.future.set_exception(result)
+                    else:
+                        job.future.set_result(result)
+        finally:
+            self._busy = False
+
+    async def _fill(self) -> None:
+        deadline = self._queue[0].queued + self.max_latency
+        while sum(j.rows for j in self._queue) < self.max_batch_size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.0005))
+
+    def _take(self) -> list[Job]:
+        """The next batch: queued jobs in order while they fit (the first always goes)."""
+        batch: list[Job] = []
+        size = 0
+        while self._queue:
+            job = self._queue[0]
+            if job.future.done():  # timed out or cancelled while queued
+                self._queue.popleft()
+                continue
+            if batch and size + job.rows > self.max_batch_size:
+                break
+            batch.append(self._queue.popleft())
+            size += job.rows
+        return batch
+
+
+def _expire(future: asyncio.Future[Any], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(
+            TimedOut(
+                f"the prediction took longer than {timeout:g} s",
+                hint="the server's limit is --timeout; send fewer rows or raise it",
+            )
+        )

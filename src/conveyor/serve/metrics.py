@@ -1,0 +1,122 @@
+"""The server's counters and histograms, and their Prometheus text exposition.
+
+    conveyor_requests_total{model,version,endpoint,status}        counter
+    conveyor_request_duration_seconds{model,version,endpoint}     histogram
+    conveyor_batch_size{model,version}                            histogram (rows per model call)
+    conveyor_requests_in_flight{model}                            gauge
+    conveyor_model_reloads_total{model,result}                    counter
+    conveyor_model_info{model,version,uri}                        gauge (1 for the served version)
+
+Plain dictionaries keyed by label values: observing a request is a few dictionary operations.
+With ``--workers N`` each worker process counts its own requests; the metrics of one scrape are
+those of the worker that answered it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+
+
+class Histogram:
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts: dict[tuple[str, ...], list[float]] = {}
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        row = self.counts.get(labels)
+        if row is None:  # per bucket (not cumulative), then +Inf, sum
+            row = self.counts[labels] = [0] * (len(self.buckets) + 2)
+        row[bisect_left(self.buckets, value)] += 1
+        row[-1] += value
+
+    def render(self, name: str, names: tuple[str, ...]) -> list[str]:
+        lines = []
+        for labels, row in sorted(self.counts.items()):
+            base = _labels(names, labels)
+            running = 0.0
+            bounds = [_number(b) for b in self.buckets] + ["+Inf"]
+            for le, count in zip(bounds, row[:-1], strict=True):
+                running += count
+                lines.append(f'{name}_bucket{{{base},le="{le}"}} {_number(running)}')
+            lines.append(f"{name}_sum{{{base}}} {_number(row[-1])}")
+            lines.append(f"{name}_count{{{base}}} {_number(running)}")
+        return lines
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests: defaultdict[tuple[str, ...], int] = defaultdict(int)
+        self.latency = Histogram(LATENCY_BUCKETS)
+        self.batches = Histogram(BATCH_BUCKETS)
+        self.in_flight: defaultdict[str, int] = defaultdict(int)
+        self.reloads: defaultdict[tuple[str, ...], int] = defaultdict(int)
+        self.models: dict[str, tuple[str, str]] = {}  # model -> (version, uri)
+
+    def request(self, model: str, version: str, endpoint: str, status: int, seconds: float) -> None:
+        self.requests[(model, version, endpoint, str(status))] += 1
+        self.latency.observe((model, version, endpoint), seconds)
+
+    def batch(self, model: str, version: str, rows: int) -> None:
+        self.batches.observe((model, version), rows)
+
+    def render(self) -> str:
+        out = [
+            "# HELP conveyor_requests_total Requests answered by model, version, endpoint, status.",
+            "# TYPE conveyor_requests_total counter",
+        ]
+        names = ("model", "version", "endpoint", "status")
+        out += [
+            f"conveyor_requests_total{{{_labels(names, k)}}} {v}"
+            for k, v in sorted(self.requests.items())
+        ]
+        out += [
+            "# HELP conveyor_request_duration_seconds Time from request to response.",
+            "# TYPE conveyor_request_duration_seconds histogram",
+            *self.latency.render(
+                "conveyor_request_duration_seconds", ("model", "version", "endpoint")
+            ),
+            "# HELP conveyor_batch_size Rows in each call of the model.",
+            "# TYPE conveyor_batch_size histogram",
+            *self.batches.render("conveyor_batch_size", ("model", "version")),
+            "# HELP conveyor_requests_in_flight Requests received and not yet answered.",
+            "# TYPE conveyor_requests_in_flight gauge",
+        ]
+        out += [
+            f'conveyor_requests_in_flight{{model="{_escape(m)}"}} {n}'
+            for m, n in sorted(self.in_flight.items())
+        ]
+        out += [
+            "# HELP conveyor_model_reloads_total Attempts to load a new version of a served alias.",
+            "# TYPE conveyor_model_reloads_total counter",
+        ]
+        out += [
+            f"conveyor_model_reloads_total{{{_labels(('model', 'result'), k)}}} {v}"
+            for k, v in sorted(self.reloads.items())
+        ]
+        out += [
+            "# HELP conveyor_model_info The version each served model answers with.",
+            "# TYPE conveyor_model_info gauge",
+        ]
+        out += [
+            f"conveyor_model_info{{{_labels(('model', 'version', 'uri'), (m, v, u))}}} 1"
+            for m, (v, u) in sorted(self.models.items())
+        ]
+        return "\n".join(out) + "\n"
+
+
+def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if value != int(value) else str(int(value))

@@ -1,0 +1,285 @@
+"""The OpenAPI 3.1 document of the server's endpoints, served at ``GET /openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.serve.v2 import DATATYPES
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+_V2_ERRORS = {
+    "400": _json(_ref("Error"), "the request is malformed or does not fit the model"),
+    "404": _json(_ref("Error"), "no such model or version"),
+    "413": _json(_ref("Error"), "the body or the number of rows is over the limit"),
+    "503": _json(_ref("Error"), "the model is not ready"),
+    "504": _json(_ref("Error"), "the prediction took longer than the timeout"),
+}
+_MLFLOW_ERRORS = {
+    str(code): _json(_ref("ScoringError"), text)
+    for code, text in (
+        (400, "the request is malformed or does not fit the model"),
+        (413, "the body or the number of rows is over the limit"),
+        (415, "the content type is neither JSON nor CSV"),
+        (503, "the model is not ready"),
+        (504, "the prediction took longer than the timeout"),
+    )
+}
+
+
+def _model_paths(prefix: str, params: list[dict[str, Any]], tag: str) -> dict[str, Any]:
+    return {
+        prefix: {
+            "get": {
+                "tags": [tag],
+                "summary": "The model's inputs and outputs",
+                "operationId": "model_metadata" + ("_version" if len(params) > 1 else ""),
+                "parameters": params,
+                "responses": {
+                    "200": _json(_ref("ModelMetadata"), "inputs and outputs as v2 tensors"),
+                    "404": _V2_ERRORS["404"],
+                    "503": _V2_ERRORS["503"],
+                },
+            }
+        },
+        prefix + "/ready": {
+            "get": {
+                "tags": [tag],
+                "summary": "Whether the model is loaded",
+                "operationId": "model_ready" + ("_version" if len(params) > 1 else ""),
+                "parameters": params,
+                "responses": {
+                    "200": _json(_ref("ModelReady"), "ready"),
+                    "404": _V2_ERRORS["404"],
+                    "503": _json(_ref("ModelReady"), "not ready"),
+                },
+            }
+        },
+        prefix + "/infer": {
+            "post": {
+                "tags": [tag],
+                "summary": "Predict",
+                "operationId": "model_infer" + ("_version" if len(params) > 1 else ""),
+                "parameters": params,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("InferenceRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("InferenceResponse"), "the model's outputs"),
+                    **_V2_ERRORS,
+                },
+            }
+        },
+    }
+
+
+def _get(summary: str, op: str, tag: str, responses: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"tags": [tag], "summary": summary, "operationId": op, "responses": responses}}
+
+
+def document(version: str) -> dict[str, Any]:
+    v2 = "Open Inference Protocol v2"
+    mlflow = "MLflow scoring protocol"
+    paths: dict[str, Any] = {
+        "/v2/health/live": _get(
+            "The server is up", "server_live", v2, {"200": _json(_ref("Live"), "live")}
+        ),
+        "/v2/health/ready": _get(
+            "Every model is loaded",
+            "server_ready",
+            v2,
+            {"200": _json(_ref("Ready"), "ready"), "503": _json(_ref("Ready"), "not ready")},
+        ),
+        "/v2": _get(
+            "The server's name, version and extensions",
+            "server_metadata",
+            v2,
+            {"200": _json(_ref("ServerMetadata"), "server metadata")},
+        ),
+        **_model_paths("/v2/models/{name}", [_NAME], v2),
+        **_model_paths("/v2/models/{name}/versions/{version}", [_NAME, _VERSION], v2),
+        "/invocations": {
+            "post": {
+                "tags": [mlflow],
+                "summary": "Predict (the first model served)",
+                "operationId": "invocations",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _ref("ScoringRequest")},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("ScoringResponse"), "the predictions, one per row"),
+                    **_MLFLOW_ERRORS,
+                },
+            }
+        },
+        "/ping": _get(
+            "Every model is loaded",
+            "ping",
+            mlflow,
+            {"200": _text("ready"), "503": _text("not ready")},
+        ),
+        "/health": _get(
+            "Every model is loaded",
+            "health",
+            mlflow,
+            {"200": _text("ready"), "503": _text("not ready")},
+        ),
+        "/version": _get("The server's version", "version", mlflow, {"200": _text("version")}),
+        "/metrics": _get(
+            "Metrics in Prometheus text format", "metrics", "Operations", {"200": _text("metrics")}
+        ),
+        "/openapi.json": _get(
+            "This document", "openapi", "Operations", {"200": _json({"type": "object"}, "OpenAPI")}
+        ),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "conveyor model server",
+            "version": version,
+            "description": (
+                "Models from the conveyor registry over the Open Inference Protocol v2 and "
+                "MLflow's scoring protocol. Every response has the headers x-request-id and "
+                "x-model-version."
+            ),
+        },
+        "paths": paths,
+        "components": {"schemas": _SCHEMAS},
+    }
+
+
+_TENSOR_DATA = {"type": "array", "description": "row-major values, flat or nested"}
+_SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Live": {"type": "object", "properties": {"live": {"type": "boolean"}}},
+    "Ready": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+    "ModelReady": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+    },
+    "ServerMetadata": {
+        "type": "object",
+        "required": ["name", "version", "extensions"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "extensions": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "TensorMetadata": {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+    "ModelMetadata": {
+        "type": "object",
+        "required": ["name", "platform", "inputs", "outputs"],
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": _ref("TensorMetadata")},
+            "outputs": {"type": "array", "items": _ref("TensorMetadata")},
+        },
+    },
+    "RequestInput": {
+        "type": "object",
+        "required": ["name", "shape", "datatype"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {
+                "type": "string",
+                "enum": list(DATATYPES),
+            },
+            "parameters": {"type": "object"},
+            "data": _TENSOR_DATA,
+        },
+    },
+    "RequestOutput": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+    },
+    "InferenceRequest": {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "minItems": 1, "items": _ref("RequestInput")},
+            "outputs": {"type": "array", "items": _ref("RequestOutput")},
+        },
+    },
+    "ResponseOutput": {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "datatype": {"type": "string"},
+            "data": _TENSOR_DATA,
+        },
+    },
+    "InferenceResponse": {
+        "type": "object",
+        "required": ["model_name", "outputs"],
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "outputs": {"type": "array", "items": _ref("ResponseOutput")},
+        },
+    },
+    "ScoringRequest": {
+        "type": "object",
+        "description": "exactly one of the four forms",
+        "properties": {
+            "dataframe_split": {
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "data": {"type": "array", "items": {"type": "array"}},
+                },
+            },
+            "dataframe_records": {"type": "array", "items": {"type": "object"}},
+            "instances": {"type": ["array", "object"]},
+            "inputs": {"type": ["array", "object"]},
+        },
+    },
+    "ScoringResponse": {
+        "type": "object",
+        "required": ["predictions"],
+        "properties": {"predictions": {"type": "array"}},
+    },
+    "ScoringError": {
+        "type": "object",
+        "required": ["error_code", "message"],
+        "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
+    },
+}

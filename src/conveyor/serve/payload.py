@@ -1,0 +1,117 @@
+"""One request's input, checked against the model's signature, and how requests are merged
+into one batch and the predictions split back.
+
+A payload is what the model takes: an array (``rows x ...``) for a model whose signature is one
+array input, or a mapping of column name -> 1-D array for a table. Both protocols parse their
+bodies into plain values; :func:`conform` checks and casts them here, request by request, so a
+bad request fails alone and never spoils the batch it would have joined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from conveyor.registry.signature import Signature, SignatureError, enforce, enforce_columns
+from conveyor.serve.errors import RequestError
+
+
+class Named(NamedTuple):
+    """Rows whose columns have names (a CSV body, MLflow's ``dataframe_split``)."""
+
+    columns: list[str]
+    rows: list[Any]
+
+
+def conform(signature: Signature | None, data: Any) -> Any:
+    """``data`` (an array, nested lists, :class:`Named` rows or a mapping of columns) as the
+    model takes it."""
+    import numpy as np
+
+    try:
+        if isinstance(data, Named):
+            if signature is None or not signature.tabular:
+                data = data.rows  # an array model reads the values in the order given
+            else:
+                table = np.asarray(data.rows, dtype=object).reshape(len(data.rows), -1)
+                data = {name: table[:, i] for i, name in enumerate(data.columns)}
+        if signature is None:
+            return dict(data) if isinstance(data, Mapping) else np.asarray(data)
+        if signature.tabular:
+            if not isinstance(data, Mapping):
+                data = _columns_by_position(signature, data)
+            return enforce_columns(signature, dict(data))
+        if isinstance(data, Mapping):
+            data = _array_from_columns(signature, data)
+        return enforce(signature, data)
+    except SignatureError as exc:
+        raise RequestError(exc.message, hint=exc.hint) from exc
+    except (TypeError, ValueError) as exc:
+        raise RequestError(f"the input is not a table of values: {exc}") from exc
+
+
+def _columns_by_position(signature: Signature, rows: Any) -> dict[str, Any]:
+    """A table model fed plain rows: the values are its columns, in signature order."""
+    import numpy as np
+
+    array = np.asarray(rows, dtype=object)
+    names = [c.name for c in signature.inputs]
+    if array.ndim != 2 or array.shape[1] != len(names):
+        raise RequestError(
+            f"rows of {len(names)} values expected (columns {', '.join(names)}); "
+            f"got shape {list(array.shape)}",
+            hint="or send the columns by name",
+        )
+    return {name: array[:, i] for i, name in enumerate(names)}
+
+
+def _array_from_columns(signature: Signature, columns: Mapping[str, Any]) -> Any:
+    """An array model fed named columns: a single column named like its input, or the columns
+    side by side in the order given."""
+    import numpy as np
+
+    (only,) = signature.inputs
+    if only.name in columns and len(columns) == 1:
+        return columns[only.name]
+    return np.column_stack([np.asarray(v) for v in columns.values()])
+
+
+def rows(payload: Any) -> int:
+    if isinstance(payload, dict):
+        return len(next(iter(payload.values()))) if payload else 0
+    return int(payload.shape[0]) if getattr(payload, "ndim", 0) else 1
+
+
+def merge(signature: Signature | None, payloads: Sequence[Any]) -> Any:
+    """One input for the model out of several requests' payloads (a DataFrame for a table)."""
+    import numpy as np
+
+    if isinstance(payloads[0], dict):
+        import pandas as pd
+
+        names = list(payloads[0])
+        if len(payloads) == 1:
+            return pd.DataFrame(payloads[0], columns=names, copy=False)
+        merged = {n: np.concatenate([p[n] for p in payloads]) for n in names}
+        return pd.DataFrame(merged, columns=names, copy=False)
+    return payloads[0] if len(payloads) == 1 else np.concatenate(payloads)
+
+
+def split(output: Any, sizes: Sequence[int]) -> list[Any]:
+    """The model's output for a merged batch, cut back into each request's rows."""
+    import numpy as np
+
+    array = _as_array(output)
+    if len(sizes) == 1:
+        return [array]
+    if array.shape[0] != sum(sizes):
+        raise RuntimeError(f"the model gave {array.shape[0]} rows for {sum(sizes)} inputs")
+    return np.split(array, np.cumsum(sizes)[:-1])
+
+
+def _as_array(output: Any) -> Any:
+    import numpy as np
+
+    if hasattr(output, "to_numpy"):  # a DataFrame or Series from a python or mlflow model
+        return output.to_numpy()
+    return np.asarray(output)

@@ -1,0 +1,121 @@
+"""Starting the server: check what it will serve, bind the socket, run uvicorn.
+
+With ``workers > 1`` uvicorn starts that many processes sharing the socket; each builds its own
+:class:`~conveyor.serve.app.App` from the options this process puts in the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.foundation.paths import CONTROL_DIR, find_root
+from conveyor.serve.app import App, Options
+
+_ENV = "CONVEYOR_SERVE_CONFIG"
+
+
+def check(uris: list[str]) -> Path | None:
+    """The project root (None outside a project); a clear error for a URI naming nothing."""
+    from conveyor.foundation.errors import NotAProjectError
+    from conveyor.registry import package
+
+    registered = [u for u in uris if u.startswith("models:/")]
+    try:
+        root: Path | None = find_root()
+    except NotAProjectError:
+        if registered:
+            raise
+        root = None
+    for uri in uris:
+        if not uri.startswith("models:/"):
+            package.read_manifest(Path(uri))
+    if registered:
+        from conveyor.registry.versions import Registry, parse_uri
+        from conveyor.tracking.db import opened
+
+        assert root is not None
+        with opened(root) as store:
+            registry = Registry(store)  # type: ignore[arg-type]
+            for uri in registered:
+                registry.resolve(parse_uri(uri))
+    return root
+
+
+def default_log_dir(root: Path | None) -> str | None:
+    return str(root / CONTROL_DIR / "predictions") if root else None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            hint="choose another --port (or stop what is using it)",
+        ) from exc
+    sock.listen(2048)  # clients queue from now on, while uvicorn and the models start
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(
+    uris: list[str],
+    *,
+    root: Path | None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    options: Options | None = None,
+) -> None:
+    import uvicorn
+
+    options = options or Options()
+    sock = bind(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    _notify(f"listening on http://{shown}:{sock.getsockname()[1]} (Ctrl-C stops)")
+    settings: dict[str, Any] = {
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 5,
+        "server_header": False,
+    }
+    if workers <= 1:
+        app = App(uris, root=root, options=options, notify=_notify)
+        config = uvicorn.Config(app, **settings)
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    os.environ[_ENV] = json.dumps(
+        {"uris": uris, "root": str(root) if root else None, "options": asdict(options)}
+    )
+    config = uvicorn.Config(
+        "conveyor.serve.server:from_environment", factory=True, workers=workers, **settings
+    )
+    from uvicorn.supervisors import Multiprocess
+
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def from_environment() -> App:
+    """The app of one worker process (uvicorn's factory)."""
+    raw = os.environ.get(_ENV)
+    if not raw:
+        raise ConveyorError(f"{_ENV} is not set: start workers with `conveyor serve --workers N`")
+    config = json.loads(raw)
+    root = Path(config["root"]) if config["root"] else None
+    return App(config["uris"], root=root, options=Options(**config["options"]), notify=_notify)
+
+
+def _notify(message: str) -> None:
+    print(f"conveyor serve: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,116 @@
+"""Adaptive batching on a real event loop: concurrent requests share a model call, a bad one
+fails alone, and a slow one times out without holding the others."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from conveyor.serve.batching import Batcher
+from conveyor.serve.errors import TimedOut
+
+
+class Recorder:
+    """A model that doubles numbers, refuses negatives, and records each call's batch."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[list[int]] = []
+        self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, payloads: Sequence[Any], sizes: Sequence[int]) -> list[Any]:
+        self.gate.wait()
+        self.calls.append(list(payloads))
+        time.sleep(self.delay)
+        if any(p < 0 for p in payloads):
+            if len(payloads) > 1:
+                return [self([p], [1])[0] for p in payloads]
+            return [ValueError(f"negative: {payloads[0]}")]
+        return [p * 2 for p in payloads]
+
+
+def test_one_client_alone_is_predicted_at_once() -> None:
+    model = Recorder()
+
+    async def main() -> list[int]:
+        batcher = Batcher(model, max_batch_size=8)
+        return [await batcher.submit(i, 1) for i in range(3)]
+
+    assert asyncio.run(main()) == [0, 2, 4]
+    assert model.calls == [[0], [1], [2]]
+
+
+def test_requests_queued_while_the_model_works_become_one_batch() -> None:
+    model = Recorder()
+    model.gate.clear()  # the first call blocks until every request is queued
+
+    async def main() -> list[int]:
+        batcher = Batcher(model, max_batch_size=4)
+        tasks = [asyncio.ensure_future(batcher.submit(i, 1)) for i in range(7)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        return list(await asyncio.gather(*tasks))
+
+    assert asyncio.run(main()) == [0, 2, 4, 6, 8, 10, 12]
+    assert model.calls == [[0, 1, 2, 3], [4, 5, 6]]  # max_batch_size rows per call
+
+
+def test_a_bad_request_fails_alone() -> None:
+    model = Recorder()
+    model.gate.clear()
+
+    async def main() -> list[Any]:
+        batcher = Batcher(model, max_batch_size=8)
+        tasks = [asyncio.ensure_future(batcher.submit(i, 1)) for i in (1, 2, -3, 4)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+    first, second, bad, fourth = asyncio.run(main())
+    assert (first, second, fourth) == (2, 4, 8)
+    assert isinstance(bad, ValueError) and "negative: -3" in str(bad)
+
+
+def test_a_timed_out_request_answers_with_504_and_others_go_on() -> None:
+    model = Recorder(delay=0.3)
+
+    async def main() -> tuple[Any, Any]:
+        batcher = Batcher(model, max_batch_size=1)
+        slow = asyncio.ensure_future(batcher.submit(1, 1, timeout=0.05))
+        fine = asyncio.ensure_future(batcher.submit(2, 1, timeout=5))
+        return await asyncio.gather(slow, fine, return_exceptions=True)
+
+    slow, fine = asyncio.run(main())
+    assert isinstance(slow, TimedOut) and slow.status == 504 and fine == 4
+
+
+def test_max_latency_holds_the_batch_open_for_more_rows() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher = Batcher(model, max_batch_size=3, max_latency_ms=200)
+        first = asyncio.ensure_future(batcher.submit(1, 1))
+        await asyncio.sleep(0.02)
+        rest = [asyncio.ensure_future(batcher.submit(i, 1)) for i in (2, 3)]
+        await asyncio.gather(first, *rest)
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert model.calls == [[1, 2, 3]]
+    assert time.monotonic() - started < 0.2  # full before the deadline: no waiting it out
+
+
+@pytest.mark.parametrize("size", [1, 5])
+def test_a_request_larger_than_the_batch_still_goes_alone(size: int) -> None:
+    model = Recorder()
+
+    async def main() -> int:
+        return int(await Batcher(model, max_batch_size=2).submit(size, size))
+
+    assert asyncio.run(main()) == size * 2

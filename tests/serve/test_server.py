@@ -1,0 +1,198 @@
+"""`conveyor serve` as a real process on loopback, spoken to by real clients: tritonclient for
+the Open Inference Protocol v2, plain HTTP with MLflow's payloads, under concurrent load."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conveyor.serve import predlog
+from tests.serve.conftest import Server, features
+
+X = features(8, seed=1)
+TRUTH = (X[:, 0] > 0).astype(int)  # version 1 learned x0 > 0 on separable data
+
+
+@pytest.fixture(scope="module")
+def server(registered: Path) -> Iterator[Server]:
+    srv = Server(
+        registered,
+        "models:/clf@production",
+        "--max-body-mb", "0.01",
+        "--max-rows", "50",
+        "--log-dir", str(registered / "plog"),
+    )  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+def test_tritonclient_speaks_to_it(server: Server) -> None:
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    try:
+        assert client.is_server_live() and client.is_server_ready()
+        assert client.is_model_ready("clf") and client.is_model_ready("clf", "1")
+        meta = client.get_model_metadata("clf")
+        assert meta["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 3]}]
+        assert meta["versions"] == ["1"]
+        assert client.get_server_metadata()["name"] == "conveyor"
+        for binary in (True, False):
+            given = triton.InferInput("input", list(X.shape), "FP64")
+            given.set_data_from_numpy(X, binary_data=binary)
+            result = client.infer("clf", [given], request_id=f"tc-{binary}")
+            assert result.as_numpy("output").tolist() == TRUTH.tolist()
+            assert result.get_response()["model_version"] == "1"
+            assert result.get_response()["id"] == f"tc-{binary}"
+        with pytest.raises(InferenceServerException, match="no model 'nope'"):
+            client.infer("nope", [given])
+        with pytest.raises(InferenceServerException, match="no version 7"):
+            client.infer("clf", [given], model_version="7")
+        wrong = triton.InferInput("input", [1, 2], "FP64")
+        wrong.set_data_from_numpy(np.zeros((1, 2)))
+        with pytest.raises(InferenceServerException, match=r"the model takes \[-1, 3\]"):
+            client.infer("clf", [wrong])
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"inputs": X.tolist()},
+        {"instances": X.tolist()},
+        {"dataframe_split": {"columns": ["a", "b", "c"], "data": X.tolist()}},
+        {"dataframe_records": [dict(zip("abc", row, strict=True)) for row in X.tolist()]},
+    ],
+)
+def test_mlflow_scoring_payloads(server: Server, doc: object) -> None:
+    status, body, headers = server.json("POST", "/invocations", doc)
+    assert status == 200, body
+    assert body == {"predictions": TRUTH.tolist()}
+    assert headers["x-model-version"] == "1" and len(headers["x-request-id"]) == 32
+
+
+def test_csv_ping_version_and_request_ids(server: Server) -> None:
+    csv = "a,b,c\n" + "\n".join(",".join(str(v) for v in row) for row in X.tolist())
+    status, body, headers = server.request(
+        "POST", "/invocations", csv.encode(), {"Content-Type": "text/csv", "X-Request-Id": "mine-1"}
+    )
+    assert status == 200 and json.loads(body)["predictions"] == TRUTH.tolist()
+    assert headers["x-request-id"] == "mine-1"
+    v2 = {
+        "id": "body-id",
+        "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": X[0].tolist()}],
+    }
+    assert server.json("POST", "/v2/models/clf/infer", v2)[2]["x-request-id"] == "body-id"
+    _, body, headers = server.json(
+        "POST", "/v2/models/clf/infer", v2, headers={"X-Request-Id": "header-id"}
+    )
+    assert headers["x-request-id"] == "header-id" and body["id"] == "body-id"
+    assert server.request("GET", "/ping")[0] == 200
+    assert server.request("GET", "/health")[0] == 200
+    assert server.request("GET", "/version")[1].strip() != b""
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("POST", "/v2/models/clf/infer", b"{oops", 400, "not JSON"),
+        ("POST", "/v2/models/clf/infer", b'{"inputs": []}', 400, "non-empty list"),
+        ("POST", "/v2/models/nope/infer", b'{"inputs": []}', 404, "no model 'nope'"),
+        ("GET", "/v2/models/clf/infer", None, 405, "use POST"),
+        ("POST", "/v2/models/clf/infer", b"x" * 20_000, 413, "at most 10485 bytes"),
+        ("GET", "/nowhere", None, 404, "no endpoint /nowhere"),
+    ],
+)
+def test_v2_errors(
+    server: Server, method: str, path: str, body: bytes | None, status: int, message: str
+) -> None:
+    got, raw, headers = server.request(method, path, body)
+    assert got == status
+    assert message in json.loads(raw)["error"]
+    assert "x-request-id" in headers and "x-model-version" in headers
+
+
+def test_mlflow_errors_and_limits(server: Server) -> None:
+    status, body, _ = server.json("POST", "/invocations", {"inputs": [[1, 2]]})
+    assert status == 400 and body["error_code"] == "BAD_REQUEST"
+    assert "the model takes [-1, 3]" in body["message"]
+    status, body, _ = server.json("POST", "/invocations", {"inputs": [[0.0, 0.0, 0.0]] * 51})
+    assert status == 413 and "at most 50" in body["message"]
+    status, raw, _ = server.request("POST", "/invocations", b"a=1", {"Content-Type": "text/x"})
+    assert status == 415 and json.loads(raw)["error_code"] == "BAD_REQUEST"
+
+
+def test_bad_requests_under_concurrent_load_fail_alone(server: Server) -> None:
+    good = json.dumps({"inputs": X.tolist()}).encode()
+    bad = [
+        b'{"inputs": [[1, 2]]}',
+        b"{broken",
+        b'{"inputs": [["a", "b", "c"]]}',
+        b'{"inputs": [[NaN, 1, 2]]}',
+    ]
+
+    def call(i: int) -> tuple[bool, int, bytes]:
+        is_good = i % 3 != 0
+        status, raw, _ = server.request("POST", "/invocations", good if is_good else bad[i % 4])
+        return is_good, status, raw
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, range(400)))
+    for is_good, status, raw in results:
+        if is_good:
+            assert status == 200 and json.loads(raw)["predictions"] == TRUTH.tolist()
+        else:
+            assert status == 400, raw
+    assert server.request("GET", "/v2/health/live")[0] == 200
+    metrics = server.request("GET", "/metrics")[1].decode()
+    assert (
+        'conveyor_requests_total{model="clf",version="1",endpoint="invocations",status="200"}'
+        in metrics
+    )
+    assert "conveyor_batch_size_bucket" in metrics
+    assert 'conveyor_requests_in_flight{model="clf"} 0' in metrics  # every request answered
+
+
+def test_openapi_document_is_valid_and_lists_every_endpoint(server: Server) -> None:
+    from openapi_spec_validator import validate
+
+    status, doc, _ = server.json("GET", "/openapi.json")
+    assert status == 200
+    validate(doc)
+    assert set(doc["paths"]) == {
+        "/v2/health/live", "/v2/health/ready", "/v2",
+        "/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}",
+        "/v2/models/{name}/versions/{version}/ready",
+        "/v2/models/{name}/versions/{version}/infer",
+        "/invocations", "/ping", "/health", "/version", "/metrics", "/openapi.json",
+    }  # fmt: skip
+    for path, ops in doc["paths"].items():
+        concrete = path.replace("{name}", "clf").replace("{version}", "1")
+        for method in ops:
+            if method == "get":
+                assert server.request("GET", concrete)[0] == 200, path
+
+
+def test_predictions_are_logged_by_request_id(server: Server, registered: Path) -> None:
+    status, _, _ = server.json(
+        "POST", "/invocations", {"inputs": X[:2].tolist()}, headers={"X-Request-Id": "logged-1"}
+    )
+    assert status == 200
+    deadline = threading.Event()
+    for _ in range(60):
+        found = [r for r in predlog.read(registered / "plog", "clf") if r["id"] == "logged-1"]
+        if found:
+            break
+        deadline.wait(0.1)
+    (record,) = found
+    assert record["version"] == "1" and record["endpoint"] == "invocations"
+    assert record["inputs"] == X[:2].tolist() and record["outputs"] == TRUTH[:2].tolist()
