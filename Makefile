@@ -30,6 +30,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/data.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/tracking.py
+	$(BIN)/python bench/gates.py
+	bash bench/install_wrk.sh >/dev/null
+	$(BIN)/python bench/serving.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src
@@ -37,6 +40,9 @@ bench-compare: $(STAMP)
 	$(BIN)/python bench/data.py --compare-dvc bench/.work/dvc-venv/bin/dvc
 	$(BIN)/python bench/pipeline.py --compare-dvc bench/.work/dvc-venv/bin/dvc
 	$(BIN)/python bench/tracking.py --compare-mlflow "$$(bash bench/install_mlflow.sh)"
+	$(BIN)/python bench/gates.py
+	bash bench/install_wrk.sh >/dev/null
+	$(BIN)/python bench/serving.py --compare-mlflow "$$(bash bench/install_mlflow.sh)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
