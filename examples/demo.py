@@ -37,15 +37,17 @@ class Demo:
         self.step += 1
         print(f"\n\033[1m== {self.step}. {title}\033[0m", flush=True)
 
-    def sh(self, *cmd: str) -> str:
+    def sh(self, *cmd: str, expect: int = 0) -> str:
         print(f"$ {' '.join(cmd)}", flush=True)
         proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True)
         output = (proc.stdout + proc.stderr).rstrip()
         if output:
             print("  " + output.replace("\n", "\n  "), flush=True)
-        if proc.returncode != 0:
-            print(f"demo step failed with exit code {proc.returncode}", file=sys.stderr)
-            sys.exit(proc.returncode)
+        if proc.returncode != expect:
+            print(f"demo step exited with {proc.returncode}, not {expect}", file=sys.stderr)
+            sys.exit(proc.returncode or 1)
+        if expect:
+            print(f"  (exit code {proc.returncode}, as expected)", flush=True)
         return proc.stdout
 
     def quiet(self, *cmd: str) -> str:
@@ -176,7 +178,28 @@ def run(demo: Demo, remote: Path) -> None:
         "x = np.loadtxt('data/prepared/test.csv', delimiter=',', skiprows=1)[:5, 1:-1]; "
         "print('predictions of production on 5 test rows:', m.predict(x))",
     )
+    gates(demo)
     serve(demo)
+
+
+def gates(demo: Demo) -> None:
+    """A candidate that passes the gates, one with a damaged param that fails, and back."""
+    demo.section("Quality gates: thresholds, production at 95% confidence, slices, data, behaviour")
+    demo.sh("conveyor", "check")
+    demo.section("A damaged candidate (train.C = 0.002: far too much regularisation) fails")
+    demo.sh("conveyor", "run", "-S", "train.C=0.002")
+    demo.sh("conveyor", "metrics", "show")
+    demo.sh("conveyor", "check", expect=1)
+    demo.sh("conveyor", "report", "--base", "production")
+    demo.sh("sed", "-n", "/### Params and metrics/,$p", "reports/report.md")
+    demo.section("Back to the good params: restored from the run-cache, the gates pass again")
+    demo.sh("conveyor", "run")
+    demo.sh("conveyor", "check")
+    demo.section("CI: a GitHub workflow, and the whole job in one command (here, on main)")
+    demo.sh("conveyor", "ci", "init", "github")
+    demo.sh("git", "add", "-A")
+    demo.sh("git", "commit", "-qm", "Gates, reports and the CI workflow")
+    demo.sh("conveyor", "ci", "--release")
 
 
 def serve(demo: Demo) -> None:

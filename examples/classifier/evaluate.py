@@ -1,8 +1,9 @@
 """Score the model on data/prepared/test.csv.
 
-Writes metrics/eval.json (accuracy, auc, f1, n), plots/roc.csv (fpr, tpr, threshold) and
-eval/predictions.csv (id, label, score, prediction): quality gates pair a candidate's predictions
-with the champion's by id.
+Writes metrics/eval.json (accuracy, auc, f1, recall, n), plots/roc.csv (fpr, tpr, threshold)
+and eval/predictions.csv (id, label, score, prediction, size): quality gates pair a candidate's
+predictions with the champion's by id, and hold each size (a slice: tumours with a mean radius
+from 15 are "large") to the same bar.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score, roc_curve
+from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score, roc_curve
 
 from conveyor import models
 
@@ -32,6 +33,7 @@ def main() -> None:
         "accuracy": accuracy_score(y, prediction),
         "auc": roc_auc_score(y, score),
         "f1": f1_score(y, prediction),
+        "recall": recall_score(y, prediction),
     }
     metrics = {key: round(float(value), 6) for key, value in metrics.items()}
     Path("metrics").mkdir(exist_ok=True)
@@ -51,10 +53,10 @@ def main() -> None:
     Path("eval").mkdir(exist_ok=True)
     with open("eval/predictions.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["id", "label", "score", "prediction"])
-        writer.writerows(
-            zip(ids.tolist(), y.tolist(), score.round(6).tolist(), prediction.tolist(), strict=True)
-        )
+        writer.writerow(["id", "label", "score", "prediction", "size"])
+        size = np.where(x[:, 0] >= 15, "large", "small").tolist()
+        columns = (ids.tolist(), y.tolist(), score.round(6).tolist(), prediction.tolist(), size)
+        writer.writerows(zip(*columns, strict=True))
 
 
 if __name__ == "__main__":

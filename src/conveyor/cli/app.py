@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -43,6 +43,7 @@ class Group:
         self.help = help
         self.hidden = hidden
         self.commands: dict[str, Command] = {}
+        self.default: Command | None = None  # what the group does with no subcommand
 
 
 COMMANDS: dict[str, Command | Group] = {}
@@ -62,6 +63,8 @@ def command(name: str, *args: Arg, help: str, hidden: bool = False) -> Callable[
             parent = COMMANDS[name.split()[0]]
             assert isinstance(parent, Group), f"{name}: register its group first"
             parent.commands[cmd.name] = cmd
+        elif isinstance(COMMANDS.get(name), Group):  # `conveyor ci` as well as `conveyor ci init`
+            cast(Group, COMMANDS[name]).default = cmd
         else:
             COMMANDS[name] = cmd
         return handler
@@ -106,8 +109,14 @@ def _add_command(subs: Any, cmd: Command) -> None:
 
 def _add_group(subs: Any, grp: Group) -> None:
     extra = {} if grp.hidden else {"help": grp.help}
-    parser = subs.add_parser(grp.name, description=grp.help, **extra)
-    inner = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
+    default = grp.default
+    description = default.description if default else grp.help
+    parser = subs.add_parser(grp.name, description=description, **extra)
+    if default is not None:
+        for a in default.args:
+            parser.add_argument(*a.flags, **a.options)
+        parser.set_defaults(handler=default.handler)
+    inner = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=default is None)
     for name in sorted(grp.commands):
         _add_command(inner, grp.commands[name])
 

@@ -9,6 +9,7 @@ it detects the CI system with :func:`conveyor.ci.env.current`, prints annotation
 from __future__ import annotations
 
 from argparse import Namespace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.cli.app import UsageError, arg, command, group
@@ -141,3 +142,126 @@ def _read_report(name: str) -> str:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PathError(f"{name}: cannot read it: {exc}") from None
+
+
+@command(
+    "ci",
+    arg("--release", action="store_true", help="on the default branch: register and set staging"),
+    arg("--no-pull", action="store_true", help="skip pulling data (the cache is already warm)"),
+    arg("--base", metavar="REV_OR_ALIAS", help="what the report compares with"),
+    arg("--alias", default="staging", help="the alias --release sets (default: staging)"),
+    help="the whole CI job: pull, run, check, report (exit code: the gates' verdict)",
+)
+def ci_cmd(opts: Namespace) -> int:
+    """The whole CI job in one command, in any CI system: pull the data, run the pipeline
+    (cached), check the gates, write the reports and print a summary. With --release on the
+    default branch and passing gates, also register the changed models and point the staging
+    alias at them. The exit code is the gates' verdict (1: a blocking gate failed)."""
+    import time
+
+    from conveyor.ci.env import current, is_main
+    from conveyor.cli.check_cmds import run_checks, show
+    from conveyor.cli.main import main as cli_main
+    from conveyor.cli.report_cmds import write_report
+    from conveyor.foundation.paths import find_root
+    from conveyor.gates import config
+
+    root = find_root()
+    env = current()
+    where = env.name if env.provider != "none" else "no CI system detected (a local run)"
+    if env.pull_request:
+        where += f", pull request #{env.number} into {env.base_branch or '?'}"
+    elif env.branch:
+        where += f", branch {env.branch}"
+    echo(style(f"conveyor ci: {where}", bold=True))
+    steps: list[tuple[str, str, float]] = []
+
+    def step(name: str, argv: list[str]) -> int:
+        echo(style(f"\n== {name}: conveyor {' '.join(argv)}", bold=True))
+        start = time.monotonic()
+        code = cli_main(argv)
+        steps.append((name, "ok" if code == 0 else f"exit {code}", time.monotonic() - start))
+        return code
+
+    from conveyor.data.workspace import Workspace
+
+    with Workspace(root) as ws:
+        has_remote = bool(ws.config.get("core.remote"))
+    if opts.no_pull or not has_remote:
+        steps.append(("pull", "skipped" + ("" if opts.no_pull else ": no default remote"), 0.0))
+    elif (code := step("pull", ["pull"])) != 0:
+        return _summary(steps, code)
+    if (code := step("run", ["run"])) != 0:
+        return _summary(steps, code)
+    gates = config.load(root)
+    verdict = "pass"
+    checked = None
+    if gates.checks:
+        echo(style("\n== check: the gates", bold=True))
+        start = time.monotonic()
+        checked = run_checks(root, gates, None)
+        code = show(root, checked[0], checked[1], reports="reports", as_json=False)
+        verdict = "pass" if code == 0 else "fail"
+        steps.append(("check", "passed" if code == 0 else "FAILED", time.monotonic() - start))
+    else:
+        steps.append(("check", "skipped: no gates in conveyor.yaml", 0.0))
+    start = time.monotonic()
+    path, _ = write_report(root, gates, base=opts.base, out="reports", checked=checked)
+    steps.append(("report", str(path.relative_to(root)), time.monotonic() - start))
+    if opts.release:
+        if not (is_main(env) or (env.provider == "none" and _local_branch(root) in MAINS)):
+            steps.append(("release", "skipped: not the default branch", 0.0))
+        elif verdict != "pass":
+            steps.append(("release", "skipped: the gates failed", 0.0))
+        else:
+            steps.append(("release", _release(root, opts.alias), 0.0))
+    return _summary(steps, 0 if verdict == "pass" else 1)
+
+
+MAINS = ("main", "master")
+
+
+def _local_branch(root: Path) -> str | None:
+    from conveyor.foundation import git
+    from conveyor.foundation.errors import GitError
+
+    try:
+        return git.run(root, "rev-parse", "--abbrev-ref", "HEAD").decode().strip()
+    except GitError:
+        return None
+
+
+def _release(root: Path, alias: str) -> str:
+    """Register every declared model whose package changed; point ``alias`` at it."""
+    from typing import Any, cast
+
+    from conveyor.cli.data_cmds import writing
+    from conveyor.registry import stored
+    from conveyor.registry.versions import Registry, parse_uri
+    from conveyor.tracking.api import user_name
+    from conveyor.tracking.db import opened
+
+    with opened(root, write=False) as store:
+        runs = store.runs()
+    if not runs:
+        return "skipped: no run recorded"
+    run_id = str(runs[-1]["id"])
+    with writing("conveyor ci --release") as ws:
+        lines = stored.register_declared(ws, run_id)
+    moved = []
+    with opened(root) as store:
+        registry = Registry(cast(Any, store))
+        for name in stored.declared(root):
+            latest = registry.resolve(parse_uri(name))
+            registry.set_alias(name, alias, int(latest["version"]), user=user_name())
+            moved.append(f"{name}@{alias} -> version {latest['version']}")
+    return "; ".join([*lines, *moved]) or "no declared models"
+
+
+def _summary(steps: list[tuple[str, str, float]], code: int) -> int:
+    from conveyor.cli.output import table
+
+    echo(style("\n== summary", bold=True))
+    table(["step", "result", "seconds"], [[n, r, f"{s:.1f}"] for n, r, s in steps])
+    echo(f"exit {code}: " + ("the gates passed" if code == 0 else "see above"))
+    return code

@@ -119,5 +119,6 @@ def _collect_lines(
             out[key] = line
             _collect_lines(value_node, key, out, source)
     elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _collect_lines(item, path, {}, source)
+        for i, item in enumerate(node.value):  # items by position: ("gates", "checks", "0")
+            out[(*path, str(i))] = item.start_mark.line + 1
+            _collect_lines(item, (*path, str(i)), out, source)
