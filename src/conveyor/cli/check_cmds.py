@@ -213,20 +213,30 @@ def _make_baseline(
 
 def _rev_baseline(root: Path, rev: str) -> Baseline:
     from conveyor.foundation import git
-    from conveyor.foundation.errors import GitError
-    from conveyor.pipeline import lock as lock_mod
     from conveyor.pipeline import revisions
 
     commit = git.resolve(root, rev)
     state = revisions.at(root, rev)
+    _deps, outs = lock_at(root, commit, rev)
+    return _make_baseline(root, f"{rev} ({commit[:12]})", dict(state["metrics"]), outs)
+
+
+def lock_at(root: Path, commit: str, rev: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The dep and out hashes (path -> hash) of conveyor.lock at a commit; empty without one."""
+    from conveyor.foundation import git
+    from conveyor.foundation.errors import GitError
+    from conveyor.pipeline import lock as lock_mod
+
+    deps: dict[str, str] = {}
     outs: dict[str, str] = {}
     try:
         text = git.run(root, "show", f"{commit}:{_in_repo(root, lock_mod.FILE)}").decode()
-        for entry in lock_mod.parse(text, f"{lock_mod.FILE} at {rev}").values():
-            outs.update({path: meta.hash for path, meta in entry.outs.items()})
     except GitError:
-        pass  # no lock at that revision: metrics only
-    return _make_baseline(root, f"{rev} ({commit[:12]})", dict(state["metrics"]), outs)
+        return deps, outs  # no lock at that revision: metrics only
+    for entry in lock_mod.parse(text, f"{lock_mod.FILE} at {rev}").values():
+        deps.update({path: meta.hash for path, meta in entry.deps.items()})
+        outs.update({path: meta.hash for path, meta in entry.outs.items()})
+    return deps, outs
 
 
 def _in_repo(root: Path, rel: str) -> str:

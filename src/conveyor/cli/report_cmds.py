@@ -136,21 +136,11 @@ def side(root: Path, gates: Gates, ref: str) -> Side:
     except GitError:
         commit = None
     if commit is not None:
-        from conveyor.pipeline import lock as lock_mod
+        from conveyor.cli.check_cmds import lock_at
         from conveyor.pipeline import revisions
 
         state = revisions.at(root, ref)
-        deps: dict[str, str] = {}
-        outs: dict[str, str] = {}
-        try:
-            from conveyor.cli.check_cmds import _in_repo
-
-            text = git.run(root, "show", f"{commit}:{_in_repo(root, lock_mod.FILE)}").decode()
-            for entry in lock_mod.parse(text, f"{lock_mod.FILE} at {ref}").values():
-                deps.update({p: m.hash for p, m in entry.deps.items()})
-                outs.update({p: m.hash for p, m in entry.outs.items()})
-        except GitError:
-            pass
+        deps, outs = lock_at(root, commit, ref)
         return Side(ref, state["params"], state["metrics"], deps, commit, _reader(root, outs))
     from conveyor.tracking.db import opened
 
