@@ -114,3 +114,40 @@ def test_a_request_larger_than_the_batch_still_goes_alone(size: int) -> None:
         return int(await Batcher(model, max_batch_size=2).submit(size, size))
 
     assert asyncio.run(main()) == size * 2
+
+
+def test_a_fast_model_runs_on_the_loop_once_timed_and_a_slow_one_in_its_thread() -> None:
+    threads: list[str] = []
+
+    def fast(payloads: Sequence[Any], sizes: Sequence[int]) -> list[Any]:
+        threads.append(threading.current_thread().name)
+        return list(payloads)
+
+    slow = Recorder(delay=0.01)
+
+    async def main() -> None:
+        batcher = Batcher(fast)
+        for i in range(3):
+            assert await batcher.submit(i, 1) == i
+        assert await Batcher(slow, inline_seconds=0.002).submit(1, 1) == 2
+        assert await Batcher(slow, inline_seconds=0.002).submit(1, 1) == 2
+
+    asyncio.run(main())
+    main_thread = threading.main_thread().name
+    assert threads[0] != main_thread  # not timed yet: the thread
+    assert threads[1:] == [main_thread, main_thread]
+
+
+def test_the_cost_of_an_unseen_batch_size_is_guessed_up_from_smaller_ones() -> None:
+    from conveyor.serve.batching import Cost
+
+    cost = Cost()
+    assert cost.estimate(1) is None
+    cost.observe(1, 0.001)
+    assert cost.estimate(1) == 0.001
+    assert cost.estimate(1000) == pytest.approx(0.001 * 2**9)  # 1,000 rows: 9 classes up
+    cost.observe(1000, 0.002)
+    assert cost.estimate(1000) == 0.002
+    assert cost.estimate(600) == 0.002  # the same class
+    cost.observe(1, 0.002)
+    assert cost.estimate(1) == pytest.approx(0.0012)  # a moving average

@@ -74,3 +74,27 @@ def test_a_killed_writer_leaves_complete_lines_only(tmp_path: Path) -> None:
     part = folder / f"20260101T000000-{os.getpid()}.jsonl.part"
     part.write_bytes(b'{"id": "r1", "model": "clf"}\n{"id": "r2", "mod')
     assert [r["id"] for r in predlog.read(tmp_path, "clf")] == ["r1"]
+
+
+def test_rows_sent_unchanged_are_logged_as_sent(tmp_path: Path) -> None:
+    import orjson
+
+    from conveyor.serve.scoring import sent_rows
+
+    body = b'{"inputs": [[1.5, 2e3], [3, 4.0]]}'
+    checked = np.array([[1.5, 2000.0], [3.0, 4.0]])
+    rows = sent_rows(body, checked)
+    assert isinstance(rows, orjson.Fragment)
+    for other in (
+        b'{"inputs": [[true, 1.0]]}',  # a bool: the model took 1.0
+        b'{"inputs": [[1.0, 2.0]], "params": {}}',  # another key
+        b'{"inputs": [[1.0,\n2.0]]}',  # a line break would split the record
+        b'{"dataframe_split": {"data": [[1.0, 2.0]]}}',
+    ):
+        assert sent_rows(other, checked) is None
+    assert sent_rows(body, checked.astype("float32")) is None  # cast: log what the model took
+    log = predlog.PredictionLog(tmp_path, interval=0.05)
+    log.record("r1", "clf", "3", "invocations", rows, np.array([1, 0]))
+    log.close()
+    (record,) = predlog.read(tmp_path)
+    assert np.array_equal(record["inputs"], checked) and record["outputs"] == [1, 0]

@@ -6,9 +6,15 @@ and many clients share each call of the model instead of queueing behind each ot
 ``max_latency_ms`` > 0 also holds a batch open up to that long for more rows to join (worth it
 only for models whose cost hardly grows with the rows).
 
-The model runs in one thread of its own, so the event loop goes on reading requests (and timing
-them out) while it works. A request that times out or whose client left is dropped from the
-queue; a batch that fails is retried request by request, so one bad input fails alone.
+A slow model runs in one thread of its own, so the event loop goes on reading requests (and
+timing them out) while it works. A fast one runs on the event loop itself: handing a batch to a
+thread and back costs as much as a sub-millisecond model, and under the GIL the loop would wait
+for the model's thread anyway. The batcher times every call (a moving average for each size of
+batch) and runs a batch inline only when that says it takes at most ``INLINE_SECONDS``; until it
+has timed a call, and whenever a batch would take longer, the thread runs it.
+
+A request that times out or whose client left is dropped from the queue; a batch that fails is
+retried request by request, so one bad input fails alone.
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from conveyor.serve.errors import TimedOut
 # Given the payloads of one batch, the result of each (an exception for those that failed).
 RunBatch = Callable[[Sequence[Any], Sequence[int]], list[Any]]
 
+# The longest a batch may hold the event loop: a model thread holds the GIL for up to
+# sys.getswitchinterval() (5 ms) at a time, so the loop waits about as long either way.
+INLINE_SECONDS = 0.002
+_WEIGHT = 0.2  # of the latest call in a moving average
+
 
 class Job(NamedTuple):
     payload: Any
@@ -33,11 +44,48 @@ class Job(NamedTuple):
     queued: float
 
 
+class Cost:
+    """How long the model takes for so many rows: a moving average of seconds per call for each
+    size class (1, 2-3, 4-7, ... rows). A size not seen yet is guessed from the nearest smaller
+    one seen, doubled per class (as if the cost grew with the rows), else from the nearest larger.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, float] = {}  # rows.bit_length() -> seconds per call
+
+    def estimate(self, rows: int) -> float | None:
+        """Seconds a call with ``rows`` rows will take; None before any call was timed."""
+        size = rows.bit_length()
+        known = self.seconds.get(size)
+        if known is not None:
+            return known
+        smaller = [s for s in self.seconds if s < size]
+        if smaller:
+            nearest = max(smaller)
+            return self.seconds[nearest] * 2.0 ** (size - nearest)
+        larger = [s for s in self.seconds if s > size]
+        return self.seconds[min(larger)] if larger else None
+
+    def observe(self, rows: int, seconds: float) -> None:
+        size = rows.bit_length()
+        before = self.seconds.get(size)
+        self.seconds[size] = seconds if before is None else before + _WEIGHT * (seconds - before)
+
+
 class Batcher:
-    def __init__(self, run: RunBatch, *, max_batch_size: int = 64, max_latency_ms: float = 0):
+    def __init__(
+        self,
+        run: RunBatch,
+        *,
+        max_batch_size: int = 64,
+        max_latency_ms: float = 0,
+        inline_seconds: float = INLINE_SECONDS,
+    ):
         self.run = run
         self.max_batch_size = max(1, max_batch_size)
         self.max_latency = max(0.0, max_latency_ms) / 1000
+        self.inline_seconds = inline_seconds
+        self.cost = Cost()
         self._queue: deque[Job] = deque()
         self._busy = False
         self._task: asyncio.Task[None] | None = None
@@ -72,8 +120,16 @@ class Batcher:
                     continue
                 payloads = [j.payload for j in batch]
                 sizes = [j.rows for j in batch]
+                rows = sum(sizes)
+                estimate = self.cost.estimate(rows)
+                inline = estimate is not None and estimate <= self.inline_seconds
                 try:
-                    results = await loop.run_in_executor(self._pool, self.run, payloads, sizes)
+                    if inline:
+                        results = self._timed(payloads, sizes, rows)
+                    else:
+                        results = await loop.run_in_executor(
+                            self._pool, self._timed, payloads, sizes, rows
+                        )
                 except Exception as exc:  # the runner failed as a whole: every job hears of it
                     results = [exc] * len(batch)
                 for job, result in zip(batch, results, strict=True):
@@ -83,8 +139,17 @@ class Batcher:
                         job.future.set_exception(result)
                     else:
                         job.future.set_result(result)
+                if inline and self._queue:
+                    await asyncio.sleep(0)  # the loop's other work goes first, then the rest
         finally:
             self._busy = False
+
+    def _timed(self, payloads: Sequence[Any], sizes: Sequence[int], rows: int) -> list[Any]:
+        started = time.perf_counter()
+        try:
+            return self.run(payloads, sizes)
+        finally:
+            self.cost.observe(rows, time.perf_counter() - started)
 
     async def _fill(self) -> None:
         deadline = self._queue[0].queued + self.max_latency

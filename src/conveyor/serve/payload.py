@@ -9,6 +9,7 @@ bad request fails alone and never spoils the batch it would have joined.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -28,6 +29,10 @@ def conform(signature: Signature | None, data: Any) -> Any:
     model takes it."""
     import numpy as np
 
+    if isinstance(data, list) and signature is not None and not signature.tabular:
+        declared = _as_declared(signature, data)
+        if declared is not None:
+            return declared
     try:
         if isinstance(data, Named):
             if signature is None or not signature.tabular:
@@ -48,6 +53,36 @@ def conform(signature: Signature | None, data: Any) -> Any:
         raise RequestError(exc.message, hint=exc.hint) from exc
     except (TypeError, ValueError) as exc:
         raise RequestError(f"the input is not a table of values: {exc}") from exc
+
+
+def _as_declared(signature: Signature, rows: list[Any]) -> Any:
+    """Rows that already are what a one-array model takes (its dtype, its shape), as an array;
+    else None, for :func:`~conveyor.registry.signature.enforce` to cast or explain. The common
+    request, spared the general path."""
+    import numpy as np
+
+    if len(signature.inputs) != 1 or signature.inputs[0].dtype == "object":
+        return None
+    (col,) = signature.inputs
+    try:
+        array = np.asarray(rows)
+    except (TypeError, ValueError):
+        return None
+    want = col.shape
+    if (
+        array.dtype == _numpy_dtype(col.dtype)
+        and array.ndim == len(want)
+        and all(w in (-1, g) for w, g in zip(want, array.shape, strict=True))
+    ):
+        return array
+    return None
+
+
+@functools.cache
+def _numpy_dtype(name: str) -> Any:
+    import numpy as np
+
+    return np.dtype(name)
 
 
 def _columns_by_position(signature: Signature, rows: Any) -> dict[str, Any]:

@@ -12,11 +12,14 @@ import csv
 import io
 from typing import Any
 
+import orjson
+
 from conveyor.serve.errors import RequestError, Unsupported
 from conveyor.serve.payload import Named
 from conveyor.serve.v2 import loads
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_NOT_IN_ROWS = (b'"', b"t", b"f", b"\n", b"\r")
 
 
 def parse(body: bytes, content_type: str) -> Any:
@@ -102,6 +105,28 @@ def parse_csv(body: bytes) -> Named:
         if len(row) != width:
             raise RequestError(f"CSV line {n} has {len(row)} values; the header has {width}")
     return Named(header, data)
+
+
+def sent_rows(body: bytes, checked: Any) -> Any:
+    """The rows of a ``{"inputs": [[...]]}`` (or ``instances``) body as the JSON text sent, for
+    the prediction log, when the model took them unchanged: numbers only, parsed into the
+    float64 array ``checked``. Else None. Logging that text spares serializing the rows again
+    (a millisecond for a thousand rows of 30 values); it reads back to the same numbers."""
+    if getattr(checked, "dtype", None) != "float64":
+        return None
+    for key in (b'{"inputs"', b'{"instances"'):
+        if body.startswith(key):
+            colon = body.find(b":", len(key))
+            end = body.rfind(b"}")
+            if colon < 0 or body[len(key) : colon].strip() or body[end + 1 :].strip():
+                return None
+            if body[colon + 1 : colon + 64].lstrip()[:1] != b"[":
+                return None
+            # no quote: no other key, no strings; no t or f: no true or false; one line
+            if any(body.find(c, colon, end) >= 0 for c in _NOT_IN_ROWS):
+                return None
+            return orjson.Fragment(body[colon + 1 : end])
+    return None
 
 
 def response(predictions: Any) -> dict[str, Any]:

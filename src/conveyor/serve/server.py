@@ -90,6 +90,7 @@ def run(
         "log_level": "warning",
         "timeout_graceful_shutdown": 5,
         "server_header": False,
+        "proxy_headers": False,  # nothing here reads the client's address
     }
     if workers <= 1:
         app = App(uris, root=root, options=options, notify=_notify)
