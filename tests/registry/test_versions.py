@@ -209,3 +209,23 @@ def test_tags_on_models_and_versions(reg: Project) -> None:
     assert reg.run("models", "tag", "tiny/7", "a=b").code == 2
     assert reg.run("models", "tag", "tiny@production", "a=b").code == 2
     assert reg.run("models", "tag", "tiny", "novalue").code == 2
+
+
+def test_the_stdlib_lookup_agrees_with_the_store(reg: Project) -> None:
+    """stored.resolve reads SQLite without SQLAlchemy; PostgreSQL and misses take the store."""
+    from typing import Any, cast
+
+    from conveyor.foundation.errors import ConveyorError
+    from conveyor.registry.stored import resolve
+    from conveyor.registry.versions import Registry
+    from conveyor.tracking.db import opened
+
+    reg.ok("models", "register", "tiny-clf", "model")
+    reg.ok("models", "register", "tiny-clf", "model")
+    reg.ok("models", "alias", "tiny-clf@production", "1")
+    for uri in ("models:/tiny-clf@production", "models:/tiny-clf/2", "models:/tiny-clf"):
+        with opened(reg.root) as store:
+            expected = Registry(cast(Any, store)).resolve(parse_uri(uri))
+        assert resolve(reg.root, uri) == expected, uri
+    with pytest.raises(ConveyorError, match="has no alias 'staging'"):
+        resolve(reg.root, "models:/tiny-clf@staging")

@@ -12,7 +12,7 @@ from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import ConveyorError
 from conveyor.foundation.paths import find_root, inside
 from conveyor.registry import package as package_mod
-from conveyor.registry.versions import Registry, parse_uri
+from conveyor.registry.uris import parse_uri
 from conveyor.tracking.api import user_name
 
 
@@ -38,6 +38,8 @@ def register(
             "nfiles": built.nfiles,
         }
     }
+    from conveyor.registry.versions import Registry
+
     with opened(ws.root) as store:
         run_id = None
         if run:
@@ -88,6 +90,7 @@ def declared(root: Path) -> dict[str, str]:
 
 def register_declared(ws: Workspace, run_id: str) -> list[str]:
     """Register each declared model whose package differs from its latest version."""
+    from conveyor.registry.versions import Registry
     from conveyor.tracking.db import opened
 
     lines = []
@@ -139,6 +142,7 @@ def materialize(ws: Workspace, version: dict[str, Any]) -> Path:
 
 def pointers(ws: Workspace) -> list[Pointer]:
     """Every registered version's package, as pointer values: push and pull move them."""
+    from conveyor.registry.versions import Registry
     from conveyor.tracking.db import exists, opened
 
     if not exists(ws.root):
@@ -167,11 +171,65 @@ def _fetch(ws: Workspace, ptrs: list[Pointer]) -> bool:
 
 def load(uri: str) -> package_mod.Model:
     """``models:/name@alias`` or ``models:/name/3``, loaded from the project's registry."""
-    from conveyor.tracking.db import opened
-
     root = find_root()
-    with opened(root) as store:
-        version = Registry(cast(Any, store)).resolve(parse_uri(uri))
+    version = resolve(root, uri)
     with Workspace(root) as ws:
         folder = materialize(ws, version)
     return package_mod.load(folder)
+
+
+def resolve(root: Path, uri: str) -> dict[str, Any]:
+    """The version ``uri`` names. An embedded (SQLite) store with nothing pending in its spool is
+    read with the standard library: a server starts and polls its aliases without importing
+    SQLAlchemy. Anything else, a miss included (for its error message), takes the full store."""
+    from conveyor.tracking import spool
+    from conveyor.tracking.db import opened, url_for
+
+    parsed = parse_uri(uri)
+    url = url_for(root)
+    if url.startswith("sqlite:///") and not spool.pending(root):
+        found = _sqlite_resolve(Path(url[len("sqlite:///") :]), parsed)
+        if found is not None:
+            return found
+    from conveyor.registry.versions import Registry
+
+    with opened(root) as store:
+        return Registry(cast(Any, store)).resolve(parsed)
+
+
+def _sqlite_resolve(path: Path, uri: Any) -> dict[str, Any] | None:
+    import json
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        version = uri.version
+        if uri.alias is not None:
+            row = conn.execute(
+                "SELECT version FROM model_aliases WHERE name = ? AND alias = ?",
+                (uri.name, uri.alias),
+            ).fetchone()
+            if row is None:
+                return None
+            version = row[0]
+        query = "SELECT * FROM model_versions WHERE name = ?"
+        args: tuple[Any, ...] = (uri.name,)
+        if version is None:
+            query += " ORDER BY version DESC"
+        else:
+            query += " AND version = ?"
+            args = (uri.name, version)
+        cursor = conn.execute(query, args)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        found = dict(zip([d[0] for d in cursor.description], row, strict=True))
+        found["lineage"] = json.loads(found["lineage"])
+        return found
+    except (sqlite3.Error, ValueError):
+        return None  # an older schema, a locked file: the full store knows what to say
+    finally:
+        conn.close()

@@ -9,56 +9,20 @@ number must be handed out exactly once), not spool records.
 from __future__ import annotations
 
 import json
-import re
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 
-from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.registry.uris import ALIAS as ALIAS  # the registry's names, re-exported
+from conveyor.registry.uris import MODEL_NAME as MODEL_NAME
+from conveyor.registry.uris import ModelNotFound as ModelNotFound
+from conveyor.registry.uris import Uri as Uri
+from conveyor.registry.uris import check_alias as check_alias
+from conveyor.registry.uris import check_name as check_name
+from conveyor.registry.uris import parse_uri as parse_uri
 from conveyor.tracking import tables as t
 from conveyor.tracking.store import SqlStore
-
-MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}")
-ALIAS = re.compile(r"[a-z0-9_-]{1,64}")
-
-
-class ModelNotFound(ConveyorError):
-    exit_code = 2
-
-
-class Uri(NamedTuple):
-    name: str
-    alias: str | None = None
-    version: int | None = None  # neither: the latest version
-
-
-def parse_uri(text: str) -> Uri:
-    """``models:/name@alias``, ``models:/name/3``, ``models:/name``; also without the scheme
-    (``name@alias``, ``name/3``) where a command takes a model."""
-    body = text.removeprefix("models:/")
-    if "@" in body:
-        name, _, alias = body.partition("@")
-        check_name(name)
-        check_alias(alias)
-        return Uri(name, alias=alias)
-    name, slash, version = body.partition("/")
-    check_name(name)
-    if slash:
-        if not version.isdigit() or int(version) < 1:
-            raise ConfigError(f"{text}: a version is a whole number from 1", hint="models:/name/3")
-        return Uri(name, version=int(version))
-    return Uri(name)
-
-
-def check_name(name: str) -> None:
-    if not MODEL_NAME.fullmatch(name):
-        raise ConfigError(f"{name!r} is not a model name", hint="letters, digits, '_', '-' and '.'")
-
-
-def check_alias(alias: str) -> None:
-    if not ALIAS.fullmatch(alias):
-        raise ConfigError(f"{alias!r} is not an alias", hint="lowercase letters, digits, _ and -")
 
 
 class Registry:

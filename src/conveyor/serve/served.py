@@ -106,12 +106,10 @@ class Served:
     def _resolve(self) -> dict[str, Any]:
         if not self.registered:
             return {"version": "local"}
-        from conveyor.registry.versions import Registry, parse_uri
-        from conveyor.tracking.db import opened
+        from conveyor.registry.stored import resolve
 
         assert self.root is not None
-        with opened(self.root) as store:
-            found = Registry(store).resolve(parse_uri(self.uri))  # type: ignore[arg-type]
+        found = resolve(self.root, self.uri)
         return {**found, "version": str(found["version"])}
 
     def _load(self, version: dict[str, Any]) -> Version:

@@ -37,14 +37,11 @@ def check(uris: list[str]) -> Path | None:
         if not uri.startswith("models:/"):
             package.read_manifest(Path(uri))
     if registered:
-        from conveyor.registry.versions import Registry, parse_uri
-        from conveyor.tracking.db import opened
+        from conveyor.registry.stored import resolve
 
         assert root is not None
-        with opened(root) as store:
-            registry = Registry(store)  # type: ignore[arg-type]
-            for uri in registered:
-                registry.resolve(parse_uri(uri))
+        for uri in registered:
+            resolve(root, uri)
     return root
 
 
