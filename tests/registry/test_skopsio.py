@@ -13,10 +13,12 @@ PROBE = """\
 import json, sys
 from conveyor.registry.skopsio import skops_io
 io = skops_io()
+import skops
 from skops.io import _trusted_types
 print(json.dumps({
     "names": _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES,
     "testing_imported": "sklearn.utils._testing" in sys.modules,
+    "attribute": getattr(skops, "io", None) is io,
     "untrusted": io.get_untrusted_types(file=sys.argv[1]),
 }))
 """
@@ -51,6 +53,7 @@ def test_the_cached_import_trusts_what_skops_computes(tmp_path: Path) -> None:
     assert second["names"] == first["names"] and len(first["names"]) > 100  # type: ignore[arg-type]
     assert second["untrusted"] == first["untrusted"]
     assert first["testing_imported"] and not second["testing_imported"]
+    assert first["attribute"] and second["attribute"]  # `import skops; skops.io` works too
     (cached,) = (tmp_path / "cache" / "conveyor").glob("*.json")
     cached.write_text("{broken")
     assert probe(tmp_path / "cache", file)["names"] == first["names"]  # a bad cache: plain import

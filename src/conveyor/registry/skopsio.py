@@ -100,6 +100,8 @@ def _import_package(public: dict[str, list[str]]) -> Any:
             spec.loader.exec_module(package)
         finally:
             _utils.get_public_type_names = real
+        parent = sys.modules["skops"]
+        parent.io = package  # type: ignore[attr-defined]  # as importlib does for a submodule
     except BaseException:
         for name in [n for n in sys.modules if n == "skops.io" or n.startswith("skops.io.")]:
             del sys.modules[name]
