@@ -65,7 +65,7 @@ def declared(root: Path) -> dict[str, str]:
     """The ``models:`` section of conveyor.yaml: model name -> package path."""
     from conveyor.foundation import yamlio
     from conveyor.foundation.errors import ConfigError
-    from conveyor.registry.versions import check_name
+    from conveyor.registry.uris import check_name
 
     path = root / "conveyor.yaml"
     if not path.exists():

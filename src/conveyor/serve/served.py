@@ -172,7 +172,7 @@ def _failure(name: str, exc: Exception) -> RequestError:
 
 def _name(uri: str) -> str:
     if uri.startswith("models:/"):
-        from conveyor.registry.versions import parse_uri
+        from conveyor.registry.uris import parse_uri
 
         return parse_uri(uri).name
     return str(package.read_manifest(Path(uri)).get("name") or Path(uri).name)
