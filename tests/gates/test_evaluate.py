@@ -209,3 +209,22 @@ def test_reports_json_markdown_and_junit(tmp_path: Path) -> None:
     }
     counts = report.junit_counts((tmp_path / "gates.junit.xml").read_text(), 0)
     assert (counts.total, counts.failed, counts.errors, counts.skipped) == (5, 1, 1, 1)
+
+
+@pytest.mark.parametrize("confidence", ["\n      confidence: 0.95", ""])
+def test_slices_against_a_baseline(confidence: str) -> None:
+    champion = predictions(1200, 0.9, seed=7, groups=True)
+    candidate = champion.copy()
+    rare = candidate["group"] == "rare"
+    candidate.loc[rare, "prediction"] = 1 - candidate.loc[rare, "label"]  # broken on "rare"
+    base = Baseline("production", {}, lambda p: champion)
+    text = (
+        "gates:\n  predictions: p.csv\n  checks:\n    - metric: eval.accuracy\n"
+        f"      vs: production\n      min_change: -0.02\n      slice_by: group{confidence}\n"
+    )
+    result = one(text, context({}, candidate, base))
+    verdicts = {s["slice"]: s["verdict"] for s in result.slices}
+    assert verdicts == {"group=common": "pass", "group=rare": "fail"}
+    assert result.verdict == "fail" and "worst slice group=rare" in result.detail
+    if confidence:
+        assert result.interval is not None and result.interval[1] < -0.02

@@ -133,7 +133,7 @@ def _metric(check: Check, gates: Gates, ctx: Context) -> Result:
         else:
             b = _metric_value(base.metrics, key, base.label)
             result.baseline = b
-            _change(spec, value, b, verdicts, detail, result)
+            _change(spec, value, b, verdicts, detail, result.notes)
     if not verdicts:
         result.verdict = "skipped"
         detail.append("nothing to check without a baseline")
@@ -160,7 +160,7 @@ def _change(
     base: float,
     verdicts: list[str],
     detail: list[str],
-    result: Result,
+    notes: list[str],
 ) -> None:
     relative = bool(spec.get("relative"))
     delta = stats.change(value, base, relative=relative)
@@ -171,8 +171,8 @@ def _change(
     verdicts.append(_within(spec, delta, delta))
     unit = " (relative)" if relative else ""
     detail.append(f"change {_signed(delta)}{unit}{_bounds(spec)}")
-    result.notes.append("change = (candidate - baseline) / |baseline|" if relative else "")
-    result.notes[:] = [n for n in result.notes if n]
+    if relative:
+        notes.append("change = (candidate - baseline) / |baseline|")
 
 
 def _within(spec: dict[str, Any], low: float, high: float) -> str:
@@ -331,8 +331,7 @@ def _plain_change(spec: dict[str, Any], name: str, paired: Any) -> dict[str, Any
     base = _compute(name, paired, "_b")
     verdicts: list[str] = []
     detail: list[str] = []
-    holder = Result("", "", "", "")
-    _change(spec, cand, base, verdicts, detail, holder)
+    _change(spec, cand, base, verdicts, detail, [])
     return {"verdict": _worst(verdicts), "detail": "; ".join(detail), "baseline": base}
 
 
