@@ -18,7 +18,7 @@ from conveyor.cli.output import echo, style
 if TYPE_CHECKING:
     from conveyor.ci.comment import Host, Posted, Target
 
-group("ci", help="the CI job: workflow files for CI systems, the pull-request comment")
+group("ci", help="the whole CI job (pull, run, check, report); workflow files; the PR comment")
 
 SYSTEMS = ("github", "gitlab", "jenkins")
 HOSTS = ("github", "gitlab")
