@@ -137,6 +137,9 @@ def test_auc_significance_and_different_labels_refused() -> None:
     base = Baseline("production", {}, lambda p: champion)
     result = one(text, context({"eval.auc": 0.9}, better, base))
     assert result.verdict == "pass" and any("DeLong" in n for n in result.notes)
+    twice = pd.concat([better, better.head(3)])
+    result = one(text, context({"eval.auc": 0.9}, twice, base))
+    assert result.verdict == "error" and "one id to several rows" in result.detail
     other = better.assign(label=1 - better["label"])
     result = one(text, context({"eval.auc": 0.9}, other, base))
     assert result.verdict == "error" and "different labels" in result.detail

@@ -365,6 +365,12 @@ def _pair(candidate: Any, baseline: Any, path: str, label: str) -> Any:
                     f"{path} of {who} has no {column!r} column",
                     hint="predictions files need id and label (and score and/or prediction)",
                 )
+    for table, who in ((candidate, "the candidate"), (baseline, label)):
+        if table["id"].duplicated().any():
+            raise ConveyorError(
+                f"{path} of {who} gives one id to several rows",
+                hint="an id names one evaluation example: pairing needs them unique",
+            )
     keep = [c for c in ("id", "label", "score", "prediction") if c in baseline.columns]
     merged = candidate.merge(baseline[keep], on="id", suffixes=("_c", "_b"))
     if len(merged) and (merged["label_c"] != merged["label_b"]).any():
