@@ -231,3 +231,26 @@ def test_slices_against_a_baseline(confidence: str) -> None:
     assert result.verdict == "fail" and "worst slice group=rare" in result.detail
     if confidence:
         assert result.interval is not None and result.interval[1] < -0.02
+
+
+def test_a_sliced_change_check_without_a_baseline_is_skipped_not_blocking() -> None:
+    text = (
+        "gates:\n  predictions: p.csv\n  checks:\n    - metric: eval.accuracy\n"
+        "      vs: production\n      min_change: 0\n      slice_by: group\n"
+    )
+    result = one(text, context({}, predictions(200, 0.9, seed=1, groups=True)))
+    assert result.verdict == "skipped" and not result.blocks
+    assert any("no baseline yet" in n for n in result.notes)
+
+
+def test_the_gates_confidence_applies_to_every_comparison() -> None:
+    champion = predictions(2000, 0.80, seed=1)
+    tie = predictions(2000, 0.80, seed=3)
+    base = Baseline("production", {"eval.accuracy": 0.8}, lambda p: champion)
+    text = SIGNIFICANCE.replace("      confidence: 0.95\n", "").replace(
+        "  checks:", "  confidence: 0.9\n  checks:"
+    )
+    result = one(text, context({"eval.accuracy": 0.8}, tie, base))
+    assert result.interval is not None and "90% interval" in result.detail
+    with pytest.raises(ConfigError, match=r"gates\.confidence"):
+        gates(text.replace("confidence: 0.9", "confidence: 9"))

@@ -123,19 +123,26 @@ def test_a_fast_model_runs_on_the_loop_once_timed_and_a_slow_one_in_its_thread()
         threads.append(threading.current_thread().name)
         return list(payloads)
 
-    slow = Recorder(delay=0.01)
+    recorder = Recorder(delay=0.01)
+    slow_threads: list[str] = []
+
+    def slow(payloads: Sequence[Any], sizes: Sequence[int]) -> list[Any]:
+        slow_threads.append(threading.current_thread().name)
+        return recorder(payloads, sizes)
 
     async def main() -> None:
         batcher = Batcher(fast)
         for i in range(3):
             assert await batcher.submit(i, 1) == i
-        assert await Batcher(slow, inline_seconds=0.002).submit(1, 1) == 2
-        assert await Batcher(slow, inline_seconds=0.002).submit(1, 1) == 2
+        timed = Batcher(slow, inline_seconds=0.002)  # one batcher: the second call is timed
+        assert await timed.submit(1, 1) == 2
+        assert await timed.submit(1, 1) == 2
 
     asyncio.run(main())
     main_thread = threading.main_thread().name
     assert threads[0] != main_thread  # not timed yet: the thread
     assert threads[1:] == [main_thread, main_thread]
+    assert len(slow_threads) == 2 and main_thread not in slow_threads  # timed slow: the thread
 
 
 def test_the_cost_of_an_unseen_batch_size_is_guessed_up_from_smaller_ones() -> None:

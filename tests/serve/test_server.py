@@ -118,6 +118,9 @@ def test_v2_errors(
     assert got == status
     assert message in json.loads(raw)["error"]
     assert "x-request-id" in headers and "x-model-version" in headers
+    if path.startswith("/v2/models/clf/"):  # a failed request is counted like any other
+        metrics = server.request("GET", "/metrics")[1].decode()
+        assert f'endpoint="infer",status="{status}"' in metrics
 
 
 def test_mlflow_errors_and_limits(server: Server) -> None:

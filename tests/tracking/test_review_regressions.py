@@ -185,3 +185,29 @@ def test_tune_steps_are_checked(space: dict[str, object], message: str) -> None:
             "f:1",
             "p",
         )
+
+
+def test_an_unreachable_store_keeps_the_spool(here: Project, pg_url: str, pg_db: str) -> None:
+    """A database that goes away mid-drain is no reason to reject records (real PostgreSQL)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from conveyor.tracking.store import SqlStore
+    from tests.conftest import _libpq
+
+    store = SqlStore(pg_db)
+    name = make_url(pg_db).database
+    spool.write(here.root, [{"t": "tags", "run": "r-1", "tags": {"a": "b"}, "ts": 1.0}])
+    with psycopg.connect(_libpq(pg_url), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        try:
+            with pytest.raises(ConveyorError, match="cannot take the pending records"):
+                spool.drain(here.root, store)
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            store.close()
+    assert len(spool.pending(here.root)) == 1
+    assert not (here.root / ".conveyor" / "spool" / "rejected").exists()

@@ -98,13 +98,15 @@ def markdown(
     images: Sequence[tuple[str, str]],
 ) -> str:
     """``rows``: (name, base, candidate, change, relative) of params and metrics that differ."""
+    from conveyor.ci.comment import MARKER
+
     lines = [
-        "<!-- conveyor-report -->",
+        MARKER,
         f"## conveyor report: {cand.label} vs {base.label}",
         "",
     ]
     if gates_md:
-        lines += [gates_md.replace("### ", "### ", 1).rstrip(), ""]
+        lines += [gates_md.rstrip(), ""]
     lines += ["### Params and metrics", ""]
     if rows:
         lines += [

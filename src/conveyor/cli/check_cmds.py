@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 from argparse import Namespace
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from conveyor.cli.app import arg, command
 from conveyor.cli.output import echo, style, table
@@ -126,12 +126,15 @@ def context(root: Path, gates: Gates, run: str | None) -> tuple[Context, dict[st
         def predictions(path: str) -> Any:
             return read_table(root / path)
 
+    import functools
+
     folder = _model_folder(root, gates)
     return Context(
         root=root,
         metrics=metrics,
-        predictions=predictions,
-        baseline=lambda vs: baseline(root, gates, vs),
+        # Several checks read one predictions file and name one baseline: each is read once.
+        predictions=functools.cache(predictions),
+        baseline=functools.cache(lambda vs: baseline(root, gates, vs)),
         model=(lambda: _load_model(folder)) if folder else None,
         model_folder=folder,
         run_tests=lambda cmd, junit: _run_tests(root, cmd, junit),
@@ -167,26 +170,18 @@ def baseline(root: Path, gates: Gates, vs: str) -> Baseline:
         else:
             return _run_baseline(root, record, f"run {record['id']}")
     model = _model_name(root, gates)
-    raise NoBaseline(f"{model or 'the model'} has no alias {name!r}" if model else f"no {name!r}")
+    raise NoBaseline(f"{model} has no alias {name!r}" if model else f"no {name!r}")
 
 
 def _alias_baseline(root: Path, gates: Gates, alias: str, *, required: bool) -> Baseline | None:
     from conveyor.foundation.errors import ConveyorError
     from conveyor.gates.evaluate import NoBaseline
-    from conveyor.registry.versions import Registry, Uri
-    from conveyor.tracking.db import exists, opened
 
     model = _model_name(root, gates)
-    if model is None or not exists(root):
+    version = alias_version(root, model, alias)
+    if version is None:
         if required:
-            raise NoBaseline(f"no registered model for alias {alias!r}")
-        return None
-    try:
-        with opened(root) as store:
-            version = Registry(cast(Any, store)).resolve(Uri(model, alias=alias))
-    except ConveyorError:
-        if required:
-            raise NoBaseline(f"{model} has no alias {alias!r} yet") from None
+            raise NoBaseline(f"{model or 'no registered model'} has no alias {alias!r} yet")
         return None
     label = f"{alias} = {model} version {version['version']}"
     lineage = version["lineage"]
@@ -199,6 +194,20 @@ def _alias_baseline(root: Path, gates: Gates, alias: str, *, required: bool) -> 
     return _make_baseline(root, label, dict(lineage["metrics"]), outs)
 
 
+def alias_version(root: Path, model: str | None, alias: str) -> dict[str, Any] | None:
+    """The registered version ``model@alias`` points at, or None (no model, store or alias)."""
+    from conveyor.foundation.errors import ConveyorError
+    from conveyor.registry.stored import resolve
+    from conveyor.tracking.db import exists
+
+    if model is None or not exists(root):
+        return None
+    try:
+        return resolve(root, f"models:/{model}@{alias}")
+    except ConveyorError:
+        return None
+
+
 def _run_baseline(root: Path, record: dict[str, Any], label: str) -> Baseline:
     return _make_baseline(root, label, dict(record["metrics"]), dict(record["outs"]))
 
@@ -206,9 +215,13 @@ def _run_baseline(root: Path, record: dict[str, Any], label: str) -> Baseline:
 def _make_baseline(
     root: Path, label: str, metrics: dict[str, Any], outs: dict[str, str]
 ) -> Baseline:
+    import functools
+
     from conveyor.gates.evaluate import Baseline
 
-    return Baseline(label, metrics, lambda path: _object_table(root, outs, path, label))
+    return Baseline(
+        label, metrics, functools.cache(lambda path: _object_table(root, outs, path, label))
+    )
 
 
 def _rev_baseline(root: Path, rev: str) -> Baseline:
@@ -250,31 +263,35 @@ def _in_repo(root: Path, rel: str) -> str:
 
 def _object_table(root: Path, outs: dict[str, str], path: str, who: str) -> Any:
     """A predictions table that ``who`` recorded as an out, read from the object cache."""
-    import tempfile
-
-    from conveyor.data.workspace import Workspace
     from conveyor.foundation.errors import ConveyorError
-    from conveyor.gates.tables import read_table
+    from conveyor.gates.tables import read_bytes
+
+    data = out_bytes(root, outs, path)
+    if data is None:
+        ref = outs.get(path)
+        if ref is None:
+            raise ConveyorError(
+                f"{who} recorded no {path}",
+                hint="the stage that writes it must declare it in outs:",
+            )
+        if ref.endswith(".tree"):
+            raise ConveyorError(f"{path} of {who} is a folder; a predictions file is a file")
+        raise ConveyorError(
+            f"{path} of {who} ({ref[:12]}) is not in the cache",
+            hint="fetch it with `conveyor pull` (or push it from where it was made)",
+        )
+    return read_bytes(data, path)
+
+
+def out_bytes(root: Path, outs: dict[str, str], path: str) -> bytes | None:
+    """The bytes of an out file from the object cache (None: not recorded, a folder, absent)."""
+    from conveyor.data.workspace import Workspace
 
     ref = outs.get(path)
-    if ref is None:
-        raise ConveyorError(
-            f"{who} recorded no {path}",
-            hint="the stage that writes it must declare it in outs:",
-        )
-    if ref.endswith(".tree"):
-        raise ConveyorError(f"{path} of {who} is a folder; a predictions file is a file")
+    if not ref or ref.endswith(".tree"):
+        return None
     with Workspace(root) as ws:
-        obj = ws.odb.path(ref)
-        if not obj.exists():
-            raise ConveyorError(
-                f"{path} of {who} ({ref[:12]}) is not in the cache",
-                hint="fetch it with `conveyor pull` (or push it from where it was made)",
-            )
-        with tempfile.TemporaryDirectory() as tmp:
-            link = Path(tmp) / PurePosixPath(path).name
-            link.symlink_to(obj)
-            return read_table(link)
+        return ws.odb.read_bytes(ref) if ws.odb.exists(ref) else None
 
 
 def _run_record(root: Path, ref: str) -> dict[str, Any]:

@@ -209,7 +209,13 @@ def ci_cmd(opts: Namespace) -> int:
     path, _ = write_report(root, gates, base=opts.base, out="reports", checked=checked)
     steps.append(("report", str(path.relative_to(root)), time.monotonic() - start))
     if opts.release:
-        if not (is_main(env) or (env.provider == "none" and _local_branch(root) in MAINS)):
+        if env.provider == "none":  # a local run: the branch git has checked out
+            from dataclasses import replace
+
+            from conveyor.tracking.api import git_state
+
+            env = replace(env, branch=git_state(root).get("git_branch") or None)
+        if not is_main(env):
             steps.append(("release", "skipped: not the default branch", 0.0))
         elif verdict != "pass":
             steps.append(("release", "skipped: the gates failed", 0.0))
@@ -218,34 +224,21 @@ def ci_cmd(opts: Namespace) -> int:
     return _summary(steps, 0 if verdict == "pass" else 1)
 
 
-MAINS = ("main", "master")
-
-
-def _local_branch(root: Path) -> str | None:
-    from conveyor.foundation import git
-    from conveyor.foundation.errors import GitError
-
-    try:
-        return git.run(root, "rev-parse", "--abbrev-ref", "HEAD").decode().strip()
-    except GitError:
-        return None
-
-
 def _release(root: Path, alias: str) -> str:
-    """Register every declared model whose package changed; point ``alias`` at it."""
+    """Register every declared model whose package changed since its latest version; point
+    ``alias`` at each declared model's latest version."""
     from typing import Any, cast
 
+    from conveyor.cli.check_cmds import _latest_run
     from conveyor.cli.data_cmds import writing
     from conveyor.registry import stored
     from conveyor.registry.versions import Registry, parse_uri
     from conveyor.tracking.api import user_name
     from conveyor.tracking.db import opened
 
-    with opened(root, write=False) as store:
-        runs = store.runs()
-    if not runs:
+    run_id = _latest_run(root)
+    if run_id is None:
         return "skipped: no run recorded"
-    run_id = str(runs[-1]["id"])
     with writing("conveyor ci --release") as ws:
         lines = stored.register_declared(ws, run_id)
     moved = []

@@ -59,6 +59,9 @@ def pull_cmd(opts: Namespace) -> None:
             fetched = fetch(ws, remote, models, jobs=jobs, progress=bar())
             result.transferred += fetched.transferred
             result.size += fetched.size
+            result.already += fetched.already
+            result.missing.update(fetched.missing)  # a package the remote lacks fails the pull
+            result.corrupt.update(fetched.corrupt)
     _summary("pulled", "from", result)
     for r in result.checkout:
         if r.changed:

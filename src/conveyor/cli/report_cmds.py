@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from argparse import Namespace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from conveyor.cli.app import arg, command
 from conveyor.cli.output import echo
@@ -157,33 +157,15 @@ def side(root: Path, gates: Gates, ref: str) -> Side:
 
 
 def _alias_version(root: Path, gates: Gates, alias: str) -> dict[str, Any] | None:
-    from conveyor.cli.check_cmds import _model_name
-    from conveyor.foundation.errors import ConveyorError
-    from conveyor.registry.versions import Registry, Uri, check_alias
-    from conveyor.tracking.db import exists, opened
+    from conveyor.cli.check_cmds import _model_name, alias_version
 
-    model = _model_name(root, gates)
-    if model is None or not exists(root):
-        return None
-    try:
-        check_alias(alias)
-        with opened(root) as store:
-            return Registry(cast(Any, store)).resolve(Uri(model, alias=alias))
-    except ConveyorError:
-        return None
+    return alias_version(root, _model_name(root, gates), alias)
 
 
 def _reader(root: Path, outs: dict[str, str]) -> Any:
-    def read(path: str) -> bytes | None:
-        from conveyor.data.workspace import Workspace
+    from conveyor.cli.check_cmds import out_bytes
 
-        ref = outs.get(path)
-        if not ref or ref.endswith(".tree"):
-            return None
-        with Workspace(root) as ws:
-            return ws.odb.read_bytes(ref) if ws.odb.exists(ref) else None
-
-    return read
+    return lambda path: out_bytes(root, outs, path)
 
 
 def _code(root: Path, commit: str | None) -> str:
@@ -203,7 +185,6 @@ def _code(root: Path, commit: str | None) -> str:
 
 def _plots(root: Path, gates: Gates, old: Side, new: Side, folder: Path) -> list[tuple[str, str]]:
     """Every plots file of the pipeline, both sides overlaid, and the confusion matrices."""
-    import io
 
     from conveyor.ci import report
     from conveyor.pipeline import definition
@@ -228,13 +209,13 @@ def _plots(root: Path, gates: Gates, old: Side, new: Side, folder: Path) -> list
         for fig, png in zip(figures, written, strict=False):
             images.append((fig.title, png.relative_to(folder).as_posix()))
     if gates.predictions:
-        import pandas as pd
+        from conveyor.gates.tables import read_bytes
 
         matrices = {}
         for s in (old, new):
             data = s.read(gates.predictions)
             if data:
-                found = report.confusion(pd.read_csv(io.BytesIO(data)))
+                found = report.confusion(read_bytes(data, gates.predictions))
                 if found:
                     matrices[s.label] = found
         if matrices:

@@ -98,6 +98,8 @@ def _rows(ctx: Context, spec: dict[str, Any], model: Any) -> tuple[Any, list[str
     frame = frame.drop(columns=[c for c in drop if c in frame.columns])
     limit = int(spec.get("rows", 1000))
     frame = frame.head(limit)
+    if frame.empty:
+        raise ConveyorError(f"{path} has no rows to feed the model")
     names = [str(c) for c in frame.columns]
     sig = getattr(model, "signature", None)
     if sig is not None and sig.tabular:
@@ -117,7 +119,9 @@ def _scores(model: Any, rows: Any) -> Any:
     return np.asarray(model.predict(rows), dtype=float)
 
 
-def _perturbed(rows: Any, names: list[str], column: str, delta: float) -> Any:
+def _perturbed(rows: Any, names: list[str], column: Any, delta: float) -> Any:
+    if not isinstance(column, str):
+        raise ConveyorError("name the column to change with column: NAME")
     if column not in names:
         raise ConveyorError(
             f"no column {column!r} in the data", hint=f"columns: {', '.join(names)}"
@@ -145,7 +149,7 @@ def _invariance(check: Check, ctx: Context, make: Make) -> Result:
     spec = check.spec["invariance"]
     model = _model(ctx)
     rows, names = _rows(ctx, spec, model)
-    column, delta = str(spec.get("column")), float(spec.get("delta", 0))
+    column, delta = spec.get("column"), float(spec.get("delta", 0))
     tolerance = float(spec.get("tolerance", 0.0))
     base = _scores(model, rows)
     worst = np.zeros(len(base))
@@ -171,7 +175,7 @@ def _directional(check: Check, ctx: Context, make: Make) -> Result:
         raise ConveyorError(f"{check.where}: expect is increase or decrease, not {expect!r}")
     model = _model(ctx)
     rows, names = _rows(ctx, spec, model)
-    column, delta = str(spec.get("column")), float(spec.get("delta", 1))
+    column, delta = spec.get("column"), float(spec.get("delta", 1))
     tolerance = float(spec.get("tolerance", 0.0))
     moved = _scores(model, _perturbed(rows, names, column, delta)) - _scores(model, rows)
     wrong = moved < -tolerance if expect == "increase" else moved > tolerance
@@ -205,7 +209,8 @@ def _examples(check: Check, ctx: Context, make: Make) -> Result:
         value = got.reshape(-1)[0].item() if got.size else None
         want = case.get("expected")
         tol = float(case.get("tolerance", 0))
-        same = value == want if tol == 0 or isinstance(want, str) else abs(value - want) <= tol
+        numeric = isinstance(value, int | float) and isinstance(want, int | float)
+        same = value == want if tol == 0 or not numeric else abs(value - want) <= tol
         if not same:
             failures.append(f"#{i + 1} {case.get('name', '')}: expected {want!r}, got {value!r}")
     detail = "; ".join(failures[:3]) if failures else f"{len(cases)} examples as expected"

@@ -93,6 +93,14 @@ def parse(section: Any, doc: yamlio.Located) -> Gates:
         names.add(check.name)
         checks.append(check)
     defaults: dict[str, Any] = {k: top[k] for k in ("confidence", "resamples") if k in top}
+
+    def bad_top(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{doc.where('gates', key)}: gates.{key}: {message}")
+
+    _level(defaults.get("confidence"), bad_top)
+    resamples = defaults.get("resamples")
+    if resamples is not None and (not isinstance(resamples, int) or resamples < 1):
+        raise bad_top("resamples", f"a whole number from 1, not {resamples!r}")
     model, predictions = top.get("model"), top.get("predictions")
     for key, value in (("model", model), ("predictions", predictions)):
         if value is not None and not isinstance(value, str):
@@ -138,11 +146,15 @@ def _validate(kind: str, spec: dict[str, Any], doc: yamlio.Located, at: tuple[st
     if kind == "metric":
         if not isinstance(spec["metric"], str):
             raise bad("metric", "a metric name, like eval.auc")
-        for key in ("min", "max", "min_change", "max_change", "min_size", "resamples"):
+        for key in ("min", "max", "min_change", "max_change"):
             number(key)
-        conf = spec.get("confidence")
-        if conf is not None and (not isinstance(conf, float) or not 0.5 <= conf < 1):
-            raise bad("confidence", f"a level between 0.5 and 1, like 0.95; not {conf!r}")
+        for key in ("min_size", "resamples", "min_examples"):
+            value = spec.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise bad(key, f"a whole number from 1, not {value!r}")
+        _level(spec.get("confidence"), bad)
         changes = "min_change" in spec or "max_change" in spec
         if changes and "vs" not in spec:
             raise bad("min_change" if "min_change" in spec else "max_change", "needs vs: BASELINE")
@@ -175,6 +187,11 @@ def _validate(kind: str, spec: dict[str, Any], doc: yamlio.Located, at: tuple[st
             raise bad("examples", "a file of examples (JSON) or {file: ..., model: ...}")
     elif not isinstance(spec[kind], dict):
         raise bad(kind, f"a mapping of the {kind} check's settings")
+
+
+def _level(conf: Any, bad: Any) -> None:
+    if conf is not None and (not isinstance(conf, float) or not 0.5 <= conf < 1):
+        raise bad("confidence", f"a level between 0.5 and 1, like 0.95; not {conf!r}")
 
 
 def _default_name(kind: str, spec: dict[str, Any]) -> str:

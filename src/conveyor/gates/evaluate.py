@@ -128,7 +128,7 @@ def _metric(check: Check, gates: Gates, ctx: Context) -> Result:
     _thresholds(spec, value, verdicts, detail)
     result = _result(check, "pass", value=value, notes=notes)
     if base is not None:
-        if spec.get("confidence"):
+        if _confidence(spec, gates):
             _significance(check, gates, ctx, base, result, verdicts, detail)
         else:
             b = _metric_value(base.metrics, key, base.label)
@@ -229,7 +229,7 @@ def _compare(spec: dict[str, Any], gates: Gates, name: str, paired: Any) -> dict
             "verdict": "inconclusive",
             "detail": f"{n} paired examples; at least {least} are needed to tell",
         }
-    confidence = float(spec.get("confidence") or gates.defaults.get("confidence", 0.95))
+    confidence = _confidence(spec, gates) or 0.95
     resamples = int(spec.get("resamples") or gates.defaults.get("resamples", 1000))
     column = "prediction" if name in stats.COUNTING else "score"
     for side in ("c", "b"):
@@ -271,6 +271,8 @@ def _sliced(
     check: Check, gates: Gates, ctx: Context, base: Baseline | None, notes: list[str]
 ) -> Result:
     spec = check.spec
+    if base is None and "min" not in spec and "max" not in spec:
+        return _result(check, "skipped", notes=notes, detail="nothing to check without a baseline")
     name = _statistic(spec)
     path = _predictions_path(spec, gates)
     table = ctx.predictions(path)
@@ -300,7 +302,7 @@ def _sliced(
         row: dict[str, Any] = {"slice": label, "n": len(group), "value": value}
         if paired is not None and ("min_change" in spec or "max_change" in spec):
             mask = _mask(paired, columns, key)
-            outcome = _compare(spec, gates, name, paired[mask]) if spec.get("confidence") else (
+            outcome = _compare(spec, gates, name, paired[mask]) if _confidence(spec, gates) else (
                 _plain_change(spec, name, paired[mask])
             )  # fmt: skip
             v.append(outcome["verdict"])
@@ -324,6 +326,12 @@ def _sliced(
     return _result(check, verdict, value=worst["value"], baseline=worst.get("baseline"),
                    interval=worst.get("interval"), n=worst["n"], detail=detail, notes=notes,
                    slices=rows)  # fmt: skip
+
+
+def _confidence(spec: dict[str, Any], gates: Gates) -> float | None:
+    """The check's confidence, or the gates' default for checks with a baseline; None: none."""
+    level = spec.get("confidence") or (gates.defaults.get("confidence") if "vs" in spec else None)
+    return float(level) if level else None
 
 
 def _plain_change(spec: dict[str, Any], name: str, paired: Any) -> dict[str, Any]:

@@ -48,6 +48,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return _read_file(path, table_format(path))
 
 
+def read_bytes(data: bytes, name: str) -> pd.DataFrame:
+    """A table held in memory (an object from the cache), read as its file name's format says."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(name).name
+        path.write_bytes(data)
+        return read_table(path)
+
+
 def table_format(path: Path) -> str:
     """``csv``, ``tsv``, ``parquet`` or ``jsonl``, by the file's name; PathError otherwise."""
     found = _format_of(path)

@@ -12,7 +12,7 @@ from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import ConveyorError
 from conveyor.foundation.paths import find_root, inside
 from conveyor.registry import package as package_mod
-from conveyor.registry.uris import parse_uri
+from conveyor.registry.uris import ModelNotFound, parse_uri
 from conveyor.tracking.api import user_name
 
 
@@ -103,7 +103,7 @@ def register_declared(ws: Workspace, run_id: str) -> list[str]:
             registry = Registry(cast(Any, store))
             try:
                 latest = registry.resolve(parse_uri(name))
-            except ConveyorError:
+            except ModelNotFound:  # its first version; any other failure is the user's to see
                 latest = None
         if latest is not None and latest["package"] == ref:
             lines.append(f"{name} unchanged: version {latest['version']} is this package")

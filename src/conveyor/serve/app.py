@@ -199,13 +199,12 @@ class App:
             rid = self._ids.new()
         path: str = scope["path"]
         method: str = scope["method"]
-        endpoint, name = "other", ""
+        endpoint, name = self._labels(path)  # known before the work, so failures count too
         mlflow = path in _MLFLOW_PATHS
         try:
             if path.startswith("/v2"):
-                endpoint, name, reply = await self._v2(method, path, headers, receive, rid, own)
+                reply = await self._v2(method, path, headers, receive, rid, own)
             elif path == "/invocations":
-                endpoint, name = "invocations", self.served[0].name
                 _only("POST", method)
                 reply = await self._invocations(headers, receive, rid)
             else:
@@ -237,6 +236,17 @@ class App:
         if name:
             self.metrics.request(name, version, endpoint, reply.status, time.perf_counter() - start)
 
+    def _labels(self, path: str) -> tuple[str, str]:
+        """The metrics' endpoint and model for a path: a served model's name only (a client
+        must not be able to add label values at will)."""
+        if path == "/invocations":
+            return "invocations", self.served[0].name
+        parts = path.strip("/").split("/")
+        if len(parts) >= 3 and parts[:2] == ["v2", "models"] and parts[2] in self.by_name:
+            last = parts[-1] if len(parts) > 3 else ""
+            return (last if last in ("infer", "ready") else "metadata"), parts[2]
+        return "other", ""
+
     async def _v2(
         self,
         method: str,
@@ -245,17 +255,17 @@ class App:
         receive: Receive,
         rid: str,
         own: bool,
-    ) -> tuple[str, str, Reply]:
+    ) -> Reply:
         parts = path.strip("/").split("/")
         if parts == ["v2"]:
             _only("GET", method)
-            return "metadata", "", _json(_server_metadata())
+            return _json(_server_metadata())
         if parts[1:] == ["health", "live"]:
             _only("GET", method)
-            return "health", "", _json({"live": True})
+            return _json({"live": True})
         if parts[1:] == ["health", "ready"]:
             _only("GET", method)
-            return "health", "", _json({"ready": self.ready}, 200 if self.ready else 503)
+            return _json({"ready": self.ready}, 200 if self.ready else 503)
         if len(parts) < 3 or parts[1] != "models":
             raise NotFound(f"no endpoint {path}")
         name, rest, wanted = parts[2], parts[3:], None
@@ -273,12 +283,12 @@ class App:
                 f"conveyor-{current.model.manifest.get('flavor', '')}",
                 current.model.signature,
             )
-            return "metadata", served.name, _json(meta, version=current.number)
+            return _json(meta, version=current.number)
         if rest == ["ready"]:
             _only("GET", method)
             number = served.current.number if served.current else None
             state = {"name": served.name, "ready": served.ready}
-            return "ready", served.name, _json(state, 200 if served.ready else 503, number)
+            return _json(state, 200 if served.ready else 503, number)
         if rest == ["infer"]:
             _only("POST", method)
             body = await self._body(receive, headers)
@@ -288,17 +298,17 @@ class App:
             data = v2.model_input(current.model.signature, request.inputs)
             if request.id is not None and not own and _ID.fullmatch(request.id):
                 rid = request.id  # the id the client knows names the request everywhere
-            checked, prediction = await served.predict(data, timeout=self.options.timeout)
-            output = served.current.output if served.current else "output"
+            output = current.output
             if request.outputs is not None and set(request.outputs) - {output}:
                 unknown = ", ".join(sorted(set(request.outputs) - {output}))
                 raise RequestError(f"model {name} has no output {unknown}; it gives {output}")
+            checked, prediction = await served.predict(data, timeout=self.options.timeout)
             self._log(rid, served, prediction.version, "infer", checked, prediction.outputs)
             answer = v2.infer_response(
                 served.name, prediction.version, request.id or rid, {output: prediction.outputs}
             )
             reply = _json(answer, version=prediction.version)
-            return "infer", served.name, reply._replace(request_id=rid)
+            return reply._replace(request_id=rid)
         raise NotFound(f"no endpoint {path}")
 
     async def _invocations(self, headers: dict[bytes, bytes], receive: Receive, rid: str) -> Reply:

@@ -1,7 +1,7 @@
 """The prediction log: sampled requests with their inputs, predictions and the model version
 that answered, keyed by request id, so that monitoring can join them with feedback later.
 
-Records are JSON lines in segments ``<folder>/<model>/<start>-<pid>.jsonl``. A segment is
+Records are JSON lines in segments ``<folder>/<model>/<start>-<pid>-<n>.jsonl``. A segment is
 written as ``.jsonl.part`` and renamed when it is full, old enough, or the server stops; a
 reader takes finished segments whole and, from a ``.part`` a killed server left, every complete
 line (never a half-written one).
@@ -18,6 +18,7 @@ requests and a client can tell whether a request was logged.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ from typing import Any
 
 import orjson
 
+_SEGMENTS = itertools.count()
 SEGMENT_RECORDS = 50_000
 SEGMENT_SECONDS = 300.0
 
@@ -96,7 +98,8 @@ class _Segment:
         folder.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.started))
-        self.path = folder / f"{stamp}-{os.getpid()}.jsonl"
+        # Several segments may start within one second: the counter keeps their names apart.
+        self.path = folder / f"{stamp}-{os.getpid()}-{next(_SEGMENTS):04d}.jsonl"
         self.part = self.path.with_name(self.path.name + ".part")
         self.count = 0
         self.file = open(self.part, "ab")  # noqa: SIM115 - held open across writes

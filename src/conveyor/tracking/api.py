@@ -55,7 +55,7 @@ class Run:
         self.implicit = False  # True: started by a log call outside any run
         self._records: list[dict[str, Any]] = []
         self._points: list[list[Any]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by the SIGTERM handler on this thread
         self._flushed = time.monotonic()
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:

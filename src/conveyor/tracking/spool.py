@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation import atomic
+from conveyor.foundation.errors import ConveyorError
 
 if TYPE_CHECKING:
     from conveyor.tracking.store import Store
@@ -63,7 +64,9 @@ def drain(root: Path, store: Store, *, chunk: int = 200) -> int:
         batch = _read(files[start : start + chunk])
         try:
             count += store.apply_many(batch)
-        except Exception:  # a constraint the store enforces: find the file and set it aside
+        except Exception as exc:  # a constraint the store enforces: find the file and set it aside
+            if unreachable(exc):  # down or busy: every file stays pending for the next drain
+                raise _kept(exc) from exc
             if len(batch) == 1:
                 _reject(root, batch[0][0])
                 continue
@@ -77,11 +80,28 @@ def drain(root: Path, store: Store, *, chunk: int = 200) -> int:
 def drain_one(root: Path, store: Store, name: str, records: list[dict[str, Any]]) -> int:
     try:
         applied = store.apply_many([(name, records)])
-    except Exception:
+    except Exception as exc:
+        if unreachable(exc):
+            raise _kept(exc) from exc
         _reject(root, name)
         return 0
     (folder(root) / name).unlink(missing_ok=True)
     return applied
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The store could not take anything (down, busy, read-only), whatever the records: not a
+    reason to set a file aside. Only a SQL store raises into the drain, so SQLAlchemy is loaded."""
+    import sqlalchemy.exc as sa_exc
+
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+
+
+def _kept(exc: Exception) -> ConveyorError:
+    return ConveyorError(
+        f"the metadata store cannot take the pending records now: {getattr(exc, 'orig', exc)}",
+        hint="they stay in .conveyor/spool and are applied by the next command that reads it",
+    )
 
 
 def _read(paths: list[Path]) -> list[tuple[str, list[dict[str, Any]]]]:
