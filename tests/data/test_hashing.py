@@ -7,6 +7,7 @@ import blake3
 import pytest
 
 from conveyor.data import hashing
+from conveyor.foundation.errors import DataError
 
 
 def test_hash_bytes_is_blake3_hex() -> None:
@@ -37,3 +38,33 @@ def test_copy_and_hash_copies_exactly(tmp_path: Path) -> None:
         os.close(fd)
     assert oid == blake3.blake3(data).hexdigest()
     assert dst.read_bytes() == data
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_both_copies_hash_what_they_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool
+) -> None:
+    monkeypatch.setattr(hashing, "_DIRECT_CHUNK", 1 << 20)  # several chunks, a ragged tail
+    if not direct:
+        monkeypatch.setattr(hashing, "_direct", lambda fd, on=True: False)
+    data = os.urandom((5 << 20) + 1234)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.write_bytes(data)
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    try:
+        oid = hashing.copy_and_hash(src, fd, len(data), durable=False)
+    finally:
+        os.close(fd)
+    assert oid == blake3.blake3(data).hexdigest()
+    assert dst.read_bytes() == data and dst.stat().st_size == len(data)
+
+
+def test_a_source_that_changed_size_is_refused(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.write_bytes(os.urandom(hashing.SMALL + 10))
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(DataError, match="changed while it was being stored"):
+            hashing.copy_and_hash(src, fd, hashing.SMALL, durable=False)
+    finally:
+        os.close(fd)

@@ -295,7 +295,7 @@ def test_scratch_gives_each_thread_a_folder_and_removes_them(tmp_path: Path) -> 
 
 
 def test_landing_puts_verified_files_in_place(tmp_path: Path) -> None:
-    odb = ObjectDB(tmp_path / "objects", tmp_path / "tmp", durable=False)
+    odb = ObjectDB(tmp_path / "objects", tmp_path / "tmp", sync="never")
     with Landing.into(odb, group=2) as landing:
         for i in range(3):
             data = f"object {i}".encode()

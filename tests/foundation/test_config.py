@@ -18,7 +18,14 @@ def make(tmp_path: Path, text: str = "", local: str = "") -> Config:
 def test_defaults_and_overrides(tmp_path: Path) -> None:
     cfg = make(tmp_path, "cache:\n  type: hardlink,copy\n", local="cache:\n  type: symlink\n")
     assert cfg.get("cache.type") == "symlink"
-    assert cfg.get("core.fsync") is True
+    assert cfg.get("core.fsync") == "journal"
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"), [("true", "always"), ("no", "never"), ("journal", "journal")]
+)
+def test_fsync_takes_a_boolean_or_journal(tmp_path: Path, value: str, mode: str) -> None:
+    assert make(tmp_path, f"core:\n  fsync: {value}\n").get("core.fsync") == mode
 
 
 def test_unknown_key_names_file_line_and_suggests(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ def init_cmd(opts: Namespace) -> None:
     from conveyor.data.init import init
 
     result = init(Path.cwd(), force=opts.force)
+    _compile_pipeline(result.root)
     verb = "Re-initialised" if result.reinitialised else "Initialised"
     echo(f"{verb} a conveyor project in {result.root}")
     if not result.in_git:
@@ -29,6 +30,18 @@ def init_cmd(opts: Namespace) -> None:
         )
     else:
         echo("Commit .conveyor/config, .conveyor/.gitignore and conveyor.yaml to git.")
+
+
+def _compile_pipeline(root: Path) -> None:
+    """Compile conveyor.yaml now, so that the first ``status`` reads its compiled form like the
+    others do; a broken conveyor.yaml is the business of the command that needs it."""
+    import contextlib
+
+    from conveyor.foundation.errors import ConveyorError
+    from conveyor.pipeline import definition
+
+    with contextlib.suppress(ConveyorError):
+        definition.load(root)
 
 
 @command(

@@ -301,7 +301,7 @@ def _hash_all(
         chunks = [small[i : i + _CHUNK] for i in range(0, len(small), _CHUNK)]
         cores = os.cpu_count() or 1
         if store is not None and cores > 1 and len(small) >= _MANY and _PROCESSES:
-            results.update(_store_in_processes(chunks, store, cores, progress))
+            results.update(_store_in_processes(small, store, cores, progress))
         elif jobs <= 1 or len(chunks) <= 1:
             for chunk in chunks:
                 results.update(work(chunk))
@@ -317,33 +317,42 @@ def _hash_all(
 
 
 def _store_in_processes(
-    chunks: list[list[Found]], store: Batch, cores: int, progress: Progress
+    small: list[Found], store: Batch, cores: int, progress: Progress
 ) -> dict[str, str]:
     """Read, hash and write small files from one forked process per core.
 
-    Hashing small inputs holds the GIL, so threads cannot use a second core for it. Each
-    child writes temp files only; the parent adopts them into its batch, so nothing becomes an
-    object before the batch commits, exactly as on the threaded path.
+    Hashing small inputs holds the GIL, so threads cannot use a second core for it. Unless
+    objects must be flushed before they are named (``core.fsync: true``, where the parent
+    flushes and renames them all together), each child names its own objects as it finishes a
+    task: the journal first, then the renames, so the renames run on every core too.
     """
     import multiprocessing
 
     odb = store.odb
-    tasks = [(os.fspath(odb.root), os.fspath(odb.tmp), chunk) for chunk in chunks]
+    name = odb.sync != "always"
+    size = _CHUNK * 4 if name else _CHUNK  # a journal per task: fewer, larger tasks
+    tasks = [
+        (os.fspath(odb.root), os.fspath(odb.tmp), odb.sync, small[i : i + size])
+        for i in range(0, len(small), size)
+    ]
     results: dict[str, str] = {}
     with multiprocessing.get_context("fork").Pool(cores) as pool:
         for part in pool.imap_unordered(_store_chunk, tasks):
-            for rel, oid, tmp, size in part:
+            for rel, oid, tmp, nbytes in part:
                 if tmp is not None:
                     store.adopt(tmp, oid)
                 results[rel] = oid
-                progress.advance(size)
+                progress.advance(nbytes)
     return results
 
 
-def _store_chunk(task: tuple[str, str, list[Found]]) -> list[tuple[str, str, str | None, int]]:
-    root, tmp_dir, chunk = task
-    odb = ObjectDB(Path(root), Path(tmp_dir))
+def _store_chunk(
+    task: tuple[str, str, str, list[Found]],
+) -> list[tuple[str, str, str | None, int]]:
+    root, tmp_dir, sync, chunk = task
+    odb = ObjectDB(Path(root), Path(tmp_dir), sync=sync)
     out: list[tuple[str, str, str | None, int]] = []
+    written: list[tuple[str, str]] = []
     for rel, path, _ino, _mtime, size, _x in chunk:
         try:
             with open(path, "rb", buffering=0) as f:
@@ -360,4 +369,8 @@ def _store_chunk(task: tuple[str, str, list[Found]]) -> list[tuple[str, str, str
         except OSError as exc:
             raise storage_error(path, exc) from exc
         out.append((rel, oid, tmp, size))
-    return out
+        written.append((tmp, oid))
+    if sync == "always":
+        return out  # the parent flushes and names them, all at once
+    odb.name_all(written)
+    return [(rel, oid, None, size) for rel, oid, _tmp, size in out]

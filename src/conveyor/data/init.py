@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.foundation import atomic
+from conveyor.foundation import atomic, fsflags
 from conveyor.foundation.errors import ConveyorError
 from conveyor.foundation.paths import CONTROL_DIR, ProjectPaths
 
@@ -72,6 +72,7 @@ def init(root: Path, *, force: bool = False) -> InitResult:
         shutil.rmtree(paths.tmp, ignore_errors=True)
     for folder in (paths.control, paths.objects, paths.tmp):
         folder.mkdir(parents=True, exist_ok=True)
+    fsflags.spread_children(paths.tmp)  # the object cache's writers' folders spread out
     atomic.write_text(paths.control / ".gitignore", CONTROL_GITIGNORE)
     atomic.write_text(paths.config, "# conveyor settings: `conveyor config KEY VALUE`\n")
     skeleton = paths.root / "conveyor.yaml"

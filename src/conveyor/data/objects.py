@@ -5,8 +5,11 @@ to a temp file under the project's ``tmp/`` folder, made durable, then renamed i
 file under ``objects/`` always holds exactly the bytes its name says, even if the writer is killed
 at any moment. Leftover temp files of dead writers are removed by :meth:`ObjectDB.clean_tmp`.
 
-Writes go through a :class:`Batch`: many objects are written, flushed with one ``syncfs`` and
-only then renamed into place, instead of paying a disk round-trip per object.
+Writes go through a :class:`Batch`: many objects are written, then renamed into place together.
+How they reach the disk is ``core.fsync``: ``journal`` (the default) names them at once and leaves
+the writeback to the kernel, with a journal that lets the next command catch a crash
+(:mod:`conveyor.data.journal`); ``true`` flushes them with one ``syncfs`` before they are named;
+``false`` does neither.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from conveyor.data import hashing
-from conveyor.foundation import atomic
+from conveyor.data import hashing, journal
+from conveyor.foundation import atomic, fsflags
 from conveyor.foundation.errors import DataError
 from conveyor.foundation.lock import alive
 
@@ -29,19 +32,33 @@ _counter = itertools.count()
 _local = threading.local()
 _epoch = [0]  # bumped by release_tmp: cached temp folders may be gone
 GENERATION = ".generation"
+SYNC_MODES = ("journal", "always", "never")
 
 
 class ObjectDB:
-    """Objects under ``root``, temp files under ``tmp`` (same filesystem)."""
+    """Objects under ``root``, temp files under ``tmp`` (same filesystem).
 
-    def __init__(self, root: Path, tmp: Path, *, durable: bool = True) -> None:
+    ``sync`` says when new objects reach the disk: ``always`` before they are named, ``journal``
+    in the kernel's own time with a journal to check after a crash (``always`` where the system
+    has no boot id), ``never`` when the kernel likes.
+    """
+
+    def __init__(self, root: Path, tmp: Path, *, sync: str = "always") -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"unknown sync mode {sync!r}")
         self.root = root
         self._root = os.fspath(root)
         self.tmp = tmp
         self._tmp = os.fspath(tmp)
-        self.durable = durable
+        self.sync = "always" if sync == "journal" and journal.boot_id() is None else sync
+        self.durable = self.sync == "always"  # flush each object before it is named
+        self.journal = root.parent / "journal"
         self._shards: set[str] = set()
         self._lock = threading.Lock()
+
+    def recover(self, quarantine: Path) -> journal.Recovered:
+        """Settle or check what earlier commands named before it was on disk (cheap if none)."""
+        return journal.recover(self, self.journal, quarantine)
 
     # -- reading -------------------------------------------------------------------------
     def path(self, oid: str) -> Path:
@@ -155,6 +172,35 @@ class ObjectDB:
     def batch(self) -> Batch:
         return Batch(self)
 
+    def ensure_tmp(self) -> None:
+        """Make the temp folder, marked so that its writers' folders spread over the disk."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fsflags.spread_children(self.tmp)
+
+    def will_name(self, oids: Iterable[str]) -> None:
+        """Call before renaming complete temp files to ``oids``: a journal, or a flush."""
+        if self.sync == "journal":
+            journal.record(self.journal, oids)
+        elif self.sync == "always":
+            atomic.syncfs(self.tmp)
+
+    def named(self) -> None:
+        """Call after such renames: with ``always``, make the new names durable too."""
+        if self.sync == "always":
+            atomic.syncfs(self.root)
+
+    def name_all(self, staged: list[tuple[str, str]]) -> None:
+        """Rename complete temp files to their objects' names, as ``sync`` says."""
+        if not staged:
+            return
+        self.will_name(oid for _, oid in staged)
+        for shard in {oid[:2] for _, oid in staged}:
+            self._ensure_shard(shard)
+        file = self.file
+        for tmp, oid in staged:
+            os.replace(tmp, file(oid))
+        self.named()
+
     def temp_path(self) -> str:
         """A new temp file name in this thread's own folder under ``tmp/``.
 
@@ -184,7 +230,7 @@ class ObjectDB:
 
     def _ensure_shard(self, shard: str) -> None:
         if shard not in self._shards:
-            (self.root / shard).mkdir(parents=True, exist_ok=True)
+            os.makedirs(f"{self._root}/{shard}", exist_ok=True)
             with self._lock:
                 self._shards.add(shard)
 
@@ -201,7 +247,7 @@ class Batch:
         self._staged: list[tuple[str, str]] = []
         self._staged_oids: set[str] = set()
         self._lock = threading.Lock()
-        odb.tmp.mkdir(parents=True, exist_ok=True)
+        odb.ensure_tmp()
 
     def _claim(self, oid: str) -> bool:
         """True if this caller should write ``oid`` (not in the store, not staged yet)."""
@@ -266,17 +312,7 @@ class Batch:
         return oid
 
     def commit(self) -> None:
-        if not self._staged:
-            return
-        if self.odb.durable:
-            atomic.syncfs(self.odb.tmp)
-        for shard in {oid[:2] for _, oid in self._staged}:
-            self.odb._ensure_shard(shard)
-        file = self.odb.file
-        for tmp, oid in self._staged:
-            os.replace(tmp, file(oid))
-        if self.odb.durable:
-            atomic.syncfs(self.odb.root)
+        self.odb.name_all(self._staged)
         self._staged.clear()
 
     def discard(self) -> None:

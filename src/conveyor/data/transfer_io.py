@@ -181,7 +181,9 @@ class Landing:
     ``place(tmp, oid)`` renames one temp file to its final name; ``folder`` is on the same
     filesystem. A flush is one ``syncfs`` (so that no rename can outlive its file's bytes in a
     crash), the renames, and one more ``syncfs`` (so that what was reported landed stays);
-    ``landed(oid)`` is then called for each. A group closes after ``group`` files or ``seconds``.
+    ``before(oids)`` and ``after()`` replace the two flushes where the caller makes objects
+    durable its own way (the cache's journal); ``landed(oid)`` is then called for each. A group
+    closes after ``group`` files or ``seconds``.
     Used from one thread. Leaving the block puts every file added in place, even on an error
     (each is complete); temp files never added are their writer's to remove.
     """
@@ -192,6 +194,8 @@ class Landing:
         place: Callable[[str, str], None],
         *,
         durable: bool = True,
+        before: Callable[[list[str]], None] | None = None,
+        after: Callable[[], None] | None = None,
         landed: Callable[[str], None] | None = None,
         group: int = 100_000,
         seconds: float = 1.0,
@@ -199,6 +203,8 @@ class Landing:
         self.folder = folder
         self.place = place
         self.durable = durable
+        self.before = before
+        self.after = after
         self.landed = landed
         self.group = group
         self.seconds = seconds
@@ -208,7 +214,7 @@ class Landing:
     @classmethod
     def into(cls, odb: ObjectDB, *, group: int = 100_000, seconds: float = 1.0) -> Landing:
         """A landing for verified downloads into the cache ``odb``."""
-        odb.tmp.mkdir(parents=True, exist_ok=True)
+        odb.ensure_tmp()
         root = os.fspath(odb.root)
         shards: set[str] = set()
 
@@ -218,7 +224,14 @@ class Landing:
                 shards.add(oid[:2])
             os.replace(tmp, f"{root}/{oid[:2]}/{oid[2:]}")
 
-        return cls(odb.tmp, place, durable=odb.durable, group=group, seconds=seconds)
+        return cls(
+            odb.tmp,
+            place,
+            before=odb.will_name,
+            after=odb.named,
+            group=group,
+            seconds=seconds,
+        )
 
     def add(self, tmp: str, oid: str) -> None:
         self._pending.append((tmp, oid))
@@ -230,11 +243,15 @@ class Landing:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        if self.durable:
+        if self.before is not None:
+            self.before([oid for _, oid in pending])
+        elif self.durable:
             atomic.syncfs(Path(self.folder))
         for tmp, oid in pending:
             self.place(tmp, oid)
-        if self.durable:
+        if self.after is not None:
+            self.after()
+        elif self.durable:
             atomic.syncfs(Path(self.folder))
         if self.landed is not None:
             for _, oid in pending:

@@ -33,7 +33,9 @@ class Workspace:
 
     @cached_property
     def odb(self) -> ObjectDB:
-        return ObjectDB(self.paths.objects, self.paths.tmp, durable=self.config.get("core.fsync"))
+        odb = ObjectDB(self.paths.objects, self.paths.tmp, sync=self.config.get("core.fsync"))
+        odb.recover(self.paths.quarantine)
+        return odb
 
     @cached_property
     def memo(self) -> StateMemo:

@@ -46,6 +46,16 @@ def _boolean(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+def _fsync_mode(value: Any) -> str:
+    """``journal``, or a boolean: ``true`` -> ``always``, ``false`` -> ``never``."""
+    if str(value).lower() in ("journal", "always", "never"):
+        return str(value).lower()
+    try:
+        return "always" if _boolean(value) else "never"
+    except ValueError:
+        raise ValueError("must be journal, true or false") from None
+
+
 class Key(NamedTuple):
     parse: Callable[[Any], Any]
     default: Any
@@ -55,7 +65,12 @@ class Key(NamedTuple):
 KEYS: dict[str, Key] = {
     "core.remote": Key(str, None, "the remote that push, pull and gc --remote use by default"),
     "core.jobs": Key(_positive_int, None, "parallel transfers and hashing threads"),
-    "core.fsync": Key(_boolean, True, "flush objects to disk before they count as stored"),
+    "core.fsync": Key(
+        _fsync_mode,
+        "journal",
+        "when new objects reach the disk: journal (in the kernel's time, checked after a crash),"
+        " true (before they count as stored) or false",
+    ),
     "cache.type": Key(_link_list, "reflink,copy", "how checkout puts files in the workspace"),
     "db.url": Key(
         str, None, "the metadata store (default: SQLite in .conveyor/conveyor.db; CONVEYOR_DB wins)"
