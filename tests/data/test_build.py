@@ -59,3 +59,33 @@ def _refusing(real_open, path):  # type: ignore[no-untyped-def]
         return real_open(p, flags, *args, **kwargs)
 
     return fake
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_objects_stored_from_processes_match_their_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    """Both ways children store objects (unnamed files linked, named temp files renamed)."""
+    from conveyor.data.hashing import hash_bytes, hash_file
+    from conveyor.data.objects import ObjectDB
+    from conveyor.data.state import StateMemo
+
+    monkeypatch.setattr(build, "_MANY", 10)
+    monkeypatch.setattr(build, "_UNNAMED", [unnamed])
+    data = tmp_path / "data"
+    data.mkdir()
+    contents = {f"f{i:03d}.txt": f"file {i % 40}\n".encode() for i in range(120)}  # duplicates
+    for name, body in contents.items():
+        (data / name).write_bytes(body)
+    odb = ObjectDB(tmp_path / "cache/objects", tmp_path / "tmp", sync="journal")
+    with StateMemo(tmp_path / "state.db") as memo, odb.batch() as batch:
+        built = build.scan(tmp_path, data, memo, store=batch)
+    assert built.tree is not None
+    assert {e.path: e.oid for e in built.tree.entries} == {
+        n: hash_bytes(b) for n, b in contents.items()
+    }
+    stored = [p for p in (tmp_path / "cache/objects").glob("*/*")]
+    assert len(stored) == 40 + 1  # each distinct content once, and the tree
+    assert all(hash_file(p) == p.parent.name + p.name for p in stored)
+    leftovers = [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()]
+    assert leftovers == []

@@ -8,6 +8,7 @@ results all match the last scan (one digest over all of them) is not even looked
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 import time
@@ -351,6 +352,11 @@ def _store_chunk(
 ) -> list[tuple[str, str, str | None, int]]:
     root, tmp_dir, sync, chunk = task
     odb = ObjectDB(Path(root), Path(tmp_dir), sync=sync)
+    if sync != "always" and _UNNAMED[0]:
+        try:
+            return _store_unnamed(odb, chunk)
+        except _NoTmpfile:
+            _UNNAMED[0] = False
     out: list[tuple[str, str, str | None, int]] = []
     written: list[tuple[str, str]] = []
     for rel, path, _ino, _mtime, size, _x in chunk:
@@ -374,3 +380,53 @@ def _store_chunk(
         return out  # the parent flushes and names them, all at once
     odb.name_all(written)
     return [(rel, oid, None, size) for rel, oid, _tmp, size in out]
+
+
+_UNNAMED = [hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")]
+
+
+class _NoTmpfile(Exception):
+    """The filesystem cannot make unnamed files: write named temp files instead."""
+
+
+def _store_unnamed(odb: ObjectDB, chunk: list[Found]) -> list[tuple[str, str, str | None, int]]:
+    """Write each new object as an unnamed file (``O_TMPFILE``), then link them all into place.
+
+    One directory entry per object instead of a temp name and a rename; a writer killed before
+    linking leaves nothing behind (the kernel frees unnamed files with their last descriptor).
+    """
+    folder = odb.temp_folder()
+    out: list[tuple[str, str, str | None, int]] = []
+    unnamed: list[tuple[int, str]] = []
+    try:
+        for rel, path, _ino, _mtime, size, _x in chunk:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except PermissionError:
+                raise PathError(f"cannot read {path}: permission denied") from None
+            try:
+                data = os.read(fd, size + 1)
+            finally:
+                os.close(fd)
+            oid = hashing.hash_bytes(data)
+            out.append((rel, oid, None, size))
+            if odb.exists(oid):
+                continue
+            try:
+                fd = os.open(folder, os.O_WRONLY | os.O_TMPFILE, 0o444)
+            except OSError as exc:
+                if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL) and not unnamed:
+                    raise _NoTmpfile from exc
+                raise storage_error(path, exc) from exc
+            unnamed.append((fd, oid))
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:
+                raise storage_error(path, exc) from exc
+        odb.link_all(unnamed)
+    finally:
+        for fd, _ in unnamed:
+            os.close(fd)
+    return out

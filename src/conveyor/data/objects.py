@@ -189,6 +189,24 @@ class ObjectDB:
         if self.sync == "always":
             atomic.syncfs(self.root)
 
+    def link_all(self, unnamed: list[tuple[int, str]]) -> None:
+        """Give complete unnamed files (open ``O_TMPFILE`` descriptors) their objects' names.
+
+        Not with ``sync == "always"`` (their bytes are not flushed here). An object named
+        meanwhile by another writer is left as it is: it holds the same bytes.
+        """
+        if not unnamed:
+            return
+        self.will_name(oid for _, oid in unnamed)
+        proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for fd, oid in unnamed:
+                self._ensure_shard(oid[:2])
+                with contextlib.suppress(FileExistsError):
+                    os.link(str(fd), self.file(oid), src_dir_fd=proc, follow_symlinks=True)
+        finally:
+            os.close(proc)
+
     def name_all(self, staged: list[tuple[str, str]]) -> None:
         """Rename complete temp files to their objects' names, as ``sync`` says."""
         if not staged:
@@ -207,6 +225,10 @@ class ObjectDB:
         One folder per process and thread: creating thousands of files in one shared folder
         serialises every writer on that folder's lock in the kernel.
         """
+        return f"{self.temp_folder()}/{next(_counter)}.tmp"
+
+    def temp_folder(self) -> str:
+        """This process's and thread's own folder under ``tmp/`` (made when first asked for)."""
         mine: tuple[tuple[int, int], dict[str, str]] | None = getattr(_local, "dirs", None)
         key = (os.getpid(), _epoch[0])
         if mine is None or mine[0] != key:  # a new thread, a child after fork, or released
@@ -216,7 +238,7 @@ class ObjectDB:
             folder = f"{self._tmp}/{key[0]}.{threading.get_ident()}.d"
             os.makedirs(folder, exist_ok=True)
             mine[1][self._tmp] = folder
-        return f"{folder}/{next(_counter)}.tmp"
+        return folder
 
     def release_tmp(self) -> None:
         """Remove this process's temp folders that are empty; call at the end of a command."""
