@@ -69,6 +69,9 @@ def run(demo: Demo, remote: Path) -> None:
     demo.section("Version the raw data")
     demo.sh("conveyor", "add", "data/raw")
     demo.sh("cat", "data/raw.cvy")
+    print("objects are named at once; a journal of this boot lets the next command check them")
+    print("after a crash (core.fsync: journal; `true` waits for the disk instead)")
+    demo.sh("conveyor", "config", "core.fsync")
     demo.sh("git", "add", "-A")
     demo.sh("git", "commit", "-qm", "Track the raw data with conveyor")
 

@@ -138,3 +138,14 @@ def test_the_next_command_after_a_crash_finds_what_did_not_land(project: Project
     project.ok("add", "data")  # the workspace still has the bytes: stored again
     report = json.loads(project.ok("status", "--json"))["data"]
     assert report[0]["state"] == "clean" and report[0]["not_in_cache"] == 0
+
+
+def test_a_journal_whose_writer_died_mid_write_is_removed(tmp_path: Path) -> None:
+    odb = make_odb(tmp_path)
+    odb.journal.mkdir(parents=True)
+    dead = odb.journal / f".{journal.boot_id()}.{dead_pid()}.0.{dead_pid()}.tmp"
+    live = odb.journal / f".{journal.boot_id()}.{os.getpid()}.0.{os.getpid()}.tmp"
+    dead.write_text("half")
+    live.write_text("being written")
+    odb.recover(tmp_path / "q")
+    assert not dead.exists() and live.exists()

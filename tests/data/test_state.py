@@ -47,3 +47,34 @@ def test_memo_survives_reopen(tmp_path: Path) -> None:
     with StateMemo(tmp_path / "state.db") as memo:
         assert memo.under("") == {}
         assert memo._db.execute("SELECT hash FROM state").fetchone() == ("h",)
+
+
+def test_folder_shortcuts_live_beside_the_database_and_survive_reopen(tmp_path: Path) -> None:
+    with StateMemo(tmp_path / "state.db") as memo:
+        memo.save_dir("data", "digest-1", "tree-1")
+        memo.mark_complete("tree-1", "gen-a")
+        assert memo.get_dir("data", "digest-1") == "tree-1"
+        assert memo.get_dir("data", "digest-2") is None
+        assert "_db" not in memo.__dict__  # SQLite was never opened for them
+    with StateMemo(tmp_path / "state.db") as memo:
+        assert memo.get_dir("data", "digest-1") == "tree-1"
+        assert memo.is_complete("tree-1", "gen-a")
+        assert not memo.is_complete("tree-1", "gen-b") and not memo.is_complete("tree-1", None)
+
+
+def test_complete_marks_of_an_older_generation_are_dropped(tmp_path: Path) -> None:
+    with StateMemo(tmp_path / "state.db") as memo:
+        memo.mark_complete("old", "gen-a")
+        memo.mark_complete("new", "gen-b")
+    with StateMemo(tmp_path / "state.db") as memo:
+        assert memo.is_complete("new", "gen-b")
+        assert "old" not in memo._shortcuts["complete"]
+
+
+def test_a_damaged_shortcut_file_only_costs_a_lookup(tmp_path: Path) -> None:
+    (tmp_path / "state.db.dirs").write_text('["not", "a mapping"')
+    with StateMemo(tmp_path / "state.db") as memo:
+        assert memo.get_dir("data", "digest") is None
+        memo.save_dir("data", "digest", "tree")
+    with StateMemo(tmp_path / "state.db") as memo:
+        assert memo.get_dir("data", "digest") == "tree"

@@ -76,11 +76,33 @@ class UsageError(Exception):
     """A command line that parses but makes no sense (exit code 2, like argparse's own)."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, told the terminal's width: left to find it, argparse imports
+    shutil (and with it bz2 and lzma) for every argument a parser is given."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2)
+
+
+def _columns() -> int:
+    import os
+
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(2).columns or 80
+    except OSError:
+        return 80
+
+
 def build_parser(prog: str, version: str, argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given ``argv``, only the named command's sub-parser is built (building all
     of them costs every command ~20 ms of start-up)."""
     parser = argparse.ArgumentParser(
         prog=prog,
+        formatter_class=_Formatter,
         description="conveyor: versioned data, pipelines, tracking, gates, registry and "
         "delivery for machine learning.",
     )
@@ -101,7 +123,9 @@ def build_parser(prog: str, version: str, argv: list[str] | None = None) -> argp
 
 def _add_command(subs: Any, cmd: Command) -> None:
     extra = {} if cmd.hidden else {"help": cmd.help}
-    sub = subs.add_parser(cmd.name, description=cmd.description, **extra)
+    sub = subs.add_parser(
+        cmd.name, description=cmd.description, formatter_class=_Formatter, **extra
+    )
     for a in cmd.args:
         sub.add_argument(*a.flags, **a.options)
     sub.set_defaults(handler=cmd.handler)
@@ -111,7 +135,7 @@ def _add_group(subs: Any, grp: Group) -> None:
     extra = {} if grp.hidden else {"help": grp.help}
     default = grp.default
     description = default.description if default else grp.help
-    parser = subs.add_parser(grp.name, description=description, **extra)
+    parser = subs.add_parser(grp.name, description=description, formatter_class=_Formatter, **extra)
     if default is not None:
         for a in default.args:
             parser.add_argument(*a.flags, **a.options)

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import errno
 import functools
-import mmap
 import os
-import queue
 import re
 import threading
 from typing import Any
 
 import blake3
 
+from conveyor.foundation import atomic
 from conveyor.foundation.errors import DataError
 
 OID_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -37,11 +36,8 @@ _SYNC_FILE_RANGE_WRITE = 2
 def _sync_file_range() -> Any:
     """libc's sync_file_range (start writeback of a range without waiting), or None."""
     import ctypes
-    import ctypes.util
 
-    func = getattr(
-        ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True), "sync_file_range", None
-    )
+    func = getattr(atomic.libc(), "sync_file_range", None)
     if func is not None:
         func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     return func
@@ -101,6 +97,9 @@ def _direct(fd: int, *, on: bool = True) -> bool:
 
 def _direct_copy_and_hash(src: str | os.PathLike[str], dst_fd: int, size: int) -> str:
     """Read chunks into aligned buffers, hash them, and have a thread write them directly."""
+    import mmap
+    import queue
+
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None] = queue.SimpleQueue()

@@ -90,8 +90,12 @@ def recover(
     for name in names:
         path = folder / name
         parts = name.split(".")
+        if name.startswith(".") and parts[-1] == "tmp":  # a journal being written
+            if parts[-2].isdigit() and not alive(int(parts[-2])):
+                _unlink(path)  # its writer died before naming it: it named no object
+            continue
         if len(parts) != 3 or not parts[1].isdigit():
-            continue  # a temp file of a journal being written: its own writer finishes it
+            continue
         if parts[0] == boot:
             if not alive(int(parts[1])) and _age(path, now) >= SETTLE_S:
                 settle.append(path)
@@ -101,9 +105,10 @@ def recover(
         corrupt.extend(bad)
         _unlink(path)
     if settle:
-        atomic.syncfs(folder)
-        for path in settle:
-            _unlink(path)
+        with contextlib.suppress(OSError):  # a read-only cache: nothing to settle from here
+            atomic.syncfs(folder)
+            for path in settle:
+                _unlink(path)
     if corrupt:
         import logging  # only here: ``status`` should not pay for importing it
 
@@ -130,9 +135,9 @@ def _check(journal: Path, odb: ObjectDB, quarantine: Path) -> tuple[int, list[st
             continue
         checked += 1
         if not matches:
-            with contextlib.suppress(FileNotFoundError):
+            corrupt.append(oid)
+            with contextlib.suppress(OSError):  # gone meanwhile, or a read-only cache
                 odb.quarantine(oid, quarantine)
-                corrupt.append(oid)
     return checked, corrupt
 
 
@@ -144,5 +149,5 @@ def _age(path: Path, now: float) -> float:
 
 
 def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(OSError):  # removed by another command, or a read-only cache
         path.unlink()

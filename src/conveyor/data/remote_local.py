@@ -37,6 +37,7 @@ from conveyor.data.transfer_io import (
     parallel,
     run_length,
 )
+from conveyor.foundation import atomic
 from conveyor.foundation.errors import RemoteError
 from conveyor.foundation.lock import alive
 
@@ -283,15 +284,12 @@ def _download_chunk(
 
 def _start_worker(parent: int) -> None:
     """In a forked worker: end when the parent ends, even by SIGKILL, rather than write on."""
-    import ctypes
-    import ctypes.util
     import signal
 
     global _in_worker
     _in_worker = True
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        atomic.libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
 

@@ -9,6 +9,20 @@ from typing import Any
 _libc: Any = None
 
 
+def libc() -> Any:
+    """The C library's functions (``syncfs``, ``prctl``...) through ctypes.
+
+    ``CDLL(None)`` is the running program, which links the C library: no search for the
+    library's file (``ctypes.util.find_library`` runs ``ldconfig``, which costs milliseconds).
+    """
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
 def fsync_dir(path: Path) -> None:
     """Persist a directory entry (a rename or a create) inside ``path``."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -24,15 +38,9 @@ def syncfs(path: Path) -> None:
     Used to make a batch of object files durable at once, where an fsync per file would cost
     a disk round-trip each (the same idea as git's ``core.fsyncMethod=batch``).
     """
-    global _libc
-    if _libc is None:
-        import ctypes
-        import ctypes.util
-
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc.syncfs(fd) != 0:  # pragma: no cover - only on exotic filesystems
+        if libc().syncfs(fd) != 0:  # pragma: no cover - only on exotic filesystems
             os.sync()
     finally:
         os.close(fd)
