@@ -53,8 +53,9 @@ class ObjectDB:
         self.sync = "always" if sync == "journal" and journal.boot_id() is None else sync
         self.durable = self.sync == "always"  # flush each object before it is named
         self.journal = root.parent / "journal"
-        self._shards: set[str] = set()
         self._lock = threading.Lock()
+        self._shards: set[str] = set()  # made or seen by this instance
+        self.all_shards = False  # True once all 256 are known to exist
 
     def recover(self, quarantine: Path) -> journal.Recovered:
         """Settle or check what earlier commands named before it was on disk (cheap if none)."""
@@ -251,10 +252,17 @@ class ObjectDB:
                         os.rmdir(entry.path)
 
     def _ensure_shard(self, shard: str) -> None:
-        if shard not in self._shards:
+        # mkdir locks the parent folder even when the shard exists: ask once per instance
+        if not self.all_shards and shard not in self._shards:
             os.makedirs(f"{self._root}/{shard}", exist_ok=True)
             with self._lock:
                 self._shards.add(shard)
+
+    def make_shards(self) -> None:
+        """Make all 256 shard folders now, before many writers would each try to."""
+        for shard in range(256):
+            self._ensure_shard(f"{shard:02x}")
+        self.all_shards = True
 
 
 class Batch:
