@@ -94,21 +94,32 @@ def test_this_boots_journal_settles_once_old_and_its_writer_gone(tmp_path: Path)
     dead = odb.journal / f"{journal.boot_id()}.{dead_pid()}.0"
     mine.rename(dead)
     later = time.time() + journal.SETTLE_S + 1
-    assert (
-        odb.recover(
-            tmp_path / "q",
-        ).settled
-        == 0
-    )  # too young: the kernel may still write
-    assert journal.recover(odb, odb.journal, tmp_path / "q", now=later).settled == 1
+    q = tmp_path / "q"
+    assert journal.recover(odb, odb.journal, q, settle=True).settled == 0  # too young
+    assert journal.recover(odb, odb.journal, q, now=later).settled == 0  # a reader never does
+    assert journal.recover(odb, odb.journal, q, settle=True, now=later).settled == 1
     assert not dead.exists()
+
+
+def test_the_next_command_that_writes_settles_old_journals(tmp_path: Path) -> None:
+    store(make_odb(tmp_path), b"x")
+    odb = make_odb(tmp_path)
+    (mine,) = odb.journal.iterdir()
+    dead = odb.journal / f"{journal.boot_id()}.{dead_pid()}.0"
+    mine.rename(dead)
+    old = time.time() - journal.SETTLE_S - 1
+    os.utime(dead, (old, old))
+    odb.recover(tmp_path / "q")  # a command that only reads leaves it (no syncfs)
+    assert dead.exists()
+    store(odb, b"y")  # one that writes objects settles it first
+    assert not dead.exists() and len(list(odb.journal.iterdir())) == 1
 
 
 def test_a_live_writers_journal_is_left_alone(tmp_path: Path) -> None:
     odb = make_odb(tmp_path)
     store(odb, b"x")
     later = time.time() + journal.SETTLE_S + 1
-    assert journal.recover(odb, odb.journal, tmp_path / "q", now=later).settled == 0
+    assert journal.recover(odb, odb.journal, tmp_path / "q", settle=True, now=later).settled == 0
     assert len(list(odb.journal.iterdir())) == 1  # this process is its writer, still running
 
 

@@ -331,6 +331,7 @@ def _store_in_processes(
 
     odb = store.odb
     odb.make_shards()  # once here, not once per task in every child
+    odb.settle()
     name = odb.sync != "always"
     size = _CHUNK * 4 if name else _CHUNK  # a journal per task: fewer, larger tasks
     tasks = [
@@ -353,7 +354,7 @@ def _store_chunk(
 ) -> list[tuple[str, str, str | None, int]]:
     root, tmp_dir, sync, chunk = task
     odb = ObjectDB(Path(root), Path(tmp_dir), sync=sync)
-    odb.all_shards = True  # the parent made them before the children started
+    odb.all_shards = odb.settled = True  # the parent did both before the children started
     if sync != "always" and _UNNAMED[0]:
         try:
             return _store_unnamed(odb, chunk)

@@ -11,8 +11,10 @@ not wait for the disk. Safety does not depend on that wait:
   the machine. A crash changes the boot id: the next command that opens the cache re-hashes every
   object that a journal of another boot names and quarantines those whose bytes do not match, so
   no object is ever trusted with bytes that differ from its name.
-* Journals of this boot are settled once their writer has exited and the kernel's writeback delay
-  has passed: one ``syncfs`` (which then finds little left to write), then they are removed.
+* Journals of this boot are settled by the next command that writes objects, once their writer
+  has exited and the kernel's writeback delay has passed: one ``syncfs`` (which then finds little
+  left to write), then they are removed. Commands that only read never wait for a ``syncfs``
+  (it flushes everything dirty on the filesystem, other programs' writes too).
 
 Machines without a boot id (not Linux) fall back to ``core.fsync: true``: a ``syncfs`` before
 anything is named.
@@ -71,9 +73,14 @@ class Recovered(NamedTuple):
 
 
 def recover(
-    odb: ObjectDB, folder: Path, quarantine: Path, *, now: float | None = None
+    odb: ObjectDB,
+    folder: Path,
+    quarantine: Path,
+    *,
+    settle: bool = False,
+    now: float | None = None,
 ) -> Recovered:
-    """Settle this boot's old journals and check the objects named by other boots' journals.
+    """Check the objects named by other boots' journals; with ``settle``, settle this boot's.
 
     Cheap when there is nothing to do (one ``listdir``). Safe to run from several processes at
     once: checking is idempotent and every removal tolerates a file already gone.
@@ -84,7 +91,7 @@ def recover(
         return Recovered()
     boot = boot_id()
     now = time.time() if now is None else now
-    settle: list[Path] = []
+    settled: list[Path] = []
     checked = 0
     corrupt: list[str] = []
     for name in names:
@@ -97,17 +104,17 @@ def recover(
         if len(parts) != 3 or not parts[1].isdigit():
             continue
         if parts[0] == boot:
-            if not alive(int(parts[1])) and _age(path, now) >= SETTLE_S:
-                settle.append(path)
+            if settle and not alive(int(parts[1])) and _age(path, now) >= SETTLE_S:
+                settled.append(path)
             continue
         n, bad = _check(path, odb, quarantine)
         checked += n
         corrupt.extend(bad)
         _unlink(path)
-    if settle:
+    if settled:
         with contextlib.suppress(OSError):  # a read-only cache: nothing to settle from here
             atomic.syncfs(folder)
-            for path in settle:
+            for path in settled:
                 _unlink(path)
     if corrupt:
         import logging  # only here: ``status`` should not pay for importing it
@@ -117,7 +124,7 @@ def recover(
             "and were quarantined; `conveyor pull` or `conveyor add` stores them again",
             len(corrupt),
         )
-    return Recovered(len(settle), checked, tuple(corrupt))
+    return Recovered(len(settled), checked, tuple(corrupt))
 
 
 def _check(journal: Path, odb: ObjectDB, quarantine: Path) -> tuple[int, list[str]]:

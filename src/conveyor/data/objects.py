@@ -56,9 +56,12 @@ class ObjectDB:
         self._lock = threading.Lock()
         self._shards: set[str] = set()  # made or seen by this instance
         self.all_shards = False  # True once all 256 are known to exist
+        self.settled = False  # this command has settled earlier commands' journals
+        self._quarantine = root.parent / "quarantine"
 
     def recover(self, quarantine: Path) -> journal.Recovered:
-        """Settle or check what earlier commands named before it was on disk (cheap if none)."""
+        """Check what commands named before a crash (cheap if none); see :mod:`.journal`."""
+        self._quarantine = quarantine
         return journal.recover(self, self.journal, quarantine)
 
     # -- reading -------------------------------------------------------------------------
@@ -181,9 +184,16 @@ class ObjectDB:
     def will_name(self, oids: Iterable[str]) -> None:
         """Call before renaming complete temp files to ``oids``: a journal, or a flush."""
         if self.sync == "journal":
+            self.settle()
             journal.record(self.journal, oids)
         elif self.sync == "always":
             atomic.syncfs(self.tmp)
+
+    def settle(self) -> None:
+        """Once per command that writes objects: settle the journals earlier commands left."""
+        if not self.settled and self.sync == "journal":
+            self.settled = True
+            journal.recover(self, self.journal, self._quarantine, settle=True)
 
     def named(self) -> None:
         """Call after such renames: with ``always``, make the new names durable too."""
