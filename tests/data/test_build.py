@@ -89,3 +89,32 @@ def test_objects_stored_from_processes_match_their_names(
     assert all(hash_file(p) == p.parent.name + p.name for p in stored)
     leftovers = [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_a_file_that_changed_size_since_it_was_listed_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.data.objects import ObjectDB
+    from conveyor.data.state import StateMemo
+    from conveyor.foundation.errors import DataError
+
+    monkeypatch.setattr(build, "_MANY", 10)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(20):
+        (data / f"f{i:02d}.txt").write_text(f"file {i}\n")
+    real_walk = build.walk
+
+    def walk_then_grow(folder: Path) -> build.Listing:
+        listing = real_walk(folder)
+        (data / "f07.txt").write_text("grown after it was listed\n")
+        return listing
+
+    monkeypatch.setattr(build, "walk", walk_then_grow)
+    odb = ObjectDB(tmp_path / "cache/objects", tmp_path / "tmp", sync="journal")
+    with (
+        StateMemo(tmp_path / "state.db") as memo,
+        pytest.raises(DataError, match=r"f07\.txt changed"),
+        odb.batch() as batch,
+    ):
+        build.scan(tmp_path, data, memo, store=batch)

@@ -20,7 +20,7 @@ from conveyor.data import hashing
 from conveyor.data.objects import Batch, ObjectDB, storage_error, write_new
 from conveyor.data.state import RACY_NS, StateMemo, stat_key
 from conveyor.data.tree import Entry, Tree
-from conveyor.foundation.errors import PathError
+from conveyor.foundation.errors import DataError, PathError
 from conveyor.foundation.progress import Progress, Silent
 
 _CHUNK = 64  # files per task handed to a worker thread or process
@@ -368,6 +368,8 @@ def _store_chunk(
                 data = f.read()
         except PermissionError:
             raise PathError(f"cannot read {path}: permission denied") from None
+        if len(data) != size:
+            raise DataError(f"{path} changed while it was being stored")
         oid = hashing.hash_bytes(data)
         if odb.exists(oid):
             out.append((rel, oid, None, size))
@@ -411,6 +413,8 @@ def _store_unnamed(odb: ObjectDB, chunk: list[Found]) -> list[tuple[str, str, st
                 data = os.read(fd, size + 1)
             finally:
                 os.close(fd)
+            if len(data) != size:
+                raise DataError(f"{path} changed while it was being stored")
             oid = hashing.hash_bytes(data)
             out.append((rel, oid, None, size))
             if odb.exists(oid):
@@ -428,7 +432,10 @@ def _store_unnamed(odb: ObjectDB, chunk: list[Found]) -> list[tuple[str, str, st
                     view = view[os.write(fd, view) :]
             except OSError as exc:
                 raise storage_error(path, exc) from exc
-        odb.link_all(unnamed)
+        try:
+            odb.link_all(unnamed)
+        except OSError as exc:
+            raise storage_error(f"{len(unnamed)} objects", exc) from exc
     finally:
         for fd, _ in unnamed:
             os.close(fd)
