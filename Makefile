@@ -37,7 +37,7 @@ bench: $(STAMP)
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src
 	bash bench/install_dvc.sh
-	$(BIN)/python bench/data.py --compare-dvc bench/.work/dvc-venv/bin/dvc
+	$(BIN)/python bench/data.py --compare-dvc bench/.work/dvc-venv/bin/dvc --repeat 3
 	$(BIN)/python bench/pipeline.py --compare-dvc bench/.work/dvc-venv/bin/dvc
 	$(BIN)/python bench/tracking.py --compare-mlflow "$$(bash bench/install_mlflow.sh)"
 	$(BIN)/python bench/gates.py
