@@ -118,3 +118,9 @@ def test_a_file_that_changed_size_since_it_was_listed_is_refused(
         odb.batch() as batch,
     ):
         build.scan(tmp_path, data, memo, store=batch)
+
+
+def test_reading_goes_on_after_a_short_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    chunks = [b"ab", b"cd", b"e", b""]
+    monkeypatch.setattr(build.os, "read", lambda fd, n: chunks.pop(0)[:n])
+    assert build._read_all(3, 6) == b"abcde"

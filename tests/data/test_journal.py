@@ -26,6 +26,12 @@ pytestmark = pytest.mark.skipif(journal.boot_id() is None, reason="needs Linux's
 OTHER_BOOT = "0" * 32
 
 
+def name(boot: str | None = None, pid: int | None = None, host: str | None = None) -> str:
+    host = journal.machine() if host is None else host
+    boot = journal.boot_id() if boot is None else boot
+    return f"{host}.{boot}.{os.getpid() if pid is None else pid}.0x0"
+
+
 def make_odb(tmp_path: Path, sync: str = "journal") -> ObjectDB:
     return ObjectDB(tmp_path / "cache/objects", tmp_path / "tmp", sync=sync)
 
@@ -49,8 +55,8 @@ def test_a_batch_writes_its_journal_before_naming(tmp_path: Path) -> None:
     odb = make_odb(tmp_path)
     oids = store(odb, b"one", b"two")
     (entry,) = odb.journal.iterdir()
-    boot, pid, _n = entry.name.split(".")
-    assert boot == journal.boot_id() and int(pid) == os.getpid()
+    host, boot, pid, _token = entry.name.split(".")
+    assert host == journal.machine() and boot == journal.boot_id() and int(pid) == os.getpid()
     assert sorted(entry.read_text().split()) == sorted(oids)
     assert all(odb.exists(o) for o in oids)
 
@@ -66,7 +72,7 @@ def test_after_a_crash_corrupt_objects_are_quarantined_and_good_ones_kept(tmp_pa
     odb = make_odb(tmp_path)
     good, bad = store(odb, b"reached the disk", b"did not")
     for entry in odb.journal.iterdir():  # as if written before the last restart
-        entry.rename(odb.journal / f"{OTHER_BOOT}.{os.getpid()}.0")
+        entry.rename(odb.journal / name(OTHER_BOOT))
     path = odb.path(bad)
     path.chmod(0o644)
     path.write_bytes(b"\0" * 7)  # what a crash can leave: a named file without its bytes
@@ -82,34 +88,40 @@ def test_after_a_crash_corrupt_objects_are_quarantined_and_good_ones_kept(tmp_pa
 def test_objects_a_journal_names_but_that_never_landed_are_skipped(tmp_path: Path) -> None:
     odb = make_odb(tmp_path)
     odb.journal.mkdir(parents=True)
-    (odb.journal / f"{OTHER_BOOT}.1.0").write_text(hash_bytes(b"never renamed") + "\nnot-an-oid\n")
+    (odb.journal / name(OTHER_BOOT, 1)).write_text(hash_bytes(b"never renamed") + "\nnot-an-oid\n")
     assert odb.recover(tmp_path / "q") == journal.Recovered(0, 0, ())
     assert list(odb.journal.iterdir()) == []
 
 
-def test_this_boots_journal_settles_once_old_and_its_writer_gone(tmp_path: Path) -> None:
+def test_this_boots_journal_settles_once_old_and_its_writer_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal, "_quiet", lambda: False)  # much waits to be written back
     odb = make_odb(tmp_path)
     store(odb, b"x")
     (mine,) = odb.journal.iterdir()
-    dead = odb.journal / f"{journal.boot_id()}.{dead_pid()}.0"
+    dead = odb.journal / name(pid=dead_pid())
     mine.rename(dead)
     later = time.time() + journal.SETTLE_S + 1
     q = tmp_path / "q"
     assert journal.recover(odb, odb.journal, q, settle=True).settled == 0  # too young
-    assert journal.recover(odb, odb.journal, q, now=later).settled == 0  # a reader never does
+    assert journal.recover(odb, odb.journal, q, now=later).settled == 0  # a reader: not now
     assert journal.recover(odb, odb.journal, q, settle=True, now=later).settled == 1
     assert not dead.exists()
 
 
-def test_the_next_command_that_writes_settles_old_journals(tmp_path: Path) -> None:
+def test_the_next_command_that_writes_settles_old_journals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal, "_quiet", lambda: False)  # much waits to be written back
     store(make_odb(tmp_path), b"x")
     odb = make_odb(tmp_path)
     (mine,) = odb.journal.iterdir()
-    dead = odb.journal / f"{journal.boot_id()}.{dead_pid()}.0"
+    dead = odb.journal / name(pid=dead_pid())
     mine.rename(dead)
     old = time.time() - journal.SETTLE_S - 1
     os.utime(dead, (old, old))
-    odb.recover(tmp_path / "q")  # a command that only reads leaves it (no syncfs)
+    odb.recover(tmp_path / "q")  # a command that only reads leaves it then (no syncfs)
     assert dead.exists()
     store(odb, b"y")  # one that writes objects settles it first
     assert not dead.exists() and len(list(odb.journal.iterdir())) == 1
@@ -139,7 +151,8 @@ def test_the_next_command_after_a_crash_finds_what_did_not_land(project: Project
     project.ok("add", "data")
     cache = project.root / ".conveyor/cache"
     for entry in (cache / "journal").iterdir():
-        entry.rename(entry.with_name(f"{OTHER_BOOT}.{entry.name.split('.', 1)[1]}"))
+        host, _boot, pid, token = entry.name.split(".")
+        entry.rename(entry.with_name(f"{host}.{OTHER_BOOT}.{pid}.{token}"))
     victim = next((cache / "objects").glob("*/*"))
     victim.chmod(0o644)
     victim.write_bytes(b"")
@@ -154,9 +167,80 @@ def test_the_next_command_after_a_crash_finds_what_did_not_land(project: Project
 def test_a_journal_whose_writer_died_mid_write_is_removed(tmp_path: Path) -> None:
     odb = make_odb(tmp_path)
     odb.journal.mkdir(parents=True)
-    dead = odb.journal / f".{journal.boot_id()}.{dead_pid()}.0.{dead_pid()}.tmp"
-    live = odb.journal / f".{journal.boot_id()}.{os.getpid()}.0.{os.getpid()}.tmp"
+    dead = odb.journal / f".{name()}.tmp"
+    live = odb.journal / f".{name(pid=1)}.tmp"
     dead.write_text("half")
     live.write_text("being written")
+    old = time.time() - journal.SETTLE_S - 1
+    os.utime(dead, (old, old))
     odb.recover(tmp_path / "q")
     assert not dead.exists() and live.exists()
+
+
+def test_a_journal_is_never_written_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal.os, "urandom", lambda n: b"\0" * n)
+    first = journal.record(tmp_path / "j", ["a" * 64])
+    monkeypatch.setattr(journal, "_counter", iter(range(10**6)))  # the same token again first
+    second = journal.record(tmp_path / "j", ["b" * 64])
+    assert first != second
+    assert first.read_text() == "a" * 64 and second.read_text() == "b" * 64
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == sorted([first.name, second.name])
+
+
+def test_another_machines_journal_is_left_to_it_until_a_day_old(tmp_path: Path) -> None:
+    odb = make_odb(tmp_path)
+    (oid,) = store(odb, b"written by the other machine")
+    for entry in odb.journal.iterdir():
+        entry.unlink()
+    foreign = odb.journal / name(OTHER_BOOT, host="f" * 12)
+    foreign.write_text(oid)
+    odb.recover(tmp_path / "q")
+    assert foreign.exists()  # it may still be naming objects there
+    later = time.time() + journal.FOREIGN_S + 1
+    result = journal.recover(odb, odb.journal, tmp_path / "q", now=later)
+    assert result.checked == 1 and result.corrupt == () and not foreign.exists()
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_a_reader_settles_only_while_little_waits_to_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    odb = make_odb(tmp_path)
+    store(odb, b"x")
+    (mine,) = odb.journal.iterdir()
+    dead = odb.journal / name(pid=dead_pid())
+    mine.rename(dead)
+    monkeypatch.setattr(journal, "_quiet", lambda: quiet)
+    later = time.time() + journal.SETTLE_S + 1
+    assert journal.recover(odb, odb.journal, tmp_path / "q", now=later).settled == int(quiet)
+    assert dead.exists() is not quiet
+
+
+def test_an_unreadable_object_after_a_crash_is_not_trusted(tmp_path: Path) -> None:
+    odb = make_odb(tmp_path)
+    (oid,) = store(odb, b"data")
+    for entry in odb.journal.iterdir():
+        entry.rename(odb.journal / name(OTHER_BOOT))
+    path = odb.path(oid)
+    path.unlink()
+    path.mkdir()  # reading it fails with an error other than "missing"
+    result = odb.recover(tmp_path / "quarantine")
+    assert result.corrupt == (oid,) and not odb.exists(oid)
+
+
+def test_a_journal_that_cannot_be_written_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from conveyor.foundation.errors import DataError
+
+    def full(folder: Path, oids: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal, "record", full)
+    odb = make_odb(tmp_path)
+    with pytest.raises(DataError, match="No space left") as info:
+        store(odb, b"x")
+    assert "free some disk space" in (info.value.hint or "")
+    assert not odb.exists(hash_bytes(b"x"))

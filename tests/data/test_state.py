@@ -78,3 +78,9 @@ def test_a_damaged_shortcut_file_only_costs_a_lookup(tmp_path: Path) -> None:
         memo.save_dir("data", "digest", "tree")
     with StateMemo(tmp_path / "state.db") as memo:
         assert memo.get_dir("data", "digest") == "tree"
+
+
+def test_a_shortcut_entry_of_the_wrong_shape_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "state.db.dirs").write_text('{"dirs": {"data": []}, "complete": {}}')
+    with StateMemo(tmp_path / "state.db") as memo:
+        assert memo.get_dir("data", "digest") is None

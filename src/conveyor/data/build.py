@@ -390,6 +390,17 @@ def _store_chunk(
 _UNNAMED = [hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")]
 
 
+def _read_all(fd: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes (fewer only at the end of the file): a read may return less."""
+    data = os.read(fd, limit)
+    if len(data) < limit:
+        parts = [data]
+        while limit > (got := sum(map(len, parts))) and (more := os.read(fd, limit - got)):
+            parts.append(more)
+        data = b"".join(parts)
+    return data
+
+
 class _NoTmpfile(Exception):
     """The filesystem cannot make unnamed files: write named temp files instead."""
 
@@ -410,7 +421,7 @@ def _store_unnamed(odb: ObjectDB, chunk: list[Found]) -> list[tuple[str, str, st
             except PermissionError:
                 raise PathError(f"cannot read {path}: permission denied") from None
             try:
-                data = os.read(fd, size + 1)
+                data = _read_all(fd, size + 1)
             finally:
                 os.close(fd)
             if len(data) != size:

@@ -116,6 +116,10 @@ class ObjectDB:
         self._bump()
         return token.read_text()
 
+    def forget_complete(self) -> None:
+        """Make every "tree complete" mark stale (an object may have gone missing)."""
+        self._bump()
+
     def _bump(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.root / GENERATION, os.urandom(16).hex())
@@ -222,13 +226,16 @@ class ObjectDB:
         """Rename complete temp files to their objects' names, as ``sync`` says."""
         if not staged:
             return
-        self.will_name(oid for _, oid in staged)
-        for shard in {oid[:2] for _, oid in staged}:
-            self._ensure_shard(shard)
-        file = self.file
-        for tmp, oid in staged:
-            os.replace(tmp, file(oid))
-        self.named()
+        try:
+            self.will_name(oid for _, oid in staged)
+            for shard in {oid[:2] for _, oid in staged}:
+                self._ensure_shard(shard)
+            file = self.file
+            for tmp, oid in staged:
+                os.replace(tmp, file(oid))
+            self.named()
+        except OSError as exc:
+            raise storage_error(f"{len(staged)} object(s)", exc) from exc
 
     def temp_path(self) -> str:
         """A new temp file name in this thread's own folder under ``tmp/``.

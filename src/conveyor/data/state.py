@@ -120,7 +120,9 @@ class StateMemo:
     # -- folders: the digest of every file's stat -> the folder's tree oid -------------------
     def get_dir(self, rel: str, digest: str) -> str | None:
         row = self._shortcuts["dirs"].get(rel)
-        return str(row[1]) if isinstance(row, list) and row[0] == digest else None
+        if isinstance(row, list) and len(row) == 2 and row[0] == digest:
+            return str(row[1])
+        return None
 
     def save_dir(self, rel: str, digest: str, oid: str) -> None:
         self._update("dirs", rel, [digest, oid])

@@ -32,7 +32,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def syncfs(path: Path) -> None:
+def syncfs(path: Path, *, strict: bool = False) -> None:
     """Flush every dirty page of the filesystem holding ``path`` with one call.
 
     Used to make a batch of object files durable at once, where an fsync per file would cost
@@ -41,6 +41,11 @@ def syncfs(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         if libc().syncfs(fd) != 0:  # pragma: no cover - only on exotic filesystems
+            if strict:  # the caller must know: a write-back error, or no syncfs here
+                import ctypes
+
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), str(path))
             os.sync()
     finally:
         os.close(fd)

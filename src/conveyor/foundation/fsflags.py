@@ -25,6 +25,10 @@ FS_TOPDIR_FL = 0x00020000
 
 def spread_children(folder: Path | str) -> bool:
     """Mark ``folder`` so that its new sub-folders are spread over the disk; True if it is."""
+    import sys
+
+    if not sys.platform.startswith("linux"):  # the ioctl numbers below are Linux's
+        return False
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not a POSIX system
