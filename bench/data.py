@@ -462,6 +462,7 @@ class Plan:
     sources: dict[str, Path]
     want: set[str]
     repeat: int
+    warmup: int
     runs_dir: Path
 
     @property
@@ -486,7 +487,7 @@ def measure_help(plan: Plan, runner: Runner, samples: Samples) -> None:
 def run_session(plan: Plan, runner: Runner, tool: Tool, phase: str, rep: int) -> dict[str, float]:
     project = plan.runs_dir / f"{tool.name}-{phase}-r{rep}"
     remote = plan.runs_dir / f"{tool.name}-{phase}-r{rep}-remote"
-    label = f"[{rep + 1}/{plan.repeat}] {tool.name}"
+    label = f"[{rep + 1}/{plan.repeat}] {tool.name}" if rep >= 0 else f"[warm-up] {tool.name}"
     session = new_session(tool, runner, project, label)
     try:
         if phase == "A":
@@ -506,6 +507,13 @@ def run_plan(plan: Plan, runner: Runner) -> Samples:
     if "help" in plan.want:
         measure_help(plan, runner, samples)
     phases = [name for name, figs in (("A", A_FIGURES), ("B", B_FIGURES)) if plan.want & set(figs)]
+    for _ in range(plan.warmup):
+        # Untimed: the first timed session would otherwise meet whatever ran before the
+        # benchmark (freshly deleted files, memory just handed back), and only that one tool.
+        for phase in phases:
+            print(f"warm-up, data set {phase} (not counted)", flush=True)
+            for tool in plan.tools[::-1]:
+                run_session(plan, runner, tool, phase, -1)
     for rep in range(plan.repeat):
         order = plan.tools if rep % 2 == 0 else plan.tools[::-1]
         for phase in phases:
@@ -637,6 +645,7 @@ def write_report(path: Path, plan: Plan, scale: float, samples: Samples, runner:
     report = {
         "scale": scale,
         "repeat": plan.repeat,
+        "warmup": plan.warmup,
         "help_runs": HELP_RUNS,
         "datasets": {name: ds.describe() for name, ds in plan.datasets.items()},
         "machine": machine_info(runner, plan.tools),
@@ -672,6 +681,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=1.0,
         help="multiply file counts and sizes (default 1)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed sessions of each tool before the repeats (default 1)",
     )
     parser.add_argument(
         "--repeat",
@@ -732,7 +747,9 @@ def run(args: argparse.Namespace) -> None:
     needed = [name for name, figs in (("A", A_FIGURES), ("B", B_FIGURES)) if want & set(figs)]
     sources = {name: ensure_dataset(datasets[name], data_dir) for name in needed}
     repeat = args.repeat or (2 if args.compare_dvc else 3)
-    plan = Plan(tools, datasets, sources, want, repeat, work / "runs")
+    if args.warmup < 0:
+        raise BenchError("--warmup must be 0 or more")
+    plan = Plan(tools, datasets, sources, want, repeat, args.warmup, work / "runs")
     env = {"DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(plan.site_cache)}
     runner = Runner({**os.environ, **env})
     samples = run_plan(plan, runner)
