@@ -77,10 +77,10 @@ def test_after_a_crash_corrupt_objects_are_quarantined_and_good_ones_kept(tmp_pa
     path.chmod(0o644)
     path.write_bytes(b"\0" * 7)  # what a crash can leave: a named file without its bytes
     before = odb.generation()
-    result = odb.recover(tmp_path / "quarantine")
+    result = odb.recover()
     assert result.checked == 2 and result.corrupt == (bad,)
     assert odb.exists(good) and not odb.exists(bad)
-    assert (tmp_path / "quarantine" / bad).read_bytes() == b"\0" * 7
+    assert (odb.quarantined / bad).read_bytes() == b"\0" * 7
     assert list(odb.journal.iterdir()) == []
     assert odb.generation() != before  # trees once complete must be looked at again
 
@@ -89,7 +89,7 @@ def test_objects_a_journal_names_but_that_never_landed_are_skipped(tmp_path: Pat
     odb = make_odb(tmp_path)
     odb.journal.mkdir(parents=True)
     (odb.journal / name(OTHER_BOOT, 1)).write_text(hash_bytes(b"never renamed") + "\nnot-an-oid\n")
-    assert odb.recover(tmp_path / "q") == journal.Recovered(0, 0, ())
+    assert odb.recover() == journal.Recovered(0, 0, ())
     assert list(odb.journal.iterdir()) == []
 
 
@@ -103,10 +103,9 @@ def test_this_boots_journal_settles_once_old_and_its_writer_gone(
     dead = odb.journal / name(pid=dead_pid())
     mine.rename(dead)
     later = time.time() + journal.SETTLE_S + 1
-    q = tmp_path / "q"
-    assert journal.recover(odb, odb.journal, q, settle=True).settled == 0  # too young
-    assert journal.recover(odb, odb.journal, q, now=later).settled == 0  # a reader: not now
-    assert journal.recover(odb, odb.journal, q, settle=True, now=later).settled == 1
+    assert journal.recover(odb, settle=True).settled == 0  # too young
+    assert journal.recover(odb, now=later).settled == 0  # a reader: not now
+    assert journal.recover(odb, settle=True, now=later).settled == 1
     assert not dead.exists()
 
 
@@ -121,7 +120,7 @@ def test_the_next_command_that_writes_settles_old_journals(
     mine.rename(dead)
     old = time.time() - journal.SETTLE_S - 1
     os.utime(dead, (old, old))
-    odb.recover(tmp_path / "q")  # a command that only reads leaves it then (no syncfs)
+    odb.recover()  # a command that only reads leaves it then (no syncfs)
     assert dead.exists()
     store(odb, b"y")  # one that writes objects settles it first
     assert not dead.exists() and len(list(odb.journal.iterdir())) == 1
@@ -131,7 +130,7 @@ def test_a_live_writers_journal_is_left_alone(tmp_path: Path) -> None:
     odb = make_odb(tmp_path)
     store(odb, b"x")
     later = time.time() + journal.SETTLE_S + 1
-    assert journal.recover(odb, odb.journal, tmp_path / "q", settle=True, now=later).settled == 0
+    assert journal.recover(odb, settle=True, now=later).settled == 0
     assert len(list(odb.journal.iterdir())) == 1  # this process is its writer, still running
 
 
@@ -173,7 +172,7 @@ def test_a_journal_whose_writer_died_mid_write_is_removed(tmp_path: Path) -> Non
     live.write_text("being written")
     old = time.time() - journal.SETTLE_S - 1
     os.utime(dead, (old, old))
-    odb.recover(tmp_path / "q")
+    odb.recover()
     assert not dead.exists() and live.exists()
 
 
@@ -194,10 +193,10 @@ def test_another_machines_journal_is_left_to_it_until_a_day_old(tmp_path: Path) 
         entry.unlink()
     foreign = odb.journal / name(OTHER_BOOT, host="f" * 12)
     foreign.write_text(oid)
-    odb.recover(tmp_path / "q")
+    odb.recover()
     assert foreign.exists()  # it may still be naming objects there
     later = time.time() + journal.FOREIGN_S + 1
-    result = journal.recover(odb, odb.journal, tmp_path / "q", now=later)
+    result = journal.recover(odb, now=later)
     assert result.checked == 1 and result.corrupt == () and not foreign.exists()
 
 
@@ -212,7 +211,7 @@ def test_a_reader_settles_only_while_little_waits_to_be_written(
     mine.rename(dead)
     monkeypatch.setattr(journal, "_quiet", lambda: quiet)
     later = time.time() + journal.SETTLE_S + 1
-    assert journal.recover(odb, odb.journal, tmp_path / "q", now=later).settled == int(quiet)
+    assert journal.recover(odb, now=later).settled == int(quiet)
     assert dead.exists() is not quiet
 
 
@@ -224,7 +223,7 @@ def test_an_unreadable_object_after_a_crash_is_not_trusted(tmp_path: Path) -> No
     path = odb.path(oid)
     path.unlink()
     path.mkdir()  # reading it fails with an error other than "missing"
-    result = odb.recover(tmp_path / "quarantine")
+    result = odb.recover()
     assert result.corrupt == (oid,) and not odb.exists(oid)
 
 

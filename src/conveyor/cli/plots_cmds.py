@@ -42,9 +42,8 @@ def plots_cmd(opts: Namespace) -> int:
             labels[r["id"]]: {k: store.history(r["id"], k) for k in r["metrics"]} for r in chosen
         }
     figures = plots.metric_figures(histories)
-    paths = ProjectPaths(root)
-    odb = ObjectDB(paths.objects, paths.tmp)
-    odb.recover(paths.quarantine)  # after a crash, check what was written just before it
+    odb = ObjectDB(ProjectPaths(root).objects, ProjectPaths(root).tmp)
+    odb.recover()  # after a crash, check what was written just before it
     files = [
         o.path for s in definition.load(root).stages.values() for o in s.outs if o.kind == "plots"
     ]

@@ -363,13 +363,7 @@ def _store_chunk(
     out: list[tuple[str, str, str | None, int]] = []
     written: list[tuple[str, str]] = []
     for rel, path, _ino, _mtime, size, _x in chunk:
-        try:
-            with open(path, "rb", buffering=0) as f:
-                data = f.read()
-        except PermissionError:
-            raise PathError(f"cannot read {path}: permission denied") from None
-        if len(data) != size:
-            raise DataError(f"{path} changed while it was being stored")
+        data = _read_file(path, size)
         oid = hashing.hash_bytes(data)
         if odb.exists(oid):
             out.append((rel, oid, None, size))
@@ -388,6 +382,21 @@ def _store_chunk(
 
 
 _UNNAMED = [hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")]
+
+
+def _read_file(path: str, size: int) -> bytes:
+    """The bytes of a file listed with ``size``; refused if it no longer has that size."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except PermissionError:
+        raise PathError(f"cannot read {path}: permission denied") from None
+    try:
+        data = _read_all(fd, size + 1)
+    finally:
+        os.close(fd)
+    if len(data) != size:
+        raise DataError(f"{path} changed while it was being stored")
+    return data
 
 
 def _read_all(fd: int, limit: int) -> bytes:
@@ -416,16 +425,7 @@ def _store_unnamed(odb: ObjectDB, chunk: list[Found]) -> list[tuple[str, str, st
     unnamed: list[tuple[int, str]] = []
     try:
         for rel, path, _ino, _mtime, size, _x in chunk:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except PermissionError:
-                raise PathError(f"cannot read {path}: permission denied") from None
-            try:
-                data = _read_all(fd, size + 1)
-            finally:
-                os.close(fd)
-            if len(data) != size:
-                raise DataError(f"{path} changed while it was being stored")
+            data = _read_file(path, size)
             oid = hashing.hash_bytes(data)
             out.append((rel, oid, None, size))
             if odb.exists(oid):

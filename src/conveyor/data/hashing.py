@@ -66,9 +66,13 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
 def copy_and_hash(src: str | os.PathLike[str], dst_fd: int, size: int, *, durable: bool) -> str:
     """Copy ``src`` into the open, empty file ``dst_fd`` and return the hash of what was copied.
 
-    If the source changes size while it is copied, the copy is refused.
+    A filesystem that shares blocks between files (btrfs, XFS) gets a clone; others a direct
+    copy, or the kernel's. If the source changes size while it is copied, the copy is refused.
     """
-    if not _clonable(dst_fd) and _direct(dst_fd):
+    cloned = _clone(src, dst_fd)
+    if cloned is not None:
+        return _hash_copy(src, dst_fd, size, cloned)
+    if _direct(dst_fd):
         try:
             return _direct_copy_and_hash(src, dst_fd, size)
         except OSError as exc:
@@ -78,28 +82,6 @@ def copy_and_hash(src: str | os.PathLike[str], dst_fd: int, size: int, *, durabl
             os.ftruncate(dst_fd, 0)
             os.lseek(dst_fd, 0, os.SEEK_SET)
     return _kernel_copy_and_hash(src, dst_fd, size, durable=durable)
-
-
-def _clonable(fd: int) -> bool:
-    """Whether the filesystem of ``fd`` may share blocks between files (btrfs, XFS): there a
-    clone beats any copy, so direct I/O is not tried."""
-    return _fs_type(fd) in _CLONING
-
-
-_CLONING = {0x9123683E, 0x58465342}  # btrfs, XFS (statfs f_type)
-
-
-def _fs_type(fd: int) -> int | None:
-    """The filesystem's magic number (``statfs`` f_type), or None where it cannot be read."""
-    import ctypes
-
-    buf = ctypes.create_string_buffer(256)  # struct statfs: f_type (a C long) comes first
-    try:
-        if atomic.libc().fstatfs(fd, buf) != 0:
-            return None
-    except AttributeError:  # no fstatfs in this C library
-        return None
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
 def _direct(fd: int, *, on: bool = True) -> bool:
@@ -174,39 +156,43 @@ def _direct_copy_and_hash(src: str | os.PathLike[str], dst_fd: int, size: int) -
 def _kernel_copy_and_hash(
     src: str | os.PathLike[str], dst_fd: int, size: int, *, durable: bool
 ) -> str:
-    """Copy by the kernel (a clone where the filesystem shares blocks), then hash the copy.
-
-    The copy is hashed, not the source: a source edited during the copy must not give an
-    object whose bytes differ from its name.
-    """
+    """Copy by the kernel, then hash the copy."""
     start_writeback = _sync_file_range() if durable else None
     src_fd = os.open(src, os.O_RDONLY)
     try:
-        offset = _clone(src_fd, dst_fd)
-        if offset is None:
-            offset = 0
-            while copied := copy_chunk(src_fd, dst_fd):
-                if start_writeback is not None:
-                    start_writeback(dst_fd, offset, copied, _SYNC_FILE_RANGE_WRITE)
-                offset += copied
+        offset = 0
+        while copied := copy_chunk(src_fd, dst_fd):
+            if start_writeback is not None:
+                start_writeback(dst_fd, offset, copied, _SYNC_FILE_RANGE_WRITE)
+            offset += copied
     finally:
         os.close(src_fd)
-    if offset != size:
-        raise DataError(f"{src} changed while it was being stored ({size} -> {offset} bytes)")
+    return _hash_copy(src, dst_fd, size, offset)
+
+
+def _hash_copy(src: str | os.PathLike[str], dst_fd: int, size: int, copied: int) -> str:
+    """Hash the copy, not the source: a source edited during the copy must not give an object
+    whose bytes differ from its name."""
+    if copied != size:
+        raise DataError(f"{src} changed while it was being stored ({size} -> {copied} bytes)")
     return hash_file(f"/proc/self/fd/{dst_fd}", size)
 
 
 _FICLONE = 0x40049409
 
 
-def _clone(src_fd: int, dst_fd: int) -> int | None:
-    """Make ``dst_fd`` share the blocks of ``src_fd`` (btrfs, XFS); its size, or None."""
+def _clone(src: str | os.PathLike[str], dst_fd: int) -> int | None:
+    """Make ``dst_fd`` share the blocks of ``src`` (btrfs, XFS); its size, or None where the
+    filesystem cannot (one failed ioctl)."""
     import fcntl
 
+    src_fd = os.open(src, os.O_RDONLY)
     try:
         fcntl.ioctl(dst_fd, _FICLONE, src_fd)
     except OSError:
         return None
+    finally:
+        os.close(src_fd)
     return os.fstat(dst_fd).st_size
 
 

@@ -30,7 +30,6 @@ import contextlib
 import functools
 import itertools
 import os
-import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -63,7 +62,7 @@ def boot_id() -> str | None:
 @functools.cache
 def machine() -> str:
     """This machine, as a short name safe in a file name."""
-    return hashing.hash_bytes(socket.gethostname().encode())[:12]
+    return hashing.hash_bytes(os.uname().nodename.encode())[:12]
 
 
 def record(folder: Path, oids: Iterable[str]) -> Path:
@@ -109,14 +108,7 @@ class Recovered(NamedTuple):
     corrupt: tuple[str, ...] = ()  # objects quarantined because their bytes did not match
 
 
-def recover(
-    odb: ObjectDB,
-    folder: Path,
-    quarantine: Path,
-    *,
-    settle: bool = False,
-    now: float | None = None,
-) -> Recovered:
+def recover(odb: ObjectDB, *, settle: bool = False, now: float | None = None) -> Recovered:
     """Check the objects named by journals of an earlier boot, and settle this boot's old ones.
 
     ``settle`` (a command that writes objects) settles whatever is due; otherwise only while the
@@ -124,6 +116,7 @@ def recover(
     ``listdir``). Safe to run from several processes at once: checking is idempotent and every
     removal tolerates a file already gone.
     """
+    folder = odb.journal
     try:
         names = os.listdir(folder)
     except OSError:  # none yet, or unreadable: nothing this command can check
@@ -149,7 +142,7 @@ def recover(
             continue
         if host != here and _age(path, now) < FOREIGN_S:
             continue  # another machine's: its own commands settle or check it
-        n, bad = _check(path, odb, quarantine)
+        n, bad = _check(path, odb)
         checked += n
         corrupt.extend(bad)
         _unlink(path)
@@ -186,7 +179,7 @@ def _quiet() -> bool:
     return False
 
 
-def _check(journal: Path, odb: ObjectDB, quarantine: Path) -> tuple[int, list[str]]:
+def _check(journal: Path, odb: ObjectDB) -> tuple[int, list[str]]:
     try:
         text = journal.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError):
@@ -206,7 +199,7 @@ def _check(journal: Path, odb: ObjectDB, quarantine: Path) -> tuple[int, list[st
         if not matches:
             corrupt.append(oid)
             with contextlib.suppress(OSError):  # gone meanwhile, or a read-only cache
-                odb.quarantine(oid, quarantine)
+                odb.quarantine(oid, odb.quarantined)
     if lost and not corrupt:
         with contextlib.suppress(OSError):
             odb.forget_complete()  # trees once complete may lack it now

@@ -51,18 +51,21 @@ class ObjectDB:
         self.tmp = tmp
         self._tmp = os.fspath(tmp)
         self.sync = "always" if sync == "journal" and journal.boot_id() is None else sync
-        self.durable = self.sync == "always"  # flush each object before it is named
         self.journal = root.parent / "journal"
+        self.quarantined = root.parent / "quarantine"  # where crash recovery moves bad objects
         self._lock = threading.Lock()
         self._shards: set[str] = set()  # made or seen by this instance
         self.all_shards = False  # True once all 256 are known to exist
         self.settled = False  # this command has settled earlier commands' journals
-        self._quarantine = root.parent / "quarantine"
 
-    def recover(self, quarantine: Path) -> journal.Recovered:
+    @property
+    def durable(self) -> bool:
+        """Whether each object is flushed before it is named."""
+        return self.sync == "always"
+
+    def recover(self) -> journal.Recovered:
         """Check what commands named before a crash (cheap if none); see :mod:`.journal`."""
-        self._quarantine = quarantine
-        return journal.recover(self, self.journal, quarantine)
+        return journal.recover(self)
 
     # -- reading -------------------------------------------------------------------------
     def path(self, oid: str) -> Path:
@@ -197,7 +200,7 @@ class ObjectDB:
         """Once per command that writes objects: settle the journals earlier commands left."""
         if not self.settled and self.sync == "journal":
             self.settled = True
-            journal.recover(self, self.journal, self._quarantine, settle=True)
+            journal.recover(self, settle=True)
 
     def named(self) -> None:
         """Call after such renames: with ``always``, make the new names durable too."""
@@ -207,8 +210,7 @@ class ObjectDB:
     def link_all(self, unnamed: list[tuple[int, str]]) -> None:
         """Give complete unnamed files (open ``O_TMPFILE`` descriptors) their objects' names.
 
-        Not with ``sync == "always"`` (their bytes are not flushed here). An object named
-        meanwhile by another writer is left as it is: it holds the same bytes.
+        An object named meanwhile by another writer is left as it is: it holds the same bytes.
         """
         if not unnamed:
             return
@@ -222,17 +224,19 @@ class ObjectDB:
         finally:
             os.close(proc)
 
+    def place(self, tmp: str, oid: str) -> None:
+        """Rename one complete temp file to its object's name (after :meth:`will_name`)."""
+        self._ensure_shard(oid[:2])
+        os.replace(tmp, self.file(oid))
+
     def name_all(self, staged: list[tuple[str, str]]) -> None:
         """Rename complete temp files to their objects' names, as ``sync`` says."""
         if not staged:
             return
         try:
             self.will_name(oid for _, oid in staged)
-            for shard in {oid[:2] for _, oid in staged}:
-                self._ensure_shard(shard)
-            file = self.file
             for tmp, oid in staged:
-                os.replace(tmp, file(oid))
+                self.place(tmp, oid)
             self.named()
         except OSError as exc:
             raise storage_error(f"{len(staged)} object(s)", exc) from exc

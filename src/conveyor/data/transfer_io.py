@@ -215,18 +215,9 @@ class Landing:
     def into(cls, odb: ObjectDB, *, group: int = 100_000, seconds: float = 1.0) -> Landing:
         """A landing for verified downloads into the cache ``odb``."""
         odb.ensure_tmp()
-        root = os.fspath(odb.root)
-        shards: set[str] = set()
-
-        def place(tmp: str, oid: str) -> None:
-            if oid[:2] not in shards:
-                os.makedirs(f"{root}/{oid[:2]}", exist_ok=True)
-                shards.add(oid[:2])
-            os.replace(tmp, f"{root}/{oid[:2]}/{oid[2:]}")
-
         return cls(
             odb.tmp,
-            place,
+            odb.place,
             before=odb.will_name,
             after=odb.named,
             group=group,

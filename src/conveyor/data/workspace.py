@@ -34,7 +34,7 @@ class Workspace:
     @cached_property
     def odb(self) -> ObjectDB:
         odb = ObjectDB(self.paths.objects, self.paths.tmp, sync=self.config.get("core.fsync"))
-        odb.recover(self.paths.quarantine)
+        odb.recover()
         return odb
 
     @cached_property
