@@ -17,8 +17,21 @@ from conveyor.pipeline.stale import param_name
 
 
 def metric_files(pipeline: Pipeline) -> list[str]:
+    """Stages' metrics files, then top-level ones and those inside stage outs (DVC's layout)."""
     files = [o.path for s in pipeline.stages.values() for o in s.outs if o.kind == "metrics"]
-    return list(dict.fromkeys(files))
+    return list(dict.fromkeys([*files, *pipeline.metrics]))
+
+
+def files_of(pipeline: Pipeline, stages: list[str]) -> list[str]:
+    """The metrics files ``stages`` write: declared by them, or inside one of their outs."""
+    outs = [o for n in stages for o in pipeline.stages[n].outs]
+    own = [o.path for o in outs if o.kind == "metrics"]
+    written = [f for f in pipeline.metrics if any(_within(f, o.path) for o in outs)]
+    return list(dict.fromkeys([*own, *written]))
+
+
+def _within(path: str, out: str) -> bool:
+    return path == out or path.startswith(out + "/")
 
 
 def read_file(root: Path, rel: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ run or status never pays for pydantic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic_core import SchemaValidator, ValidationError
@@ -14,6 +15,7 @@ from pydantic_core import core_schema as cs
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.suggest import did_you_mean
 from conveyor.foundation.yamlio import Located
+from conveyor.pipeline.stage import Plot
 
 EXPANSION_KEYS = ("foreach", "do", "matrix")
 
@@ -32,6 +34,22 @@ _FLAGS = cs.typed_dict_schema(
 )
 _PATHS = cs.list_schema(
     cs.union_schema([cs.str_schema(), cs.dict_schema(cs.str_schema(), cs.nullable_schema(_FLAGS))])
+)
+# A stage's plots entry may carry DVC's plot properties beside the flags (checked by plot()).
+_PLOT_FLAGS = cs.typed_dict_schema(
+    {
+        **_FLAGS["fields"],
+        **{
+            k: _field(cs.any_schema())
+            for k in ("x", "y", "template", "title", "x_label", "y_label")
+        },
+    },
+    extra_behavior="forbid",
+)
+_PLOTS = cs.list_schema(
+    cs.union_schema(
+        [cs.str_schema(), cs.dict_schema(cs.str_schema(), cs.nullable_schema(_PLOT_FLAGS))]
+    )
 )
 _PARAMS = cs.list_schema(
     cs.union_schema(
@@ -53,7 +71,7 @@ _STAGE = cs.typed_dict_schema(
         "params": _field(_PARAMS, []),
         "outs": _field(_PATHS, []),
         "metrics": _field(_PATHS, []),
-        "plots": _field(_PATHS, []),
+        "plots": _field(_PLOTS, []),
         "wdir": _field(cs.str_schema(), "."),
         "env": _field(cs.dict_schema(cs.str_schema(), _SCALAR), {}),
         "frozen": _field(cs.bool_schema(), False),
@@ -64,6 +82,7 @@ _STAGE = cs.typed_dict_schema(
 )
 STAGE_KEYS = tuple(_STAGE["fields"])
 FLAG_KEYS = tuple(_FLAGS["fields"])
+PLOT_FLAG_KEYS = tuple(_PLOT_FLAGS["fields"])
 _VALIDATOR = SchemaValidator(_STAGE)
 
 
@@ -74,15 +93,35 @@ def validate(
     try:
         return dict(_VALIDATOR.validate_python(body))
     except ValidationError as exc:
-        raise _translate(exc, body, doc, keys, name) from None
+        # One error per key (per item of a list): a union reports one per member, of which an
+        # unknown key is the one that helps most.
+        by_place: dict[tuple[int | str, ...], Any] = {}
+        for error in exc.errors():
+            place = tuple(_real_loc(error["loc"], body)[:2])
+            if place not in by_place or error["type"] == "extra_forbidden":
+                by_place[place] = error
+        errors = [_translate(e, body, doc, keys, name) for e in by_place.values()]
+        raise combine(errors) from None
+
+
+def combine(errors: list[ConfigError]) -> ConfigError:
+    """Several errors as one, each on its own lines as the CLI prints an error and its hint."""
+    if len(errors) == 1:
+        return errors[0]
+    unique = list({str(e): e for e in errors}.values())
+    if len(unique) > _SHOWN:  # a matrix repeats one mistake per stage: the first ones say it
+        more = ConfigError(f"... and {len(unique) - _SHOWN} more errors", hint=None)
+        unique = [*unique[:_SHOWN], more]
+    text = "\nerror: ".join([*(str(e) for e in unique[:-1]), unique[-1].message])
+    return ConfigError(text, hint=unique[-1].hint)
+
+
+_SHOWN = 20
 
 
 def _translate(
-    exc: ValidationError, body: dict[str, Any], doc: Located, keys: tuple[str, ...], name: str
+    error: Any, body: dict[str, Any], doc: Located, keys: tuple[str, ...], name: str
 ) -> ConfigError:
-    errors = exc.errors()
-    # A union reports one error per member; an unknown key is the one that helps most.
-    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = _real_loc(error["loc"], body)
     where = doc.where(*keys, *[str(p) for p in loc if isinstance(p, str)])
     kind = error["type"]
@@ -91,7 +130,7 @@ def _translate(
         if len(loc) == 1:
             choices: tuple[str, ...] = STAGE_KEYS + EXPANSION_KEYS
         else:
-            choices = FLAG_KEYS
+            choices = PLOT_FLAG_KEYS if loc[0] == "plots" else FLAG_KEYS
         return ConfigError(
             f"{where}: stage {name!r}: unknown key {key!r}",
             hint=did_you_mean(key, choices) or f"valid keys: {', '.join(choices)}",
@@ -123,7 +162,7 @@ def _real_loc(loc: tuple[int | str, ...], body: Any) -> list[int | str]:
 
 
 def _all_keys() -> set[str]:
-    return {*STAGE_KEYS, *FLAG_KEYS}
+    return {*STAGE_KEYS, *PLOT_FLAG_KEYS}
 
 
 def _message(error: Any, path: str) -> str:
@@ -137,3 +176,126 @@ def _message(error: Any, path: str) -> str:
     if path.startswith("cmd"):
         return "expected a command, or a list of commands run one after another"
     return str(error["msg"]).lower()
+
+
+# DVC's top-level sections. A plot is a path, or {id: props}; props name the files and columns.
+PLOT_KEYS = ("x", "y", "template", "title", "x_label", "y_label")
+ARTIFACT_KEYS = ("path", "type", "desc", "labels", "meta")
+Normal = Callable[[str, str, str], str]  # (path, where, what) -> path relative to the root
+
+
+def metrics_files(raw: Any, doc: Located, normal: Normal) -> list[str]:
+    """Top-level ``metrics:``: a list of metrics files (or folders of them, as DVC allows)."""
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise ConfigError(f"{doc.where('metrics')}: 'metrics' is a list of metrics files")
+    return [normal(p, doc.where("metrics", str(i)), "metrics file") for i, p in enumerate(raw)]
+
+
+def plots(raw: Any, doc: Located, normal: Normal, errors: list[ConfigError]) -> list[Plot]:
+    """Top-level ``plots:`` as DVC writes it; each bad entry is one error in ``errors``."""
+    if not isinstance(raw, list):
+        errors.append(ConfigError(f"{doc.where('plots')}: 'plots' is a list of plots"))
+        return []
+    out: list[Plot] = []
+    for i, item in enumerate(raw):
+        where = doc.where("plots", str(i))
+        try:
+            if isinstance(item, str):
+                out.append(plot(normal(item, where, "plots file"), None, where, normal))
+            elif isinstance(item, dict) and len(item) == 1:
+                ((pid, props),) = item.items()
+                out.append(plot(str(pid), props, doc.where("plots", str(i), str(pid)), normal))
+            else:
+                raise ConfigError(
+                    f"{where}: each entry of 'plots' is a path or one {{id: {{x: ..., y: ...}}}}"
+                )
+        except ConfigError as exc:
+            errors.append(exc)
+    return out
+
+
+def plot(pid: str, props: Any, where: str, normal: Normal) -> Plot:
+    """One plot definition: ``pid`` is a path unless ``props['y']`` names the files."""
+    props = {} if props is None else props
+    if not isinstance(props, dict):
+        raise ConfigError(f"{where}: plot {pid!r}: its properties are a mapping ({PLOT_KEYS})")
+    for key in props:
+        if key not in PLOT_KEYS:
+            raise ConfigError(
+                f"{where}: plot {pid!r}: unknown key {key!r}",
+                hint=did_you_mean(str(key), PLOT_KEYS) or f"valid keys: {', '.join(PLOT_KEYS)}",
+            )
+        if key not in ("x", "y") and not isinstance(props[key], str):
+            raise ConfigError(f"{where}: plot {pid!r}: {key!r} must be text")
+    y = props.get("y")
+    if isinstance(y, dict):
+        ys = {
+            normal(str(f), where, "plots file"): _columns(c, pid, "y", where) for f, c in y.items()
+        }
+        if not ys:
+            raise ConfigError(f"{where}: plot {pid!r}: 'y' names no file")
+    else:
+        ys = {normal(pid, where, "plots file"): _columns(y, pid, "y", where)}
+    x = props.get("x")
+    if isinstance(x, dict):
+        xs = {
+            normal(str(f), where, "plots file"): _columns(c, pid, "x", where) for f, c in x.items()
+        }
+        if any(len(c) != 1 for c in xs.values()):
+            raise ConfigError(f"{where}: plot {pid!r}: 'x' names one column per file")
+        xcols = {f: c[0] for f, c in xs.items()}
+    else:
+        column = _columns(x, pid, "x", where)
+        if len(column) > 1:
+            raise ConfigError(f"{where}: plot {pid!r}: 'x' names one column")
+        xcols = {f: column[0] if column else "" for f in ys}
+    return Plot(
+        pid,
+        tuple(dict.fromkeys([*ys, *xcols])),
+        xcols,
+        ys,
+        str(props.get("template", "linear")),
+        str(props.get("title", "")),
+        str(props.get("x_label", "")),
+        str(props.get("y_label", "")),
+    )
+
+
+def _columns(value: Any, pid: str, axis: str, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(
+        f"{where}: plot {pid!r}: {axis!r} is a column, a list of columns, or {{file: column}}"
+    )
+
+
+def artifacts(raw: Any, doc: Located, normal: Normal, errors: list[ConfigError]) -> None:
+    """DVC's ``artifacts:`` (name -> {path, type, desc, labels, meta}): checked, then left to
+    ``models:`` (conveyor registers models from there)."""
+    if not isinstance(raw, dict):
+        errors.append(ConfigError(f"{doc.where('artifacts')}: 'artifacts' maps names to paths"))
+        return
+    for name, spec in raw.items():
+        where = doc.where("artifacts", str(name))
+        if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
+            errors.append(ConfigError(f"{where}: artifact {name!r} needs a 'path'"))
+            continue
+        unknown = [k for k in spec if k not in ARTIFACT_KEYS]
+        if unknown:
+            errors.append(
+                ConfigError(
+                    f"{doc.where('artifacts', str(name), str(unknown[0]))}: artifact {name!r}: "
+                    f"unknown key {unknown[0]!r}",
+                    hint=did_you_mean(str(unknown[0]), ARTIFACT_KEYS)
+                    or f"valid keys: {', '.join(ARTIFACT_KEYS)}",
+                )
+            )
+            continue
+        try:
+            normal(spec["path"], doc.where("artifacts", str(name), "path"), "artifact path")
+        except ConfigError as exc:
+            errors.append(exc)
