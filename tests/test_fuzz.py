@@ -252,3 +252,21 @@ def test_fuzzed_config_params_and_pointers_never_crash_hang_or_blow_up(project: 
     assert _rss_kb() - before < 100 * 1024, "memory grew by more than 100 MB"
     assert codes.get(2, 0) > len(cases) // 4, codes  # the mutations did reach the parsers
     assert codes.get(0, 0) > 0, codes  # and some mutations are harmless
+
+
+@pytest.mark.parametrize(
+    ("file", "line"), [("conveyor.yaml", 5), ("params.yaml", 5), ("data/raw.cvy", 5)]
+)
+def test_an_alias_bomb_in_any_file_is_one_clean_error_at_once(
+    project: Project, file: str, line: int
+) -> None:
+    project.write("data/raw/a.txt", "a\n")
+    project.write("params.yaml", PARAMS)
+    project.write("conveyor.yaml", CONFIG)
+    project.write("data/raw.cvy", POINTER)
+    project.write(file, _bomb())
+    started = time.perf_counter()
+    result = project.run("status")
+    assert time.perf_counter() - started < 1
+    assert result.code == 2, result.err
+    assert f"error: {file}:{line}: not valid YAML: aliases expand to more than" in result.err

@@ -162,8 +162,8 @@ def _lock_outs(
     from conveyor.pipeline import definition
     from conveyor.pipeline import lock as lock_mod
 
-    if not (ws.root / definition.FILE).exists():
-        return [], targets, {}
+    if not (ws.root / definition.FILE).exists() or not (ws.root / lock_mod.FILE).exists():
+        return [], targets, {}  # no pipeline has run: conveyor.yaml is not even read
     source = lock_mod.FILE if rev is None else f"{lock_mod.FILE} at {rev}"
     entries = lock_mod.load(ws.root) if rev is None else _lock_at(ws, rev, source)
     cached = {
