@@ -18,7 +18,7 @@ from conveyor.foundation import atomic
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.paths import CONTROL_DIR
 from conveyor.foundation.suggest import did_you_mean
-from conveyor.pipeline import dag
+from conveyor.pipeline import dag, sections
 from conveyor.pipeline import params as params_mod
 from conveyor.pipeline.stage import KINDS, Out, Plot, Stage
 
@@ -169,7 +169,7 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
     ctx = Context(variables, files.get(params_mod.DEFAULT_FILE))
     stages: dict[str, Stage] = {}
     values: dict[tuple[str, str], Any] = {}
-    metrics, plots = _top_level(top, doc, errors)
+    metrics, plots = sections.top_level(top, doc, _root_normal, errors)
     for name, raw in raw_stages.items():
         where = doc.where("stages", str(name))
         try:
@@ -232,31 +232,6 @@ def _stage(
     return stage._replace(line=line)
 
 
-def _top_level(
-    top: dict[str, Any], doc: Located, errors: list[ConfigError]
-) -> tuple[list[str], list[Plot]]:
-    """DVC's top-level metrics, plots and artifacts (paths relative to the root)."""
-    if not any(k in top for k in ("metrics", "plots", "artifacts")):
-        return [], []
-    from conveyor.pipeline import schema
-
-    def normal(path: str, where: str, what: str) -> str:
-        return _normal("", path, where, what)
-
-    metrics: list[str] = []
-    plots: list[Plot] = []
-    try:
-        if top.get("metrics") is not None:
-            metrics = schema.metrics_files(top["metrics"], doc, normal)
-    except ConfigError as exc:
-        errors.append(exc)
-    if top.get("plots") is not None:
-        plots = schema.plots(top["plots"], doc, normal, errors)
-    if top.get("artifacts") is not None:
-        schema.artifacts(top["artifacts"], doc, normal, errors)
-    return metrics, plots
-
-
 def _nested(stage: Stage, metrics: list[str]) -> Stage:
     """Metrics and plots files inside one of the stage's out folders (dvclive writes
     ``dvclive/metrics.json`` inside ``outs: [dvclive]``) are read from that folder, not stored
@@ -270,6 +245,10 @@ def _nested(stage: Stage, metrics: list[str]) -> Stage:
         else:
             kept.append(out)
     return stage._replace(outs=tuple(kept))
+
+
+def _root_normal(path: str, where: str, what: str) -> str:
+    return _normal("", path, where, what)
 
 
 def _check_name(name: str, where: str) -> None:
@@ -394,14 +373,12 @@ def _resolve(
 
 
 def _stage_plot(wdir: str, rel: str, flags: dict[str, Any] | None, where: str) -> Plot:
-    from conveyor.pipeline import schema
-
-    props = {k: v for k, v in (flags or {}).items() if k in schema.PLOT_KEYS and v is not None}
+    props = {k: v for k, v in (flags or {}).items() if k in sections.PLOT_KEYS and v is not None}
 
     def normal(path: str, at: str, what: str) -> str:
         return rel if path == rel else _normal(wdir, path, at, what)
 
-    return schema.plot(rel, props, where, normal)
+    return sections.plot(rel, props, where, normal)
 
 
 def _single(item: dict[str, Any], doc: Located, keys: tuple[str, ...], kind: str, name: str) -> Any:
