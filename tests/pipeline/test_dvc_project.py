@@ -250,6 +250,12 @@ def test_a_run_records_the_python_of_the_stages_not_conveyors(
         env = store.run(store.runs()[-1]["id"])["environment"]
     assert env["executable"].startswith(str(venv))
     assert env["packages"] == {"scikit-learn": "0.0.1"}  # conveyor's own numpy is not there
+    # an install into the stages' environment shows in the next run (the probe is not stale)
+    (site / "numpy-0.0.2.dist-info").mkdir()
+    project.ok("run", "--force")
+    with opened(project.root, write=False) as store:
+        env = store.run(store.runs()[-1]["id"])["environment"]
+    assert env["packages"] == {"numpy": "0.0.2", "scikit-learn": "0.0.1"}
 
 
 def test_checkout_rev_restores_outs_and_lock_entries_of_that_commit(dvc: Project) -> None:

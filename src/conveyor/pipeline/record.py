@@ -166,8 +166,13 @@ def environment(root: Path, path: str | None = None) -> dict[str, Any]:
     return _summary(probe)
 
 
+# What can make one `python` on PATH another interpreter without the file changing (a pyenv
+# shim, an activated environment).
+_ENV_VARS = ("PATH", "PYTHONPATH", "PYTHONHOME", "PYENV_VERSION", "VIRTUAL_ENV", "CONDA_PREFIX")
+
+
 def _env_key(exe: str, dirs: list[str]) -> str:
-    parts = [exe]
+    parts = [exe, *(os.environ.get(v, "") for v in _ENV_VARS)]
     for p in [exe, *dirs]:
         try:
             st = os.stat(p)
