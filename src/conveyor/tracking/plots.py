@@ -119,21 +119,14 @@ def _pairs(
 
 
 def table_from(data: bytes, name: str) -> tuple[list[str], list[list[float]]]:
-    """Columns and numeric rows of a CSV, TSV or JSON (a list of objects) plots file."""
-    text = data.decode(errors="replace")
-    if name.endswith(".json"):
-        rows = json.loads(text)
-        if isinstance(rows, Mapping):  # {"roc": [...]} as some tools write it
-            rows = next((v for v in rows.values() if isinstance(v, list)), [])
-        columns = list(rows[0]) if rows else []
-        records = [[r.get(c) for c in columns] for r in rows]
-    else:
-        reader = csv.reader(io.StringIO(text), delimiter="\t" if name.endswith(".tsv") else ",")
-        columns, *records = list(reader) or [[]]
+    """Columns and numeric rows of a CSV, TSV or JSON (a list of objects) plots file; a file
+    that holds no rows (bad JSON, a list of numbers) reads as none."""
+    rows = records(data, name)
+    columns = list(rows[0]) if rows else []
     numeric = []
-    for record in records:
+    for row in rows:
         try:
-            numeric.append([float(v) for v in record])
+            numeric.append([float(row.get(c)) for c in columns])  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue  # a row that is not all numbers: skipped
     return columns, numeric
