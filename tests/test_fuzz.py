@@ -270,3 +270,44 @@ def test_an_alias_bomb_in_any_file_is_one_clean_error_at_once(
     assert time.perf_counter() - started < 1
     assert result.code == 2, result.err
     assert f"error: {file}:{line}: not valid YAML: aliases expand to more than" in result.err
+
+
+MAKE = """\
+import json, os
+os.makedirs("m", exist_ok=True)
+json.dump({"auc": 0.5, "n": {"x": 1}}, open("m/eval.json", "w"))
+open("o.txt", "w").write("hi")
+"""
+
+
+@pytest.mark.timeout(120)
+def test_fuzzed_lock_and_metrics_files_never_crash(project: Project) -> None:
+    """What stages and `conveyor run` write, edited by hand or by a merge: conveyor.lock and a
+    metrics file, through status, metrics show, params show and checkout."""
+    import sys
+
+    rng = random.Random(int(os.environ.get("CONVEYOR_FUZZ_SEED", "20261207")))
+    project.write("mk.py", MAKE)
+    project.write("params.yaml", "train:\n  C: 1.0\n")
+    project.write(
+        "conveyor.yaml",
+        f"stages:\n  a:\n    cmd: {sys.executable} mk.py\n    params: [train.C]\n"
+        "    outs: [o.txt]\n    metrics: [m/eval.json]\n",
+    )
+    project.ok("run")
+    lock = (project.root / "conveyor.lock").read_bytes()
+    metrics = (project.root / "m" / "eval.json").read_bytes()
+    commands = [["status"], ["metrics", "show"], ["params", "show"], ["checkout"]]
+    started = time.perf_counter()
+    for i in range(200):
+        file, base = ("conveyor.lock", lock) if i % 2 else ("m/eval.json", metrics)
+        data = _mutate(base, rng)
+        project.write("conveyor.lock", lock)
+        project.write("m/eval.json", metrics)
+        project.write(file, data)
+        command = rng.choice(commands)
+        result = project.run(*command)
+        shown = f"{file} for `conveyor {' '.join(command)}`:\n{data[:2000]!r}\n{result.err[-3000:]}"
+        assert result.code in (0, 1, 2, 3), shown
+        assert "Traceback" not in result.err and "unexpectedly" not in result.err, shown
+    assert time.perf_counter() - started < 60

@@ -175,7 +175,7 @@ def _lock_outs(
         for rel, meta in entry.outs.items():
             if rel not in cached:
                 continue  # committed to git (cache: false), or no longer declared
-            if not hashing.is_oid(meta.oid):
+            if not isinstance(meta.hash, str) or not hashing.is_oid(meta.oid):
                 raise ConfigError(
                     f"{source}: stage {name!r}: out {rel} has no valid hash ({meta.hash!r})",
                     hint=f"restore {lock_mod.FILE} from git, or `conveyor run` to rewrite it",
