@@ -195,6 +195,8 @@ def test_every_mistake_of_the_file_is_reported_in_one_run(dvc: Project) -> None:
     assert result.code == 2 and "Traceback" not in result.err
     lines = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert len(lines) == 4, result.err
+    numbers = [int(line.split(":")[2]) for line in lines]
+    assert numbers == sorted(numbers)  # in the order a reader meets them
     assert "conveyor.yaml:1: unknown section 'artifact'" in result.err
     assert "unknown param 'prepare.splt'" in result.err
     assert "stage 'train': unknown key 'outz'" in result.err

@@ -190,7 +190,7 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
     if errors:
         from conveyor.pipeline.schema import combine
 
-        raise combine(errors)
+        raise combine(sorted(errors, key=_line_of))  # in the order a reader meets them
     for file in files.files:
         if file not in sources:
             sources.append(file)
@@ -245,6 +245,12 @@ def _nested(stage: Stage, metrics: list[str]) -> Stage:
         else:
             kept.append(out)
     return stage._replace(outs=tuple(kept))
+
+
+def _line_of(error: ConfigError) -> int:
+    head, _, rest = error.message.partition(":")
+    line = rest.partition(":")[0]
+    return int(line) if head == FILE and line.isdigit() else 0
 
 
 def _root_normal(path: str, where: str, what: str) -> str:
