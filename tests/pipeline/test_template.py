@@ -517,3 +517,17 @@ def test_a_matrix_at_the_bound_compiles(tmp_path: Path) -> None:
     axis = "[" + ", ".join(str(i) for i in range(10)) + "]"
     yaml = f"stages:\n  t:\n    matrix: {{a: {axis}, b: {axis}, c: {axis}}}\n    cmd: x\n"
     assert len(compile_project(tmp_path, yaml).stages) == 1000
+
+
+def test_a_pipeline_past_ten_thousand_stages_stops_compiling(tmp_path: Path) -> None:
+    import time
+
+    axis = "[" + ", ".join(str(i) for i in range(10)) + "]"
+    yaml = "stages:\n" + "".join(
+        f"  t{k}:\n    matrix: {{a: {axis}, b: {axis}, c: {axis}}}\n    cmd: x\n"
+        for k in range(100)  # 100 000 stages
+    )
+    started = time.perf_counter()
+    err = config_error(tmp_path, yaml)
+    assert time.perf_counter() - started < 10  # compiling all 100 000 takes about 30 s
+    assert err.message == "conveyor.yaml:32: the pipeline makes more than 10000 stages"

@@ -142,7 +142,7 @@ class _Params:
 def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
     """Every mistake in the definition is reported in one error, not one per run."""
     from conveyor.foundation import yamlio
-    from conveyor.pipeline.template import Context, expand
+    from conveyor.pipeline.template import MAX_STAGES, Context, expand
 
     path = root / FILE
     sources = [FILE, params_mod.DEFAULT_FILE]
@@ -170,6 +170,7 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
     stages: dict[str, Stage] = {}
     values: dict[tuple[str, str], Any] = {}
     metrics, plots = sections.top_level(top, doc, _root_normal, errors)
+    made = 0  # expansions, valid or not: each costs compiling time
     for name, raw in raw_stages.items():
         where = doc.where("stages", str(name))
         try:
@@ -177,6 +178,7 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
             if not isinstance(raw, dict):
                 raise ConfigError(f"{where}: stage {name!r} must be a mapping with at least 'cmd'")
             for exp in expand(str(name), raw, ctx, where):
+                made += 1
                 try:
                     stage = _stage(root, str(name), exp, raw, ctx, files, values, doc, plots)
                 except ConfigError as exc:
@@ -187,6 +189,14 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
                 stages[exp.name] = _nested(stage, metrics)
         except ConfigError as exc:
             errors.append(exc)
+        if made > MAX_STAGES:  # stop here: the rest would only cost time
+            errors.append(
+                ConfigError(
+                    f"{where}: the pipeline makes more than {MAX_STAGES} stages",
+                    hint="split it into several projects, or use fewer matrix values",
+                )
+            )
+            break
     if errors:
         from conveyor.pipeline.schema import combine
 

@@ -21,6 +21,8 @@ _REF = re.compile(r"(\\)?\$\{\s*([^{}]*?)\s*\}")
 # One definition may stand for this many stages at most: every stage is validated, hashed and
 # planned, so a matrix of 10^6 combinations (three axes of 100) would hang compiling.
 MAX_EXPANSIONS = 1000
+# And a whole pipeline this many: compiling costs ~0.3 ms a stage, planning more.
+MAX_STAGES = 10_000
 _NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 
 
