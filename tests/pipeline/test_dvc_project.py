@@ -272,3 +272,14 @@ def test_checkout_rev_restores_outs_and_lock_entries_of_that_commit(dvc: Project
     assert (dvc.root / "model.pkl").read_text() == four and "model.pkl: 0 added, 1 modified" in out
     status = dvc.ok("status")  # the lock's train entry is the commit's: its param changed
     assert "stale     stage train" in status and "param train.threshold changed 4 -> 6" in status
+
+
+def test_a_top_level_metrics_folder_stands_for_the_files_in_it(dvc: Project) -> None:
+    dvc.write(
+        "conveyor.yaml", DVC_YAML.replace("metrics:\n- dvclive/metrics.json", "metrics:\n- dvclive")
+    )
+    dvc.ok("run")
+    (dvc.root / "dvclive" / "extra").mkdir()
+    (dvc.root / "dvclive" / "extra" / "loss.yaml").write_text("final: 0.25\n")
+    shown = json.loads(dvc.ok("metrics", "show", "--json"))
+    assert shown == {**_accuracy(4), "loss.final": 0.25}
