@@ -53,3 +53,17 @@ def test_a_malformed_pointer_is_a_clean_cli_error(project) -> None:  # type: ign
     assert result.code == 2
     assert "data.cvy:2" in result.err and "hint:" in result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ("9" * 5000, "a number of 5000 characters"),  # int() refuses past 4300 digits
+        ("²", "size must be a whole number, not '²'"),  # a digit to isdigit(), not to int()
+    ],
+)
+def test_a_size_the_fast_parser_cannot_convert_is_a_config_error(size: str, message: str) -> None:
+    text = f"path: raw\nhash: {'ab' * 32}\nsize: {size}\nnfiles: 1\n"
+    with pytest.raises(ConfigError, match=message) as info:
+        pointer.parse(text, Path("raw.cvy"), "raw.cvy")
+    assert info.value.message.startswith("raw.cvy:3: ")

@@ -613,7 +613,7 @@ def test_a_corrupt_cache_is_ignored_and_replaced(project: Path, content: bytes) 
     (project / CACHE).parent.mkdir(parents=True, exist_ok=True)
     (project / CACHE).write_bytes(content)
     assert definition.load(project) == expected
-    assert json.loads((project / CACHE).read_bytes())["format"] == 1
+    assert json.loads((project / CACHE).read_bytes())["format"] == definition._FORMAT
 
 
 def test_a_cache_with_the_right_key_but_broken_stages_is_ignored(project: Path) -> None:
@@ -630,3 +630,17 @@ def test_values_json_cannot_hold_compile_every_time(project: Path) -> None:
     first = definition.load(project)
     assert first.stages["s"].cmd == ("x 2024-01-02",)
     assert definition.load(project) == first
+
+
+def test_a_mistake_repeated_by_a_matrix_is_shown_twenty_times_then_counted(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "conveyor.yaml").write_text(
+        "stages:\n  t:\n    matrix: {a: [" + ", ".join(map(str, range(30))) + "]}\n"
+        "    cmd: x\n    outz:\n      - m-${item.a}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        definition.compile_pipeline(tmp_path, [])
+    lines = info.value.message.splitlines()
+    assert lines[0] == "conveyor.yaml:5: stage 't@a-0': unknown key 'outz'"
+    assert len(lines) == 2 * 20 + 1 and lines[-1] == "error: ... and 10 more errors"

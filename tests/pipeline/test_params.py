@@ -264,3 +264,13 @@ def test_show(value: Any, shown: str) -> None:
 def test_show_a_value_json_cannot_hold() -> None:
     # YAML reads 2024-01-02 as a date; a changed date param must still have a message.
     assert "2024-01-02" in params.show(datetime.date(2024, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text"),
+    [(".json", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"), (".toml", "a = " + "[" * 5000)],
+)
+def test_a_params_file_nested_past_recursion_is_a_config_error(suffix: str, text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        params.parse(text, suffix, f"params{suffix}")
+    assert info.value.message.startswith(f"params{suffix}: not valid {suffix[1:].upper()}")

@@ -480,3 +480,54 @@ def test_context_renders_mapping_keys_and_leaves_other_types() -> None:
     ctx = Context({"k": "key", "n": 2}, {})
     value: Any = {"${k}": ["x${n}", 3, None, True]}
     assert ctx.render(value, "w") == {"key": ["x2", 3, None, True]}
+
+
+def test_a_matrix_of_a_million_combinations_is_refused_at_once(tmp_path: Path) -> None:
+    import time
+    import tracemalloc
+
+    axis = "[" + ", ".join(str(i) for i in range(100)) + "]"
+    yaml = f"""\
+        stages:
+          train:
+            matrix: {{a: {axis}, b: {axis}, c: {axis}}}
+            cmd: echo ${{item.a}} ${{item.b}} ${{item.c}}
+        """
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        err = config_error(tmp_path, yaml)
+    finally:
+        seconds = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert err.message == (
+        "conveyor.yaml:2: stage 'train': 'matrix' makes 1000000 stages (at most 1000)"
+    )
+    assert seconds < 1 and peak < 100 * 2**20, (seconds, peak)
+
+
+def test_a_foreach_past_the_bound_is_refused(tmp_path: Path) -> None:
+    items = "[" + ", ".join(str(i) for i in range(5000)) + "]"
+    err = config_error(tmp_path, f"stages:\n  s:\n    foreach: {items}\n    do: {{cmd: x}}\n")
+    assert err.message == "conveyor.yaml:2: stage 's': 'foreach' makes 5000 stages (at most 1000)"
+
+
+def test_a_matrix_at_the_bound_compiles(tmp_path: Path) -> None:
+    axis = "[" + ", ".join(str(i) for i in range(10)) + "]"
+    yaml = f"stages:\n  t:\n    matrix: {{a: {axis}, b: {axis}, c: {axis}}}\n    cmd: x\n"
+    assert len(compile_project(tmp_path, yaml).stages) == 1000
+
+
+def test_a_pipeline_past_ten_thousand_stages_stops_compiling(tmp_path: Path) -> None:
+    import time
+
+    axis = "[" + ", ".join(str(i) for i in range(10)) + "]"
+    yaml = "stages:\n" + "".join(
+        f"  t{k}:\n    matrix: {{a: {axis}, b: {axis}, c: {axis}}}\n    cmd: x\n"
+        for k in range(100)  # 100 000 stages
+    )
+    started = time.perf_counter()
+    err = config_error(tmp_path, yaml)
+    assert time.perf_counter() - started < 10  # compiling all 100 000 takes about 30 s
+    assert err.message == "conveyor.yaml:32: the pipeline makes more than 10000 stages"

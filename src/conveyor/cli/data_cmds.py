@@ -12,7 +12,9 @@ from conveyor.cli.app import arg, command
 from conveyor.cli.output import bar, echo, human_size, style
 
 if TYPE_CHECKING:
+    from conveyor.data.pointer import Pointer
     from conveyor.data.workspace import Workspace
+    from conveyor.pipeline.lock import Entry
 
 
 @contextmanager
@@ -98,25 +100,30 @@ def status_cmd(opts: Namespace) -> None:
 
 @command(
     "checkout",
-    arg("paths", nargs="*", metavar="PATH"),
+    arg("paths", nargs="*", metavar="PATH", help="tracked paths, pipeline outs or stage names"),
     arg("--rev", help="check out the data as of this git revision"),
     arg("--link", help="link types to try, in order (overrides cache.type)"),
     arg("--force", action="store_true", help="discard workspace changes not saved in the cache"),
     arg("--verify", action="store_true", help="re-hash every object checked out"),
-    help="make tracked paths match their pointers",
+    help="make tracked paths and pipeline outs match their pointers and conveyor.lock",
 )
 def checkout_cmd(opts: Namespace) -> None:
-    """Make tracked paths match their pointers (only differing files are touched)."""
+    """Make tracked paths match their pointers, and the pipeline's cached outs match
+    conveyor.lock (only differing files are touched)."""
     from conveyor.data.checkout import checkout
     from conveyor.data.revision import pointers_at
 
     with writing("conveyor checkout") as ws:
         rev = opts.rev
-        pointers = pointers_at(ws, rev, opts.paths) if rev else ws.pointers(opts.paths)
+        outs, rest, stages = _lock_outs(ws, opts.paths, rev)
+        if opts.paths and not rest:
+            pointers = []
+        else:
+            pointers = pointers_at(ws, rev, rest) if rev else ws.pointers(rest)
         link_types = [t.strip() for t in opts.link.split(",")] if opts.link else None
         results = checkout(
             ws,
-            pointers,
+            [*pointers, *outs],
             link_types=link_types,
             force=opts.force,
             verify=opts.verify,
@@ -125,6 +132,10 @@ def checkout_cmd(opts: Namespace) -> None:
         if rev:
             for ptr in pointers:
                 ptr.write()
+            if stages:  # the lock, like the pointers, now says what the workspace holds
+                from conveyor.pipeline import lock as lock_mod
+
+                lock_mod.save(ws.root, {**lock_mod.load(ws.root), **stages})
     for r in results:
         if r.changed:
             how = ",".join(sorted(r.links))
@@ -134,3 +145,77 @@ def checkout_cmd(opts: Namespace) -> None:
             )
         else:
             echo(f"{r.path}: up to date")
+
+
+def _lock_outs(
+    ws: Workspace, targets: list[str], rev: str | None
+) -> tuple[list[Pointer], list[str], dict[str, Entry]]:
+    """The cached pipeline outs conveyor.lock records (at ``rev``), as the data layer's pointers
+    (named by the lock in its messages), the targets that name none of them, and the lock
+    entries of the stages whose outs these are.
+
+    A target is an out's path or a stage's name (``train`` or ``train@lr-0.1``)."""
+    from conveyor.data import hashing
+    from conveyor.data.pointer import Pointer
+    from conveyor.foundation.errors import ConfigError
+    from conveyor.foundation.paths import inside
+    from conveyor.pipeline import definition
+    from conveyor.pipeline import lock as lock_mod
+
+    if not (ws.root / definition.FILE).exists() or not (ws.root / lock_mod.FILE).exists():
+        return [], targets, {}  # no pipeline has run: conveyor.yaml is not even read
+    source = lock_mod.FILE if rev is None else f"{lock_mod.FILE} at {rev}"
+    entries = lock_mod.load(ws.root) if rev is None else _lock_at(ws, rev, source)
+    cached = {
+        o.path for stage in definition.load(ws.root).stages.values() for o in stage.outs if o.cache
+    }
+    by_stage: dict[str, list[str]] = {}
+    found: dict[str, Pointer] = {}
+    for name, entry in entries.items():
+        for rel, meta in entry.outs.items():
+            if rel not in cached:
+                continue  # committed to git (cache: false), or no longer declared
+            if not isinstance(meta.hash, str) or not hashing.is_oid(meta.oid):
+                raise ConfigError(
+                    f"{source}: stage {name!r}: out {rel} has no valid hash ({meta.hash!r})",
+                    hint=f"restore {lock_mod.FILE} from git, or `conveyor run` to rewrite it",
+                )
+            found[rel] = Pointer(
+                ws.root / lock_mod.FILE, rel, meta.oid, meta.is_tree, meta.size, meta.nfiles
+            )
+            by_stage.setdefault(name, []).append(rel)
+    if not targets:
+        return [found[rel] for rel in sorted(found)], [], {n: entries[n] for n in by_stage}
+    chosen: dict[str, Pointer] = {}
+    rest: list[str] = []
+    stages: dict[str, Entry] = {}
+    for target in targets:
+        names = [n for n in by_stage if n == target or n.partition("@")[0] == target]
+        rel = "" if names else ws.display(inside(ws.root, target))
+        owner = [n for n, rels in by_stage.items() if rel in rels]
+        if names:
+            chosen.update((r, found[r]) for n in names for r in by_stage[n])
+        elif owner:
+            chosen[rel] = found[rel]
+            names = owner
+        else:
+            rest.append(target)
+        stages.update((n, entries[n]) for n in names)
+    return [chosen[rel] for rel in sorted(chosen)], rest, stages
+
+
+def _lock_at(ws: Workspace, rev: str, source: str) -> dict[str, Entry]:
+    import os
+
+    from conveyor.foundation import git
+    from conveyor.foundation.errors import GitError
+    from conveyor.pipeline import lock as lock_mod
+
+    prefix = os.path.relpath(ws.root, git.toplevel(ws.root))
+    path = lock_mod.FILE if prefix == "." else f"{prefix}/{lock_mod.FILE}"
+    commit = git.resolve(ws.root, rev)
+    try:
+        text = git.run(ws.root, "show", f"{commit}:{path}").decode()
+    except GitError:
+        return {}  # no pipeline had run at that revision
+    return lock_mod.parse(text, source)

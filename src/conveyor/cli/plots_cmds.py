@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from argparse import Namespace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.cli.app import arg, command
 from conveyor.cli.output import echo
+
+if TYPE_CHECKING:
+    from conveyor.data.objects import ObjectDB
 
 
 @command(
@@ -16,8 +20,9 @@ from conveyor.cli.output import echo
     help="step-wise metrics and plots files of runs, as PNG and HTML",
 )
 def plots_cmd(opts: Namespace) -> int:
-    """Overlay runs: every metric logged at several steps, and every declared plots file (its
-    first column against its second), from the cache as each run left it."""
+    """Overlay runs: every metric logged at several steps, and every plot the pipeline declares
+    (a stage's plots files, DVC's top-level plots: columns, confusion matrices, images), from
+    the cache as each run left it."""
     from conveyor.data.objects import ObjectDB
     from conveyor.foundation.paths import ProjectPaths, find_root
     from conveyor.pipeline import definition
@@ -44,22 +49,54 @@ def plots_cmd(opts: Namespace) -> int:
     figures = plots.metric_figures(histories)
     odb = ObjectDB(ProjectPaths(root).objects, ProjectPaths(root).tmp)
     odb.recover()  # after a crash, check what was written just before it
-    files = [
-        o.path for s in definition.load(root).stages.values() for o in s.outs if o.kind == "plots"
-    ]
-    for path in dict.fromkeys(files):
-        tables = {}
+    images: list[plots.Image] = []
+    for spec in definition.load(root).plots:
+        tables: dict[str, dict[str, list[dict[str, object]]]] = {}
         for r in chosen:
-            ref = r["outs"].get(path)
-            if ref and not ref.endswith(".tree") and odb.exists(ref):
-                tables[labels[r["id"]]] = plots.table_from(odb.read_bytes(ref), path)
+            label = labels[r["id"]]
+            for file in spec.files:
+                data = _cached(odb, r["outs"], file)
+                if data is None:
+                    continue
+                if plots.is_image(file):
+                    images.append(plots.Image(spec.id, label, data, Path(file).suffix.lower()))
+                else:
+                    tables.setdefault(label, {})[file] = plots.records(data, file)
         if tables:
-            figures.append(plots.file_figure(path, tables))
-    if not figures:
+            figures.append(
+                plots.spec_figure(
+                    spec.title or spec.id,
+                    spec.template,
+                    spec.x,
+                    spec.y,
+                    tables,
+                    (spec.x_label, spec.y_label),
+                )
+            )
+    if not figures and not images:
         echo("Nothing to plot: no metric has several steps and no plots file is in the cache.")
         return 1
     out = Path(opts.out) if opts.out else root / "reports" / "plots"
-    written = plots.render(figures, out, f"runs {', '.join(histories)}")
+    written = plots.render(figures, out, f"runs {', '.join(histories)}", images)
     for f in written:
         echo(f"wrote {f.relative_to(root) if f.is_relative_to(root) else f}")
     return 0
+
+
+def _cached(odb: ObjectDB, outs: dict[str, str], file: str) -> bytes | None:
+    """``file`` as a run left it: an out of its own, or a file inside an out folder."""
+    from conveyor.data.tree import Tree, split_ref
+
+    ref = outs.get(file)
+    if ref is not None:
+        oid, is_tree = split_ref(ref)
+        return odb.read_bytes(oid) if not is_tree and odb.exists(oid) else None
+    for folder, ref in outs.items():
+        if not file.startswith(folder + "/") or not ref.endswith(".tree"):
+            continue
+        oid, _ = split_ref(ref)
+        if not odb.exists(oid):
+            return None
+        entry = Tree.from_bytes(odb.read_bytes(oid), oid=oid).by_path().get(file[len(folder) + 1 :])
+        return odb.read_bytes(entry.oid) if entry and odb.exists(entry.oid) else None
+    return None

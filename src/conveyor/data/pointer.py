@@ -129,7 +129,8 @@ def _fast_parse(text: str) -> dict[str, object] | None:
             return None
         key, value = match.groups()
         if key in ("size", "nfiles"):
-            if not value.isdigit():
+            # int() refuses "²" and 5000 digits: such values take the YAML path and its errors.
+            if not (value.isascii() and value.isdigit()) or len(value) > 20:
                 return None
             data[key] = int(value)
         elif _plain(value):

@@ -18,16 +18,29 @@ from conveyor.foundation import atomic
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.paths import CONTROL_DIR
 from conveyor.foundation.suggest import did_you_mean
-from conveyor.pipeline import dag
+from conveyor.pipeline import dag, sections
 from conveyor.pipeline import params as params_mod
-from conveyor.pipeline.stage import KINDS, Out, Stage
+from conveyor.pipeline.stage import KINDS, Out, Plot, Stage
 
 if TYPE_CHECKING:
     from conveyor.foundation.yamlio import Located
+    from conveyor.pipeline.template import Context, Expansion
 
 FILE = "conveyor.yaml"
-TOP_KEYS = ("stages", "vars", "tune", "gates", "models", "deploy", "monitor")
-_FORMAT = 1
+# metrics, plots and artifacts are DVC's top-level sections, so that dvc.yaml moves over as is.
+TOP_KEYS = (
+    "stages",
+    "vars",
+    "metrics",
+    "plots",
+    "artifacts",
+    "tune",
+    "gates",
+    "models",
+    "deploy",
+    "monitor",
+)
+_FORMAT = 2
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -37,6 +50,8 @@ class Pipeline(NamedTuple):
     order: list[str]  # upstream before downstream
     values: dict[tuple[str, str], Any]  # the value of every (params file, key) a stage uses
     sources: tuple[str, ...]  # the files compiled from, relative to the root
+    metrics: tuple[str, ...] = ()  # metrics files: top-level ones and those inside stage outs
+    plots: tuple[Plot, ...] = ()  # every plot: top-level ones, then each stage's plots files
 
     def value_of(self, file: str, key: str) -> Any:
         return self.values.get((file, key), params_mod.MISSING)
@@ -85,6 +100,8 @@ def _to_json(p: Pipeline, key: str) -> dict[str, Any]:
         "upstream": p.upstream,
         "order": p.order,
         "values": [[f, k, v] for (f, k), v in p.values.items()],
+        "metrics": list(p.metrics),
+        "plots": [plot.to_json() for plot in p.plots],
     }
 
 
@@ -96,6 +113,8 @@ def _from_json(data: dict[str, Any]) -> Pipeline:
         data["order"],
         {(f, k): v for f, k, v in data["values"]},
         tuple(data["sources"]),
+        tuple(data["metrics"]),
+        tuple(Plot.from_json(row) for row in data["plots"]),
     )
 
 
@@ -121,8 +140,9 @@ class _Params:
 
 
 def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
+    """Every mistake in the definition is reported in one error, not one per run."""
     from conveyor.foundation import yamlio
-    from conveyor.pipeline.template import Context, expand
+    from conveyor.pipeline.template import MAX_STAGES, Context, expand
 
     path = root / FILE
     sources = [FILE, params_mod.DEFAULT_FILE]
@@ -133,11 +153,14 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
     top = doc.data if doc.data is not None else {}
     if not isinstance(top, dict):
         raise ConfigError(f"{FILE}: the top level must be a mapping with a 'stages:' section")
+    errors: list[ConfigError] = []
     for key in top:
         if key not in TOP_KEYS:
-            raise ConfigError(
-                f"{doc.where(str(key))}: unknown section {key!r}",
-                hint=did_you_mean(str(key), TOP_KEYS) or f"sections: {', '.join(TOP_KEYS)}",
+            errors.append(
+                ConfigError(
+                    f"{doc.where(str(key))}: unknown section {key!r}",
+                    hint=did_you_mean(str(key), TOP_KEYS) or f"sections: {', '.join(TOP_KEYS)}",
+                )
             )
     variables = _vars(root, top.get("vars") or [], doc, sources)
     raw_stages = top.get("stages") or {}
@@ -146,32 +169,102 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
     ctx = Context(variables, files.get(params_mod.DEFAULT_FILE))
     stages: dict[str, Stage] = {}
     values: dict[tuple[str, str], Any] = {}
+    metrics, plots = sections.top_level(top, doc, _root_normal, errors)
+    made = 0  # expansions, valid or not: each costs compiling time
     for name, raw in raw_stages.items():
         where = doc.where("stages", str(name))
-        _check_name(str(name), where)
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: stage {name!r} must be a mapping with at least 'cmd'")
-        for exp in expand(str(name), raw, ctx, where):
-            local = ctx.child(exp.local)
-            local.used_params = set()
-            keys = ("stages", str(name), "do") if "foreach" in raw else ("stages", str(name))
-            body: dict[Any, Any] = {}
-            for k, v in exp.body.items():
-                at = f"{doc.where(*keys, str(k))}: stage {exp.name!r}"  # the line of the key
-                body[local.render(k, at)] = local.render(v, at)
-            from conveyor.pipeline import schema  # pydantic-core: only when there are stages
+        try:
+            _check_name(str(name), where)
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{where}: stage {name!r} must be a mapping with at least 'cmd'")
+            for exp in expand(str(name), raw, ctx, where):
+                made += 1
+                try:
+                    stage = _stage(root, str(name), exp, raw, ctx, files, values, doc, plots)
+                except ConfigError as exc:
+                    errors.append(exc)
+                    continue
+                if exp.name in stages:
+                    raise ConfigError(f"{where}: two stages are named {exp.name!r}")
+                stages[exp.name] = _nested(stage, metrics)
+        except ConfigError as exc:
+            errors.append(exc)
+        if made > MAX_STAGES:  # stop here: the rest would only cost time
+            errors.append(
+                ConfigError(
+                    f"{where}: the pipeline makes more than {MAX_STAGES} stages",
+                    hint="split it into several projects, or use fewer matrix values",
+                )
+            )
+            break
+    if errors:
+        from conveyor.pipeline.schema import combine
 
-            spec = schema.validate(body, doc, keys, exp.name)
-            line = int(doc.where(*keys).rpartition(":")[2] or 0)
-            stage = _resolve(root, exp.name, spec, local.used_params, files, values, doc, keys)
-            if exp.name in stages:
-                raise ConfigError(f"{where}: two stages are named {exp.name!r}")
-            stages[exp.name] = stage._replace(line=line)
+        raise combine(sorted(errors, key=_line_of))  # in the order a reader meets them
     for file in files.files:
         if file not in sources:
             sources.append(file)
     upstream = dag.build(stages, FILE)
-    return Pipeline(stages, upstream, dag.order(stages, upstream, FILE), values, tuple(sources))
+    return Pipeline(
+        stages,
+        upstream,
+        dag.order(stages, upstream, FILE),
+        values,
+        tuple(sources),
+        tuple(dict.fromkeys(metrics)),
+        tuple(plots),
+    )
+
+
+def _stage(
+    root: Path,
+    name: str,
+    exp: Expansion,
+    raw: dict[str, Any],
+    ctx: Context,
+    files: _Params,
+    values: dict[tuple[str, str], Any],
+    doc: Located,
+    plots: list[Plot],
+) -> Stage:
+    from conveyor.pipeline import schema  # pydantic-core: only when there are stages
+
+    local = ctx.child(exp.local)
+    local.used_params = set()
+    keys = ("stages", name, "do") if "foreach" in raw else ("stages", name)
+    body: dict[Any, Any] = {}
+    for k, v in exp.body.items():
+        at = f"{doc.where(*keys, str(k))}: stage {exp.name!r}"  # the line of the key
+        body[local.render(k, at)] = local.render(v, at)
+    spec = schema.validate(body, doc, keys, exp.name)
+    line = int(doc.where(*keys).rpartition(":")[2] or 0)
+    stage = _resolve(root, exp.name, spec, local.used_params, files, values, doc, keys, plots)
+    return stage._replace(line=line)
+
+
+def _nested(stage: Stage, metrics: list[str]) -> Stage:
+    """Metrics and plots files inside one of the stage's out folders (dvclive writes
+    ``dvclive/metrics.json`` inside ``outs: [dvclive]``) are read from that folder, not stored
+    twice (the graph would refuse an out inside another)."""
+    folders = [o.path + "/" for o in stage.outs if o.kind == "outs"]
+    kept: list[Out] = []
+    for out in stage.outs:
+        if out.kind != "outs" and any(out.path.startswith(f) for f in folders):
+            if out.kind == "metrics":
+                metrics.append(out.path)
+        else:
+            kept.append(out)
+    return stage._replace(outs=tuple(kept))
+
+
+def _line_of(error: ConfigError) -> int:
+    head, _, rest = error.message.partition(":")
+    line = rest.partition(":")[0]
+    return int(line) if head == FILE and line.isdigit() else 0
+
+
+def _root_normal(path: str, where: str, what: str) -> str:
+    return _normal("", path, where, what)
 
 
 def _check_name(name: str, where: str) -> None:
@@ -214,6 +307,7 @@ def _resolve(
     values: dict[tuple[str, str], Any],
     doc: Located,
     keys: tuple[str, ...],
+    plots: list[Plot],
 ) -> Stage:
     wdir = (
         _normal("", spec["wdir"], _at(doc, keys, "wdir", name), "wdir")
@@ -236,6 +330,8 @@ def _resolve(
                 wdir, path, _at(doc, keys, kind, name), kind[:-1] if kind != "metrics" else kind
             )
             outs.append(Out(rel, cache, persist, kind))
+            if kind == "plots":
+                plots.append(_stage_plot(wdir, rel, flags, _at(doc, keys, kind, name)))
     refs: list[tuple[str, str]] = []
     default = _normal(wdir, params_mod.DEFAULT_FILE, doc.where(*keys), "params file")
     for item in spec["params"]:
@@ -290,6 +386,15 @@ def _resolve(
         spec["always_changed"],
         spec["desc"],
     )
+
+
+def _stage_plot(wdir: str, rel: str, flags: dict[str, Any] | None, where: str) -> Plot:
+    props = {k: v for k, v in (flags or {}).items() if k in sections.PLOT_KEYS and v is not None}
+
+    def normal(path: str, at: str, what: str) -> str:
+        return rel if path == rel else _normal(wdir, path, at, what)
+
+    return sections.plot(rel, props, where, normal)
 
 
 def _single(item: dict[str, Any], doc: Located, keys: tuple[str, ...], kind: str, name: str) -> Any:

@@ -17,8 +17,21 @@ from conveyor.pipeline.stale import param_name
 
 
 def metric_files(pipeline: Pipeline) -> list[str]:
+    """Stages' metrics files, then top-level ones and those inside stage outs (DVC's layout)."""
     files = [o.path for s in pipeline.stages.values() for o in s.outs if o.kind == "metrics"]
-    return list(dict.fromkeys(files))
+    return list(dict.fromkeys([*files, *pipeline.metrics]))
+
+
+def files_of(pipeline: Pipeline, stages: list[str]) -> list[str]:
+    """The metrics files ``stages`` write: declared by them, or inside one of their outs."""
+    outs = [o for n in stages for o in pipeline.stages[n].outs]
+    own = [o.path for o in outs if o.kind == "metrics"]
+    written = [f for f in pipeline.metrics if any(_within(f, o.path) for o in outs)]
+    return list(dict.fromkeys([*own, *written]))
+
+
+def _within(path: str, out: str) -> bool:
+    return path == out or path.startswith(out + "/")
 
 
 def read_file(root: Path, rel: str) -> dict[str, Any]:
@@ -27,7 +40,7 @@ def read_file(root: Path, rel: str) -> dict[str, Any]:
     if not path.exists():
         return {}
     suffix = path.suffix.lower()
-    if suffix not in (".json", ".yaml", ".yml", ".toml"):
+    if suffix not in _SUFFIXES:
         raise ConfigError(f"metrics file {rel}: expected JSON, YAML or TOML")
     return leaves(params_mod.load(path, rel))
 
@@ -42,8 +55,25 @@ def _shown(value: Any) -> bool:
 
 
 def read(root: Path, files: list[str]) -> dict[str, Any]:
-    """Every metric of ``files`` by its user-facing name."""
-    return named({file: read_file(root, file) for file in files})
+    """Every metric of ``files`` by its user-facing name; a folder stands for the metrics
+    files inside it (DVC allows ``metrics: [eval]``)."""
+    return named({file: read_file(root, file) for file in _expand(root, files)})
+
+
+def _expand(root: Path, files: list[str]) -> list[str]:
+    out: list[str] = []
+    for rel in files:
+        folder = root / rel
+        if not folder.is_dir():
+            out.append(rel)
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in _SUFFIXES and path.is_file():
+                out.append(path.relative_to(root).as_posix())
+    return list(dict.fromkeys(out))
+
+
+_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
 
 
 def named(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:

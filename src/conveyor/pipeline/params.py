@@ -56,6 +56,11 @@ def parse(text: str, suffix: str, display: str) -> dict[str, Any]:
             )
     except (ValueError, TypeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise ConfigError(f"{display}: not valid {suffix[1:].upper()}: {exc}") from exc
+    except RecursionError:  # json and tomllib recurse per level: [[[[...]]]] thousands deep
+        raise ConfigError(
+            f"{display}: not valid {suffix[1:].upper()}: nested too deeply",
+            hint="no params or metrics file needs more than a few levels",
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{display}: a params file must hold a mapping at the top")
     return data

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import platform
+import shutil
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from conveyor.foundation import atomic
 from conveyor.foundation.errors import ConveyorError
+from conveyor.foundation.paths import CONTROL_DIR
 from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline.definition import Pipeline
 from conveyor.pipeline.lock import Entry
@@ -25,20 +28,6 @@ from conveyor.tracking.api import git_state, user_name
 
 KIND_ENV = "CONVEYOR_RUN_KIND"  # set by `conveyor exp` and `conveyor tune` for their runs
 TAGS_ENV = "CONVEYOR_RUN_TAGS"  # JSON tags for the run (a trial's study and number)
-
-# Packages whose versions are recorded with a run, when installed.
-KEY_PACKAGES = (
-    "numpy",
-    "pandas",
-    "scipy",
-    "scikit-learn",
-    "torch",
-    "tensorflow",
-    "xgboost",
-    "lightgbm",
-    "optuna",
-)
-
 
 _CURRENT = ("ran", "restored", "checked out", "up to date")  # outs match the lock after these
 
@@ -97,10 +86,9 @@ class Recorder:
             if entry is not None:
                 deps.update({p: m.hash for p, m in entry.deps.items()})
                 outs.update({p: m.hash for p, m in entry.outs.items()})
-        files = [o.path for n in good for o in pipeline.stages[n].outs if o.kind == "metrics"]
         tags: dict[str, str] = {}
         try:
-            values = metrics_mod.read(self.root, list(dict.fromkeys(files)))
+            values = metrics_mod.read(self.root, metrics_mod.files_of(pipeline, good))
         except ConveyorError as exc:  # a stage wrote a metrics file that does not parse
             values = {}
             tags["conveyor.metrics_error"] = exc.message
@@ -114,7 +102,7 @@ class Recorder:
             for r in results
         ]
         records: list[dict[str, Any]] = [
-            {**base, "t": "run", "environment": environment()},
+            {**base, "t": "run", "environment": environment(self.root, _path(pipeline, good))},
             {**base, "t": "params", "params": metrics_mod.used_params(pipeline)},
             {**base, "t": "metrics", "points": [[k, v, None, now] for k, v in numbers.items()]},
             {**base, "t": "hashes", "deps": deps, "outs": outs},
@@ -125,27 +113,87 @@ class Recorder:
         spool.write(self.root, records)
 
 
-def environment() -> dict[str, Any]:
-    """Python's version and the key packages' versions, read from the dist-info folder names
-    (``importlib.metadata`` would cost a no-op run a third of its time)."""
-    import sysconfig
+# Run by the stages' own interpreter: it lists the distributions on its sys.path (reading
+# folder names only: importlib.metadata would cost a run a third of its time).
+_PROBE = """import json, os, platform, sys
+dirs = [os.path.abspath(d) for d in sys.path if d and os.path.isdir(d)]
+names = []
+for d in dirs:
+    names += [e for e in os.listdir(d) if e.endswith('.dist-info')]
+print(json.dumps({'python': platform.python_version(), 'executable': sys.executable,
+                  'dirs': dirs, 'dists': names}))
+"""
 
-    wanted = {_normal(n): n for n in KEY_PACKAGES}
-    packages: dict[str, str] = {}
-    for key in ("purelib", "platlib"):
+
+def _path(pipeline: Pipeline, stages: list[str]) -> str | None:
+    """The PATH the stages ran with: a stage's own ``env: {PATH: ...}``, else conveyor's."""
+    for name in stages:
+        env = dict(pipeline.stages[name].env)
+        if "PATH" in env:
+            return env["PATH"]
+    return os.environ.get("PATH")
+
+
+def environment(root: Path, path: str | None = None) -> dict[str, Any]:
+    """The Python the stages ran with (``python`` on their ``PATH``) and its packages' versions.
+
+    Probing costs one interpreter start, so the answer is kept in ``.conveyor/cache`` until the
+    interpreter or one of its package folders changes (an install touches the folder).
+    """
+    exe = shutil.which("python", path=path) or shutil.which("python3", path=path)
+    if exe is None:  # no Python on PATH: the stages ran none
+        return {"python": None, "packages": {}}
+    cache = root / CONTROL_DIR / "cache" / "environment.json"
+    try:
+        saved = json.loads(cache.read_bytes())
+        if saved["key"] == _env_key(exe, saved["probe"]["dirs"]):
+            return _summary(saved["probe"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        proc = subprocess.run(
+            [exe, "-c", _PROBE], capture_output=True, text=True, timeout=30, cwd=root, check=True
+        )
+        probe = json.loads(proc.stdout)
+        key = _env_key(exe, probe["dirs"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return {"python": None, "executable": exe, "packages": {}}  # not a Python we can ask
+    try:
+        data = json.dumps({"key": key, "probe": probe}).encode()
+        atomic.write_bytes(cache, data, durable=False, parents=True)
+    except OSError:
+        pass  # probed again next time
+    return _summary(probe)
+
+
+# What can make one `python` on PATH another interpreter without the file changing (a pyenv
+# shim, an activated environment).
+_ENV_VARS = ("PATH", "PYTHONPATH", "PYTHONHOME", "PYENV_VERSION", "VIRTUAL_ENV", "CONDA_PREFIX")
+
+
+def _env_key(exe: str, dirs: list[str]) -> str:
+    parts = [exe, *(os.environ.get(v, "") for v in _ENV_VARS)]
+    for p in [exe, *dirs]:
         try:
-            names = os.listdir(sysconfig.get_path(key))
+            st = os.stat(p)
+            parts.append(f"{p}:{st.st_ino}:{st.st_mtime_ns}")
         except OSError:
-            continue
-        for entry in names:
-            if not entry.endswith(".dist-info"):
-                continue
-            name, _, version = entry[: -len(".dist-info")].partition("-")
-            known = wanted.get(_normal(name))
-            if known and version:
-                packages[known] = version
-    return {"python": platform.python_version(), "packages": dict(sorted(packages.items()))}
+            parts.append(f"{p}:-")
+    return "\0".join(parts)
+
+
+def _summary(probe: dict[str, Any]) -> dict[str, Any]:
+    packages: dict[str, str] = {}
+    for entry in probe["dists"]:
+        name, _, version = str(entry)[: -len(".dist-info")].partition("-")
+        if name and version:
+            packages.setdefault(_normal(name), version)  # the first on sys.path is imported
+    return {
+        "python": probe["python"],
+        "executable": probe["executable"],
+        "packages": dict(sorted(packages.items())),
+    }
 
 
 def _normal(name: str) -> str:
-    return name.lower().replace("-", "_").replace(".", "_")
+    return name.lower().replace("_", "-").replace(".", "-")

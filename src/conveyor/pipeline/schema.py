@@ -33,6 +33,22 @@ _FLAGS = cs.typed_dict_schema(
 _PATHS = cs.list_schema(
     cs.union_schema([cs.str_schema(), cs.dict_schema(cs.str_schema(), cs.nullable_schema(_FLAGS))])
 )
+# A stage's plots entry may carry DVC's plot properties beside the flags (checked by plot()).
+_PLOT_FLAGS = cs.typed_dict_schema(
+    {
+        **_FLAGS["fields"],
+        **{
+            k: _field(cs.any_schema())
+            for k in ("x", "y", "template", "title", "x_label", "y_label")
+        },
+    },
+    extra_behavior="forbid",
+)
+_PLOTS = cs.list_schema(
+    cs.union_schema(
+        [cs.str_schema(), cs.dict_schema(cs.str_schema(), cs.nullable_schema(_PLOT_FLAGS))]
+    )
+)
 _PARAMS = cs.list_schema(
     cs.union_schema(
         [
@@ -53,7 +69,7 @@ _STAGE = cs.typed_dict_schema(
         "params": _field(_PARAMS, []),
         "outs": _field(_PATHS, []),
         "metrics": _field(_PATHS, []),
-        "plots": _field(_PATHS, []),
+        "plots": _field(_PLOTS, []),
         "wdir": _field(cs.str_schema(), "."),
         "env": _field(cs.dict_schema(cs.str_schema(), _SCALAR), {}),
         "frozen": _field(cs.bool_schema(), False),
@@ -64,6 +80,7 @@ _STAGE = cs.typed_dict_schema(
 )
 STAGE_KEYS = tuple(_STAGE["fields"])
 FLAG_KEYS = tuple(_FLAGS["fields"])
+PLOT_FLAG_KEYS = tuple(_PLOT_FLAGS["fields"])
 _VALIDATOR = SchemaValidator(_STAGE)
 
 
@@ -74,15 +91,35 @@ def validate(
     try:
         return dict(_VALIDATOR.validate_python(body))
     except ValidationError as exc:
-        raise _translate(exc, body, doc, keys, name) from None
+        # One error per key (per item of a list): a union reports one per member, of which an
+        # unknown key is the one that helps most.
+        by_place: dict[tuple[int | str, ...], Any] = {}
+        for error in exc.errors():
+            place = tuple(_real_loc(error["loc"], body)[:2])
+            if place not in by_place or error["type"] == "extra_forbidden":
+                by_place[place] = error
+        errors = [_translate(e, body, doc, keys, name) for e in by_place.values()]
+        raise combine(errors) from None
+
+
+def combine(errors: list[ConfigError]) -> ConfigError:
+    """Several errors as one, each on its own lines as the CLI prints an error and its hint."""
+    if len(errors) == 1:
+        return errors[0]
+    unique = list({str(e): e for e in errors}.values())
+    if len(unique) > _SHOWN:  # a matrix repeats one mistake per stage: the first ones say it
+        more = ConfigError(f"... and {len(unique) - _SHOWN} more errors", hint=None)
+        unique = [*unique[:_SHOWN], more]
+    text = "\nerror: ".join([*(str(e) for e in unique[:-1]), unique[-1].message])
+    return ConfigError(text, hint=unique[-1].hint)
+
+
+_SHOWN = 20
 
 
 def _translate(
-    exc: ValidationError, body: dict[str, Any], doc: Located, keys: tuple[str, ...], name: str
+    error: Any, body: dict[str, Any], doc: Located, keys: tuple[str, ...], name: str
 ) -> ConfigError:
-    errors = exc.errors()
-    # A union reports one error per member; an unknown key is the one that helps most.
-    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = _real_loc(error["loc"], body)
     where = doc.where(*keys, *[str(p) for p in loc if isinstance(p, str)])
     kind = error["type"]
@@ -91,7 +128,7 @@ def _translate(
         if len(loc) == 1:
             choices: tuple[str, ...] = STAGE_KEYS + EXPANSION_KEYS
         else:
-            choices = FLAG_KEYS
+            choices = PLOT_FLAG_KEYS if loc[0] == "plots" else FLAG_KEYS
         return ConfigError(
             f"{where}: stage {name!r}: unknown key {key!r}",
             hint=did_you_mean(key, choices) or f"valid keys: {', '.join(choices)}",
@@ -123,7 +160,7 @@ def _real_loc(loc: tuple[int | str, ...], body: Any) -> list[int | str]:
 
 
 def _all_keys() -> set[str]:
-    return {*STAGE_KEYS, *FLAG_KEYS}
+    return {*STAGE_KEYS, *PLOT_FLAG_KEYS}
 
 
 def _message(error: Any, path: str) -> str:

@@ -65,6 +65,33 @@ class Stage(NamedTuple):
         )
 
 
+class Plot(NamedTuple):
+    """A plot to draw: from top-level ``plots:`` (DVC's shape) or a stage's ``plots:`` entry.
+
+    ``x`` and ``y`` name columns per file; an empty x is the first column (or the row number
+    when the file has one column), no y columns is the second column. ``template`` is DVC's
+    name: ``confusion`` draws a confusion matrix of x against y, an image file is shown as is,
+    anything else draws lines.
+    """
+
+    id: str
+    files: tuple[str, ...]
+    x: dict[str, str]  # file -> column
+    y: dict[str, list[str]]  # file -> columns
+    template: str = "linear"
+    title: str = ""
+    x_label: str = ""
+    y_label: str = ""
+
+    def to_json(self) -> list[Any]:
+        return [self.id, list(self.files), self.x, self.y, *self[4:]]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> Plot:
+        pid, files, x, y, *rest = row
+        return cls(pid, tuple(files), dict(x), {k: list(v) for k, v in y.items()}, *rest)
+
+
 class Meta(NamedTuple):
     """What a dep or out held: its hash (``oid`` or ``oid.tree``), size and file count."""
 

@@ -18,6 +18,11 @@ from conveyor.foundation.suggest import did_you_mean
 from conveyor.pipeline import params as params_mod
 
 _REF = re.compile(r"(\\)?\$\{\s*([^{}]*?)\s*\}")
+# One definition may stand for this many stages at most: every stage is validated, hashed and
+# planned, so a matrix of 10^6 combinations (three axes of 100) would hang compiling.
+MAX_EXPANSIONS = 1000
+# And a whole pipeline this many: compiling costs ~0.3 ms a stage, planning more.
+MAX_STAGES = 10_000
 _NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 
 
@@ -112,6 +117,8 @@ def expand(name: str, raw: Mapping[str, Any], ctx: Context, where: str) -> Itera
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: stage {name!r}: 'do' must be a mapping of stage keys")
         items = ctx.render(raw["foreach"], f"{where}: stage {name!r}")
+        if isinstance(items, dict | list):
+            _bound(len(items), name, where, "foreach")
         if isinstance(items, dict):
             for key, item in items.items():
                 yield Expansion(f"{name}@{key}", body, {"item": item, "key": key})
@@ -131,6 +138,10 @@ def expand(name: str, raw: Mapping[str, Any], ctx: Context, where: str) -> Itera
                 raise ConfigError(
                     f"{where}: stage {name!r}: matrix axis {axis!r} must be a non-empty list"
                 )
+        combinations = 1
+        for values in axes.values():
+            combinations *= len(values)
+        _bound(combinations, name, where, "matrix")
         body = {k: v for k, v in raw.items() if k != "matrix"}
         for combo in _product(list(axes.items())):
             label = "-".join(
@@ -140,6 +151,14 @@ def expand(name: str, raw: Mapping[str, Any], ctx: Context, where: str) -> Itera
             yield Expansion(f"{name}@{label}", body, {"item": item})
         return
     yield Expansion(name, dict(raw), {})
+
+
+def _bound(count: int, name: str, where: str, what: str) -> None:
+    if count > MAX_EXPANSIONS:
+        raise ConfigError(
+            f"{where}: stage {name!r}: '{what}' makes {count} stages (at most {MAX_EXPANSIONS})",
+            hint="split it into several stages, or tune the values with `conveyor tune`",
+        )
 
 
 def _product(axes: list[tuple[str, list[Any]]]) -> Iterator[dict[str, tuple[int, Any]]]:
