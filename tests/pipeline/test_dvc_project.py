@@ -283,3 +283,20 @@ def test_a_top_level_metrics_folder_stands_for_the_files_in_it(dvc: Project) -> 
     (dvc.root / "dvclive" / "extra" / "loss.yaml").write_text("final: 0.25\n")
     shown = json.loads(dvc.ok("metrics", "show", "--json"))
     assert shown == {**_accuracy(4), "loss.final": 0.25}
+
+
+def test_the_pull_request_report_draws_the_top_level_plots_against_a_base_run(
+    dvc: Project,
+) -> None:
+    dvc.ok("run", "--name", "base")
+    with opened(dvc.root, write=False) as store:
+        base = store.runs()[-1]["id"]
+    dvc.ok("run", "-S", "train.threshold=5")
+    dvc.ok("report", "--base", base, "--no-gates")
+    report = (dvc.root / "reports" / "report.md").read_text()
+    shown = sorted(p.name for p in (dvc.root / "reports" / "report-plots").iterdir())
+    # both sides' dvclive files, read from inside the folder out (the base from the cache)
+    assert "![ROC](report-plots/00-ROC.png)" in report, report
+    assert "![Confusion-Matrix](report-plots/01-Confusion-Matrix.png)" in report
+    assert sum(name.endswith("-importance-png-workspace.png") for name in shown) == 1, shown
+    assert sum(f"-run-{base}" in name for name in shown) == 1, shown

@@ -284,14 +284,12 @@ def _object_table(root: Path, outs: dict[str, str], path: str, who: str) -> Any:
 
 
 def out_bytes(root: Path, outs: dict[str, str], path: str) -> bytes | None:
-    """The bytes of an out file from the object cache (None: not recorded, a folder, absent)."""
+    """The bytes of an out file (or of a file inside an out folder) from the object cache."""
+    from conveyor.data import recorded
     from conveyor.data.workspace import Workspace
 
-    ref = outs.get(path)
-    if not ref or ref.endswith(".tree"):
-        return None
     with Workspace(root) as ws:
-        return ws.odb.read_bytes(ref) if ws.odb.exists(ref) else None
+        return recorded.read(ws.odb, outs, path)
 
 
 def _run_record(root: Path, ref: str) -> dict[str, Any]:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from argparse import Namespace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from conveyor.cli.app import arg, command
 from conveyor.cli.output import echo
-
-if TYPE_CHECKING:
-    from conveyor.data.objects import ObjectDB
 
 
 @command(
@@ -23,6 +19,7 @@ def plots_cmd(opts: Namespace) -> int:
     """Overlay runs: every metric logged at several steps, and every plot the pipeline declares
     (a stage's plots files, DVC's top-level plots: columns, confusion matrices, images), from
     the cache as each run left it."""
+    from conveyor.data import recorded
     from conveyor.data.objects import ObjectDB
     from conveyor.foundation.paths import ProjectPaths, find_root
     from conveyor.pipeline import definition
@@ -55,7 +52,7 @@ def plots_cmd(opts: Namespace) -> int:
         for r in chosen:
             label = labels[r["id"]]
             for file in spec.files:
-                data = _cached(odb, r["outs"], file)
+                data = recorded.read(odb, r["outs"], file)
                 if data is None:
                     continue
                 if plots.is_image(file):
@@ -81,22 +78,3 @@ def plots_cmd(opts: Namespace) -> int:
     for f in written:
         echo(f"wrote {f.relative_to(root) if f.is_relative_to(root) else f}")
     return 0
-
-
-def _cached(odb: ObjectDB, outs: dict[str, str], file: str) -> bytes | None:
-    """``file`` as a run left it: an out of its own, or a file inside an out folder."""
-    from conveyor.data.tree import Tree, split_ref
-
-    ref = outs.get(file)
-    if ref is not None:
-        oid, is_tree = split_ref(ref)
-        return odb.read_bytes(oid) if not is_tree and odb.exists(oid) else None
-    for folder, ref in outs.items():
-        if not file.startswith(folder + "/") or not ref.endswith(".tree"):
-            continue
-        oid, _ = split_ref(ref)
-        if not odb.exists(oid):
-            return None
-        entry = Tree.from_bytes(odb.read_bytes(oid), oid=oid).by_path().get(file[len(folder) + 1 :])
-        return odb.read_bytes(entry.oid) if entry and odb.exists(entry.oid) else None
-    return None

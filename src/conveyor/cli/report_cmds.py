@@ -192,22 +192,35 @@ def _plots(root: Path, gates: Gates, old: Side, new: Side, folder: Path) -> list
 
     out = folder / "report-plots"
     figures = []
-    files = [
-        o.path for s in definition.load(root).stages.values() for o in s.outs if o.kind == "plots"
-    ]
-    for path in dict.fromkeys(files):
-        tables = {}
+    pictures: list[plots.Image] = []
+    for spec in definition.load(root).plots:  # top-level plots and every stage's plots files
+        tables: dict[str, dict[str, list[dict[str, object]]]] = {}
         for s in (old, new):
-            data = s.read(path)
-            if data:
-                tables[s.label] = plots.table_from(data, path)
+            for file in spec.files:
+                data = s.read(file)
+                if not data:
+                    continue
+                if plots.is_image(file):
+                    pictures.append(plots.Image(spec.id, s.label, data, Path(file).suffix.lower()))
+                else:
+                    tables.setdefault(s.label, {})[file] = plots.records(data, file)
         if tables:
-            figures.append(plots.file_figure(path, tables))
+            figures.append(
+                plots.spec_figure(
+                    spec.title or spec.id,
+                    spec.template,
+                    spec.x,
+                    spec.y,
+                    tables,
+                    (spec.x_label, spec.y_label),
+                )
+            )
     images = []
-    if figures:
-        written = plots.render(figures, out, "plots")
-        for fig, png in zip(figures, written, strict=False):
-            images.append((fig.title, png.relative_to(folder).as_posix()))
+    if figures or pictures:
+        written = plots.render(figures, out, "plots", pictures)
+        titles = [fig.title for fig in figures] + [f"{p.title} ({p.label})" for p in pictures]
+        for title, shown in zip(titles, written, strict=False):
+            images.append((title, shown.relative_to(folder).as_posix()))
     if gates.predictions:
         from conveyor.gates.tables import read_bytes
 
