@@ -82,3 +82,15 @@ def test_an_unreachable_database_is_named_without_its_password(
     failed = project.run("runs", "list")
     assert failed.code != 0 and "Traceback" not in failed.err
     assert "carol:***@127.0.0.1" in failed.err and "pa55word" not in failed.err + failed.out
+
+
+def test_a_secret_already_in_the_committed_config_is_warned_about(project: Project) -> None:
+    config = project.root / ".conveyor" / "config"
+    config.write_text(f"db:\n  url: {URL}\n")  # by hand, or by an older conveyor
+    listed = project.run("config", "--list")
+    assert listed.code == 0 and f"db.url={MASKED}" in listed.out
+    assert "warning:" in listed.err and "db.url" in listed.err and "--local" in listed.err
+    assert "S3cr3t" not in listed.out + listed.err
+    project.ok("config", "--unset", "db.url")
+    project.ok("config", "--local", "db.url", URL)
+    assert "warning" not in project.run("config", "--list").err

@@ -63,6 +63,14 @@ def config_cmd(opts: Namespace) -> None:
 
     ws = Workspace.find()
     level = "local" if opts.local else "project"
+    for key in ws.config.committed_secrets():
+        echo(
+            f"warning: {ws.config.files['project']} holds a secret in {key}, and is committed: "
+            f"move it with `conveyor config --unset {key}` and `conveyor config --local {key} ...`"
+            " (if it was committed, git's history keeps it: change it too)",
+            fg="yellow",
+            err=True,
+        )
     if opts.list_all or opts.key is None:
         for dotted, val in sorted(ws.config.items().items()):
             echo(f"{dotted}={shown(dotted, val)}")

@@ -225,6 +225,13 @@ class Config:
             _flatten(self._raw[level], "", flat)
         return flat
 
+    def committed_secrets(self) -> list[str]:
+        """The keys whose secret is in the committed file (written there by hand, or by an
+        older conveyor): the CLI warns about them."""
+        flat: dict[str, Any] = {}
+        _flatten(self._raw["project"], "", flat)
+        return sorted(k for k, v in flat.items() if redact.secret(k, v))
+
     def _write(self, level: str) -> None:
         path = self.files[level]
         # The local file is where secrets go: readable by its owner only.

@@ -144,11 +144,15 @@ def materialize(ws: Workspace, version: dict[str, Any]) -> Path:
         who = Registered(version["name"], int(version["version"]), version.get("user") or "", ref)
         if not missing_objects(ws, ptr, load_tree(ws, ptr)):
             raise ConveyorError(f"{who}: {exc.message}", hint=exc.hint) from exc
-        remote = ws.config.get("core.remote")
-        where = f"on remote {remote!r}" if remote else "on a remote (none is the default)"
         # The cache's paths mean nothing to a user: say which version, and whose move it is.
+        remote = ws.config.get("core.remote")
+        if not remote:
+            raise DataError(
+                f"{who} is not in this clone's cache, and no default remote is set to fetch it",
+                hint="`conveyor remote default NAME` (a remote it was pushed to), then retry",
+            ) from exc
         raise DataError(
-            f"{who} is neither in this clone's cache nor {where}",
+            f"{who} is neither in this clone's cache nor on remote {remote!r}",
             hint=f"{who.by} should run `conveyor push` in the clone that registered it; then retry",
         ) from exc
     return folder
