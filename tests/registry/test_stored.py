@@ -140,3 +140,45 @@ def _load(who: Project, uri: str) -> object:
         return models.load(uri)
     finally:
         os.chdir(cwd)
+
+
+TRAIN_WITH_PREDICTIONS = (
+    TRAIN
+    + """
+import sys
+flip = len(sys.argv) > 1
+with open("preds.csv", "w") as f:
+    rows = "".join(f"{i},{i % 2},{(i + flip) % 2}\\n" for i in range(8))
+    f.write("id,label,prediction\\n" + rows)
+"""
+)
+
+
+def test_pull_fetches_what_the_gates_compare_of_an_aliased_version(
+    team: dict[str, Project], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The champion's predictions file, recorded by an older run than the lock's, is what
+    `conveyor check` pairs the candidate's with: a fresh clone's pull must bring it."""
+    alice, carol = team["alice"], team["carol"]
+    alice.write("train.py", TRAIN_WITH_PREDICTIONS)
+    stage = (
+        "stages:\n  train:\n    cmd: {cmd}\n    deps: [train.py]\n    outs: [model, preds.csv]\n"
+    )
+    gates = "gates:\n  predictions: preds.csv\n  checks:\n    - metric: train.acc\n      min: 0\n"
+    alice.write("conveyor.yaml", stage.format(cmd=f"{sys.executable} train.py") + gates)
+    alice.ok("run", "--name", "champion")
+    run = json.loads(alice.ok("runs", "list", "--json"))[0]["id"]
+    alice.ok("models", "register", "tiny", "model", "--run", run)
+    alice.ok("models", "alias", "tiny@production", "1")
+    shown = json.loads(alice.ok("models", "show", "tiny@production", "--json"))
+    champion_preds = shown["lineage"]["outs"]["preds.csv"]
+    alice.write("conveyor.yaml", stage.format(cmd=f"{sys.executable} train.py flip") + gates)
+    alice.ok("run", "--name", "candidate")
+    alice.ok("push")
+    for name in ("train.py", "conveyor.yaml", "conveyor.lock"):  # carol's `git pull`
+        shutil.copy(alice.root / name, carol.root / name)
+    assert champion_preds not in (carol.root / "conveyor.lock").read_text()
+
+    pulled = carol.run("pull")
+    assert pulled.code == 0 and "warning" not in pulled.err, pulled.err
+    assert _in_cache(carol, champion_preds)

@@ -61,7 +61,11 @@ def pull_cmd(opts: Namespace) -> None:
         jobs = _jobs(opts) or ws.jobs
         remote = open_remote(ws, opts.remote, jobs=jobs)
         result = pull(ws, remote, pointers, jobs=jobs, force=opts.force, progress=bar())
-        versions = [] if opts.paths else stored.registered(ws, every=opts.all_models)
+        versions = (
+            []
+            if opts.paths
+            else stored.registered(ws, every=opts.all_models, compared=_compared(ws))
+        )
         unavailable: list[stored.Registered] = []
         if versions:  # fetched only: a package is checked out when a server or load needs it
             fetched, unavailable = stored.fetch_packages(
@@ -97,10 +101,24 @@ def tracked(ws: Workspace, paths: list[str]) -> list[Pointer]:
 
 
 def packages(ws: Workspace, paths: list[str]) -> list[Pointer]:
-    """Registered model packages this clone holds (with no PATHs): they travel too."""
+    """What this clone holds of the registered versions (with no PATHs): it travels too."""
     from conveyor.registry.stored import held
 
-    return [] if paths else held(ws)
+    return [] if paths else held(ws, compared=_compared(ws))
+
+
+def _compared(ws: Workspace) -> tuple[str, ...]:
+    """The predictions files the gates compare with a baseline: an aliased version's copy is
+    what `conveyor check` reads from the cache. A broken gates section is `check`'s to report."""
+    from conveyor.foundation.errors import ConveyorError
+    from conveyor.gates import config
+
+    try:
+        gates = config.load(ws.root)
+    except ConveyorError:
+        return ()
+    paths = {gates.predictions, *(c.spec.get("predictions") for c in gates.checks)}
+    return tuple(sorted(p for p in paths if isinstance(p, str)))
 
 
 def _jobs(opts: Namespace) -> int | None:

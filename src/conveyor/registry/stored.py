@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -166,6 +166,7 @@ class Registered:
     version: int
     user: str
     package: str  # the tree hash of its package, "<oid>.tree"
+    compared: tuple[str, ...] = ()  # hashes of its run's out files the gates compare with
 
     def __str__(self) -> str:
         return f"model {self.name} version {self.version} (registered by {self.by})"
@@ -175,10 +176,14 @@ class Registered:
         return self.user or "an unknown user"
 
 
-def registered(ws: Workspace, *, every: bool = False) -> list[Registered]:
-    """The versions a pull needs: those an alias points at (what servers and the gates' champion
-    comparisons load), or ``every`` registered one. A version whose package is a folder the
-    workspace tracks (a pointer or a lock out) travels with the data as well."""
+def registered(
+    ws: Workspace, *, every: bool = False, compared: tuple[str, ...] = ()
+) -> list[Registered]:
+    """The versions a pull needs: those an alias points at (what servers load, and what the
+    gates compare a candidate with), or ``every`` registered one. ``compared`` names out files
+    (the gates' predictions files): each version's run's copy of them is needed too. A version
+    whose package is a folder the workspace tracks (a pointer or a lock out) travels with the
+    data as well."""
     from conveyor.registry.versions import Registry
     from conveyor.tracking.db import exists, opened
 
@@ -186,7 +191,13 @@ def registered(ws: Workspace, *, every: bool = False) -> list[Registered]:
         return []
     with opened(ws.root) as store:
         rows = Registry(cast(Any, store)).registered(aliased_only=not every)
-    return [Registered(r["name"], int(r["version"]), r["user"] or "", r["package"]) for r in rows]
+    out = []
+    for r in rows:
+        outs = r["lineage"].get("outs") or {}
+        files = (str(outs[p]) for p in compared if p in outs and not str(outs[p]).endswith(".tree"))
+        version = Registered(r["name"], int(r["version"]), r["user"] or "", r["package"])
+        out.append(replace(version, compared=tuple(sorted(set(files)))))
+    return out
 
 
 def packages(ws: Workspace, versions: list[Registered]) -> list[Pointer]:
@@ -194,11 +205,15 @@ def packages(ws: Workspace, versions: list[Registered]) -> list[Pointer]:
     return [_pointer(ws, ref, 0, 0) for ref in sorted({v.package for v in versions})]
 
 
-def held(ws: Workspace) -> list[Pointer]:
-    """The registered packages this clone holds (their tree is in the cache): push shares them.
-    A version registered in another clone and never pushed from there is that clone's to push,
-    not an error here."""
-    return [p for p in packages(ws, registered(ws, every=True)) if ws.odb.exists(p.oid)]
+def held(ws: Workspace, *, compared: tuple[str, ...] = ()) -> list[Pointer]:
+    """What this clone holds of the registered versions, for push to share: their packages, and
+    the ``compared`` out files of their runs (see :func:`registered`), which the lock may no
+    longer name. A version registered in another clone and never pushed from there is that
+    clone's to push, not an error here."""
+    versions = registered(ws, every=True, compared=compared)
+    files = sorted({oid for v in versions for oid in v.compared})
+    ptrs = [*packages(ws, versions), *(_file(ws, oid) for oid in files)]
+    return [p for p in ptrs if ws.odb.exists(p.oid)]
 
 
 def fetch_packages(
@@ -216,17 +231,24 @@ def fetch_packages(
     from conveyor.data.status import load_tree, missing_objects
     from conveyor.data.transfer import fetch
 
-    ptrs = packages(ws, versions)
+    files = sorted({oid for v in versions for oid in v.compared})
+    ptrs = [*packages(ws, versions), *(_file(ws, oid) for oid in files)]
     result = fetch(ws, remote, ptrs, jobs=jobs, progress=progress)
     result.missing.clear()
-    whole = {p.oid for p in ptrs if missing_objects(ws, p, load_tree(ws, p)) == 0}
-    return result, [v for v in versions if v.package.removesuffix(".tree") not in whole]
+    whole = {p.ref for p in ptrs if missing_objects(ws, p, load_tree(ws, p)) == 0}
+    return result, [v for v in versions if not {v.package, *v.compared} <= whole]
 
 
 def _pointer(ws: Workspace, ref: str, size: int, nfiles: int) -> Pointer:
     folder = ws.paths.control / "models" / ref.removesuffix(".tree")
     file = folder.with_name(folder.name + ".cvy")  # a value only: never written
     return Pointer(file, folder.name, ref.removesuffix(".tree"), True, size, nfiles)
+
+
+def _file(ws: Workspace, oid: str) -> Pointer:
+    """An out file of a version's run, as a pointer value (never written)."""
+    file = ws.paths.control / "models" / f"{oid}.cvy"
+    return Pointer(file, oid, oid, False, 0, 1)
 
 
 def _fetch(ws: Workspace, ptrs: list[Pointer]) -> bool:
