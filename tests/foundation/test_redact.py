@@ -17,6 +17,7 @@ from conveyor.foundation import redact
         ("opening ssh://me:pw@h/p and s3://b/k", "opening ssh://me:***@h/p and s3://b/k"),
         ("postgresql://user@host/db", "postgresql://user@host/db"),  # no password: as is
         ("ssh://host:22/path", "ssh://host:22/path"),
+        ("ssh://git@host:22/path", "ssh://git@host:22/path"),
         ("sqlite:////tmp/a@b/x.db", "sqlite:////tmp/a@b/x.db"),
     ],
 )
@@ -49,3 +50,7 @@ def test_shown() -> None:
     assert redact.shown("remote.s3.secret", "abc") == "***"
     assert redact.shown("db.url", "postgresql://a:b@h/d") == "postgresql://a:***@h/d"
     assert redact.shown("core.jobs", 8) == "8"
+    # A way to find credentials is no credential: gcsfs's token modes may be committed.
+    assert not redact.secret("remote.gcs.token", "anon")
+    assert redact.shown("remote.gcs.token", "google_default") == "google_default"
+    assert redact.secret("remote.gcs.token", "/home/me/creds.json")

@@ -35,6 +35,9 @@ _SECRET_WORDS = (
 )
 # fsspec's names for a remote's access key (s3fs: key, secret, token), which say no "secret".
 _REMOTE_CREDENTIALS = ("key", "access_key", "access_key_id", "aws_access_key_id", "sas")
+# Values a secret-named option takes that name a way to find credentials, not credentials
+# (gcsfs's token: anon, google_default, cloud...): they may be committed and shown.
+_MODES = frozenset({"anon", "google_default", "cloud", "cache", "browser", "true", "false"})
 
 
 def url_has_password(value: Any) -> bool:
@@ -56,11 +59,10 @@ def secret_key(dotted: str) -> bool:
 
 def secret(dotted: str, value: Any) -> bool:
     """Whether ``dotted = value`` holds a secret: by its key's name, or a URL's password."""
-    return secret_key(dotted) or url_has_password(value)
+    named = secret_key(dotted) and value not in (None, "") and str(value).lower() not in _MODES
+    return named or url_has_password(value)
 
 
 def shown(dotted: str, value: Any) -> str:
     """``value`` as it may be printed."""
-    if secret_key(dotted) and value not in (None, ""):
-        return MASK
-    return mask_urls(str(value))
+    return MASK if secret(dotted, value) and not url_has_password(value) else mask_urls(str(value))
