@@ -50,8 +50,9 @@ def push_cmd(opts: Namespace) -> None:
 def pull_cmd(opts: Namespace) -> None:
     """Download the objects tracked paths name (all pointers, or PATHs), then check them out.
     With no PATHs, also fetch the packages of the model versions an alias points at (every
-    registered version with --all-models). A version whose package is nowhere to be found is a
-    warning naming who registered it: the rest of the pull goes on."""
+    registered version with --all-models) and their runs' predictions files the gates compare.
+    A version that is nowhere to be found is a warning naming who registered it: the rest of
+    the pull goes on."""
     from conveyor.data.remote import open_remote
     from conveyor.data.transfer import pull
     from conveyor.registry import stored
