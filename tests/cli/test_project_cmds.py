@@ -60,6 +60,11 @@ def test_a_remote_url_with_a_password(project: Project) -> None:
     refused = project.run("remote", "add", "web", url)
     assert refused.code == 2 and "--local" in refused.err and "hunter2" not in refused.err
     assert "web" not in project.ok("remote", "list")
+    project.ok("remote", "add", "web", "https://files.example.invalid/store")
+    refused = project.run("remote", "add", "web", url, "--force")
+    assert refused.code == 2  # and the remote it would have replaced is still there
+    assert "web\thttps://files.example.invalid/store" in project.ok("remote", "list")
+    project.ok("remote", "remove", "web")
     added = project.ok("remote", "add", "web", url, "--local")
     assert "hunter2" not in added and "bob:***@files" in added
     assert "web\thttps://bob:***@files.example.invalid/store" in project.ok("remote", "list")

@@ -120,6 +120,7 @@ def remote_add(opts: Namespace) -> None:
     if "://" not in url and not os.path.isabs(url):
         url = os.path.relpath(os.path.abspath(url), ws.root)  # stays valid in every clone
     level = "local" if opts.local else "project"
+    ws.config.check_committable(f"remote.{name}.url", url, level=level)  # before --force removes
     if name in ws.config.remotes():  # --force: start afresh, no stale options
         ws.config.unset(f"remote.{name}", level=ws.config.level_of_remote(name))
     ws.config.set(f"remote.{name}.url", url, level=level)

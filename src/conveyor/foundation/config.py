@@ -165,8 +165,7 @@ class Config:
                 raise ConfigError(f"config key {dotted!r} must look like remote.NAME.OPTION")
         else:
             value = self._parse(dotted, value, "command line")
-        if level == "project" and redact.secret(dotted, value):
-            raise self._refused(dotted, value)
+        self.check_committable(dotted, value, level=level)
         raw = self._raw[level]
         node = raw
         parts = dotted.split(".")
@@ -175,10 +174,13 @@ class Config:
         node[parts[-1]] = value
         self._write(level)
 
-    def _refused(self, dotted: str, value: Any) -> ConfigError:
+    def check_committable(self, dotted: str, value: Any, *, level: str = "project") -> None:
+        """Refuse a secret bound for the committed file (before a command changes anything)."""
+        if level != "project" or not redact.secret(dotted, value):
+            return
         what = "a password" if redact.url_has_password(value) else "a secret"
         env = "; or set CONVEYOR_DB in the environment" if dotted == "db.url" else ""
-        return ConfigError(
+        raise ConfigError(
             f"{dotted}: refusing to write {what} into {self.files['project']}, "
             "which is committed to git",
             hint="add --local to the command: it writes .conveyor/config.local, which git "
