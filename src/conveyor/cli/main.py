@@ -14,7 +14,6 @@ from conveyor import __version__
 from conveyor.cli import app
 from conveyor.cli.output import SETTINGS, echo, style
 from conveyor.foundation.errors import ConveyorError
-from conveyor.foundation.redact import mask_urls
 
 _COMMAND_MODULES = (
     "conveyor.cli.project_cmds",
@@ -58,12 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         _guard_local_state()
         code = opts.handler(opts)
     except app.UsageError as exc:
+        from conveyor.foundation.redact import mask_urls  # on the error path only
+
         echo(f"conveyor: error: {mask_urls(str(exc))}", err=True)
         return 2
     except KeyboardInterrupt:
         echo("interrupted", err=True)
         return 130
     except ConveyorError as exc:
+        from conveyor.foundation.redact import mask_urls
+
         if SETTINGS.debug:
             _print_traceback()
         # A URL in a message (a remote's, the store's) never shows its password.
