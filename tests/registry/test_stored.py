@@ -116,6 +116,10 @@ def test_an_unpushed_version_warns_and_fails_no_ones_pull(
         _load(carol, "models:/tiny@staging")
     assert "model tiny version 3 (registered by bob)" in failed.value.message
     assert ".conveyor" not in failed.value.message and "bob" in str(failed.value.hint)
+    carol.ok("remote", "remove", "store")
+    with pytest.raises(ConveyorError, match=r"version 3 .* no default remote is set"):
+        _load(carol, "models:/tiny@staging")
+    carol.ok("remote", "add", "store", str(carol.root.parent / "remote"), "--default")
 
     monkeypatch.setenv("LOGNAME", "bob")
     bob.ok("push")
