@@ -148,6 +148,11 @@ def _read_report(name: str) -> str:
     "ci",
     arg("--release", action="store_true", help="on the default branch: register and set staging"),
     arg("--no-pull", action="store_true", help="skip pulling data (the cache is already warm)"),
+    arg(
+        "--all-models",
+        action="store_true",
+        help="pull every registered model version (default: the aliased ones)",
+    ),
     arg("--base", metavar="REV_OR_ALIAS", help="what the report compares with"),
     arg("--alias", default="staging", help="the alias --release sets (default: staging)"),
     help="the whole CI job: pull, run, check, report (exit code: the gates' verdict)",
@@ -189,7 +194,7 @@ def ci_cmd(opts: Namespace) -> int:
         has_remote = bool(ws.config.get("core.remote"))
     if opts.no_pull or not has_remote:
         steps.append(("pull", "skipped" + ("" if opts.no_pull else ": no default remote"), 0.0))
-    elif (code := step("pull", ["pull"])) != 0:
+    elif (code := step("pull", ["pull", *(["--all-models"] if opts.all_models else [])])) != 0:
         return _summary(steps, code)
     if (code := step("run", ["run"])) != 0:
         return _summary(steps, code)

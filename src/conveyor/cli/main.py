@@ -54,19 +54,25 @@ def main(argv: list[str] | None = None) -> int:
                 os.chdir(opts.directory)
             except OSError as exc:
                 raise app.UsageError(f"-C {opts.directory}: {exc.strerror}") from None
+        _guard_local_state()
         code = opts.handler(opts)
     except app.UsageError as exc:
-        echo(f"conveyor: error: {exc}", err=True)
+        from conveyor.foundation.redact import mask_urls  # on the error path only
+
+        echo(f"conveyor: error: {mask_urls(str(exc))}", err=True)
         return 2
     except KeyboardInterrupt:
         echo("interrupted", err=True)
         return 130
     except ConveyorError as exc:
+        from conveyor.foundation.redact import mask_urls
+
         if SETTINGS.debug:
             _print_traceback()
-        echo(style("error: ", "red", True, stream=sys.stderr) + exc.message, err=True)
+        # A URL in a message (a remote's, the store's) never shows its password.
+        echo(style("error: ", "red", True, stream=sys.stderr) + mask_urls(exc.message), err=True)
         if exc.hint:
-            echo(f"  hint: {exc.hint}", err=True)
+            echo(f"  hint: {mask_urls(exc.hint)}", err=True)
         return exc.exit_code
     except BrokenPipeError:
         return 0
@@ -93,6 +99,26 @@ def _join_dash_values(args: list[str]) -> list[str]:
         out.append(args[i])
         i += 1
     return out
+
+
+def _guard_local_state() -> None:
+    """Give a project made by an older conveyor the .gitignore lines it lacks (models/,
+    predictions/...) before this command can put anything in those folders."""
+    from conveyor.foundation import gitignore
+    from conveyor.foundation.paths import CONTROL_DIR, find_root
+
+    try:
+        root = find_root()
+    except ConveyorError:
+        return  # not in a project (yet): `conveyor init` writes the whole file
+    added = gitignore.ensure(root / CONTROL_DIR)
+    if added:
+        echo(
+            f"note: added {', '.join(added)} to {CONTROL_DIR}/.gitignore (local state that "
+            "must not be committed); commit that file",
+            fg="yellow",
+            err=True,
+        )
 
 
 def _print_traceback() -> None:

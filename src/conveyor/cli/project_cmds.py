@@ -54,15 +54,26 @@ def _compile_pipeline(root: Path) -> None:
     help="read or change a setting",
 )
 def config_cmd(opts: Namespace) -> None:
-    """Read or change a setting: `conveyor config cache.type hardlink,copy`."""
+    """Read or change a setting: `conveyor config cache.type hardlink,copy`. Secrets (a URL's
+    password, *secret*, *password*, *token* keys, a remote's credentials) go in with --local
+    only, and are printed masked."""
     from conveyor.data.workspace import Workspace
     from conveyor.foundation.errors import ConfigError
+    from conveyor.foundation.redact import shown
 
     ws = Workspace.find()
     level = "local" if opts.local else "project"
+    for key in ws.config.committed_secrets():
+        echo(
+            f"warning: {ws.config.files['project']} holds a secret in {key}, and is committed: "
+            f"move it with `conveyor config --unset {key}` and `conveyor config --local {key} ...`"
+            " (if it was committed, git's history keeps it: change it too)",
+            fg="yellow",
+            err=True,
+        )
     if opts.list_all or opts.key is None:
         for dotted, val in sorted(ws.config.items().items()):
-            echo(f"{dotted}={val}")
+            echo(f"{dotted}={shown(dotted, val)}")
         return
     if opts.unset:
         ws.config.unset(opts.key, level=level)
@@ -70,7 +81,11 @@ def config_cmd(opts: Namespace) -> None:
         val = ws.config.get(opts.key)
         if val is None:
             raise ConfigError(f"{opts.key} is not set")
-        echo(str(val))
+        if isinstance(val, dict):  # a whole remote: one option a line, like --list
+            for option, v in sorted(val.items()):
+                echo(f"{option}={shown(f'{opts.key}.{option}', v)}")
+        else:
+            echo(shown(opts.key, val))
     else:
         ws.config.set(opts.key, opts.value, level=level)
 
@@ -94,6 +109,7 @@ def remote_add(opts: Namespace) -> None:
 
     from conveyor.data.workspace import Workspace
     from conveyor.foundation.errors import ConfigError
+    from conveyor.foundation.redact import mask_urls
 
     name, url = opts.name, opts.url
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
@@ -104,24 +120,26 @@ def remote_add(opts: Namespace) -> None:
     if "://" not in url and not os.path.isabs(url):
         url = os.path.relpath(os.path.abspath(url), ws.root)  # stays valid in every clone
     level = "local" if opts.local else "project"
+    ws.config.check_committable(f"remote.{name}.url", url, level=level)  # before --force removes
     if name in ws.config.remotes():  # --force: start afresh, no stale options
         ws.config.unset(f"remote.{name}", level=ws.config.level_of_remote(name))
     ws.config.set(f"remote.{name}.url", url, level=level)
     if opts.default:
         ws.config.set("core.remote", name, level=level)
-    echo(f"remote {name} -> {url}" + (" (default)" if opts.default else ""))
+    echo(f"remote {name} -> {mask_urls(url)}" + (" (default)" if opts.default else ""))
 
 
 @command("remote list", help="list remotes")
 def remote_list(opts: Namespace) -> None:
     """List remotes; the default one is marked."""
     from conveyor.data.workspace import Workspace
+    from conveyor.foundation.redact import mask_urls
 
     ws = Workspace.find()
     default = ws.config.get("core.remote")
     for name, options in sorted(ws.config.remotes().items()):
         mark = " (default)" if name == default else ""
-        echo(f"{name}\t{options.get('url')}{mark}")
+        echo(f"{name}\t{mask_urls(str(options.get('url')))}{mark}")
 
 
 @command("remote remove", arg("name"), help="remove a remote (its objects stay)")

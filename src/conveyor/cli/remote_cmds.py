@@ -40,32 +40,54 @@ def push_cmd(opts: Namespace) -> None:
     _REMOTE,
     _JOBS,
     arg("--force", action="store_true", help="discard workspace changes not saved in the cache"),
+    arg(
+        "--all-models",
+        action="store_true",
+        help="fetch every registered model version (default: the aliased ones)",
+    ),
     help="download what the cache lacks, then check it out",
 )
 def pull_cmd(opts: Namespace) -> None:
-    """Download the objects tracked paths name (all pointers, or PATHs), then check them out."""
+    """Download the objects tracked paths name (all pointers, or PATHs), then check them out.
+    With no PATHs, also fetch the packages of the model versions an alias points at (every
+    registered version with --all-models) and their runs' predictions files the gates compare.
+    A version that is nowhere to be found is a warning naming who registered it: the rest of
+    the pull goes on."""
     from conveyor.data.remote import open_remote
     from conveyor.data.transfer import pull
+    from conveyor.registry import stored
 
     with writing("conveyor pull") as ws:
         pointers = tracked(ws, opts.paths)
         jobs = _jobs(opts) or ws.jobs
         remote = open_remote(ws, opts.remote, jobs=jobs)
         result = pull(ws, remote, pointers, jobs=jobs, force=opts.force, progress=bar())
-        models = packages(ws, opts.paths)
-        if models:  # fetched only: a package is checked out when a server or load needs it
-            from conveyor.data.transfer import fetch
-
-            fetched = fetch(ws, remote, models, jobs=jobs, progress=bar())
+        versions = (
+            []
+            if opts.paths
+            else stored.registered(ws, every=opts.all_models, compared=_compared(ws))
+        )
+        unavailable: list[stored.Registered] = []
+        if versions:  # fetched only: a package is checked out when a server or load needs it
+            fetched, unavailable = stored.fetch_packages(
+                ws, remote, versions, jobs=jobs, progress=bar()
+            )
             result.transferred += fetched.transferred
             result.size += fetched.size
             result.already += fetched.already
-            result.missing.update(fetched.missing)  # a package the remote lacks fails the pull
             result.corrupt.update(fetched.corrupt)
     _summary("pulled", "from", result)
     for r in result.checkout:
         if r.changed:
             echo(f"{r.path}: {r.added} added, {r.modified} modified, {r.deleted} deleted")
+    for version in unavailable:
+        echo(
+            f"warning: {version} is neither in the cache nor on remote {result.remote!r}: "
+            f"not pulled; {version.by} should run `conveyor push` in the clone that "
+            "registered it",
+            fg="yellow",
+            err=True,
+        )
     _fail_on_problems(result)
 
 
@@ -80,10 +102,24 @@ def tracked(ws: Workspace, paths: list[str]) -> list[Pointer]:
 
 
 def packages(ws: Workspace, paths: list[str]) -> list[Pointer]:
-    """Registered model packages (with no PATHs): the registry's versions travel too."""
-    from conveyor.registry.stored import pointers
+    """What this clone holds of the registered versions (with no PATHs): it travels too."""
+    from conveyor.registry.stored import held
 
-    return [] if paths else pointers(ws)
+    return [] if paths else held(ws, compared=_compared(ws))
+
+
+def _compared(ws: Workspace) -> tuple[str, ...]:
+    """The predictions files the gates compare with a baseline: an aliased version's copy is
+    what `conveyor check` reads from the cache. A broken gates section is `check`'s to report."""
+    from conveyor.foundation.errors import ConveyorError
+    from conveyor.gates import config
+
+    try:
+        gates = config.load(ws.root)
+    except ConveyorError:
+        return ()
+    paths = {gates.predictions, *(c.spec.get("predictions") for c in gates.checks)}
+    return tuple(sorted(p for p in paths if isinstance(p, str)))
 
 
 def _jobs(opts: Namespace) -> int | None:

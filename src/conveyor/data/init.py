@@ -6,23 +6,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.foundation import atomic, fsflags
+from conveyor.foundation import atomic, fsflags, gitignore
 from conveyor.foundation.errors import ConveyorError
 from conveyor.foundation.paths import CONTROL_DIR, ProjectPaths
-
-CONTROL_GITIGNORE = """\
-# conveyor's local state: never commit these.
-/cache/
-/tmp/
-/state.db*
-/lock
-/config.local
-/logs/
-/spool/
-/conveyor.db*
-/exps/
-/queue/
-"""
 
 SKELETON = """\
 # conveyor.yaml: the project's pipeline, gates, models and deployments.
@@ -61,19 +47,23 @@ class InitResult:
 def init(root: Path, *, force: bool = False) -> InitResult:
     paths = ProjectPaths(root.resolve())
     existed = paths.control.exists()
+    # An older project's .gitignore may lack lines (models/, predictions/): a second init is
+    # where a user looks for a repair, so it brings them in even when it refuses the rest.
+    if existed:
+        gitignore.ensure(paths.control)
     if existed and not force:
         raise ConveyorError(
             f"{paths.control} already exists: this is a conveyor project",
             hint="pass --force to re-create .conveyor/ (the cache is kept)",
         )
     if existed:
-        for name in ("config", ".gitignore"):
-            (paths.control / name).unlink(missing_ok=True)
+        # The .gitignore stays: its lines are the user's too, and ensure() completed it.
+        paths.config.unlink(missing_ok=True)
         shutil.rmtree(paths.tmp, ignore_errors=True)
     for folder in (paths.control, paths.objects, paths.tmp):
         folder.mkdir(parents=True, exist_ok=True)
     fsflags.spread_children(paths.tmp)  # the object cache's writers' folders spread out
-    atomic.write_text(paths.control / ".gitignore", CONTROL_GITIGNORE)
+    gitignore.ensure(paths.control)
     atomic.write_text(paths.config, "# conveyor settings: `conveyor config KEY VALUE`\n")
     skeleton = paths.root / "conveyor.yaml"
     if not skeleton.exists():

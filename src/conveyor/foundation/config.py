@@ -3,6 +3,10 @@
 Both are YAML mappings of sections. Keys are typed in dotted form on the command line
 (``conveyor config cache.type hardlink``); a mistyped key is refused with the nearest valid one.
 Remotes live under ``remote.NAME`` with a ``url`` and any options of their fsspec backend.
+
+Secrets (a URL's password, ``*secret*``, ``*password*``, ``*token*`` keys, a remote's
+credentials: see :mod:`conveyor.foundation.redact`) are refused in the committed file; they
+belong in ``config.local``, which git ignores, or in the environment (``CONVEYOR_DB``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from conveyor.foundation import atomic, yamlio
+from conveyor.foundation import atomic, redact, yamlio
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.suggest import did_you_mean
 
@@ -161,6 +165,7 @@ class Config:
                 raise ConfigError(f"config key {dotted!r} must look like remote.NAME.OPTION")
         else:
             value = self._parse(dotted, value, "command line")
+        self.check_committable(dotted, value, level=level)
         raw = self._raw[level]
         node = raw
         parts = dotted.split(".")
@@ -168,6 +173,19 @@ class Config:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
         self._write(level)
+
+    def check_committable(self, dotted: str, value: Any, *, level: str = "project") -> None:
+        """Refuse a secret bound for the committed file (before a command changes anything)."""
+        if level != "project" or not redact.secret(dotted, value):
+            return
+        what = "a password" if redact.url_has_password(value) else "a secret"
+        env = "; or set CONVEYOR_DB in the environment" if dotted == "db.url" else ""
+        raise ConfigError(
+            f"{dotted}: refusing to write {what} into {self.files['project']}, "
+            "which is committed to git",
+            hint="add --local to the command: it writes .conveyor/config.local, which git "
+            f"ignores{env}",
+        )
 
     def unset(self, dotted: str, *, level: str = "project") -> None:
         parts = dotted.split(".")
@@ -209,9 +227,18 @@ class Config:
             _flatten(self._raw[level], "", flat)
         return flat
 
+    def committed_secrets(self) -> list[str]:
+        """The keys whose secret is in the committed file (written there by hand, or by an
+        older conveyor): the CLI warns about them."""
+        flat: dict[str, Any] = {}
+        _flatten(self._raw["project"], "", flat)
+        return sorted(k for k, v in flat.items() if redact.secret(k, v))
+
     def _write(self, level: str) -> None:
         path = self.files[level]
-        atomic.write_text(path, yamlio.dump(self._raw[level]))
+        # The local file is where secrets go: readable by its owner only.
+        mode = 0o600 if level == "local" else 0o644
+        atomic.write_text(path, yamlio.dump(self._raw[level]), mode=mode)
 
 
 def _flatten(node: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:

@@ -3,17 +3,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from conveyor.data import build
 from conveyor.data.pointer import Pointer
 from conveyor.data.workspace import Workspace
-from conveyor.foundation.errors import ConveyorError
+from conveyor.foundation.errors import ConveyorError, DataError
 from conveyor.foundation.paths import find_root, inside
 from conveyor.registry import package as package_mod
 from conveyor.registry.uris import ModelNotFound, parse_uri
 from conveyor.tracking.api import user_name
+
+if TYPE_CHECKING:
+    from conveyor.data.remote import Remote
+    from conveyor.data.transfer import TransferResult
+    from conveyor.foundation.progress import Progress
 
 
 def register(
@@ -133,29 +139,116 @@ def materialize(ws: Workspace, version: dict[str, Any]) -> Path:
                 raise
             checkout(ws, [ptr], force=True)
     except ConveyorError as exc:
-        raise ConveyorError(
-            f"{version['name']} version {version['version']}: {exc.message}",
-            hint="push it from the clone that registered it (`conveyor push`), then retry",
+        from conveyor.data.status import load_tree, missing_objects
+
+        who = Registered(version["name"], int(version["version"]), version.get("user") or "", ref)
+        if not missing_objects(ws, ptr, load_tree(ws, ptr)):
+            raise ConveyorError(f"{who}: {exc.message}", hint=exc.hint) from exc
+        # The cache's paths mean nothing to a user: say which version, and whose move it is.
+        remote = ws.config.get("core.remote")
+        if not remote:
+            raise DataError(
+                f"{who} is not in this clone's cache, and no default remote is set to fetch it",
+                hint="`conveyor remote default NAME` (a remote it was pushed to), then retry",
+            ) from exc
+        raise DataError(
+            f"{who} is neither in this clone's cache nor on remote {remote!r}",
+            hint=f"{who.by} should run `conveyor push` in the clone that registered it; then retry",
         ) from exc
     return folder
 
 
-def pointers(ws: Workspace) -> list[Pointer]:
-    """Every registered version's package, as pointer values: push and pull move them."""
+@dataclass(frozen=True)
+class Registered:
+    """One registered version, named as a user reads it."""
+
+    name: str
+    version: int
+    user: str
+    package: str  # the tree hash of its package, "<oid>.tree"
+    compared: tuple[str, ...] = ()  # hashes of its run's out files the gates compare with
+
+    def __str__(self) -> str:
+        return f"model {self.name} version {self.version} (registered by {self.by})"
+
+    @property
+    def by(self) -> str:
+        return self.user or "an unknown user"
+
+
+def registered(
+    ws: Workspace, *, every: bool = False, compared: tuple[str, ...] = ()
+) -> list[Registered]:
+    """The versions a pull needs: those an alias points at (what servers load, and what the
+    gates compare a candidate with), or ``every`` registered one. ``compared`` names out files
+    (the gates' predictions files): each version's run's copy of them is needed too. A version
+    whose package is a folder the workspace tracks (a pointer or a lock out) travels with the
+    data as well."""
     from conveyor.registry.versions import Registry
     from conveyor.tracking.db import exists, opened
 
     if not exists(ws.root):
         return []
     with opened(ws.root) as store:
-        refs = Registry(cast(Any, store)).package_refs()
-    return [_pointer(ws, ref, 0, 0) for ref in sorted(refs)]
+        rows = Registry(cast(Any, store)).registered(aliased_only=not every)
+    out = []
+    for r in rows:
+        outs = r["lineage"].get("outs") or {}
+        files = (str(outs[p]) for p in compared if p in outs and not str(outs[p]).endswith(".tree"))
+        version = Registered(r["name"], int(r["version"]), r["user"] or "", r["package"])
+        out.append(replace(version, compared=tuple(sorted(set(files)))))
+    return out
+
+
+def packages(ws: Workspace, versions: list[Registered]) -> list[Pointer]:
+    """The packages of ``versions``, once each, as pointer values."""
+    return [_pointer(ws, ref, 0, 0) for ref in sorted({v.package for v in versions})]
+
+
+def held(ws: Workspace, *, compared: tuple[str, ...] = ()) -> list[Pointer]:
+    """What this clone holds of the registered versions, for push to share: their packages, and
+    the ``compared`` out files of their runs (see :func:`registered`), which the lock may no
+    longer name. A version registered in another clone and never pushed from there is that
+    clone's to push, not an error here."""
+    versions = registered(ws, every=True, compared=compared)
+    files = sorted({oid for v in versions for oid in v.compared})
+    ptrs = [*packages(ws, versions), *(_file(ws, oid) for oid in files)]
+    return [p for p in ptrs if ws.odb.exists(p.oid)]
+
+
+def fetch_packages(
+    ws: Workspace,
+    remote: Remote,
+    versions: list[Registered],
+    *,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[TransferResult, list[Registered]]:
+    """Download the packages of ``versions`` into the cache (a package is checked out only when
+    it is loaded). A package that is neither in the cache nor on the remote stops nothing:
+    its versions come back as the second value, for the caller to warn about, and are not in
+    the result's ``missing`` (whose paths are the cache's, which mean nothing to a user)."""
+    from conveyor.data.status import load_tree, missing_objects
+    from conveyor.data.transfer import fetch
+
+    files = sorted({oid for v in versions for oid in v.compared})
+    ptrs = [*packages(ws, versions), *(_file(ws, oid) for oid in files)]
+    result = fetch(ws, remote, ptrs, jobs=jobs, progress=progress)
+    result.missing.clear()
+    whole = {p.ref for p in ptrs if missing_objects(ws, p, load_tree(ws, p)) == 0}
+    return result, [v for v in versions if not {v.package, *v.compared} <= whole]
 
 
 def _pointer(ws: Workspace, ref: str, size: int, nfiles: int) -> Pointer:
     folder = ws.paths.control / "models" / ref.removesuffix(".tree")
     file = folder.with_name(folder.name + ".cvy")  # a value only: never written
     return Pointer(file, folder.name, ref.removesuffix(".tree"), True, size, nfiles)
+
+
+def _file(ws: Workspace, oid: str) -> Pointer:
+    """An out file of a version's run, as a pointer value (never written)."""
+    file = ws.paths.control / "models" / f"{oid}.cvy"
+    return Pointer(file, oid, oid, False, 0, 1)
 
 
 def _fetch(ws: Workspace, ptrs: list[Pointer]) -> bool:

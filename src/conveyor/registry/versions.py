@@ -128,6 +128,18 @@ class Registry:
                 refs.setdefault(ref, set()).add(f"model {name} version {version}")
         return refs
 
+    def registered(self, *, aliased_only: bool) -> list[dict[str, Any]]:
+        """Name, version, user, package and lineage of every version, or of those an alias
+        points at."""
+        v, a = t.model_versions, t.model_aliases
+        query = sa.select(v.c.name, v.c.version, v.c.user, v.c.package, v.c.lineage)
+        if aliased_only:
+            on = (a.c.name == v.c.name) & (a.c.version == v.c.version)
+            query = query.select_from(v.join(a, on)).distinct()
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(v.c.name, v.c.version)).mappings()
+            return [{**dict(r), "lineage": json.loads(r["lineage"])} for r in rows]
+
     def set_tags(self, name: str, version: int | None, tags: dict[str, str]) -> None:
         """Tag the model (``version`` None) or one version; an empty value removes a tag."""
         number = 0 if version is None else version

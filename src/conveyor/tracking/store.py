@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.foundation.redact import mask_urls
 from conveyor.tracking import reads, writes
 from conveyor.tracking import tables as t
 from conveyor.tracking.reads import HEAD, RunNotFound
@@ -61,8 +62,8 @@ def engine_url(url: str) -> str:
             return "postgresql+psycopg://" + url[len(plain) :]
     if not url.startswith(("sqlite:", "postgresql+")):
         raise ConfigError(
-            f"database URL {url!r} is neither sqlite:///PATH nor postgresql://...",
-            hint="set CONVEYOR_DB (or `conveyor config db.url ...`) to a supported URL",
+            f"database URL {mask_urls(url)!r} is neither sqlite:///PATH nor postgresql://...",
+            hint="set CONVEYOR_DB (or `conveyor config --local db.url ...`) to a supported URL",
         )
     return url
 

@@ -1,0 +1,188 @@
+"""What pull and push move of the registry, with three clones sharing one metadata store (SQLite
+file or PostgreSQL) and one remote: one teammate's registered-but-unpushed version warns the
+others, naming it and who registered it, and fails nobody's pull, push or CI job."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conveyor.foundation.errors import ConveyorError
+from tests.conftest import Project
+from tests.registry.test_versions import TRAIN
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def team(
+    request: pytest.FixtureRequest,
+    project: Project,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, Project]:
+    """alice's project, trained and pushed; bob's and carol's clones of it, initialised."""
+    shared = (
+        request.getfixturevalue("pg_db")
+        if request.param == "postgresql"
+        else f"sqlite:///{tmp_path / 'shared.db'}"
+    )
+    monkeypatch.setenv("CONVEYOR_DB", shared)  # every clone reads and writes the same store
+    remote = tmp_path / "remote"
+    alice = project
+    alice.write("train.py", TRAIN)
+    alice.write(
+        "conveyor.yaml",
+        f"stages:\n  train:\n    cmd: {sys.executable} train.py\n    deps: [train.py]\n"
+        "    outs: [model]\n",
+    )
+    monkeypatch.setenv("LOGNAME", "alice")
+    alice.ok("run")
+    alice.ok("remote", "add", "store", str(remote), "--default")
+    alice.ok("push")
+    alice.git("add", "-A")
+    alice.git("commit", "-qm", "a model")
+    clones = {"alice": alice}
+    for name in ("bob", "carol"):
+        root = tmp_path / name
+        shutil.copytree(alice.root, root, ignore=shutil.ignore_patterns(".conveyor", "model"))
+        clone = Project(root, capsys)
+        clone.ok("init")
+        clone.ok("remote", "add", "store", str(remote), "--default")
+        clones[name] = clone
+    return clones
+
+
+def _package(who: Project, folder: str, extra: str) -> str:
+    """A package of its own (the trained one plus a file): in no pointer and no lock."""
+    shutil.copytree(who.root / "model", who.root / folder)
+    (who.root / folder / "NOTES").write_text(extra)
+    return folder
+
+
+def _register(
+    who: Project, user: str, monkeypatch: pytest.MonkeyPatch, folder: str, alias: str = ""
+) -> str:
+    monkeypatch.setenv("LOGNAME", user)
+    out = who.ok("models", "register", "tiny", folder)
+    version = out.split("version ")[1].split()[0]
+    if alias:
+        who.ok("models", "alias", f"tiny@{alias}", version)
+    return str(json.loads(who.ok("models", "show", f"tiny/{version}", "--json"))["package"])
+
+
+def _in_cache(who: Project, ref: str) -> bool:
+    oid = ref.removesuffix(".tree")
+    return (who.root / ".conveyor" / "cache" / "objects" / oid[:2] / oid[2:]).exists()
+
+
+def test_an_unpushed_version_warns_and_fails_no_ones_pull(
+    team: dict[str, Project], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob, carol = team["alice"], team["bob"], team["carol"]
+    prod = _register(alice, "alice", monkeypatch, _package(alice, "a1", "1"), "production")
+    old = _register(alice, "alice", monkeypatch, _package(alice, "a2", "2"))
+    alice.ok("push")
+    bob.ok("pull")
+    staging = _register(bob, "bob", monkeypatch, _package(bob, "b1", "3"), "staging")
+    _register(bob, "bob", monkeypatch, _package(bob, "b2", "4"))  # version 4: never pushed
+
+    monkeypatch.setenv("LOGNAME", "carol")
+    pulled = carol.run("pull")
+    assert pulled.code == 0, pulled.err
+    warnings = [line for line in pulled.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, pulled.err  # only the aliased version is needed
+    assert "model tiny version 3 (registered by bob)" in warnings[0]
+    assert "bob should run `conveyor push`" in warnings[0]
+    assert ".conveyor" not in pulled.err and "Traceback" not in pulled.err
+    assert _in_cache(carol, prod) and not _in_cache(carol, old)  # aliased only
+    assert (carol.root / "model").is_dir()  # the data was pulled and checked out
+
+    every = carol.run("pull", "--all-models")
+    assert every.code == 0 and _in_cache(carol, old)
+    assert "tiny version 3 (registered by bob)" in every.err
+    assert "tiny version 4 (registered by bob)" in every.err
+
+    assert carol.run("push").code == 0  # bob's versions are bob's to push
+    ci = carol.run("ci")
+    assert ci.code == 0, ci.out + ci.err
+    assert "tiny version 3 (registered by bob)" in ci.err
+
+    with pytest.raises(ConveyorError) as failed:
+        _load(carol, "models:/tiny@staging")
+    assert "model tiny version 3 (registered by bob)" in failed.value.message
+    assert ".conveyor" not in failed.value.message and "bob" in str(failed.value.hint)
+    carol.ok("remote", "remove", "store")
+    with pytest.raises(ConveyorError, match=r"version 3 .* no default remote is set"):
+        _load(carol, "models:/tiny@staging")
+    carol.ok("remote", "add", "store", str(carol.root.parent / "remote"), "--default")
+
+    monkeypatch.setenv("LOGNAME", "bob")
+    bob.ok("push")
+    monkeypatch.setenv("LOGNAME", "carol")
+    again = carol.run("pull")
+    assert again.code == 0 and "warning" not in again.err and _in_cache(carol, staging)
+    loaded = _load(carol, "models:/tiny@staging")
+    np.testing.assert_array_equal(loaded.predict(np.array([[0.0], [3.0]])), [0, 1])
+    # A checked-out package (binaries) stays out of git.
+    carol.git("add", "-A")
+    assert ".conveyor/models" not in carol.git("status", "--porcelain", "--untracked-files=all")
+
+
+def _load(who: Project, uri: str) -> object:
+    import os
+
+    from conveyor import models
+
+    cwd = os.getcwd()
+    os.chdir(who.root)
+    try:
+        return models.load(uri)
+    finally:
+        os.chdir(cwd)
+
+
+TRAIN_WITH_PREDICTIONS = (
+    TRAIN
+    + """
+import sys
+flip = len(sys.argv) > 1
+with open("preds.csv", "w") as f:
+    rows = "".join(f"{i},{i % 2},{(i + flip) % 2}\\n" for i in range(8))
+    f.write("id,label,prediction\\n" + rows)
+"""
+)
+
+
+def test_pull_fetches_what_the_gates_compare_of_an_aliased_version(
+    team: dict[str, Project], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The champion's predictions file, recorded by an older run than the lock's, is what
+    `conveyor check` pairs the candidate's with: a fresh clone's pull must bring it."""
+    alice, carol = team["alice"], team["carol"]
+    alice.write("train.py", TRAIN_WITH_PREDICTIONS)
+    stage = (
+        "stages:\n  train:\n    cmd: {cmd}\n    deps: [train.py]\n    outs: [model, preds.csv]\n"
+    )
+    gates = "gates:\n  predictions: preds.csv\n  checks:\n    - metric: train.acc\n      min: 0\n"
+    alice.write("conveyor.yaml", stage.format(cmd=f"{sys.executable} train.py") + gates)
+    alice.ok("run", "--name", "champion")
+    run = json.loads(alice.ok("runs", "list", "--json"))[0]["id"]
+    alice.ok("models", "register", "tiny", "model", "--run", run)
+    alice.ok("models", "alias", "tiny@production", "1")
+    shown = json.loads(alice.ok("models", "show", "tiny@production", "--json"))
+    champion_preds = shown["lineage"]["outs"]["preds.csv"]
+    alice.write("conveyor.yaml", stage.format(cmd=f"{sys.executable} train.py flip") + gates)
+    alice.ok("run", "--name", "candidate")
+    alice.ok("push")
+    for name in ("train.py", "conveyor.yaml", "conveyor.lock"):  # carol's `git pull`
+        shutil.copy(alice.root / name, carol.root / name)
+    assert champion_preds not in (carol.root / "conveyor.lock").read_text()
+
+    pulled = carol.run("pull")
+    assert pulled.code == 0 and "warning" not in pulled.err, pulled.err
+    assert _in_cache(carol, champion_preds)
