@@ -10,6 +10,7 @@ bad request fails alone and never spoils the batch it would have joined.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -24,6 +25,20 @@ class Named(NamedTuple):
     rows: list[Any]
 
 
+class Columns(dict[str, Any]):
+    """Columns by name from MLflow's scoring protocol (records, or a mapping of columns). As
+    with :class:`Named` rows, a column the model does not take is left out, as MLflow's server
+    does (a client may send an id column along); Open Inference Protocol tensors the model does
+    not take are refused."""
+
+
+class Rows(list[Any]):
+    """Rows whose values have no column names (MLflow's ``instances``/``inputs`` lists, a
+    ``dataframe_split`` without ``columns``). An array model reads them as they are; a table
+    model refuses them, as MLflow's server does: values matched to columns by their position
+    give wrong answers, not errors, when the order is not the model's."""
+
+
 def conform(signature: Signature | None, data: Any) -> Any:
     """``data`` (an array, nested lists, :class:`Named` rows or a mapping of columns) as the
     model takes it."""
@@ -33,6 +48,7 @@ def conform(signature: Signature | None, data: Any) -> Any:
         declared = _as_declared(signature, data)
         if declared is not None:
             return declared
+    lenient = isinstance(data, Named | Columns)
     try:
         if isinstance(data, Named):
             if signature is None or not signature.tabular:
@@ -43,16 +59,29 @@ def conform(signature: Signature | None, data: Any) -> Any:
         if signature is None:
             return dict(data) if isinstance(data, Mapping) else np.asarray(data)
         if signature.tabular:
+            if isinstance(data, Rows):
+                raise _unnamed(signature)
             if not isinstance(data, Mapping):
                 data = _columns_by_position(signature, data)
+            if lenient:
+                data = {c.name: data[c.name] for c in signature.inputs if c.name in data}
             return enforce_columns(signature, dict(data))
         if isinstance(data, Mapping):
             data = _array_from_columns(signature, data)
         return enforce(signature, data)
     except SignatureError as exc:
         raise RequestError(exc.message, hint=exc.hint) from exc
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise RequestError(f"the input is not a table of values: {exc}") from exc
+
+
+def _unnamed(signature: Signature) -> RequestError:
+    names = [c.name for c in signature.inputs]
+    return RequestError(
+        f"the model takes a table (columns {', '.join(names)}) and these rows name no columns",
+        hint=f'send {{"dataframe_split": {{"columns": {json.dumps(names)}, "data": [[...]]}}}}, '
+        "records, or a mapping of columns",
+    )
 
 
 def _as_declared(signature: Signature, rows: list[Any]) -> Any:
