@@ -192,8 +192,16 @@ class MlflowServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "__pyfunc_model_path__": str(model)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port)]
-            + ["mlflow.pyfunc.scoring_server.app:app"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "mlflow.pyfunc.scoring_server.app:app",
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
