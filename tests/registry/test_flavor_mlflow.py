@@ -180,3 +180,28 @@ def test_an_unnamed_mlflow_output_keeps_the_signature() -> None:
     odd = {**raw, "outputs": [{"type": "array", "items": {"type": "long"}}]}
     kept = signature.from_mlflow(odd)
     assert kept is not None and kept.inputs == got.inputs and kept.outputs == ()
+
+
+def test_mlflow_schema_complaints_are_value_errors(
+    tmp_path: Path, fitted: LogisticRegression
+) -> None:
+    """A signature conveyor has no words for (a datetime column) is left to MLflow to check;
+    what MLflow refuses is a ValueError (a server's 400, as from MLflow's), not a crash."""
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    source = tmp_path / "dated"
+    mlflow.sklearn.save_model(
+        fitted,
+        str(source),
+        signature=ModelSignature(inputs=Schema([ColSpec("datetime", "when")])),
+        pip_requirements=["scikit-learn"],
+    )
+    folder = models.save(source, tmp_path / "pkg", flavor="mlflow", trusted=True)
+    assert "signature" not in package.read_manifest(folder)
+    with pytest.warns(UserWarning, match="MLflow model"):
+        loaded = models.load(folder)
+    with pytest.raises(ValueError, match="when"):
+        loaded.predict(pd.DataFrame({"when": ["not a date"]}))

@@ -154,6 +154,22 @@ DIFFERS: dict[str, tuple[int, str]] = {
     "inputs 1.5 in int column": (400, "the same"),
     "no content type": (415, "MLflow fails with a 500 (None has no split)"),
 }
+_BY_NAME = "MLflow hands the model a dict of arrays, which scikit-learn refuses; conveyor a table"
+# The same, for a model MLflow saved without a signature.
+DIFFERS_BARE: dict[str, tuple[int, str]] = {
+    "split ragged rows": (400, "MLflow fills a short row with NaN; a short row is malformed"),
+    "csv ragged": (400, "the same"),
+    "records rows": (400, "MLflow names the columns 0, 1, 2; values by position mispredict"),
+    "no content type": DIFFERS["no content type"],
+    **{
+        name: (200, _BY_NAME)
+        for name in (
+            "instances records", "instances columns", "inputs columns", "inputs records",
+            "inputs one value per column", "inputs NaN in float column", "inputs with params",
+            "inputs 1.0 in int column", "inputs 1.5 in int column", "inputs NaN in int column",
+        )
+    },
+}  # fmt: skip
 
 
 def _body(value: Any) -> bytes:
@@ -262,22 +278,37 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             pip_requirements=["scikit-learn"],
             skops_trusted_types=["numpy.dtype"],  # the imputer's
         )
-    own = models.save(classifier, root / "own", example=frame, name="own")
-    wrapped = models.save(mlflow_dir, root / "wrapped", flavor="mlflow", trusted=True)
-    return {"mlflow": mlflow_dir, "own": own, "wrapped": wrapped, "root": root}
+        # Without a signature (no example): MLflow's server, and conveyor, check nothing.
+        save_model(
+            classifier,
+            str(root / "mlflow_bare"),
+            pip_requirements=["scikit-learn"],
+            skops_trusted_types=["numpy.dtype"],
+        )
+    return {
+        "mlflow": mlflow_dir,
+        "own": models.save(classifier, root / "own", example=frame, name="own"),
+        "wrapped": models.save(mlflow_dir, root / "wrapped", flavor="mlflow", trusted=True),
+        "mlflow_bare": root / "mlflow_bare",
+        "wrapped_bare": models.save(
+            root / "mlflow_bare", root / "wrapped_bare", flavor="mlflow", trusted=True
+        ),
+        "root": root,
+    }
 
 
 @pytest.fixture(scope="module")
 def servers(saved: dict[str, Path]) -> Iterator[dict[str, str]]:
     started: list[Any] = []
+    urls = {}
     try:
-        reference = MlflowServer(saved["mlflow"])
-        started.append(reference)
-        own = Server(saved["root"], str(saved["own"]))
-        started.append(own)
-        wrapped = Server(saved["root"], str(saved["wrapped"]))
-        started.append(wrapped)
-        yield {"mlflow": reference.url, "own": own.url, "wrapped": wrapped.url}
+        for name in ("mlflow", "mlflow_bare"):
+            started.append(MlflowServer(saved[name]))
+            urls[name] = started[-1].url
+        for name in ("own", "wrapped", "wrapped_bare"):
+            started.append(Server(saved["root"], str(saved[name])))
+            urls[name] = started[-1].url
+        yield urls
     finally:
         for server in started:
             server.stop()
@@ -301,17 +332,24 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b) and type(a) is type(b)
 
 
-@pytest.mark.parametrize("which", ["own", "wrapped"])
+@pytest.mark.parametrize(
+    ("which", "reference", "differs"),
+    [
+        ("own", "mlflow", DIFFERS),
+        ("wrapped", "mlflow", DIFFERS),
+        ("wrapped_bare", "mlflow_bare", DIFFERS_BARE),
+    ],
+)
 def test_every_request_is_answered_as_mlflow_answers_it(
-    servers: dict[str, str], which: str
+    servers: dict[str, str], which: str, reference: str, differs: dict[str, tuple[int, str]]
 ) -> None:
     differences = []
     for name, content_type, value in REQUESTS:
         body = _body(value)
-        theirs = _post(servers["mlflow"], content_type, body)
+        theirs = _post(servers[reference], content_type, body)
         mine = _post(servers[which], content_type, body)
-        if name in DIFFERS:
-            same = mine[0] == DIFFERS[name][0] and theirs[0] != mine[0]
+        if name in differs:
+            same = mine[0] == differs[name][0] and theirs[0] != mine[0]
         else:
             same = _same(mine, theirs)
         if not same:
@@ -344,3 +382,49 @@ def test_mlflow_scoring_client_gets_mlflow_answers(servers: dict[str, str], whic
     frame.loc[0, "n"] = np.nan  # an int column with a missing value: both refuse it
     with pytest.raises(Exception, match="error code 400"):
         ScoringServerClient(*servers[which].removeprefix("http://").split(":")).invoke(frame)
+
+
+def test_a_text_column_as_mlflow_reads_it(tmp_path: Path) -> None:
+    """A model of a text column: numbers sent for it are read as text (MLflow casts them), and
+    what MLflow's own checks refuse after conveyor's is a 400, as from MLflow's server."""
+    import pandas as pd
+    from mlflow.sklearn import save_model
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from conveyor import models
+
+    frame = pd.DataFrame({"color": ["red", "blue", "green", "red"] * 5})
+    model = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression())
+    model.fit(frame, [0, 1, 0, 1] * 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        save_model(
+            model,
+            str(tmp_path / "m"),
+            input_example=frame.head(2),
+            pip_requirements=["scikit-learn"],
+            serialization_format="cloudpickle",
+        )
+    wrapped = models.save(tmp_path / "m", tmp_path / "w", flavor="mlflow", trusted=True)
+    own = models.save(model, tmp_path / "own", example=frame)
+    started: list[Any] = [MlflowServer(tmp_path / "m")]
+    try:
+        started += [Server(tmp_path, str(wrapped)), Server(tmp_path, str(own))]
+        docs = [
+            {"inputs": {"color": ["red", "blue"]}},
+            {"inputs": {"color": [1, 2]}},
+            {"inputs": {"color": ["red", 2]}},
+            {"inputs": {"color": [True]}},
+            {"inputs": {"color": [None]}},
+            {"dataframe_records": [{"color": 1.5}]},
+            {"dataframe_split": {"columns": ["color"], "data": [[1]]}},
+        ]
+        for doc in docs:
+            answers = [_post(s.url, J, _body(doc)) for s in started]
+            assert _same(answers[1], answers[0]), (doc, answers)
+            assert _same(answers[2], answers[0]), (doc, answers)
+    finally:
+        for server in started:
+            server.stop()

@@ -170,7 +170,11 @@ def enforce(signature: Signature, data: Any) -> Any:
 
 def _cast(values: Any, col: Column) -> Any:
     have = _dtype(values)
-    if have == col.dtype or col.dtype == "object":
+    if col.dtype == "object":
+        if values.dtype.kind in "biuf":  # numbers for a text column: as text, as MLflow's reads
+            return values.astype(str).astype(object)
+        return values
+    if have == col.dtype:
         return values
     if (have, col.dtype) in _SAFE:
         return values.astype(col.dtype)

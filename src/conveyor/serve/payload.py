@@ -9,6 +9,7 @@ bad request fails alone and never spoils the batch it would have joined.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Mapping, Sequence
@@ -51,11 +52,13 @@ def conform(signature: Signature | None, data: Any) -> Any:
     lenient = isinstance(data, Named | Columns)
     try:
         if isinstance(data, Named):
-            if signature is None or not signature.tabular:
+            if signature is not None and not signature.tabular:
                 data = data.rows  # an array model reads the values in the order given
             else:
                 table = np.asarray(data.rows, dtype=object).reshape(len(data.rows), -1)
                 data = {name: table[:, i] for i, name in enumerate(data.columns)}
+                if signature is None:  # the names go along: the model checks them, or not
+                    data = {name: _inferred(values) for name, values in data.items()}
         if signature is None:
             return dict(data) if isinstance(data, Mapping) else np.asarray(data)
         if signature.tabular:
@@ -73,6 +76,18 @@ def conform(signature: Signature | None, data: Any) -> Any:
         raise RequestError(exc.message, hint=exc.hint) from exc
     except (TypeError, ValueError, OverflowError) as exc:
         raise RequestError(f"the input is not a table of values: {exc}") from exc
+
+
+def _inferred(values: Any) -> Any:
+    """A column for a model with no signature, typed as pandas reads a CSV or a JSON table:
+    numbers as numbers (text that reads as numbers too), anything else as it came."""
+    import pandas as pd
+
+    column = pd.Series(values.tolist())
+    if column.dtype == object:
+        with contextlib.suppress(TypeError, ValueError):
+            column = pd.to_numeric(column)
+    return column.to_numpy()
 
 
 def _unnamed(signature: Signature) -> RequestError:

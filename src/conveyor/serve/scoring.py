@@ -134,11 +134,10 @@ def _records(value: Any) -> Columns:
         raise RequestError("records must be a list of {column: value} objects")
     if not value:
         raise RequestError("the request holds no rows")
-    names = list(value[0])
-    try:
-        return Columns({str(n): [r[n] for r in value] for n in names})
-    except KeyError as exc:
-        raise RequestError(f"a record lacks column {exc.args[0]!r}") from exc
+    # A key a record leaves out is a missing value there, as in a DataFrame made of records
+    # (MLflow's server): the signature decides whether its column may have one.
+    names = dict.fromkeys(n for r in value for n in r)
+    return Columns({str(n): [r.get(n) for r in value] for n in names})
 
 
 def parse_csv(body: bytes) -> Named:
