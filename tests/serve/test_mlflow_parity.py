@@ -1,7 +1,7 @@
-"""conveyor's ``/invocations`` against MLflow's own scoring server, live, on the same estimator.
+"""conveyor's ``/invocations`` against ``mlflow models serve``, live, on the same estimator.
 
-MLflow's server is what ``mlflow models serve -m PATH --env-manager local`` runs: uvicorn on
-``mlflow.pyfunc.scoring_server.app:app`` (mlflow-skinny, a dev dependency, holds it). The same
+MLflow's server is ``mlflow models serve -m PATH --env-manager local`` (mlflow-skinny, a dev
+dependency, holds the command and its scoring server). The same
 fitted classifier is saved twice: by ``mlflow.sklearn.save_model`` (served by MLflow, and by
 conveyor as an ``mlflow``-flavor package) and by ``conveyor.models.save`` (conveyor's own
 sklearn package). Every request of the table goes to the three servers; the status codes and
@@ -11,10 +11,12 @@ the predictions must agree, except where docs/serving.md says why conveyor answe
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -201,46 +203,46 @@ def _free_port() -> int:
 
 
 class MlflowServer:
-    """MLflow's scoring server in a process of its own, as ``mlflow models serve`` starts it."""
+    """``mlflow models serve -m MODEL --env-manager local`` on a free loopback port (in a
+    session of its own: the CLI starts uvicorn as a child, and both are stopped together)."""
 
     def __init__(self, model: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "__pyfunc_model_path__": str(model)}
+        self.log = (model.parent / f"{model.name}.serve.log").open("wb")
+        bin_dir = Path(sys.executable).parent  # the command runs uvicorn from PATH
+        command = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model)]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "mlflow.pyfunc.scoring_server.app:app",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            [*command, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.port)],
+            env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        deadline = time.monotonic() + 120
+
+    def wait(self) -> MlflowServer:
+        deadline = time.monotonic() + 180
         while True:
-            assert self.proc.poll() is None, self.proc.stderr and self.proc.stderr.read()
+            if self.proc.poll() is not None:
+                self.stop()
+                raise AssertionError(Path(self.log.name).read_text()[-3000:])
             try:
                 with urllib.request.urlopen(self.url + "/ping", timeout=5):
                     break
             except OSError:
-                assert time.monotonic() < deadline, "MLflow's server did not start in 120 s"
+                assert time.monotonic() < deadline, "MLflow's server did not start in 180 s"
                 time.sleep(0.2)
+        return self
 
     def stop(self) -> None:
-        self.proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -302,12 +304,12 @@ def servers(saved: dict[str, Path]) -> Iterator[dict[str, str]]:
     started: list[Any] = []
     urls = {}
     try:
-        for name in ("mlflow", "mlflow_bare"):
-            started.append(MlflowServer(saved[name]))
-            urls[name] = started[-1].url
+        theirs = [MlflowServer(saved[name]) for name in ("mlflow", "mlflow_bare")]
+        started += theirs  # starting while conveyor's start: they take seconds each
         for name in ("own", "wrapped", "wrapped_bare"):
             started.append(Server(saved["root"], str(saved[name])))
             urls[name] = started[-1].url
+        urls["mlflow"], urls["mlflow_bare"] = (server.wait().url for server in theirs)
         yield urls
     finally:
         for server in started:
@@ -412,6 +414,7 @@ def test_a_text_column_as_mlflow_reads_it(tmp_path: Path) -> None:
     started: list[Any] = [MlflowServer(tmp_path / "m")]
     try:
         started += [Server(tmp_path, str(wrapped)), Server(tmp_path, str(own))]
+        started[0].wait()
         docs = [
             {"inputs": {"color": ["red", "blue"]}},
             {"inputs": {"color": [1, 2]}},
