@@ -92,6 +92,49 @@ def test_mistakes(tmp_path: Path, mlflow_dir: Path, monkeypatch: pytest.MonkeyPa
     assert info.value.hint == "pip install 'conveyor[mlflow]'"
 
 
+def test_requirements_can_be_installed_together(tmp_path: Path, mlflow_dir: Path) -> None:
+    """A model saved by another MLflow than this one: its mlflow pin is not this environment's
+    mlflow-skinny, and mlflow X requires mlflow-skinny X, so both must take the model's."""
+    import shutil
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    here = metadata.version("mlflow-skinny")
+    older = "3.17.2" if here != "3.17.2" else "3.16.0"
+    source = tmp_path / "older"
+    shutil.copytree(mlflow_dir, source)
+    (source / "requirements.txt").write_text(
+        f"mlflow=={older}\nscikit-learn<=99\ncloudpickle==3.0.0\n# a comment\n"
+    )
+    folder = models.save(source, tmp_path / "pkg", flavor="mlflow", trusted=True)
+    lines = package.read_manifest(folder)["requirements"]
+    reqs = {canonicalize_name(r.name): r for r in map(Requirement, lines)}
+    assert len(reqs) == len(lines), f"a package named twice: {lines}"
+    assert str(reqs["mlflow-skinny"].specifier) == f"=={older}"
+    assert str(reqs["mlflow"].specifier) == f"=={older}"
+    assert str(reqs["cloudpickle"].specifier) == "==3.0.0"
+    assert str(reqs["scikit-learn"].specifier) == "<=99"
+    # Saved by this very MLflow: this environment's versions, each once.
+    same = models.save(mlflow_dir, tmp_path / "same", flavor="mlflow", trusted=True)
+    lines = package.read_manifest(same)["requirements"]
+    assert lines.count(f"mlflow-skinny=={here}") == 1 and lines.count(f"mlflow=={here}") == 1
+    assert len({canonicalize_name(Requirement(r).name) for r in lines}) == len(lines)
+
+
+def test_requirements_merge() -> None:
+    merged = package.requirements(
+        ["mlflow-skinny==3.5.0", "mlflow==3.5.0"], ["mlflow<3", "scikit-learn", "git+https://h/r"]
+    )
+    assert merged == ["mlflow-skinny<3", "mlflow<3", "scikit-learn", "git+https://h/r"]
+    merged = package.requirements(["mlflow-skinny==3.5.0"], ["MLflow[gateway]>=3", "numpy"])
+    assert merged == ["mlflow-skinny==3.5.0", "MLflow[gateway]==3.5.0", "numpy"]
+    pins = ["scikit-learn==1.5.0", "skops==0.10.0", "numpy==2.0.0"]
+    assert package.requirements(pins, []) == pins
+    assert package.requirements(pins, ["numpy>=1.26"]) == pins  # the pin meets it
+
+
 def test_an_mlflow_signature_in_conveyor_terms() -> None:
     columns = [{"type": "double", "name": "a"}, {"type": "integer", "name": "n"}]
     tensor = [{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]
@@ -106,3 +149,59 @@ def test_an_mlflow_signature_in_conveyor_terms() -> None:
     assert signature.from_mlflow({"inputs": [{"type": "any"}]}) is None
     assert signature.from_mlflow({"inputs": [{"type": "array", "name": "x"}]}) is None
     assert signature.from_mlflow({"inputs": tensor * 2}) is None
+
+
+def test_an_unnamed_mlflow_output_keeps_the_signature() -> None:
+    # How MLflow saves a scikit-learn classifier from an input example.
+    raw = {
+        "inputs": [
+            {"type": "double", "name": "x", "required": True},
+            {"type": "long", "name": "n", "required": False},
+        ],
+        "outputs": [{"type": "long", "required": True}],
+    }
+    got = signature.from_mlflow(raw)
+    assert got is not None and got.tabular
+    assert got.inputs == (
+        signature.Column("x", "float64", (-1,)),
+        signature.Column("n", "int64", (-1,), required=False),
+    )
+    assert got.outputs == (signature.Column("output", "int64", (-1,)),)
+    assert signature.Signature.from_dict(got.to_dict()) == got
+    assert "required" not in got.to_dict()["inputs"][0]
+    # An optional column may be left out, or missing in a row; a required one may not.
+    columns = signature.enforce_columns(got, {"x": np.array([1.0, 2.0])})
+    assert list(columns) == ["x"]
+    columns = signature.enforce_columns(got, {"x": [1.0, 2.0], "n": [1, None]})
+    assert columns["n"].tolist() == [1, None]
+    with pytest.raises(SignatureError, match="lacks column"):
+        signature.enforce_columns(got, {"n": [1]})
+    # Outputs conveyor has no words for do not cost the inputs.
+    odd = {**raw, "outputs": [{"type": "array", "items": {"type": "long"}}]}
+    kept = signature.from_mlflow(odd)
+    assert kept is not None and kept.inputs == got.inputs and kept.outputs == ()
+
+
+def test_mlflow_schema_complaints_are_value_errors(
+    tmp_path: Path, fitted: LogisticRegression
+) -> None:
+    """A signature conveyor has no words for (a datetime column) is left to MLflow to check;
+    what MLflow refuses is a ValueError (a server's 400, as from MLflow's), not a crash."""
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    source = tmp_path / "dated"
+    mlflow.sklearn.save_model(
+        fitted,
+        str(source),
+        signature=ModelSignature(inputs=Schema([ColSpec("datetime", "when")])),
+        pip_requirements=["scikit-learn"],
+    )
+    folder = models.save(source, tmp_path / "pkg", flavor="mlflow", trusted=True)
+    assert "signature" not in package.read_manifest(folder)
+    with pytest.warns(UserWarning, match="MLflow model"):
+        loaded = models.load(folder)
+    with pytest.raises(ValueError, match="when"):
+        loaded.predict(pd.DataFrame({"when": ["not a date"]}))

@@ -246,10 +246,30 @@ def save_mlflow(source: Any, folder: Path, *, trusted: bool) -> dict[str, Any]:
     return fields
 
 
-def load_mlflow(folder: Path, manifest: dict[str, Any]) -> Any:
+def load_mlflow(folder: Path, manifest: dict[str, Any]) -> MlflowModel:
     artifact = folder / str(manifest.get("artifact", "mlflow_model"))
     _vouched(artifact, manifest, "an MLflow model", "package models whose origin you know")
-    return pyfunc(artifact)
+    return MlflowModel(pyfunc(artifact))
+
+
+class MlflowModel:
+    """An ``mlflow.pyfunc`` model whose complaints about its input (MLflow's schema checks, the
+    ones conveyor's signature cannot state) are ValueErrors: a server answers those with 400,
+    as MLflow's does, not with the 500 of a model that broke."""
+
+    def __init__(self, model: Any) -> None:
+        self.pyfunc = model
+
+    def predict(self, data: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.pyfunc.predict(data)
+        except MlflowException as exc:
+            status: int = exc.get_http_status_code()  # type: ignore[no-untyped-call]
+            if status != 400:
+                raise
+            raise ValueError(_first_line(exc)) from exc
 
 
 def pyfunc(path: Path) -> Any:

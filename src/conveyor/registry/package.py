@@ -106,8 +106,9 @@ def save(
         manifest["signature"] = signature.infer(example, prediction).to_dict()
         (folder / EXAMPLE).write_text(json.dumps(_rows(example)) + "\n")
         manifest["input_example"] = EXAMPLE
-    pins = _pins(_REQUIREMENTS[flavor])
-    manifest["requirements"] = pins + [r for r in manifest.pop("requirements", []) if r not in pins]
+    manifest["requirements"] = requirements(
+        _pins(_REQUIREMENTS[flavor]), manifest.pop("requirements", [])
+    )
     manifest["python"] = platform.python_version()
     manifest["lineage"] = {}
     atomic.write_text(folder / MANIFEST, yamlio.dump(manifest))
@@ -165,6 +166,62 @@ def _rows(example: Any) -> Any:
             "data": json.loads(head.to_json(orient="values")),
         }
     return np.asarray(example)[:EXAMPLE_ROWS].tolist()
+
+
+# Packages released together, each requiring the others at its own version (mlflow 3.4 needs
+# mlflow-skinny==3.4): pinned at two versions, a package cannot be installed.
+_TOGETHER = (frozenset(("mlflow", "mlflow-skinny", "mlflow-tracing")),)
+
+
+def requirements(pins: list[str], saved: list[str]) -> list[str]:
+    """One requirement per package, installable together: ``pins`` (what this environment has,
+    ``name==version``) and the lines the model was saved with (an MLflow model's
+    requirements.txt). A pin stands where it meets the saved line; where it does not, the saved
+    line wins (the model's files were written by that version). mlflow and mlflow-skinny take
+    one version: the one the model names, else this environment's.
+
+        >>> requirements(["mlflow-skinny==3.5.0"], ["mlflow==3.4.0", "scikit-learn"])
+        ['mlflow-skinny==3.4.0', 'mlflow==3.4.0', 'scikit-learn']
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
+
+    def parsed(line: str) -> Requirement | None:
+        try:
+            return Requirement(line)
+        except InvalidRequirement:  # a URL or a pip option: kept as written
+            return None
+
+    by_name: dict[str, Requirement] = {}
+    installed: dict[str, str] = {}  # canonical name -> this environment's version
+    for line in pins:
+        req = parsed(line)
+        if req is not None:
+            by_name[canonicalize_name(req.name)] = req
+            installed[canonicalize_name(req.name)] = next(iter(req.specifier)).version
+    wanted: dict[str, SpecifierSet] = {}  # what the saved lines ask of each package
+    others: list[str] = []
+    for line in saved:
+        req = parsed(line)
+        if req is None:
+            others.append(line)
+            continue
+        name = canonicalize_name(req.name)
+        wanted[name] = req.specifier
+        have = installed.get(name)
+        if have is None or not req.specifier.contains(have, prereleases=True):
+            by_name[name] = req  # the pin would not meet it
+    for family in _TOGETHER:
+        named = [n for n in by_name if n in family]
+        spec = SpecifierSet(",".join(str(wanted[n]) for n in named if wanted.get(n)))
+        exact = [s.version for n in named if n in wanted for s in wanted[n] if s.operator == "=="]
+        candidates = exact + [installed[n] for n in named if n in installed]
+        version = next((v for v in candidates if spec.contains(v, prereleases=True)), None)
+        for n in named:
+            req = by_name[n]
+            req.specifier = SpecifierSet(f"=={version}") if version else spec
+    return [str(req) for req in by_name.values()] + others
 
 
 def _pins(names: tuple[str, ...]) -> list[str]:

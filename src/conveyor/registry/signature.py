@@ -20,13 +20,18 @@ class Column(NamedTuple):
     name: str
     dtype: str  # numpy's name: float64, int64, bool, object (strings)
     shape: tuple[int, ...]
+    required: bool = True  # False: a table's column a request may leave out (MLflow's optional)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if not self.required:  # only then: manifests written before stay byte for byte the same
+            out["required"] = False
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Column:
-        return cls(str(raw["name"]), str(raw["dtype"]), tuple(int(d) for d in raw["shape"]))
+        shape = tuple(int(d) for d in raw["shape"])
+        return cls(str(raw["name"]), str(raw["dtype"]), shape, raw.get("required", True) is True)
 
 
 class Signature(NamedTuple):
@@ -65,12 +70,19 @@ _MLFLOW_TYPES = {
 
 def from_mlflow(raw: dict[str, Any]) -> Signature | None:
     """An MLmodel's signature (``inputs``/``outputs`` as lists of column or tensor specs) in
-    this module's terms; None if it has none (several tensors, nested or datetime types)."""
+    this module's terms; None if it has none (several tensors, nested or datetime types).
+
+    An output MLflow left unnamed (``[{"type": "long"}]``: every scikit-learn classifier saved
+    from an input example) is ``output``; outputs conveyor has no words for are left out, as
+    nothing is checked against them, rather than losing the inputs too."""
     try:
         inputs = _mlflow_columns(raw["inputs"], "input")
-        outputs = _mlflow_columns(raw.get("outputs") or [], "output")
     except (KeyError, TypeError, ValueError):
         return None
+    try:
+        outputs = _mlflow_columns(raw.get("outputs") or [], "output")
+    except (KeyError, TypeError, ValueError):
+        outputs = ()
     return Signature(inputs, outputs) if inputs else None
 
 
@@ -78,7 +90,12 @@ def _mlflow_columns(specs: list[dict[str, Any]], default: str) -> tuple[Column, 
     if len(specs) == 1 and specs[0]["type"] == "tensor":
         tensor = specs[0]["tensor-spec"]
         return (Column(default, _dtype_name(tensor["dtype"]), tuple(tensor["shape"])),)
-    return tuple(Column(str(s["name"]), _MLFLOW_TYPES[s["type"]], (-1,)) for s in specs)
+    if len(specs) == 1 and "name" not in specs[0]:  # one unnamed column: a 1-D array
+        return (Column(default, _MLFLOW_TYPES[specs[0]["type"]], (-1,)),)
+    return tuple(
+        Column(str(s["name"]), _MLFLOW_TYPES[s["type"]], (-1,), s.get("required", True) is True)
+        for s in specs
+    )
 
 
 def _dtype_name(name: str) -> str:
@@ -153,19 +170,62 @@ def enforce(signature: Signature, data: Any) -> Any:
 
 def _cast(values: Any, col: Column) -> Any:
     have = _dtype(values)
-    if have == col.dtype or col.dtype == "object":
+    if col.dtype == "object":
+        if values.dtype.kind in "biuf":  # numbers for a text column: as text, as MLflow's reads
+            return values.astype(str).astype(object)
+        return values
+    if have == col.dtype:
         return values
     if (have, col.dtype) in _SAFE:
         return values.astype(col.dtype)
-    if have == "object":  # numbers sent as text in JSON or CSV
+    if col.dtype.startswith(("int", "uint")) and (have == "object" or have.startswith("float")):
+        whole = _whole(values, col)
+        if whole is not None:
+            return whole
+    elif have == "object":  # numbers sent as text in JSON or CSV; None is a missing value
         try:
             return values.astype(col.dtype)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             pass
     raise SignatureError(
         f"input {col.name!r} is {have}; the model takes {col.dtype}",
         hint="send values of that type (an integer column may feed a float input, not back)",
     )
+
+
+def _whole(values: Any, col: Column) -> Any:
+    """Numbers (or numbers as text) for an integer input: cast when each is a whole number in
+    the type's range (JSON writes 3.0 for 3; so does pandas for an int column beside a float
+    one), refused when one is not, never truncated. None when they are not numbers at all."""
+    import numpy as np
+
+    try:
+        floats = values.astype("float64")
+    except (TypeError, ValueError, OverflowError):
+        return None
+    missing = np.flatnonzero(np.isnan(floats))
+    if missing.size:
+        raise SignatureError(
+            f"input {col.name!r} has a missing value (null or NaN) in row {missing[0] + 1}; "
+            f"the model takes {col.dtype}, which has none",
+            hint="send a number there, or save the model with a float column if it can be missing",
+        )
+    info = np.iinfo(col.dtype)
+    bad = np.flatnonzero(
+        (floats != np.floor(floats)) | (floats < info.min) | (floats >= float(int(info.max) + 1))
+    )
+    if bad.size:
+        shown = values[bad[0]]
+        raise SignatureError(
+            f"input {col.name!r} has {getattr(shown, 'item', lambda: shown)()!r} in row "
+            f"{bad[0] + 1}; "
+            f"the model takes {col.dtype}: whole numbers from {info.min} to {info.max}",
+            hint="send whole numbers (rounding is the client's choice, not the server's)",
+        )
+    try:  # from the values themselves: an int beyond 2**53 keeps its last digits
+        return values.astype(col.dtype)
+    except (TypeError, ValueError, OverflowError):  # "3.0" as text
+        return floats.astype(col.dtype)
 
 
 def enforce_columns(signature: Signature, columns: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +234,7 @@ def enforce_columns(signature: Signature, columns: dict[str, Any]) -> dict[str, 
     import numpy as np
 
     names = [c.name for c in signature.inputs]
-    missing = [n for n in names if n not in columns]
+    missing = [c.name for c in signature.inputs if c.name not in columns and c.required]
     if missing:
         raise SignatureError(
             f"the input lacks column(s) {', '.join(missing)}",
@@ -189,6 +249,8 @@ def enforce_columns(signature: Signature, columns: dict[str, Any]) -> dict[str, 
     out: dict[str, Any] = {}
     rows = None
     for col in signature.inputs:
+        if col.name not in columns:  # an optional column left out
+            continue
         values = np.asarray(columns[col.name])
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
@@ -202,5 +264,16 @@ def enforce_columns(signature: Signature, columns: dict[str, Any]) -> dict[str, 
                 hint="every column needs one value per row",
             )
         rows = len(values)
-        out[col.name] = _cast(values, col)
+        try:
+            out[col.name] = _cast(values, col)
+        except SignatureError:
+            if col.required or not _has_missing(values):
+                raise
+            out[col.name] = values  # an optional column's missing values: the model decides
     return out
+
+
+def _has_missing(values: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(values).any())

@@ -9,7 +9,9 @@ bad request fails alone and never spoils the batch it would have joined.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -24,6 +26,20 @@ class Named(NamedTuple):
     rows: list[Any]
 
 
+class Columns(dict[str, Any]):
+    """Columns by name from MLflow's scoring protocol (records, or a mapping of columns). As
+    with :class:`Named` rows, a column the model does not take is left out, as MLflow's server
+    does (a client may send an id column along); Open Inference Protocol tensors the model does
+    not take are refused."""
+
+
+class Rows(list[Any]):
+    """Rows whose values have no column names (MLflow's ``instances``/``inputs`` lists, a
+    ``dataframe_split`` without ``columns``). An array model reads them as they are; a table
+    model refuses them, as MLflow's server does: values matched to columns by their position
+    give wrong answers, not errors, when the order is not the model's."""
+
+
 def conform(signature: Signature | None, data: Any) -> Any:
     """``data`` (an array, nested lists, :class:`Named` rows or a mapping of columns) as the
     model takes it."""
@@ -33,26 +49,54 @@ def conform(signature: Signature | None, data: Any) -> Any:
         declared = _as_declared(signature, data)
         if declared is not None:
             return declared
+    lenient = isinstance(data, Named | Columns)
     try:
         if isinstance(data, Named):
-            if signature is None or not signature.tabular:
+            if signature is not None and not signature.tabular:
                 data = data.rows  # an array model reads the values in the order given
             else:
                 table = np.asarray(data.rows, dtype=object).reshape(len(data.rows), -1)
                 data = {name: table[:, i] for i, name in enumerate(data.columns)}
+                if signature is None:  # the names go along: the model checks them, or not
+                    data = {name: _inferred(values) for name, values in data.items()}
         if signature is None:
             return dict(data) if isinstance(data, Mapping) else np.asarray(data)
         if signature.tabular:
+            if isinstance(data, Rows):
+                raise _unnamed(signature)
             if not isinstance(data, Mapping):
                 data = _columns_by_position(signature, data)
+            if lenient:
+                data = {c.name: data[c.name] for c in signature.inputs if c.name in data}
             return enforce_columns(signature, dict(data))
         if isinstance(data, Mapping):
             data = _array_from_columns(signature, data)
         return enforce(signature, data)
     except SignatureError as exc:
         raise RequestError(exc.message, hint=exc.hint) from exc
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise RequestError(f"the input is not a table of values: {exc}") from exc
+
+
+def _inferred(values: Any) -> Any:
+    """A column for a model with no signature, typed as pandas reads a CSV or a JSON table:
+    numbers as numbers (text that reads as numbers too), anything else as it came."""
+    import pandas as pd
+
+    column = pd.Series(values.tolist())
+    if column.dtype == object:
+        with contextlib.suppress(TypeError, ValueError):
+            column = pd.to_numeric(column)
+    return column.to_numpy()
+
+
+def _unnamed(signature: Signature) -> RequestError:
+    names = [c.name for c in signature.inputs]
+    return RequestError(
+        f"the model takes a table (columns {', '.join(names)}) and these rows name no columns",
+        hint=f'send {{"dataframe_split": {{"columns": {json.dumps(names)}, "data": [[...]]}}}}, '
+        "records, or a mapping of columns",
+    )
 
 
 def _as_declared(signature: Signature, rows: list[Any]) -> Any:
