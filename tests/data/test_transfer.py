@@ -278,6 +278,25 @@ def test_pull_of_a_lock_out_naming_git_is_refused(tracked: Project) -> None:
     assert sorted(p.name for p in (tracked.root / ".git/hooks").iterdir()) == hooks
 
 
+def test_pull_of_an_out_whose_folder_is_a_file_is_a_clear_error(tracked: Project) -> None:
+    """A stage's out data/prepared/x.csv, pulled while data/prepared is a plain file."""
+    model = oid_of(FILES["model.bin"])
+    tracked.write("conveyor.yaml", "stages:\n  s:\n    cmd: 'true'\n    outs: [prepared/x.csv]\n")
+    tracked.write(
+        "conveyor.lock",
+        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
+        f"      - path: prepared/x.csv\n        hash: {model}\n"
+        "        size: 350\n        nfiles: 1\n",
+    )
+    tracked.write("prepared", "a file\n")
+    tracked.ok("push")
+    result = tracked.run("pull")
+    assert result.code == 2, result.err
+    assert "cannot write prepared/x.csv: a file is in the way of the folder prepared" in result.err
+    assert "Traceback" not in result.err
+    assert (tracked.root / "prepared").read_text() == "a file\n"
+
+
 # -- S3 on loopback (moto_endpoint and s3_bucket: tests/data/conftest.py) ----------------------
 def test_push_pull_through_s3(tracked: Project, moto_endpoint: str, s3_bucket: str) -> None:
     import boto3

@@ -33,6 +33,7 @@ from conveyor.foundation.paths import CONTROL_DIR, check_place
 from conveyor.foundation.progress import Progress, Silent
 
 _CHUNK = 64
+_Rows = list[tuple[str, tuple[int, int, int], str]]  # state memo rows: path, stat, oid
 
 
 @dataclass
@@ -149,9 +150,7 @@ def _write(
     progress.start("checking out", len(entries))
     rel_root = ws.display(data)
 
-    Rows = list[tuple[str, tuple[int, int, int], str]]
-
-    def work(chunk: list[Entry]) -> tuple[Rows, list[Entry]]:
+    def work(chunk: list[Entry]) -> tuple[_Rows, list[Entry]]:
         rows, corrupt = [], []
         link, advance = linker.link, progress.advance
         for e in chunk:
@@ -284,10 +283,11 @@ def _check_folders(ws: Workspace, data: Path, entries: list[Entry]) -> None:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 try:
-                    if not stat.S_ISREG(os.stat(path).st_mode):  # a file's link is replaced
-                        raise _link_error(ws, Path(path))
+                    followed = os.stat(path).st_mode
                 except OSError:
-                    raise _link_error(ws, Path(path)) from None
+                    followed = 0  # a link to nothing
+                if not stat.S_ISREG(followed):  # a link to a file is data, replaced as a file
+                    raise _link_error(ws, Path(path))
             elif not stat.S_ISREG(st.st_mode):  # a regular file is replaced
                 raise PathError(
                     f"{ws.display(Path(path))} is in the way: checkout writes a folder there",
