@@ -247,7 +247,11 @@ def test_push_rehashes_an_unstamped_object_once(tracked: Project) -> None:
     assert oid in remote_oids(store_of(tracked)) and stamped(oid, obj.stat())
 
 
-def test_pull_never_writes_through_a_symlinked_folder(tracked: Project, tmp_path: Path) -> None:
+@pytest.mark.parametrize("link", ["copy", "hardlink", "symlink", "reflink"])
+def test_pull_never_writes_through_a_symlinked_folder(
+    tracked: Project, tmp_path: Path, link: str
+) -> None:
+    tracked.ok("config", "cache.type", link)
     tracked.ok("push")
     wipe(tracked)
     outside = tmp_path / "elsewhere"
@@ -259,6 +263,27 @@ def test_pull_never_writes_through_a_symlinked_folder(tracked: Project, tmp_path
     assert "data/sub is a symbolic link to" in result.err and "outside the project" in result.err
     assert list(outside.iterdir()) == []
     assert "Traceback" not in result.err
+
+
+def test_pull_of_an_out_under_a_parent_linking_out_of_the_project_is_refused(
+    tracked: Project, tmp_path: Path
+) -> None:
+    model = oid_of(FILES["model.bin"])
+    tracked.write("conveyor.yaml", "stages:\n  s:\n    cmd: 'true'\n    outs: [link/out.bin]\n")
+    tracked.write(
+        "conveyor.lock",
+        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
+        f"      - path: link/out.bin\n        hash: {model}\n        size: 350\n"
+        "        nfiles: 1\n",
+    )
+    tracked.ok("push")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    os.symlink(outside, tracked.root / "link")
+    result = tracked.run("pull")
+    assert result.code == 2, result.err
+    assert "path link/out.bin lies under link, a symbolic link to" in result.err
+    assert list(outside.iterdir()) == []
 
 
 def test_pull_of_a_lock_out_naming_git_is_refused(tracked: Project) -> None:

@@ -226,6 +226,11 @@ def _check_link(root: Path, link: Path) -> None:
     real = link.resolve()
     if real == root or root in real.parents:
         return
+    # An experiment's copy (.conveyor/exps/ID) shares its project's cache, spool and logs: a
+    # link into the .conveyor folder that holds the copy stays inside that project.
+    owner = next((p for p in root.parents if p.name == CONTROL_DIR), None)
+    if owner is not None and (real == owner or owner in real.parents):
+        return
     shown = link.relative_to(root).as_posix()
     raise PathError(
         f"{shown} is a symbolic link to {real}, outside the project; conveyor writes and "
