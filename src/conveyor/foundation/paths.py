@@ -204,12 +204,13 @@ def _first_link(root: Path, rel: str) -> str:
 
 
 def check_control(root: Path) -> None:
-    """Refuse a ``.conveyor`` (or a folder in it or in its cache) that is a symbolic link out of
+    """Refuse a ``.conveyor`` (or a folder in it, its cache or its objects) that is a link out of
     the project: a repository can commit one, and conveyor writes and deletes in there (temp
     files of dead writers, unreferenced objects). ``root`` is resolved; links inside it pass.
     """
     control = root / CONTROL_DIR
-    for folder in (control, control / "cache"):
+    # The objects' shard folders too: gc deletes in them (one listing of 256 names).
+    for folder in (control, control / "cache", control / "cache" / "objects"):
         if os.path.islink(folder):
             _check_link(root, folder)
         try:
