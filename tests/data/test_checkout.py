@@ -282,7 +282,7 @@ def test_a_tree_whose_entries_leave_its_folder_is_not_materialised(
     (tracked.root / "bad.cvy").write_text(f"path: bad\nhash: {tree}.tree\nsize: 5000\nnfiles: 1\n")
     result = tracked.run("checkout", "--force", "bad")
     assert result.code == 2, result.err
-    assert f"tree object {tree}: entry {entry}" in result.err and "Traceback" not in result.err
+    assert f"tree {tree}: entry {entry}" in result.err and "Traceback" not in result.err
     assert not (tracked.root / "escaped.txt").exists()
     assert not (tracked.root / ".git/hooks/post-checkout").exists()
     assert not (tracked.root / "bad").exists()

@@ -58,7 +58,7 @@ def test_bad_hash_is_refused() -> None:
 )
 def test_entries_inside_git_or_conveyor_folders_are_refused(path: str) -> None:
     evil = Tree((Entry("ok.csv", A, 1), Entry(path, B, 1))).to_bytes()
-    with pytest.raises(PathError, match=f"tree object t: entry {path} is"):
+    with pytest.raises(PathError, match=f"tree t: entry {path} is"):
         Tree.from_bytes(evil, oid="t")
 
 

@@ -57,7 +57,7 @@ class Tree(NamedTuple):
                 f"tree object {oid} is not a valid tree",
                 hint="run `conveyor fsck`; `conveyor pull` fetches a good copy",
             ) from exc
-        check_entries(entries, f"tree object {oid}")
+        check_entries(entries, f"tree {oid}")
         return cls(entries)
 
 
