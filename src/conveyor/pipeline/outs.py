@@ -103,7 +103,7 @@ def clear(root: Path, outs: tuple[Out, ...]) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):  # an upstream stage wrote a file there
-            _check_folders(root, out.path, f"out {out.path}")
+            _check_folders(root, out.path, "conveyor run")
             raise
 
 
