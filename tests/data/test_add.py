@@ -112,3 +112,26 @@ def test_scan_reports_added_files_to_progress(project: Project) -> None:
     assert rec.calls[0] == ("hashing", 6) and rec.calls[-1] == ("stop", 0)
     assert sum(n for what, n in rec.calls if what == "advance") == 6
     assert json.loads(built.tree.to_bytes())["tree"] == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        (".git/config", "git's own folder"),
+        (".git", "git's own folder"),
+        ("conveyor.yaml", "control files"),
+    ],
+)
+def test_add_refuses_git_and_control_files(project: Project, target: str, why: str) -> None:
+    project.write("conveyor.yaml", "stages: {}\n")
+    result = project.run("add", target)
+    assert result.code == 2 and why in result.err and "Traceback" not in result.err
+    assert not (project.root / f"{target}.cvy").exists()
+
+
+def test_add_refuses_a_folder_holding_a_git_repository(project: Project) -> None:
+    project.write("data/a.csv", "a\n")
+    project.write("data/vendored/.git/config", "[core]\n")
+    result = project.run("add", "data")
+    assert result.code == 2 and "entry vendored/.git/config" in result.err
+    assert not (project.root / "data.cvy").exists()

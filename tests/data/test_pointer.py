@@ -67,3 +67,30 @@ def test_a_size_the_fast_parser_cannot_convert_is_a_config_error(size: str, mess
     with pytest.raises(ConfigError, match=message) as info:
         pointer.parse(text, Path("raw.cvy"), "raw.cvy")
     assert info.value.message.startswith("raw.cvy:3: ")
+
+
+@pytest.mark.parametrize(
+    ("folder", "path", "shown"),
+    [
+        ("", ".git/hooks/post-checkout", ".git/hooks/post-checkout"),
+        ("", ".git", ".git"),
+        ("", "conveyor.lock", "conveyor.lock"),
+        ("sub", ".git/config", "sub/.git/config"),
+        ("sub", "raw.cvy", "sub/raw.cvy"),
+    ],
+)
+def test_a_pointer_naming_what_conveyor_must_never_write_is_refused(
+    folder: str, path: str, shown: str
+) -> None:
+    root = Path("/p")
+    file = root / folder / "evil.cvy"
+    text = f"{pointer.HEADER}path: {path}\nhash: {OID}\nsize: 1\nnfiles: 1\n"
+    with pytest.raises(ConfigError) as info:
+        pointer.parse(text, file, "evil.cvy", root)
+    assert f"evil.cvy:2: path {shown} " in info.value.message
+
+
+def test_control_file_names_are_data_below_the_root() -> None:
+    text = f"path: conveyor.yaml\nhash: {OID}\nsize: 1\nnfiles: 1\n"
+    ptr = pointer.parse(text, Path("/p/sub/x.cvy"), "sub/x.cvy", Path("/p"))
+    assert ptr.data_path == Path("/p/sub/conveyor.yaml")

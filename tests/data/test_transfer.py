@@ -206,6 +206,122 @@ def test_pull_keeps_unsaved_changes_unless_forced(tracked: Project) -> None:
     assert (tracked.root / "model.bin").read_text() == FILES["model.bin"]
 
 
+def damage(project: Project, oid: str, data: bytes) -> None:
+    """Corrupt a cache object for real (made writable and written over)."""
+    obj = project.root / ".conveyor/cache/objects" / oid[:2] / oid[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(data)
+
+
+def test_push_refuses_a_corrupt_cache_object(tracked: Project) -> None:
+    bad = oid_of(FILES["data/sub/c.txt"])
+    damage(tracked, bad, b"bit rot")
+    result = tracked.run("push")
+    assert result.code == 1, result.err
+    assert "1 object is corrupt in the cache" in result.err and bad in result.err
+    assert "so not pushed: data/sub/c.txt" in result.err
+    assert "conveyor fsck" in result.err and "Traceback" not in result.err
+    # Neither the bad bytes nor the folder's tree (a tree on a remote is complete) went up.
+    assert remote_oids(store_of(tracked)) == {
+        oid_of(FILES[r]) for r in ("data/a.csv", "data/b.csv", "data/sub/d.txt", "model.bin")
+    }
+    assert "corrupt" in tracked.run("fsck").out
+    tracked.write("data/sub/c.txt", FILES["data/sub/c.txt"])
+    tracked.ok("add", "data")  # a good copy again: now everything goes
+    tracked.ok("push")
+    assert len(remote_oids(store_of(tracked))) == N_OBJECTS
+    for oid in remote_oids(store_of(tracked)):
+        assert hash_file(store_of(tracked) / oid[:2] / oid[2:]) == oid
+
+
+def test_push_rehashes_an_unstamped_object_once(tracked: Project) -> None:
+    """An object written to with the same bytes (or from an older cache) is checked, pushed,
+    and stamped, so the next push needs only its stat."""
+    from conveyor.data.objects import stamped
+
+    oid = oid_of(FILES["model.bin"])
+    damage(tracked, oid, FILES["model.bin"].encode())
+    obj = tracked.root / ".conveyor/cache/objects" / oid[:2] / oid[2:]
+    assert not stamped(oid, obj.stat())
+    tracked.ok("push")
+    assert oid in remote_oids(store_of(tracked)) and stamped(oid, obj.stat())
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink", "symlink", "reflink"])
+def test_pull_never_writes_through_a_symlinked_folder(
+    tracked: Project, tmp_path: Path, link: str
+) -> None:
+    tracked.ok("config", "cache.type", link)
+    tracked.ok("push")
+    wipe(tracked)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tracked.root / "data").mkdir()
+    os.symlink(outside, tracked.root / "data/sub")
+    result = tracked.run("pull")
+    assert result.code == 2, result.err
+    assert "data/sub is a symbolic link to" in result.err and "outside the project" in result.err
+    assert list(outside.iterdir()) == []
+    assert "Traceback" not in result.err
+
+
+def test_pull_of_an_out_under_a_parent_linking_out_of_the_project_is_refused(
+    tracked: Project, tmp_path: Path
+) -> None:
+    model = oid_of(FILES["model.bin"])
+    tracked.write("conveyor.yaml", "stages:\n  s:\n    cmd: 'true'\n    outs: [link/out.bin]\n")
+    tracked.write(
+        "conveyor.lock",
+        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
+        f"      - path: link/out.bin\n        hash: {model}\n        size: 350\n"
+        "        nfiles: 1\n",
+    )
+    tracked.ok("push")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    os.symlink(outside, tracked.root / "link")
+    result = tracked.run("pull")
+    assert result.code == 2, result.err
+    assert "path link/out.bin lies under link, a symbolic link to" in result.err
+    assert list(outside.iterdir()) == []
+
+
+def test_pull_of_a_lock_out_naming_git_is_refused(tracked: Project) -> None:
+    """conveyor.lock names outs that push and pull move: a hostile one is refused by name."""
+    model = oid_of(FILES["model.bin"])
+    tracked.write("conveyor.yaml", "stages:\n  s:\n    cmd: 'true'\n    outs: [out.bin]\n")
+    tracked.write(
+        "conveyor.lock",
+        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
+        f"      - path: .git/hooks/post-merge\n        hash: {model}\n"
+        "        size: 350\n        nfiles: 1\n",
+    )
+    hooks = sorted(p.name for p in (tracked.root / ".git/hooks").iterdir())
+    result = tracked.run("pull")
+    assert result.code == 2, result.err
+    assert "conveyor.lock:5: stage 's': out .git/hooks/post-merge" in result.err
+    assert sorted(p.name for p in (tracked.root / ".git/hooks").iterdir()) == hooks
+
+
+def test_pull_of_an_out_whose_folder_is_a_file_is_a_clear_error(tracked: Project) -> None:
+    """A stage's out data/prepared/x.csv, pulled while data/prepared is a plain file."""
+    model = oid_of(FILES["model.bin"])
+    tracked.write("conveyor.yaml", "stages:\n  s:\n    cmd: 'true'\n    outs: [prepared/x.csv]\n")
+    tracked.write(
+        "conveyor.lock",
+        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
+        f"      - path: prepared/x.csv\n        hash: {model}\n"
+        "        size: 350\n        nfiles: 1\n",
+    )
+    tracked.write("prepared", "a file\n")
+    tracked.ok("push")
+    result = tracked.run("pull")
+    assert result.code == 2, result.err
+    assert "cannot write prepared/x.csv: a file is in the way of the folder prepared" in result.err
+    assert "Traceback" not in result.err
+    assert (tracked.root / "prepared").read_text() == "a file\n"
+
+
 # -- S3 on loopback (moto_endpoint and s3_bucket: tests/data/conftest.py) ----------------------
 def test_push_pull_through_s3(tracked: Project, moto_endpoint: str, s3_bucket: str) -> None:
     import boto3

@@ -50,3 +50,19 @@ def test_every_kind_of_bad_path_is_refused_in_bulk(path: str) -> None:
 def test_bad_hash_is_refused() -> None:
     with pytest.raises(DataError, match="invalid hash 'XYZ'"):
         Tree.from_bytes(Tree((Entry("a", A, 1), Entry("b", "XYZ", 1))).to_bytes())
+
+
+@pytest.mark.parametrize(
+    "path",
+    [".git/hooks/post-checkout", "sub/.git/config", ".GIT/config", ".conveyor/config", "x.cvy"],
+)
+def test_entries_inside_git_or_conveyor_folders_are_refused(path: str) -> None:
+    evil = Tree((Entry("ok.csv", A, 1), Entry(path, B, 1))).to_bytes()
+    with pytest.raises(PathError, match=f"tree t: entry {path} is"):
+        Tree.from_bytes(evil, oid="t")
+
+
+@pytest.mark.parametrize("path", ["conveyor.yaml", "a.git/x", "git/x", "x.cvy.csv", ".gitignore"])
+def test_ordinary_names_that_look_alike_are_kept(path: str) -> None:
+    tree = Tree((Entry(path, A, 1),))
+    assert Tree.from_bytes(tree.to_bytes()) == tree

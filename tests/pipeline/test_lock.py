@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conveyor.foundation.errors import ConfigError
+from conveyor.foundation.errors import ConfigError, ConveyorError
 from conveyor.pipeline import lock
 from conveyor.pipeline.lock import Entry
 from conveyor.pipeline.stage import Meta
@@ -270,3 +270,15 @@ def test_a_corrupt_json_copy_is_ignored(tmp_path: Path) -> None:
     for junk in (b"", b"[1, 2]", b'{"key": 1}', b"\xff\x00"):
         copy.write_bytes(junk)
         assert lock.load(tmp_path) == {"a": entry()}
+
+
+@pytest.mark.parametrize("out", [".git/hooks/post-checkout", "conveyor.yaml", "x.cvy", "../x"])
+def test_a_lock_naming_an_out_conveyor_must_not_write_is_refused(out: str) -> None:
+    text = (
+        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
+        f"      - path: {out}\n        hash: {H1}\n        size: 1\n        nfiles: 1\n"
+    )
+    with pytest.raises(ConveyorError) as info:
+        lock.parse(text, "conveyor.lock")
+    assert info.value.exit_code == 2
+    assert f"conveyor.lock:5: stage 's': out {out}" in info.value.message

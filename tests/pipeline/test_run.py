@@ -371,3 +371,89 @@ def test_a_stage_reads_the_overridden_params_file_which_comes_back_after(project
     assert "x: 5" in (project.root / "seen.txt").read_text()
     assert (project.root / "params.yaml").read_text() == "# tuned by hand\na:\n  x: 1\n"
     assert "param a.x changed 5 -> 1" in project.ok("status")
+
+
+def _git_files(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in (root / ".git").rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "out", [".git", ".git/hooks/post-commit", "conveyor.yaml", "conveyor.lock", "data.txt.cvy"]
+)
+def test_an_out_conveyor_must_not_delete_is_refused_before_anything_runs(
+    project: Project, out: str
+) -> None:
+    project.write("data.txt", "hello\n")
+    (project.root / "data.txt.cvy").write_text("# a pointer\n")
+    text = (
+        "stages:\n  first:\n    cmd: echo first >> ran.log && echo x > ok.txt\n"
+        f"    outs: [ok.txt]\n  bad:\n    cmd: echo bad >> ran.log\n    outs: ['{out}']\n"
+    )
+    project.write("conveyor.yaml", text)
+    (project.root / "conveyor.lock").write_text("schema: 1\nstages: {}\n")
+    git = _git_files(project.root)
+    result = project.run("run")
+    assert result.code == 2, result.err
+    assert f"conveyor.yaml:7: stage 'bad': out {out} " in result.err
+    assert "Traceback" not in result.err
+    assert ran(project) == []
+    assert _git_files(project.root) == git
+    assert (project.root / "conveyor.yaml").read_text() == text
+    assert (project.root / "data.txt.cvy").read_text() == "# a pointer\n"
+    assert (project.root / "conveyor.lock").exists()
+
+
+@pytest.mark.parametrize("into_git", [False, True])
+def test_an_out_under_a_symlinked_folder_is_refused_before_anything_runs(
+    project: Project, tmp_path: Path, into_git: bool
+) -> None:
+    outside = tmp_path / "elsewhere"
+    (outside / "hooks").mkdir(parents=True)
+    (outside / "hooks" / "post-commit").write_text("precious")
+    os.symlink(project.root / ".git" if into_git else outside, project.root / "link")
+    project.write(
+        "conveyor.yaml",
+        "stages:\n  first:\n    cmd: echo first >> ran.log && echo x > ok.txt\n"
+        "    outs: [ok.txt]\n  bad:\n    cmd: echo bad >> ran.log\n"
+        "    outs: [link/hooks/post-commit]\n",
+    )
+    git = _git_files(project.root)
+    result = project.run("run")
+    assert result.code == 2, result.err
+    assert "conveyor.yaml:5: stage 'bad': out link/hooks/post-commit lies under link" in result.err
+    assert ("git's own folder" if into_git else "outside the project") in result.err
+    assert ran(project) == []
+    assert (outside / "hooks" / "post-commit").read_text() == "precious"
+    assert _git_files(project.root) == git
+
+
+def test_a_file_where_an_out_folder_should_be_is_a_clear_error(project: Project) -> None:
+    project.write("data/prepared", "a file\n")
+    project.write(
+        "conveyor.yaml",
+        "stages:\n  prep:\n    cmd: echo prep >> ran.log && echo x > data/prepared/x.csv\n"
+        "    outs: [data/prepared/x.csv]\n",
+    )
+    result = project.run("run")
+    assert result.code == 2, result.err
+    assert (
+        "conveyor.yaml:2: stage 'prep': out data/prepared/x.csv needs data/prepared to be a "
+        "folder, but it is a file" in result.err
+    )
+    assert "Traceback" not in result.err and ran(project) == []
+    assert (project.root / "data/prepared").read_text() == "a file\n"
+
+
+def test_a_file_an_upstream_stage_writes_where_an_out_folder_goes_fails_that_stage(
+    project: Project,
+) -> None:
+    project.write(
+        "conveyor.yaml",
+        "stages:\n  a:\n    cmd: echo a > data && echo a > a.txt\n    outs: [a.txt]\n"
+        "  b:\n    cmd: mkdir -p data && echo b > data/b.txt\n    deps: [a.txt]\n"
+        "    outs: [data/b.txt]\n",
+    )
+    result = project.run("run")
+    assert result.code == 1, result.err
+    assert "b failed" in result.out and "out data/b.txt needs data to be a folder" in result.out
+    assert "Traceback" not in result.err + result.out

@@ -7,10 +7,11 @@ from pathlib import Path
 from conveyor.data import build
 from conveyor.data import pointer as pointer_mod
 from conveyor.data.pointer import Pointer
+from conveyor.data.tree import check_entries
 from conveyor.data.workspace import Workspace
 from conveyor.foundation import atomic
 from conveyor.foundation.errors import PathError
-from conveyor.foundation.paths import inside
+from conveyor.foundation.paths import check_path, inside
 from conveyor.foundation.progress import Progress
 
 
@@ -20,9 +21,12 @@ def add(ws: Workspace, targets: list[str], *, progress: Progress | None = None) 
     built = []
     with ws.odb.batch() as batch:
         for path in paths:
-            built.append(
-                build.scan(ws.root, path, ws.memo, store=batch, jobs=ws.jobs, progress=progress)
+            result = build.scan(
+                ws.root, path, ws.memo, store=batch, jobs=ws.jobs, progress=progress
             )
+            if result.tree is not None:  # a nested repository's .git, a pointer: never tracked
+                check_entries(result.tree.entries, f"add {ws.display(path)}")
+            built.append(result)
     # Objects are durable now; only then may a pointer name them.
     generation = ws.odb.generation()
     for result in built:
@@ -48,6 +52,9 @@ def _check_target(ws: Workspace, target: str) -> Path:
     path = inside(ws.root, target)
     if path.name.endswith(pointer_mod.SUFFIX):
         raise PathError(f"{target} is a pointer file; add the data it names instead")
+    check_path(
+        ws.display(path), where="add", hint="track data files and folders, not the project's own"
+    )
     if not path.exists():
         raise PathError(f"{target} does not exist", hint="check the path, relative to here")
     for parent in path.parents:

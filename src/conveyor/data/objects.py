@@ -10,6 +10,12 @@ How they reach the disk is ``core.fsync``: ``journal`` (the default) names them 
 the writeback to the kernel, with a journal that lets the next command catch a crash
 (:mod:`conveyor.data.journal`); ``true`` flushes them with one ``syncfs`` before they are named;
 ``false`` does neither.
+
+Every object is stamped when it is named: the nanoseconds of its mtime are taken from its oid
+(:func:`stamp_ns`). Any later write to the file (through a hardlink or symlink in the workspace,
+an editor, a stray ``chmod +w``) sets a new mtime, so one ``stat`` tells an object that is
+exactly as it was named from one that must be re-hashed before it is trusted
+(:meth:`ObjectDB.check`): push and checkout verify that way without reading every byte.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import errno
 import itertools
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -90,6 +97,29 @@ class ObjectDB:
     def verify(self, oid: str) -> bool:
         """Re-hash the object; False if its bytes no longer match its name."""
         return hashing.hash_file(self.path(oid)) == oid
+
+    def check(self, oid: str, st: os.stat_result | None = None) -> bool:
+        """True if the object's bytes are its name's: by its stamp (one ``stat``, or ``st``
+        if the caller has one), else by re-hashing it (and stamping it when they match).
+
+        False if they differ, or the object cannot be read; a missing object raises
+        FileNotFoundError.
+        """
+        path = self.file(oid)
+        if st is None:
+            st = os.stat(path)
+        if stamped(oid, st):
+            return True
+        try:
+            good = hashing.hash_file(path, st.st_size) == oid
+        except FileNotFoundError:
+            raise
+        except OSError:
+            return False
+        if good:
+            with contextlib.suppress(OSError):  # not ours to touch (a shared cache): re-hash then
+                stamp(path, oid)
+        return good
 
     def iter_oids(self) -> Iterator[str]:
         if not self.root.is_dir():
@@ -218,6 +248,7 @@ class ObjectDB:
         proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
         try:
             for fd, oid in unnamed:
+                stamp(fd, oid)
                 self._ensure_shard(oid[:2])
                 with contextlib.suppress(FileExistsError):
                     os.link(str(fd), self.file(oid), src_dir_fd=proc, follow_symlinks=True)
@@ -226,6 +257,7 @@ class ObjectDB:
 
     def place(self, tmp: str, oid: str) -> None:
         """Rename one complete temp file to its object's name (after :meth:`will_name`)."""
+        stamp(tmp, oid)
         self._ensure_shard(oid[:2])
         os.replace(tmp, self.file(oid))
 
@@ -385,6 +417,38 @@ class Batch:
             self.commit()
         else:
             self.discard()
+
+
+def stamp_ns(oid: str) -> int:
+    """The nanoseconds part of the mtime of an object nobody wrote to since it was named."""
+    return int(oid[:8], 16) % 1_000_000_000
+
+
+def stamp(file: str | int, oid: str) -> None:
+    """Set the mtime of an object's file (a path or descriptor) to carry :func:`stamp_ns`.
+
+    The second is the one before now: the file keeps a true age (for tools that compare
+    mtimes), and never one in the future.
+    """
+    ns = (time.time_ns() // 1_000_000_000 - 1) * 1_000_000_000 + stamp_ns(oid)
+    os.utime(file, ns=(ns, ns))
+
+
+def stamped(oid: str, st: os.stat_result) -> bool:
+    """Whether ``st`` (an object file's stat) shows no write since the object was named."""
+    return st.st_mtime_ns % 1_000_000_000 == stamp_ns(oid)
+
+
+class CorruptObject(DataError):
+    """An object whose bytes no longer hash to its name."""
+
+    def __init__(self, oid: str, where: str) -> None:
+        super().__init__(
+            f"cache object {oid} for {where} is corrupt: its bytes no longer match its hash",
+            hint="run `conveyor fsck` to move it aside, then `conveyor pull` to fetch a good copy",
+        )
+        self.oid = oid
+        self.where = where
 
 
 def write_new(path: str, data: bytes) -> None:

@@ -18,7 +18,7 @@ from conveyor.data import hashing
 from conveyor.data.tree import TREE_SUFFIX, split_ref
 from conveyor.foundation import atomic, yamlio
 from conveyor.foundation.errors import ConfigError, PathError
-from conveyor.foundation.paths import CONTROL_DIR, check_relative
+from conveyor.foundation.paths import CONTROL_DIR, check_path, check_relative
 
 SUFFIX = ".cvy"
 HEADER = "# Tracked by conveyor: commit this file; the data lives in the cache and on remotes.\n"
@@ -58,10 +58,18 @@ def pointer_file_for(data_path: Path) -> Path:
     return data_path.with_name(data_path.name + SUFFIX)
 
 
-def parse(text: str, file: Path, display: str) -> Pointer:
-    """Parse a pointer's text; every problem is a ConfigError naming the file and line."""
+def parse(text: str, file: Path, display: str, root: Path | None = None) -> Pointer:
+    """Parse a pointer's text; every problem is a ConfigError naming the file and line.
+
+    With the project's ``root``, the tracked path is checked as a path of the project (never
+    ``.git``, ``.conveyor`` or a control file); without, only inside the pointer's folder.
+    """
     try:
-        return _parse(text, file, display)
+        try:
+            return _parse(text, file, display, root)
+        except ConfigError:
+            # The fast path keeps no line numbers: parse again with YAML to say where.
+            return _parse(text, file, display, root, fast=False)
     except ConfigError as exc:
         if exc.hint:
             raise
@@ -71,9 +79,13 @@ def parse(text: str, file: Path, display: str) -> Pointer:
 FIX = "restore it from git (`git checkout -- {file}`) or re-create it with `conveyor add`"
 
 
-def _parse(text: str, file: Path, display: str) -> Pointer:
-    fast = _fast_parse(text)
-    doc = yamlio.Located(fast, {}, display) if fast is not None else yamlio.load(text, display)
+def _parse(text: str, file: Path, display: str, root: Path | None, *, fast: bool = True) -> Pointer:
+    fast_data = _fast_parse(text) if fast else None
+    doc = (
+        yamlio.Located(fast_data, {}, display)
+        if fast_data is not None
+        else yamlio.load(text, display)
+    )
     data = doc.data
     if not isinstance(data, dict):
         raise ConfigError(
@@ -95,10 +107,12 @@ def _parse(text: str, file: Path, display: str) -> Pointer:
             f"{doc.where('hash')}: {data['hash']!r} is not a conveyor hash (64 hex digits)",
             hint="restore the pointer from git or re-create it with `conveyor add`",
         )
+    where = doc.where("path")
     try:
-        check_relative(data["path"], where=doc.where("path"))
+        check_relative(data["path"], where=where)  # before joining: "../x" must not cancel a part
+        check_path(_in_project(file, data["path"], root), where=where, nested=root is None)
     except PathError as exc:
-        raise ConfigError(exc.message) from None
+        raise ConfigError(exc.message, hint=exc.hint) from None
     numbers = {}
     for key in ("size", "nfiles"):
         value = data.get(key, 0)
@@ -106,6 +120,17 @@ def _parse(text: str, file: Path, display: str) -> Pointer:
             raise ConfigError(f"{doc.where(key)}: {key} must be a whole number, not {value!r}")
         numbers[key] = value
     return Pointer(file, data["path"], oid, is_tree, numbers["size"], numbers["nfiles"])
+
+
+def _in_project(file: Path, path: str, root: Path | None) -> str:
+    """``path`` (relative to the pointer's folder) relative to ``root`` when it is known."""
+    if root is None:
+        return path
+    try:
+        folder = file.parent.relative_to(root).as_posix()
+    except ValueError:
+        return path
+    return path if folder == "." else f"{folder}/{path}"
 
 
 _LINE = re.compile(r"(path|hash|size|nfiles): (\S+)")
@@ -148,7 +173,7 @@ def load(file: Path, root: Path) -> Pointer:
         raise PathError(f"{display} does not exist", hint="run `conveyor add PATH` first") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{display} cannot be read: {exc}") from exc
-    return parse(text, file, display)
+    return parse(text, file, display, root)
 
 
 def discover(root: Path) -> Iterator[Path]:

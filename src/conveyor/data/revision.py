@@ -26,7 +26,7 @@ def pointers_at(ws: Workspace, rev: str, targets: list[str] | None = None) -> li
         blobs = {k: v for k, v in blobs.items() if k in wanted}
     texts = git.read_blobs(ws.root, blobs.values())
     return [
-        pointer_mod.parse(texts[blob].decode(), top / rel, f"{rev}:{rel}")
+        pointer_mod.parse(texts[blob].decode(), top / rel, f"{rev}:{rel}", ws.root)
         for rel, blob in sorted(blobs.items())
     ]
 

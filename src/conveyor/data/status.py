@@ -10,10 +10,11 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from conveyor.data import build
+from conveyor.data import build, hashing
 from conveyor.data.pointer import Pointer
 from conveyor.data.tree import Tree
 from conveyor.data.workspace import Workspace
+from conveyor.foundation.errors import DataError
 from conveyor.foundation.progress import Progress
 
 
@@ -95,7 +96,14 @@ def load_tree(ws: Workspace, ptr: Pointer) -> Tree | None:
     """The pointer's tree if it is a folder and its tree object is in the cache."""
     if not ptr.is_tree or not ws.odb.exists(ptr.oid):
         return None
-    return Tree.from_bytes(ws.odb.read_bytes(ptr.oid), oid=ptr.oid)
+    data = ws.odb.read_bytes(ptr.oid)
+    if hashing.hash_bytes(data) != ptr.oid:  # a few milliseconds even for a large folder
+        raise DataError(
+            f"tree object {ptr.oid} of {ws.display(ptr.data_path)} is corrupt: its bytes no "
+            "longer match its hash",
+            hint="run `conveyor fsck` to move it aside, then `conveyor pull` to fetch a good copy",
+        )
+    return Tree.from_bytes(data, oid=ptr.oid)
 
 
 def missing_objects(ws: Workspace, ptr: Pointer, tree: Tree | None) -> int:

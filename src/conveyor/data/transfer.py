@@ -5,7 +5,10 @@ folder). Only what the other side lacks is transferred, so a re-run after an int
 only what is still missing.
 
 - push uploads files first and a tree only after all its entries are on the remote, so a tree on
-  a remote always means its whole folder can be pulled from it.
+  a remote always means its whole folder can be pulled from it. What it uploads is checked
+  first: an object whose stamp shows no write since it was named costs one ``stat``, any other
+  is re-hashed (:meth:`~conveyor.data.objects.ObjectDB.check`); a corrupt one is not uploaded
+  (nor the trees that need it), so a remote never serves bad bytes to a clone.
 - pull fetches trees first (their entries are known only then), then the entries, verifying each
   object's hash before it enters the cache; then it checks out every pointer it has complete.
 
@@ -20,10 +23,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from conveyor.data.checkout import Result as CheckoutResult
 from conveyor.data.checkout import checkout
+from conveyor.data.objects import stamped
 from conveyor.data.pointer import Pointer
 from conveyor.data.remote import Fetched, Remote
 from conveyor.data.status import load_tree, missing_objects
@@ -107,6 +112,7 @@ class TransferResult:
     already: int = 0  # objects the other side had
     missing: dict[str, list[str]] = field(default_factory=dict)  # oid -> paths needing it
     corrupt: dict[str, str] = field(default_factory=dict)  # oid -> what its bytes hash to
+    corrupt_paths: dict[str, list[str]] = field(default_factory=dict)  # push: oid -> its paths
     checkout: list[CheckoutResult] = field(default_factory=list)
 
     def error(self) -> DataError | None:
@@ -129,7 +135,18 @@ class TransferResult:
                     f"push them from a clone that has them (`conveyor push -r {self.remote}`), "
                     "or check the remote's url (`conveyor remote list`)"
                 )
-        if self.corrupt:
+        if self.corrupt and self.direction == "push":
+            paths = sorted({p for ps in self.corrupt_paths.values() for p in ps})
+            first = sorted(self.corrupt)[0]
+            parts.append(
+                f"{_count(self.corrupt)} corrupt in the cache (bytes that no longer match their "
+                f"hash, first: {first}), so not pushed: {_list(paths)}"
+            )
+            hints.append(
+                "run `conveyor fsck` to move the corrupt copies aside, then restore them "
+                "(`conveyor add` from a good copy, or `conveyor pull` from another remote)"
+            )
+        elif self.corrupt:
             oid, actual = sorted(self.corrupt.items())[0]
             parts.append(
                 f"{_count(self.corrupt)} corrupt on remote {self.remote!r} and not stored: "
@@ -160,13 +177,16 @@ def push(
     needed = collect(ws, pointers)
     everything = needed.all()
     in_cache = {o for o in everything if ws.odb.exists(o)}
-    plan = plan_push(needed, in_cache, remote.exists_many(everything))
+    on_remote = remote.exists_many(everything)
+    sizes = _checked(ws, sorted((in_cache - on_remote) & (needed.files.keys() | needed.trees)))
+    bad = {o for o, size in sizes.items() if size < 0}
+    plan = plan_push(needed, in_cache - bad, on_remote)
     result.already = len(plan.already)
-    result.missing = {o: needed.owners[o] for o in sorted(plan.missing)}
+    result.missing = {o: needed.owners[o] for o in sorted(plan.missing - bad)}
+    result.corrupt = {o: "" for o in sorted(bad)}
+    result.corrupt_paths = {o: needed.owners[o] for o in sorted(bad)}
     root = os.fspath(ws.odb.root)
     paths = {o: f"{root}/{o[:2]}/{o[2:]}" for o in (*plan.files, *plan.trees)}
-    # A file's size is in its pointer or tree entry; only trees need a look at the cache.
-    sizes = {o: needed.files[o] if o in needed.files else os.stat(paths[o]).st_size for o in paths}
 
     def uploaded(oid: str) -> None:
         result.transferred += 1
@@ -181,6 +201,36 @@ def push(
     finally:
         progress.stop()
     return result
+
+
+def _checked(ws: Workspace, oids: list[str]) -> dict[str, int]:
+    """Each object's size, or -1 if its bytes no longer match its oid (see ObjectDB.check).
+
+    One ``stat`` each; only objects without their stamp are re-hashed, on ``ws.jobs`` threads.
+    """
+    sizes: dict[str, int] = {}
+    doubtful: dict[str, os.stat_result] = {}
+    for oid in oids:
+        st = os.stat(ws.odb.file(oid))
+        sizes[oid] = st.st_size
+        if not stamped(oid, st):
+            doubtful[oid] = st
+
+    def check(oid: str) -> tuple[str, bool]:
+        try:
+            return oid, ws.odb.check(oid, doubtful[oid])
+        except FileNotFoundError:
+            return oid, False
+
+    if len(doubtful) <= 1:
+        checked = [check(o) for o in doubtful]
+    else:
+        with ThreadPoolExecutor(ws.jobs, thread_name_prefix="conveyor-verify") as pool:
+            checked = list(pool.map(check, doubtful))
+    for oid, good in checked:
+        if not good:
+            sizes[oid] = -1
+    return sizes
 
 
 def fetch(

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from conveyor.data import hashing
 from conveyor.foundation.errors import DataError
-from conveyor.foundation.paths import check_relative
+from conveyor.foundation.paths import check_path
 
 TREE_SUFFIX = ".tree"
 
@@ -57,26 +57,31 @@ class Tree(NamedTuple):
                 f"tree object {oid} is not a valid tree",
                 hint="run `conveyor fsck`; `conveyor pull` fetches a good copy",
             ) from exc
-        _check_all(entries, oid)
+        check_entries(entries, f"tree {oid}")
         return cls(entries)
 
 
-# A path that is empty, absolute, climbs with "..", holds "." or "" parts, or a newline; in the
-# NUL-joined list of every path of a tree (one regex pass instead of one check per entry).
-_BAD_PATH = re.compile(r"(?:^|\0)(?:/|\0)|//|/(?:\0|$)|(?:^|/|\0)\.{1,2}(?:/|\0|$)|\n|^$|\0$")
+# A path that is empty, absolute, climbs with "..", holds "." or "" parts, a newline, a .git or
+# .conveyor folder or a pointer file (what check_path refuses, or more); in the NUL-joined list
+# of every path of a tree (one regex pass instead of one check per entry).
+_BAD_PATH = re.compile(
+    r"(?:^|\0)(?:/|\0)|//|/(?:\0|$)|(?:^|/|\0)\.{1,2}(?:/|\0|$)|\n|^$|\0$"
+    r"|(?:^|/|\0)\.(?:(?i:git)|conveyor)(?:/|\0|$)|\.cvy(?:\0|$)"
+)
 _HEX = re.compile(r"[0-9a-f]*")
 
 
-def _check_all(entries: tuple[Entry, ...], oid: str) -> None:
-    """Refuse a tree with a path escaping its folder or an invalid hash (checked in bulk)."""
+def check_entries(entries: tuple[Entry, ...] | list[Entry], where: str) -> None:
+    """Refuse entries whose path checkout must never write (see
+    :func:`~conveyor.foundation.paths.check_path`) or whose hash is invalid (checked in bulk)."""
     paths = "\0".join(e.path for e in entries)
     if entries and (_BAD_PATH.search(paths) or paths.count("\0") != len(entries) - 1):
         for entry in entries:  # slow path: find the culprit for the message
-            check_relative(entry.path, where=f"tree {oid}")
+            check_path(entry.path, where=where, what="entry", nested=True)
     oids = "".join(e.oid for e in entries)
     if len(oids) != 64 * len(entries) or not _HEX.fullmatch(oids):
         bad = next(e.oid for e in entries if not hashing.is_oid(e.oid))
-        raise DataError(f"tree object {oid} names an invalid hash {bad!r}")
+        raise DataError(f"{where} names an invalid hash {bad!r}")
 
 
 def split_ref(ref: str) -> tuple[str, bool]:

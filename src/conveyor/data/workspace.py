@@ -13,7 +13,7 @@ from conveyor.data.state import StateMemo
 from conveyor.foundation.config import Config
 from conveyor.foundation.errors import PathError
 from conveyor.foundation.lock import ProjectLock
-from conveyor.foundation.paths import ProjectPaths, find_root, inside
+from conveyor.foundation.paths import ProjectPaths, check_control, find_root, inside
 
 
 class Workspace:
@@ -22,6 +22,7 @@ class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.paths = ProjectPaths(self.root)
+        check_control(self.root)  # a .conveyor/tmp a repository links elsewhere, say
 
     @classmethod
     def find(cls, start: Path | None = None) -> Workspace:

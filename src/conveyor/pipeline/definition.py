@@ -20,6 +20,7 @@ from conveyor.foundation.paths import CONTROL_DIR
 from conveyor.foundation.suggest import did_you_mean
 from conveyor.pipeline import dag, sections
 from conveyor.pipeline import params as params_mod
+from conveyor.pipeline.outs import check_out
 from conveyor.pipeline.stage import KINDS, Out, Plot, Stage
 
 if TYPE_CHECKING:
@@ -329,6 +330,7 @@ def _resolve(
             rel = _normal(
                 wdir, path, _at(doc, keys, kind, name), kind[:-1] if kind != "metrics" else kind
             )
+            check_out(rel, _at(doc, keys, kind, name))  # never .git, a pointer, conveyor.lock
             outs.append(Out(rel, cache, persist, kind))
             if kind == "plots":
                 plots.append(_stage_plot(wdir, rel, flags, _at(doc, keys, kind, name)))

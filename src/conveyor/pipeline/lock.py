@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from conveyor.foundation import atomic
-from conveyor.foundation.errors import ConfigError
-from conveyor.foundation.paths import CONTROL_DIR
+from conveyor.foundation.errors import ConfigError, PathError
+from conveyor.foundation.paths import CONTROL_DIR, check_path
 from conveyor.pipeline.stage import Meta
 
 FILE = "conveyor.lock"
@@ -54,9 +54,12 @@ def _cached_parse(root: Path, text: str) -> dict[str, Entry]:
     try:
         saved = json.loads(cache.read_bytes())
         if saved["key"] == key:
-            return {name: _entry(raw) for name, raw in saved["stages"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
+            entries = {name: _entry(raw) for name, raw in saved["stages"].items()}
+            for name, entry in entries.items():  # a copy saved before outs were checked
+                _check_outs(entry, FILE, name)
+            return entries
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, PathError):
+        pass  # a refused out: the parse below says where
     entries = parse(text, FILE)
     _save_cache(root, key, entries)
     return entries
@@ -86,14 +89,30 @@ def parse(text: str, source: str) -> dict[str, Entry]:
 
     hint = f"restore it from git (`git checkout {FILE}`) or delete it to re-run every stage"
     try:
-        data = yamlio.load(text, source).data or {}
+        doc = yamlio.load(text, source)
+        data = doc.data or {}
     except ConfigError as exc:  # a merge conflict left in it, most often
         raise ConfigError(exc.message, hint=hint) from exc
     try:
         stages = data.get("stages") or {}
-        return {str(name): _entry(raw) for name, raw in stages.items()}
+        entries = {str(name): _entry(raw) for name, raw in stages.items()}
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{source} is malformed ({exc})", hint=hint) from exc
+    for name, entry in entries.items():
+        _check_outs(entry, doc.where("stages", name, "outs"), name)
+    return entries
+
+
+def _check_outs(entry: Entry, where: str, name: str) -> None:
+    """Refuse an out that conveyor must never write (checkout restores outs from the lock)."""
+    for path in entry.outs:
+        check_path(
+            path,
+            where=f"{where}: stage {name!r}",
+            what="out",
+            hint=f"restore {FILE} from git (`git checkout {FILE}`) or delete it to re-run every "
+            "stage",
+        )
 
 
 def _entry(raw: Mapping[str, Any]) -> Entry:

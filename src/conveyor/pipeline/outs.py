@@ -1,17 +1,59 @@
-"""The pipeline's edge to the object store: hash deps and outs, store outs, restore them."""
+"""The pipeline's edge to the object store: hash deps and outs, store outs, restore them.
+
+A run deletes each out before its stage runs and writes it back from the cache, so an out is
+checked twice: by name when ``conveyor.yaml`` is compiled (:func:`check_out`: never ``.git``,
+``.conveyor``, a pointer or a control file), and on disk before anything runs
+(:func:`check_places`: no folder on the way that is a link out of the project, or a file).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from conveyor.data import build
 from conveyor.data.pointer import Pointer
 from conveyor.data.status import cache_lacks
 from conveyor.data.workspace import Workspace
-from conveyor.foundation.errors import ConveyorError
-from conveyor.pipeline.stage import Meta, Out
+from conveyor.foundation.errors import ConveyorError, PathError
+from conveyor.foundation.paths import check_path, check_place
+from conveyor.pipeline.stage import Meta, Out, Stage
+
+_FIX = "declare outs the stage writes inside the project, outside .git and .conveyor"
+
+
+def check_out(rel: str, where: str) -> None:
+    """Refuse an out (relative to the root) that a run must never delete or write."""
+    check_path(rel, where=where, what="out", hint=_FIX)
+
+
+def check_places(root: Path, stages: Iterable[Stage], source: str) -> None:
+    """Refuse, before anything runs, an out that lies under a link leaving the project or under
+    a file; errors name ``source:LINE`` (where the stage is declared) and the stage."""
+    for stage in stages:
+        where = f"{source}:{stage.line}: stage {stage.name!r}"
+        for out in stage.outs:
+            check_place(root, out.path, where=where, what="out")
+            _check_folders(root, out.path, where)
+
+
+def _check_folders(root: Path, rel: str, where: str) -> None:
+    folder = root
+    for part in rel.split("/")[:-1]:
+        folder = folder / part
+        try:
+            st = os.stat(folder)  # a link inside the project was let through: follow it
+        except FileNotFoundError:
+            return  # made when the stage runs
+        if not stat.S_ISDIR(st.st_mode):
+            shown = folder.relative_to(root).as_posix()
+            raise PathError(
+                f"{where}: out {rel} needs {shown} to be a folder, but it is a file",
+                hint=f"move {shown} away (or change the out's path), then run again",
+            )
 
 
 class Observer:
@@ -58,7 +100,11 @@ def clear(root: Path, outs: tuple[Out, ...]) -> None:
         path = root / out.path
         if not out.persist:
             remove(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # an upstream stage wrote a file there
+            _check_folders(root, out.path, "conveyor run")
+            raise
 
 
 def remove(path: Path) -> None:

@@ -19,9 +19,9 @@ from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import ConveyorError
 from conveyor.pipeline import lock as lock_mod
 from conveyor.pipeline import runcache, stale
-from conveyor.pipeline.definition import Pipeline
+from conveyor.pipeline.definition import FILE, Pipeline
 from conveyor.pipeline.executor import Executor, Job, LocalPool, Outcome, Sink
-from conveyor.pipeline.outs import Observer, clear, commit, remove, restore
+from conveyor.pipeline.outs import Observer, check_places, clear, commit, remove, restore
 from conveyor.pipeline.planner import Options, observe, select
 from conveyor.pipeline.record import Recorder
 from conveyor.pipeline.stage import Meta, Stage
@@ -76,7 +76,9 @@ class Run:
 
     def execute(self) -> list[StageResult]:
         """Run the selected stages; the run is recorded in the metadata store's spool."""
-        select(self.pipeline, self.opts)  # a mistyped stage is an error, not a failed run
+        names = select(self.pipeline, self.opts)  # a mistyped stage is an error, not a failure
+        # So is an out that must not be deleted: refused before any stage starts.
+        check_places(self.ws.root, (self.pipeline.stages[n] for n in names), FILE)
         recorder = Recorder(self.ws.root, self.run_id, self.name)
         status = "failed"
         try:
