@@ -283,7 +283,7 @@ open("o.txt", "w").write("hi")
 @pytest.mark.timeout(120)
 def test_fuzzed_lock_and_metrics_files_never_crash(project: Project) -> None:
     """What stages and `conveyor run` write, edited by hand or by a merge: conveyor.lock and a
-    metrics file, through status, metrics show, params show and checkout."""
+    metrics file, through status, metrics show, params show, checkout, push and gc."""
     import sys
 
     rng = random.Random(int(os.environ.get("CONVEYOR_FUZZ_SEED", "20261207")))
@@ -295,9 +295,12 @@ def test_fuzzed_lock_and_metrics_files_never_crash(project: Project) -> None:
         "    outs: [o.txt]\n    metrics: [m/eval.json]\n",
     )
     project.ok("run")
+    project.ok("remote", "add", "store", str(project.root.parent / "fuzz-remote"), "--default")
     lock = (project.root / "conveyor.lock").read_bytes()
     metrics = (project.root / "m" / "eval.json").read_bytes()
-    commands = [["status"], ["metrics", "show"], ["params", "show"], ["checkout"]]
+    commands = [
+        ["status"], ["metrics", "show"], ["params", "show"], ["checkout"], ["push"], ["gc", "--dry"]
+    ]  # fmt: skip
     started = time.perf_counter()
     for i in range(200):
         file, base = ("conveyor.lock", lock) if i % 2 else ("m/eval.json", metrics)

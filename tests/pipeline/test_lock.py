@@ -282,3 +282,19 @@ def test_a_lock_naming_an_out_conveyor_must_not_write_is_refused(out: str) -> No
         lock.parse(text, "conveyor.lock")
     assert info.value.exit_code == 2
     assert f"conveyor.lock:5: stage 's': out {out}" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("hash", ".nan"), ("hash", "12"), ("hash", "[a, b]"), ("hash", "abc"), ("size", "-1")],
+)
+def test_a_lock_out_of_the_wrong_type_is_refused_for_every_command(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    fields = {"hash": H1, "size": "1", "nfiles": "1", field: value}
+    text = "schema: 1\nstages:\n  s:\n    cmd: x\n    outs:\n      - path: out\n" + "".join(
+        f"        {k}: {v}\n" for k, v in fields.items()
+    )
+    (tmp_path / "conveyor.lock").write_text(text)
+    with pytest.raises(ConfigError, match=r"conveyor\.lock is malformed.*'out' has"):
+        lock.load(tmp_path)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from conveyor.data.hashing import is_oid
 from conveyor.foundation import atomic
 from conveyor.foundation.errors import ConfigError, PathError
 from conveyor.foundation.paths import CONTROL_DIR, check_path
@@ -119,10 +120,22 @@ def _entry(raw: Mapping[str, Any]) -> Entry:
     cmd = raw["cmd"]
     return Entry(
         (cmd,) if isinstance(cmd, str) else tuple(cmd),
-        {d["path"]: Meta(d["hash"], int(d["size"]), int(d["nfiles"])) for d in raw.get("deps", [])},
+        {str(d["path"]): _meta(d) for d in raw.get("deps", [])},
         {str(f): dict(v or {}) for f, v in (raw.get("params") or {}).items()},
-        {o["path"]: Meta(o["hash"], int(o["size"]), int(o["nfiles"])) for o in raw.get("outs", [])},
+        {str(o["path"]): _meta(o) for o in raw.get("outs", [])},
     )
+
+
+def _meta(raw: Mapping[str, Any]) -> Meta:
+    """A dep's or out's hash, size and file count, each of its type: every command that reads
+    the lock (push, pull, gc, checkout) takes the hash as an object id."""
+    oid = raw["hash"]
+    if not isinstance(oid, str) or not is_oid(oid.removesuffix(".tree")):
+        raise ValueError(f"{raw.get('path')!r} has hash {oid!r}, not an object id")
+    size, nfiles = raw["size"], raw["nfiles"]
+    if type(size) is not int or type(nfiles) is not int or size < 0 or nfiles < 0:
+        raise ValueError(f"{raw.get('path')!r} has size {size!r} and nfiles {nfiles!r}")
+    return Meta(oid, size, nfiles)
 
 
 def dump(entries: Mapping[str, Entry]) -> str:
