@@ -14,8 +14,10 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -537,3 +539,81 @@ def test_killed_add_storing_processes_end_quietly(project: Project, dataset: Pat
         time.sleep(0.01)
     assert [pid for pid in workers if running(pid)] == []
     assert_cache_valid(project.root)
+
+
+# -- a metadata store that does not answer ---------------------------------------------------
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP server on loopback that accepts connections and never says a word: a hung database."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])
+
+
+ONE_STAGE = "stages:\n  train:\n    cmd: echo trained > model.txt\n    outs: [model.txt]\n"
+
+
+def run_with_store(project: Project, url: str, *args: str) -> tuple[int, str, float]:
+    env = {**os.environ, "CONVEYOR_DB": url}
+    start = time.monotonic()
+    proc = conveyor_process(
+        *args, cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:  # it hung: fail, leaving no process behind
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err.decode(), time.monotonic() - start
+
+
+@pytest.mark.parametrize("server", ["silent", "refusing"])
+def test_run_with_a_store_that_does_not_answer_keeps_its_records(
+    project: Project, request: pytest.FixtureRequest, server: str
+) -> None:
+    port = request.getfixturevalue("silent_server") if server == "silent" else free_port()
+    project.write("conveyor.yaml", ONE_STAGE)
+    code, err, took = run_with_store(project, f"postgresql://u@127.0.0.1:{port}/db", "run")
+    assert code == 0, err
+    assert (project.root / "model.txt").read_text() == "trained\n"
+    [warning] = err.strip().splitlines()
+    assert warning.startswith("warning: the run waits in .conveyor/spool"), err
+    assert f"127.0.0.1:{port}" in warning
+    assert took < 40
+    assert list((project.root / ".conveyor/spool").glob("*.jsonl")), "the records are gone"
+
+
+def test_reading_a_store_that_does_not_answer_is_a_short_error(
+    project: Project, silent_server: int
+) -> None:
+    code, err, took = run_with_store(
+        project, f"postgresql://u@127.0.0.1:{silent_server}/db", "runs", "list"
+    )
+    assert code == 1
+    assert_short_error(err, f"127.0.0.1:{silent_server}", "timeout")
+    assert took < 40
