@@ -95,8 +95,10 @@ class Supervisor:
         os.dup2(null, 2)
         os.close(null)
         drained = False  # the runner has read all the output
-        while not (drained and self.status is not None):
+        while True:
             self._reap()
+            if drained and self.status is not None:
+                break
             if self.terminate:
                 self.terminate = False
                 self._signal_all(signal.SIGTERM)
@@ -125,6 +127,15 @@ class Supervisor:
             if pid == self.child:
                 self.status = status
 
+    def _has_children(self) -> bool:
+        # A subreaper with no child has no descendant: an orphan would have become its child.
+        self._reap()
+        try:
+            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return False
+        return True
+
     def _signal_all(self, signum: int) -> list[int]:
         live = descendants(self.pid)
         for pid in live:
@@ -140,6 +151,8 @@ class Supervisor:
         self._reap()
 
     def _stop_leftovers(self) -> None:
+        if not self._has_children():  # the usual case, told without reading all of /proc
+            return
         if not self._signal_all(signal.SIGTERM):
             return
         deadline = time.monotonic() + _GRACE
