@@ -7,12 +7,17 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -418,3 +423,197 @@ def test_full_disk_during_checkout(full_project: Project) -> None:
     (full_project.root.parent / "filler").unlink()
     full_project.ok("checkout")
     assert_clean(full_project)
+
+
+# -- a killed run ----------------------------------------------------------------------------
+HEARTBEAT = """\
+import os, sys, time
+name = sys.argv[1]
+with open(f"pids/{name}.tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(f"pids/{name}.tmp", f"pids/{name}")
+while True:
+    with open(f"beats/{name}", "a") as f:
+        f.write(f"{time.time()}\\n")
+    time.sleep(0.05)
+"""
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live processes whose environment holds ``marker`` (a stage's env is the runner's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def beats(project: Project) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in (project.root / "beats").iterdir()}
+
+
+@pytest.mark.parametrize("target", ["process group", "conveyor alone"])
+def test_killed_run_leaves_no_stage_process_running(project: Project, target: str) -> None:
+    """A CI cancel SIGKILLs the runner's group; stages, and what their shell started, die too."""
+    python = shlex.quote(sys.executable)
+    project.write("beat.py", HEARTBEAT)
+    project.write(
+        "conveyor.yaml",
+        "stages:\n  train:\n    cmd: >-\n"
+        f"      mkdir -p pids beats; {python} beat.py child &\n"
+        f"      setsid {python} beat.py escaped &\n"
+        "      sleep 100\n",
+    )
+    marker = f"CONVEYOR_TEST_RUN={os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    proc = conveyor_process(
+        "run", cwd=project.root, env=env, start_new_session=True, stdout=subprocess.DEVNULL
+    )
+    try:
+        pids = project.root / "pids"
+        assert wait_for(proc, lambda: pids.is_dir() and len(os.listdir(pids)) == 2)
+        time.sleep(0.2)  # a few beats
+        if target == "process group":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_with(marker) == []
+        before = beats(project)
+        time.sleep(0.3)  # six beats' time
+        assert beats(project) == before
+    finally:
+        for pid in processes_with(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def running(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_killed_add_storing_processes_end_quietly(project: Project, dataset: Path) -> None:
+    """kill -9 of `add` mid-store: its storing processes end at once and print nothing."""
+    assert (os.cpu_count() or 1) > 1, "the many-small-files path needs two cores"
+    populate(project, dataset)
+    proc = conveyor_process("-q", "add", "data", cwd=project.root, stderr=subprocess.PIPE)
+    workers: list[int] = []
+
+    def storing() -> bool:
+        workers[:] = children_of(proc.pid)
+        return len(workers) >= 2  # the pool (the folder walk's single fork has ended)
+
+    assert wait_for(proc, storing), "add ended before its storing processes started"
+    time.sleep(0.05)  # into their first tasks
+    assert kill(proc)
+    # stderr ends when its last writer, the last storing process, has ended.
+    _, err = proc.communicate(timeout=5)
+    assert err.decode() == ""
+    deadline = time.monotonic() + 5  # a killed process may take a moment to free its memory
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [pid for pid in workers if running(pid)] == []
+    assert_cache_valid(project.root)
+
+
+# -- a metadata store that does not answer ---------------------------------------------------
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP server on loopback that accepts connections and never says a word: a hung database."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])
+
+
+ONE_STAGE = "stages:\n  train:\n    cmd: echo trained > model.txt\n    outs: [model.txt]\n"
+
+
+def run_with_store(project: Project, url: str, *args: str) -> tuple[int, str, float]:
+    env = {**os.environ, "CONVEYOR_DB": url}
+    start = time.monotonic()
+    proc = conveyor_process(
+        *args, cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:  # it hung: fail, leaving no process behind
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err.decode(), time.monotonic() - start
+
+
+@pytest.mark.parametrize("server", ["silent", "refusing"])
+def test_run_with_a_store_that_does_not_answer_keeps_its_records(
+    project: Project, request: pytest.FixtureRequest, server: str
+) -> None:
+    port = request.getfixturevalue("silent_server") if server == "silent" else free_port()
+    project.write("conveyor.yaml", ONE_STAGE)
+    code, err, took = run_with_store(project, f"postgresql://u@127.0.0.1:{port}/db", "run")
+    assert code == 0, err
+    assert (project.root / "model.txt").read_text() == "trained\n"
+    [warning] = err.strip().splitlines()
+    assert warning.startswith("warning: the run waits in .conveyor/spool"), err
+    assert f"127.0.0.1:{port}" in warning
+    assert took < 40
+    assert list((project.root / ".conveyor/spool").glob("*.jsonl")), "the records are gone"
+
+
+def test_reading_a_store_that_does_not_answer_is_a_short_error(
+    project: Project, silent_server: int
+) -> None:
+    code, err, took = run_with_store(
+        project, f"postgresql://u@127.0.0.1:{silent_server}/db", "runs", "list"
+    )
+    assert code == 1
+    assert_short_error(err, f"127.0.0.1:{silent_server}", "timeout")
+    assert took < 40

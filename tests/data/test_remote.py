@@ -6,11 +6,16 @@ filesystems, and S3 (moto on loopback).
 
 from __future__ import annotations
 
+import gc
+import logging
+import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -356,3 +361,113 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def own_s3(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """moto's S3 server in a process of its own (so that a test can kill it), with a bucket."""
+    import boto3
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, **_credentials())
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.create_bucket(Bucket="killed")
+            break
+        except Exception:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                server.wait()
+                raise
+            time.sleep(0.1)
+    try:
+        yield endpoint, server
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        "region_name": S3_ENV["AWS_DEFAULT_REGION"],
+    }
+
+
+def test_s3_server_killed_mid_push_is_one_short_error(
+    project: Project,
+    own_s3: tuple[str, subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiohttp's orphaned tasks used to print a traceback each before the error that matters."""
+    import boto3
+
+    endpoint, server = own_s3
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    for i in range(100):  # big enough that request bodies are in flight when the server dies
+        project.write(f"data/f{i:03d}.bin", os.urandom(3_000_000))
+    project.ok("add", "data")
+    project.write(
+        ".conveyor/config.local",
+        f"remote:\n  s3:\n    url: s3://killed/store\n    endpoint_url: {endpoint}\n",
+    )
+    client = boto3.client("s3", endpoint_url=endpoint, **_credentials())
+
+    def kill_mid_push() -> None:
+        while client.list_objects_v2(Bucket="killed").get("KeyCount", 0) < 20:
+            time.sleep(0.02)
+        server.kill()
+
+    killer = threading.Thread(target=kill_mid_push, daemon=True)
+    killer.start()
+    result = project.run("push", "-r", "s3", "-j", "16")
+    killer.join(timeout=10)
+    assert server.poll() is not None, "the push ended before the server could be killed"
+    gc.collect()  # orphaned tasks report their exceptions when they are collected
+    # The command line prints asyncio's reports through logging's last resort, on stderr.
+    reports = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    err = result.err + capsys.readouterr().err + "\n".join(reports)
+    assert result.code == 1, err
+    assert "Traceback" not in err and "Task exception" not in err, err
+    error, hint = err.strip().splitlines()
+    assert error.startswith("error: remote 's3' (s3://killed/store): uploading object"), err
+    assert hint.startswith("  hint: check the url"), err
+
+
+def test_a_failed_task_left_on_the_backends_loop_prints_nothing(
+    s3_bucket: str, moto_endpoint: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What aiohttp leaves behind when a connection dies, made on purpose: reported at debug."""
+    import asyncio
+
+    spec = RemoteSpec.of(
+        "s3", f"s3://{s3_bucket}/store", {"endpoint_url": moto_endpoint}, root=tmp_path
+    )
+    loop = FsspecRemote(spec).fs.loop
+
+    async def fail() -> None:
+        raise ConnectionResetError("the server went away")
+
+    async def orphan() -> None:
+        task = asyncio.ensure_future(fail())
+        await asyncio.sleep(0.05)
+        assert task.done()
+        del task  # its exception never retrieved
+
+    caplog.set_level(logging.DEBUG, logger="conveyor.data.remote_fsspec")
+    asyncio.run_coroutine_threadsafe(orphan(), loop).result(timeout=10)
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    [record] = [r for r in caplog.records if r.name == "conveyor.data.remote_fsspec"]
+    assert record.getMessage() == "remote backend: Task exception was never retrieved"

@@ -243,3 +243,46 @@ def test_unwritable_log_gives_a_failed_outcome(tmp_path: Path, make_pool: MakePo
     assert outcome.code == 127
     assert "s.log" in outcome.tail
     assert not (tmp_path / "ran").exists()
+
+
+def test_background_job_holding_the_output_is_waited_for(
+    tmp_path: Path, make_pool: MakePool, sink: ListSink
+) -> None:
+    pool = make_pool()
+    pool.submit(job(tmp_path, "s", "(sleep 0.3; echo late) & echo early"))
+    [outcome] = run_all(pool)
+    assert outcome.code == 0
+    assert [text for _, text, _ in sink.lines] == ["early", "late"]
+
+
+def test_daemon_left_by_a_finished_command_is_stopped(tmp_path: Path, make_pool: MakePool) -> None:
+    # It closed its output, so the stage looked finished; it must not write outs afterwards.
+    pool = make_pool()
+    daemon = "sh -c 'echo $$ > d.tmp; mv d.tmp d.pid; exec sleep 60' >/dev/null 2>&1 </dev/null &"
+    pool.submit(job(tmp_path, "s", f"{daemon} while [ ! -e d.pid ]; do sleep 0.01; done"))
+    [outcome] = run_all(pool)
+    assert outcome.code == 0
+    assert not alive(int((tmp_path / "d.pid").read_text()))
+
+
+def test_exit_codes_and_signals_come_through_the_supervisor(
+    tmp_path: Path, make_pool: MakePool
+) -> None:
+    pool = make_pool()
+    pool.submit(job(tmp_path, "code", "exit 42"))
+    pool.submit(job(tmp_path, "signal", "kill -USR1 $$"))
+    codes = {o.stage: o.code for o in run_all(pool)}
+    assert codes == {"code": 42, "signal": -signal.SIGUSR1}
+
+
+def test_stop_reaches_a_grandchild_that_left_the_process_group(
+    tmp_path: Path, make_pool: MakePool
+) -> None:
+    pool = make_pool(jobs=1)
+    pool.submit(job(tmp_path, "s", "setsid sleep 60 & echo $! > pid.tmp; mv pid.tmp pid; wait"))
+    wait_for((tmp_path / "pid").exists, "the job to start its grandchild")
+    escaped = int((tmp_path / "pid").read_text())
+    wait_for(lambda: os.getpgid(escaped) == escaped, "the grandchild to leave the group")
+    pool.stop(grace=5.0)
+    assert [(o.stage, o.code) for o in pool.wait()] == [("s", -signal.SIGTERM)]
+    wait_for(lambda: not alive(escaped), "the escaped grandchild to die")

@@ -8,6 +8,7 @@ results all match the last scan (one digest over all of them) is not even looked
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat as stat_mod
@@ -339,7 +340,10 @@ def _store_in_processes(
         for i in range(0, len(small), size)
     ]
     results: dict[str, str] = {}
-    with multiprocessing.get_context("fork").Pool(cores) as pool:
+    # Forked by this thread (and by the pool's own handler thread), both of which outlive the
+    # pool: the death signal, which follows the forking thread, fires only when we are gone.
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(cores, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         for part in pool.imap_unordered(_store_chunk, tasks):
             for rel, oid, tmp, nbytes in part:
                 if tmp is not None:
@@ -347,6 +351,29 @@ def _store_in_processes(
                 results[rel] = oid
                 progress.advance(nbytes)
     return results
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a storing process: end at once, silently, when the command that started it ends.
+
+    Otherwise a killed ``conveyor add`` leaves its storing processes working through their
+    task and then printing a BrokenPipeError traceback each, when they hand in the result.
+    SIGKILL, because there is nothing to clean up: an unnamed object vanishes with its
+    descriptor, and a named temp file is cleared by the next command. Ctrl-C is the parent's
+    to handle (it ends the pool), not each child's to print a KeyboardInterrupt for.
+    """
+    import ctypes
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: only the parent stops them
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it ended before the death signal was set
+        os._exit(0)
 
 
 def _store_chunk(

@@ -8,6 +8,7 @@ here into a :class:`RemoteError` that names the remote.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import uuid
@@ -21,6 +22,7 @@ from conveyor.data.transfer_io import Scratch, download_each, parallel
 from conveyor.foundation.errors import ConfigError, ConveyorError, RemoteError
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 # Below this many objects, one request per object beats listing folders.
 _FEW = 16
@@ -235,7 +237,26 @@ def _filesystem(spec: RemoteSpec) -> tuple[Any, str]:
         ) from exc
     except Exception as exc:
         raise remote_error(spec, "opening", exc) from exc
+    _quiet_loop(fs)
     return fs, str(root)
+
+
+def _quiet_loop(fs: Any) -> None:
+    """Keep an async backend's event loop from printing what the user is told anyway.
+
+    When a server vanishes mid-transfer, aiohttp leaves a task per connection whose exception
+    nobody retrieves (the request fails with its own error, which reaches the user as a
+    RemoteError); asyncio's default handler prints each with its traceback, hundreds of lines
+    before the one that matters. They go to this module's logger, at debug level, instead.
+    """
+    loop = getattr(fs, "loop", None)  # fsspec's one loop, in its own thread, for all backends
+    if loop is not None and hasattr(loop, "set_exception_handler"):
+        loop.set_exception_handler(_log_loop_error)
+
+
+def _log_loop_error(_loop: Any, context: dict[str, Any]) -> None:
+    exc = context.get("exception")
+    _log.debug("remote backend: %s", context.get("message"), exc_info=exc)
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

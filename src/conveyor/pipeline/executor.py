@@ -15,6 +15,12 @@ command gets its own process group, so :meth:`LocalPool.stop` reaches grandchild
 the queue (those jobs never start and never report), sends SIGTERM to every running group, SIGKILL
 to those left after ``grace`` seconds, and waits for them. Call ``stop`` in a ``finally``.
 
+Nothing of a command outlives the pool's process, however that process ends (a SIGKILL to it or
+to its process group, which is how CI cancels a job): each command runs under a small supervisor
+(:mod:`conveyor.pipeline.supervise`) that kills all of it when this process's pipe to it closes.
+A command is done when it has exited and its output is closed; a process it leaves behind that
+closed its output (a daemon) is stopped then, so the stage's outs are not written after it.
+
     pool = LocalPool(jobs=2, sink=my_sink)
     try:
         pool.submit(Job("train", ("python train.py",), root, os.environ, root / "train.log"))
@@ -34,6 +40,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -44,6 +51,8 @@ from typing import IO, NamedTuple, Protocol, TextIO
 
 TAIL_LINES = 20
 CANNOT_START = 127  # what sh itself returns for a command it cannot find
+# Run as a script with -I -S: no site-packages to scan, so it starts in a few milliseconds.
+_SUPERVISOR = (sys.executable, "-I", "-S", str(Path(__file__).with_name("supervise.py")))
 
 
 class Job(NamedTuple):
@@ -221,6 +230,7 @@ class LocalPool:
                     reader.start()
                 for reader in readers:
                     reader.join()
+                _output_read(proc)
                 return proc.wait()
         finally:
             with self._lock:
@@ -234,10 +244,10 @@ class LocalPool:
                 return -signal.SIGTERM.value, f"stopped before {command!r}"
             try:
                 proc = subprocess.Popen(
-                    ["/bin/sh", "-c", command],
+                    [*_SUPERVISOR, "/bin/sh", "-c", command],
                     cwd=job.cwd,
                     env=dict(job.env),
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE,  # its end closing tells the supervisor we are gone
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     start_new_session=True,
@@ -246,3 +256,11 @@ class LocalPool:
                 return CANNOT_START, f"cannot run {command!r} in {job.cwd}: {exc.strerror or exc}"
             self._procs.add(proc)
             return proc
+
+
+def _output_read(proc: subprocess.Popen[bytes]) -> None:
+    """Tell ``proc``'s supervisor that its output is all read: it may finish with the command."""
+    assert proc.stdin is not None
+    # Unbuffered: a byte left in a buffer would raise again when Popen closes the pipe.
+    with contextlib.suppress(BrokenPipeError):  # it was killed (stop) and needs no telling
+        os.write(proc.stdin.fileno(), b".")

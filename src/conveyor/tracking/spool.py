@@ -98,8 +98,9 @@ def unreachable(exc: BaseException) -> bool:
 
 
 def _kept(exc: Exception) -> ConveyorError:
+    reason = " ".join(str(getattr(exc, "orig", exc)).split())  # libpq's run over several lines
     return ConveyorError(
-        f"the metadata store cannot take the pending records now: {getattr(exc, 'orig', exc)}",
+        f"the metadata store cannot take the pending records now: {reason}",
         hint="they stay in .conveyor/spool and are applied by the next command that reads it",
     )
 

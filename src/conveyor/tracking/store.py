@@ -12,6 +12,10 @@ Contract (every implementation passes ``tests/tracking/test_store_contract.py``)
   takes the write lock up front (``BEGIN IMMEDIATE``) with a 60 s busy timeout, so writers queue
   instead of failing with "database is locked"; PostgreSQL serialises upserts by primary key.
 - Reads return plain dicts (see :meth:`SqlStore.runs`); nothing returned aliases the store.
+- Nothing waits forever for a database server: connecting gives up after ``connect_timeout``
+  (10 s) and a statement after ``statement_timeout`` (60 s), both overridable in the URL
+  (``?connect_timeout=3&options=-c statement_timeout=5000``); a server gone silent is noticed
+  by TCP keepalives. Either way the store raises a :class:`ConveyorError` naming the server.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ class SqlStore(reads.Reads):
         except sa.exc.OperationalError as exc:
             self.engine.dispose()
             raise ConveyorError(
-                f"cannot open the metadata store at {_safe(self.url)}: {exc.orig}",
+                f"cannot open the metadata store at {_safe(self.url)}: {_reason(exc)}",
                 hint="check CONVEYOR_DB / db.url, and that the database server is running",
             ) from exc
 
@@ -140,13 +144,49 @@ class SqlStore(reads.Reads):
     # -- reading: the queries live in reads.py, shared with the sqlite3 fast path -----------
 
     def _execute(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.text(sql), dict(params)))
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(sa.text(sql), dict(params)))
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise ConveyorError(
+                f"the metadata store at {_safe(self.url)} did not answer: {_reason(exc)}",
+                hint="check that the database server is running and reachable, then try again",
+            ) from exc
 
 
 def _safe(url: str) -> str:
     """A URL without its password, for messages."""
     return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _reason(exc: sa.exc.DBAPIError) -> str:
+    """The driver's message on one line (libpq's run over several)."""
+    return " ".join(str(exc.orig).split())
+
+
+CONNECT_TIMEOUT = 10  # seconds
+STATEMENT_TIMEOUT = 60_000  # milliseconds
+
+
+def _pg_connect_args(url: str) -> dict[str, Any]:
+    """libpq settings that bound every wait on the server, unless the URL sets its own."""
+    query = sa.engine.make_url(url).query
+    args: dict[str, Any] = {
+        # A dead or silent server: the kernel gives up on it after about 30 s without answers.
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+    if "connect_timeout" not in query:
+        args["connect_timeout"] = CONNECT_TIMEOUT
+    options = query.get("options", "")
+    if not isinstance(options, str):
+        options = " ".join(options)
+    if "statement_timeout" not in options:
+        # Also ends a wait for a lock that another (hung) session holds.
+        args["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT}".strip()
+    return args
 
 
 def _engine(url: str) -> sa.Engine:
@@ -171,4 +211,4 @@ def _engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=_pg_connect_args(url))
