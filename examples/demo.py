@@ -102,6 +102,8 @@ def run(demo: Demo, remote: Path) -> None:
     demo.sh("conveyor", "status")
     demo.sh("conveyor", "fsck")
 
+    safety(demo)
+
     demo.section("The pipeline: prepare -> train -> evaluate, declared in conveyor.yaml")
     demo.sh("conveyor", "dag")
     demo.sh("conveyor", "run")
@@ -183,6 +185,24 @@ def run(demo: Demo, remote: Path) -> None:
     )
     gates(demo)
     serve(demo)
+
+
+def safety(demo: Demo) -> None:
+    """What a cloned repository holds is untrusted: it never writes into .git or outside the
+    project, and secrets never reach a committed file."""
+    demo.section("Safe by default: a hostile pointer, a secret, local state kept out of git")
+    hostile = demo.root / "hooks.cvy"
+    raw = (demo.root / "data" / "raw.cvy").read_text()
+    hostile.write_text(raw.replace("path: raw", "path: .git/hooks"))
+    print("a pointer whose path leads into .git/hooks (a hook runs code on the next git command):")
+    demo.sh("grep", "path:", "hooks.cvy")
+    demo.sh("conveyor", "checkout", "hooks.cvy", expect=2)
+    hostile.unlink()
+    demo.sh("conveyor", "config", "db.url", "postgresql://ml:s3cret@db.example/ml", expect=2)
+    demo.sh("conveyor", "config", "--local", "db.url", "postgresql://ml:s3cret@db.example/ml")
+    demo.sh("conveyor", "config", "--list")
+    demo.sh("conveyor", "config", "--local", "--unset", "db.url")
+    demo.sh("git", "status", "--short", "--ignored", ".conveyor")
 
 
 def gates(demo: Demo) -> None:
