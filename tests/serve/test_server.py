@@ -88,7 +88,7 @@ def test_csv_ping_version_and_request_ids(server: Server) -> None:
     assert headers["x-request-id"] == "mine-1"
     v2 = {
         "id": "body-id",
-        "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": X[0].tolist()}],
+        "inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64", "data": X[0].tolist()}],
     }
     assert server.json("POST", "/v2/models/clf/infer", v2)[2]["x-request-id"] == "body-id"
     _, body, headers = server.json(

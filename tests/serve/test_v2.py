@@ -69,7 +69,10 @@ def test_binary_tensor_data_after_the_json_header() -> None:
             body({"name": "x", "shape": [3], "datatype": "FP64", "data": [1, 2]}),
             "shape [3] holds 3 values; the data has 2",
         ),
-        (body({"name": "x", "shape": [1], "datatype": "FP64", "data": ["a"]}), "data is not FP64"),
+        (
+            body({"name": "x", "shape": [1], "datatype": "FP64", "data": ["a"]}),
+            "input 'x': FP64 data must be numbers; it holds text, like 'a'",
+        ),
         (
             body({"name": "x", "shape": "2", "datatype": "FP64", "data": [1]}),
             "shape must be a list",
@@ -97,13 +100,20 @@ def test_binary_size_past_the_body_is_refused() -> None:
 
 def test_model_input_for_array_and_table_models() -> None:
     x = np.zeros((1, 2))
-    assert v2.model_input(ARRAY, {"whatever": x}) is x
+    assert v2.model_input(ARRAY, {"input": x}) is x
+    with pytest.raises(RequestError, match="the model has no input 'whatever'") as info:
+        v2.model_input(ARRAY, {"whatever": x})
+    assert info.value.hint is not None and "its inputs: input" in info.value.hint
+    with pytest.raises(RequestError, match="the model has no input 'b'"):
+        v2.model_input(ARRAY, {"input": x, "b": x})
     with pytest.raises(RequestError, match="one input tensor"):
-        v2.model_input(ARRAY, {"a": x, "b": x})
+        v2.model_input(None, {"a": x, "b": x})
     columns = {"age": np.array([3]), "city": np.array(["x"], dtype=object)}
     assert v2.model_input(TABLE, columns) is columns
     rows = np.array([[3, "x"]], dtype=object)
     assert v2.model_input(TABLE, {"rows": rows}) is rows
+    with pytest.raises(RequestError, match="the model has no input 'town'"):
+        v2.model_input(TABLE, {"age": np.array([3]), "town": np.array(["x"], dtype=object)})
 
 
 def test_response_and_metadata_bodies() -> None:
