@@ -220,7 +220,10 @@ def _shaped(array: Any, name: str, shape: list[int]) -> Any:
         raise RequestError(
             f"input {name!r}: shape {shape} holds {want} values; the data has {array.size}"
         )
-    return array.reshape(shape)
+    try:
+        return array.reshape(shape)
+    except ValueError as exc:  # no data, but a shape past what numpy can index
+        raise RequestError(f"input {name!r}: shape {shape} is not possible: {exc}") from exc
 
 
 def model_input(signature: Signature | None, tensors: dict[str, Any]) -> Any:
