@@ -114,9 +114,11 @@ class PredictionLog:
             segment.finish()
         self._files.clear()
 
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Write what is pending; the number of bytes taken."""
         with self._lock:
             taken, self._pending, self._size = self._pending, [], 0
+        size = sum(len(line) for _, line in taken)
         lines: dict[str, list[bytes]] = {}
         for model, line in taken:
             lines.setdefault(model, []).append(line)
@@ -142,6 +144,7 @@ class PredictionLog:
             if self.failing is not None:
                 self.failing = None
                 self.notify(f"prediction log: writing to {self.folder} again")
+        return size
 
     def _drop(self, records: int) -> None:
         with self._lock:  # the event loop and the writer both count
@@ -160,8 +163,8 @@ class PredictionLog:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
-            if not self._stop.is_set():
-                self.flush()
+            if not self._stop.is_set() and self.flush() >= _TRIM_BYTES:
+                _trim()
 
 
 class _Segment:
@@ -219,6 +222,30 @@ class _Segment:
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+_TRIM_BYTES = 2**20
+
+
+def _trim() -> None:
+    """Hand the memory of the records just written (and of their requests) back to the system.
+    glibc keeps freed blocks of the sizes a 1,000-row request makes in its heaps, so under a
+    long load of them the server's resident memory would stay at its highest; trimming after
+    each large write holds it near the steady state (``bench/serving_memory.py``). Elsewhere
+    (musl, macOS), nothing to do."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        import ctypes
+
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)  # ctypes lets go of the GIL meanwhile: requests go on
+
+
+_MALLOC_TRIM: Any = None
 
 
 def read(folder: Path, model: str | None = None) -> Iterator[dict[str, Any]]:
