@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.serve import predlog
 from conveyor.serve.metrics import Metrics
+from tests.serve.conftest import Server
 
 
 def test_exposition_parses_and_counts() -> None:
@@ -98,3 +104,108 @@ def test_rows_sent_unchanged_are_logged_as_sent(tmp_path: Path) -> None:
     log.close()
     (record,) = predlog.read(tmp_path)
     assert np.array_equal(record["inputs"], checked) and record["outputs"] == [1, 0]
+
+
+def test_a_log_that_cannot_write_drops_and_counts_then_resumes(tmp_path: Path) -> None:
+    folder = tmp_path / "plog"
+    told: list[str] = []
+    log = predlog.PredictionLog(folder, interval=0.02, buffer_bytes=20_000, notify=told.append)
+    rows = np.zeros((50, 3))
+    log.record("r0", "clf", "1", "infer", rows, np.zeros(50))
+    log.flush()
+    assert [r["id"] for r in predlog.read(folder)] == ["r0"]
+    shutil.rmtree(folder)
+    folder.write_text("a file where the folder was")  # root ignores permissions; not this
+    for i in range(2000):
+        log.record(f"r{i + 1}", "clf", "1", "infer", rows, np.zeros(50))
+        assert log.pending_bytes <= 20_000
+    log.flush()
+    deadline = time.monotonic() + 10  # the writer thread may hold the last batch it took
+    while log.dropped < 2000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log.dropped == 2000 and log.failing is not None
+    assert len(told) == 1 and "prediction log: cannot write" in told[0]
+    folder.unlink()
+    log.record("back", "clf", "1", "infer", rows, np.zeros(50))
+    log.close()
+    assert [r["id"] for r in predlog.read(folder)] == ["back"]
+    assert log.failing is None and len(told) == 2 and "again" in told[1]
+
+
+def test_a_failed_write_leaves_no_half_line(tmp_path: Path) -> None:
+    # A full disk cannot be made here without privileges; /dev/full is one: every write to
+    # it fails with ENOSPC, as a full disk's would.
+    log = predlog.PredictionLog(tmp_path, interval=60)
+    log.record("r1", "clf", "1", "infer", np.zeros((1, 3)), np.zeros(1))
+    log.flush()
+    (segment,) = log._files.values()
+    os.dup2(os.open("/dev/full", os.O_WRONLY), segment.fd)
+    log.record("r2", "clf", "1", "infer", np.zeros((1, 3)), np.zeros(1))
+    log.flush()
+    assert log.dropped == 1 and "No space left" in (log.failing or "")
+    log.record("r3", "clf", "1", "infer", np.zeros((1, 3)), np.zeros(1))
+    log.close()
+    assert [r["id"] for r in predlog.read(tmp_path)] == ["r1", "r3"]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+def test_a_server_whose_log_folder_is_gone_keeps_answering_with_bounded_memory(
+    registered: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "plog"
+    server = Server(
+        registered, "models:/clf@production", "--log-dir", str(folder), "--log-buffer-mb", "2"
+    )
+    rows = json.dumps({"inputs": np.random.default_rng(0).normal(size=(200, 3)).tolist()})
+    body = rows.encode()  # a log record of about 12 KB
+
+    def load(n: int) -> list[int]:
+        def one(_: int) -> int:
+            return server.request("POST", "/invocations", body)[0]
+
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(one, range(n)))
+
+    def dropped() -> float:
+        text = server.request("GET", "/metrics")[1].decode()
+        (family,) = [
+            f
+            for f in text_string_to_metric_families(text)
+            if f.name == "conveyor_prediction_log_dropped"
+        ]
+        return family.samples[0].value
+
+    try:
+        assert set(load(300)) == {200}  # warm: the model, the allocator, the log's segment
+        before = rss_mib(server.proc.pid)
+        shutil.rmtree(folder)
+        folder.write_text("a file where the folder was")  # as root, chmod would not stop it
+        statuses = load(3000)  # 36 MB of records if they were all kept
+        after = rss_mib(server.proc.pid)
+        assert set(statuses) == {200}
+        assert dropped() >= 2500
+        assert after - before < 20, (before, after)
+        folder.unlink()
+        deadline = time.monotonic() + 30
+        sent: set[str] = set()
+        while True:  # logging resumes by itself once the folder can be made again
+            status, _, headers = server.request("POST", "/invocations", body)
+            assert status == 200
+            sent.add(headers["x-request-id"])
+            if sent & {r["id"] for r in predlog.read(folder, "clf")}:
+                break
+            assert time.monotonic() < deadline, "the log did not resume"
+            time.sleep(0.3)
+        count = dropped()
+        assert set(load(20)) == {200} and dropped() == count  # none dropped once it works
+    finally:
+        output = server.stop()
+    assert output.count("prediction log: cannot write") == 1, output  # once, not per request
+    assert "prediction log: writing to" in output and "Traceback" not in output

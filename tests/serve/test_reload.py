@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import shutil
 import socket
 import subprocess
 import threading
@@ -100,3 +102,80 @@ def test_a_package_folder_is_served_as_version_local(registered: Path) -> None:
         assert json.loads(raw)["outputs"][0]["data"] == TRUTH
     finally:
         server.stop()
+
+
+def broken_copy(root: Path, name: str, how: str) -> Path:
+    """A copy of package v1 that cannot be loaded: an untrusted pickle, or a corrupt file."""
+    folder = root / name
+    shutil.copytree(root / "v1", folder)
+    manifest = folder / "conveyor-model.yaml"
+    if how == "pickle":
+        (folder / "model.skops").unlink()
+        (folder / "model.joblib").write_bytes(pickle.dumps({"not": "vouched for"}))
+        text = manifest.read_text().replace("model.skops", "model.joblib")
+        manifest.write_text(text.replace("format: skops", "format: joblib"))
+    else:
+        (folder / "model.skops").write_bytes(b"not a zip file at all")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("how", "workers", "reason"),
+    [
+        ("pickle", "1", "is a pickle, and the package does not say it is trusted"),
+        ("corrupt", "1", "BadZipFile"),
+        ("pickle", "2", "is a pickle, and the package does not say it is trusted"),
+    ],
+)
+def test_a_model_that_cannot_be_loaded_at_start_up_stops_the_server(
+    registered: Path, how: str, workers: str, reason: str
+) -> None:
+    folder = broken_copy(registered, f"broken-{how}-{workers}", how)
+    started = time.monotonic()
+    proc = run_serve(registered, str(folder), "--port", "0", "--workers", workers)
+    assert proc.returncode == 2, proc.stderr
+    assert reason in proc.stderr and f"cannot load {folder}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 45  # it stopped; it did not wait for a fix
+
+
+def test_a_registered_version_that_cannot_be_loaded_stops_the_server_at_start_up(
+    tmp_path: Path,
+) -> None:
+    root = make_project(tmp_path / "proj")
+    cli(root, "models", "register", "clf", str(broken_copy(root, "bad", "pickle")))
+    proc = run_serve(root, "models:/clf/3", "--port", "0")
+    assert proc.returncode == 2 and "cannot load models:/clf/3" in proc.stderr, proc.stderr
+    assert "the package does not say it is trusted" in proc.stderr
+
+    # Once serving, an alias moved to that version keeps the old one serving.
+    server = Server(root, "models:/clf@production", "--reload-interval", "0.1")
+    try:
+        cli(root, "models", "alias", "clf@production", "3")
+        deadline = time.monotonic() + 30
+        while 'result="failed"} ' not in (metrics := server.request("GET", "/metrics")[1].decode()):
+            assert time.monotonic() < deadline, "the failed reload was never counted"
+            time.sleep(0.1)
+        time.sleep(0.5)  # a few more attempts
+        body = json.dumps({"inputs": X.tolist()}).encode()
+        status, raw, headers = server.request("POST", "/invocations", body)
+        assert status == 200 and json.loads(raw)["predictions"] == TRUTH
+        assert headers["x-model-version"] == "1" and server.ready()
+    finally:
+        log = server.stop()
+    assert log.count("keeping version 1") == 1, log  # said once, not every 0.1 s
+    assert 'conveyor_model_reloads_total{model="clf",result="loaded"}' not in metrics
+
+
+def test_the_first_load_is_not_a_reload(registered: Path) -> None:
+    # A reload interval shorter than the load: the watcher must not take the first load for
+    # an alias that moved.
+    server = Server(registered, "models:/clf@production", "--reload-interval", "0.01")
+    try:
+        time.sleep(0.5)
+        metrics = server.request("GET", "/metrics")[1].decode()
+    finally:
+        log = server.stop()
+    assert "conveyor_model_reloads_total{" not in metrics
+    assert 'conveyor_model_info{model="clf",version="1"' in metrics
+    assert "moved" not in log and "serving clf version 1" in log

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_csv_ping_version_and_request_ids(server: Server) -> None:
     assert headers["x-request-id"] == "mine-1"
     v2 = {
         "id": "body-id",
-        "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": X[0].tolist()}],
+        "inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64", "data": X[0].tolist()}],
     }
     assert server.json("POST", "/v2/models/clf/infer", v2)[2]["x-request-id"] == "body-id"
     _, body, headers = server.json(
@@ -199,3 +200,174 @@ def test_predictions_are_logged_by_request_id(server: Server, registered: Path) 
     (record,) = found
     assert record["version"] == "1" and record["endpoint"] == "invocations"
     assert record["inputs"] == X[:2].tolist() and record["outputs"] == TRUTH[:2].tolist()
+
+
+def infer_body(*inputs: dict[str, object], **extra: object) -> dict[str, object]:
+    return {"inputs": list(inputs), **extra}
+
+
+def row(datatype: str, data: list[object], name: str = "input") -> dict[str, object]:
+    return {"name": name, "shape": [1, 3], "datatype": datatype, "data": data}
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (infer_body(row("INT8", [300, 0, 0])), "input 'input': 300 is out of the range of INT8"),
+        (infer_body(row("UINT8", [-1, 0, 0])), "input 'input': -1 is out of the range of UINT8"),
+        (infer_body(row("INT64", [10**20, 0, 0])), "input 'input': 1e+20 is out of the range"),
+        (infer_body(row("INT64", [0.5, 1.5, -2.5])), "INT64 data must be integers; it holds 0.5"),
+        (infer_body(row("FP64", ["1.0", 0, 0])), "input 'input': FP64 data must be numbers"),
+        (infer_body(row("FP64", [True, 0.5, 0.5])), "it holds booleans"),
+        (infer_body(row("FP64", [1, 2, 3], name="x")), "the model has no input 'x'"),
+        (infer_body(row("FP64", [1, 2, 3]), row("FP64", [1, 2, 3])), "'input' is given twice"),
+        (infer_body(row("FP64", [1, 2, 3]), id={"a": 1}), "'id' must be a string"),
+    ],
+)
+def test_v2_values_that_do_not_fit_answer_400(server: Server, doc: object, message: str) -> None:
+    status, body, _ = server.json("POST", "/v2/models/clf/infer", doc)
+    assert status == 400, body
+    assert message in body["error"]
+
+
+def test_tritonclient_binary_inputs_are_checked_too(server: Server) -> None:
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    try:
+        unknown = triton.InferInput("features", list(X.shape), "FP64")
+        unknown.set_data_from_numpy(X, binary_data=True)
+        with pytest.raises(InferenceServerException, match="the model has no input 'features'"):
+            client.infer("clf", [unknown])
+        twice = [triton.InferInput("input", list(X.shape), "FP64") for _ in range(2)]
+        for given in twice:
+            given.set_data_from_numpy(X, binary_data=True)
+        with pytest.raises(InferenceServerException, match="input 'input' is given twice"):
+            client.infer("clf", twice)
+        whole = np.array([[3, -1, 2], [-4, 0, 1]])
+        ints = triton.InferInput("input", [2, 3], "INT64")
+        ints.set_data_from_numpy(whole.astype(np.int64), binary_data=True)
+        floats = triton.InferInput("input", [2, 3], "FP64")
+        floats.set_data_from_numpy(whole.astype(np.float64), binary_data=True)
+        as_ints = client.infer("clf", [ints]).as_numpy("output").tolist()
+        assert as_ints == client.infer("clf", [floats]).as_numpy("output").tolist()
+    finally:
+        client.close()
+    head = json.dumps(
+        {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64",
+                     "parameters": {"binary_data_size": 24}}]}
+    ).encode()  # fmt: skip
+    values = X[:1].astype("<f8").tobytes()
+    for tail, status in ((b"", 200), (b"junk", 400)):
+        got, raw, _ = server.request(
+            "POST",
+            "/v2/models/clf/infer",
+            head + values + tail,
+            {"Inference-Header-Content-Length": str(len(head))},
+        )
+        assert got == status, raw
+    assert b"4 bytes after its last binary input" in raw
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/v2/models/clf/infer", "POST"),
+        ("DELETE", "/v2/models/clf/versions/1/infer", "POST"),
+        ("POST", "/v2/models/clf", "GET, HEAD"),
+        ("POST", "/v2/health/ready", "GET, HEAD"),
+        ("GET", "/invocations", "POST"),
+        ("POST", "/ping", "GET, HEAD"),
+        ("PUT", "/metrics", "GET, HEAD"),
+        ("POST", "/openapi.json", "GET, HEAD"),
+    ],
+)
+def test_405_answers_say_which_methods_are_allowed(
+    server: Server, method: str, path: str, allow: str
+) -> None:
+    status, _, headers = server.request(method, path, b"{}" if method != "GET" else None)
+    assert status == 405 and headers["allow"] == allow
+
+
+def component(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """A schema of the served OpenAPI document, with its references resolvable."""
+    return {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "schema", "body"),
+    [
+        ("/invocations", "ScoringRequest", {}),
+        ("/invocations", "ScoringRequest", {"inputs": []}),
+        ("/invocations", "ScoringRequest", {"inputs": X.tolist(), "instances": X.tolist()}),
+        ("/invocations", "ScoringRequest", {"dataframe_records": []}),
+        ("/invocations", "ScoringRequest", {"dataframe_split": {"columns": ["a"]}}),
+        ("/v2/models/clf/infer", "InferenceRequest", {"inputs": []}),
+        ("/v2/models/clf/infer", "InferenceRequest", {"id": {}, "inputs": [row("FP64", [0] * 3)]}),
+        (
+            "/v2/models/clf/infer",
+            "InferenceRequest",
+            {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64"}]},
+        ),
+        (
+            "/v2/models/clf/infer",
+            "InferenceRequest",
+            {"inputs": [{**row("FP64", [0] * 3), "datatype": "FP8"}]},
+        ),
+    ],
+)
+def test_bodies_the_openapi_document_refuses_are_answered_400(
+    server: Server, path: str, schema: str, body: object
+) -> None:
+    import jsonschema
+
+    doc = server.json("GET", "/openapi.json")[1]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, component(doc, schema))
+    status, answer, _ = server.json("POST", path, body)
+    assert status == 400, answer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [("/invocations", "ScoringRequest"), ("/v2/models/clf/infer", "InferenceRequest")],
+)
+def test_bodies_the_openapi_document_allows_are_never_answered_5xx(
+    server: Server, path: str, schema: str
+) -> None:
+    import jsonschema
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis_jsonschema import from_schema
+
+    doc = server.json("GET", "/openapi.json")[1]
+    seen: set[int] = set()
+
+    @settings(
+        max_examples=40,  # generating from the v2 schema is slow: about a second each
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    @given(from_schema(component(doc, schema)))
+    def answered(body: object) -> None:
+        status, raw, _ = server.request("POST", path, json.dumps(body).encode())
+        assert status < 500, (body, raw)
+        seen.add(status)
+
+    answered()
+    assert 400 in seen  # the generator reached the server's checks
+    # ... and what the document promises is served: a valid body of each form answers 200
+    for body in (
+        (
+            {"inputs": X.tolist()},
+            {"instances": X.tolist()},
+            {"dataframe_split": {"columns": ["a", "b", "c"], "data": X.tolist()}},
+            {"dataframe_records": [dict(zip("abc", r, strict=True)) for r in X.tolist()]},
+        )
+        if schema == "ScoringRequest"
+        else (infer_body(row("FP64", X[0].tolist()), id="r"),)
+    ):
+        jsonschema.validate(body, component(doc, schema))
+        assert server.json("POST", path, body)[0] == 200, body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 
 import numpy as np
@@ -69,7 +70,10 @@ def test_binary_tensor_data_after_the_json_header() -> None:
             body({"name": "x", "shape": [3], "datatype": "FP64", "data": [1, 2]}),
             "shape [3] holds 3 values; the data has 2",
         ),
-        (body({"name": "x", "shape": [1], "datatype": "FP64", "data": ["a"]}), "data is not FP64"),
+        (
+            body({"name": "x", "shape": [1], "datatype": "FP64", "data": ["a"]}),
+            "input 'x': FP64 data must be numbers; it holds text, like 'a'",
+        ),
         (
             body({"name": "x", "shape": "2", "datatype": "FP64", "data": [1]}),
             "shape must be a list",
@@ -97,13 +101,20 @@ def test_binary_size_past_the_body_is_refused() -> None:
 
 def test_model_input_for_array_and_table_models() -> None:
     x = np.zeros((1, 2))
-    assert v2.model_input(ARRAY, {"whatever": x}) is x
+    assert v2.model_input(ARRAY, {"input": x}) is x
+    with pytest.raises(RequestError, match="the model has no input 'whatever'") as info:
+        v2.model_input(ARRAY, {"whatever": x})
+    assert info.value.hint is not None and "its inputs: input" in info.value.hint
+    with pytest.raises(RequestError, match="the model has no input 'b'"):
+        v2.model_input(ARRAY, {"input": x, "b": x})
     with pytest.raises(RequestError, match="one input tensor"):
-        v2.model_input(ARRAY, {"a": x, "b": x})
+        v2.model_input(None, {"a": x, "b": x})
     columns = {"age": np.array([3]), "city": np.array(["x"], dtype=object)}
     assert v2.model_input(TABLE, columns) is columns
     rows = np.array([[3, "x"]], dtype=object)
     assert v2.model_input(TABLE, {"rows": rows}) is rows
+    with pytest.raises(RequestError, match="the model has no input 'town'"):
+        v2.model_input(TABLE, {"age": np.array([3]), "town": np.array(["x"], dtype=object)})
 
 
 def test_response_and_metadata_bodies() -> None:
@@ -120,3 +131,86 @@ def test_response_and_metadata_bodies() -> None:
         {"name": "city", "datatype": "BYTES", "shape": [-1]},
     ]
     assert meta["outputs"] == [{"name": "output", "datatype": "FP64", "shape": [-1]}]
+
+
+def tensor_body(data: object, datatype: str, shape: list[int] | None = None) -> bytes:
+    size = len(data) if isinstance(data, list) else 1
+    return body({"name": "x", "shape": shape or [size], "datatype": datatype, "data": data})
+
+
+@pytest.mark.parametrize(
+    ("data", "datatype", "message"),
+    [
+        ([300], "INT8", "input 'x': 300 is out of the range of INT8"),
+        ([-1], "UINT8", "input 'x': -1 is out of the range of UINT8"),
+        ([10**20], "INT64", "input 'x': 1e+20 is out of the range of INT64"),
+        ([-1, 2**63], "INT64", "out of the range of INT64"),
+        ([2**64], "UINT64", "out of the range of UINT64"),
+        ([70000], "FP16", "input 'x': 70000 is out of the range of FP16"),
+        ([1e300], "FP32", "out of the range of FP32"),
+        ([1, 1.5], "INT64", "input 'x': INT64 data must be integers; it holds 1.5"),
+        (["1.0"], "FP64", "input 'x': FP64 data must be numbers; it holds text, like '1.0'"),
+        ([1, "2"], "INT32", "INT32 data must be numbers; it holds text"),
+        ([True, 1.0], "FP64", "input 'x': FP64 data must be numbers; it holds booleans"),
+        ([[1, 2], [3, False]], "INT64", "INT64 data must be numbers; it holds booleans"),
+        ([True], "INT64", "INT64 data must be numbers; it holds booleans"),
+        ([None], "FP64", "FP64 data must be numbers; it holds null"),
+        ([{"a": 1}], "FP64", "FP64 data must be numbers; it holds an object"),
+        ([1], "BOOL", "input 'x': BOOL data must be true or false; it holds numbers"),
+        ([1], "BYTES", "input 'x': BYTES data must be strings; it holds numbers"),
+        ([[1, 2], [3]], "FP64", "input 'x': data is not a regular nested list"),
+    ],
+)
+def test_values_that_do_not_fit_the_datatype_are_refused(
+    data: object, datatype: str, message: str
+) -> None:
+    shape = [2, 2] if data == [[1, 2], [3, False]] else None
+    with pytest.raises(RequestError, match=re.escape(message)):
+        v2.parse_infer(tensor_body(data, datatype, shape))
+
+
+@pytest.mark.parametrize(
+    ("data", "datatype", "expected"),
+    [
+        ([127, -128], "INT8", [127, -128]),
+        ([0, 255], "UINT8", [0, 255]),
+        ([2**63], "UINT64", [2**63]),
+        ([2.0, -3], "INT64", [2, -3]),  # whole numbers written with a point are whole
+        ([1, 2.5], "FP32", [1.0, 2.5]),
+        ([True, False], "BOOL", [True, False]),
+        (["a", "b"], "BYTES", ["a", "b"]),
+        ([], "INT64", []),
+    ],
+)
+def test_values_that_fit_keep_their_value(data: object, datatype: str, expected: object) -> None:
+    array = v2.parse_infer(tensor_body(data, datatype)).inputs["x"]
+    assert array.dtype == np.dtype(v2.DATATYPES[datatype])
+    assert array.tolist() == expected
+
+
+def test_ids_names_and_trailing_bytes_are_checked() -> None:
+    one = {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}
+    with pytest.raises(RequestError, match="'id' must be a string, not an object"):
+        v2.parse_infer(body(one, id={"a": 1}))
+    with pytest.raises(RequestError, match="'id' must be a string, not int"):
+        v2.parse_infer(body(one, id=7))
+    with pytest.raises(RequestError, match="input 'x' is given twice"):
+        v2.parse_infer(body(one, one))
+    binary = {"name": "x", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}
+    head = body(binary)
+    value = struct.pack("<d", 2.5)
+    assert v2.parse_infer(head + value, json_length=len(head)).inputs["x"].tolist() == [2.5]
+    with pytest.raises(RequestError, match="the body has 3 bytes after its last binary input"):
+        v2.parse_infer(head + value + b"xyz", json_length=len(head))
+    json_only = body(one)
+    with pytest.raises(RequestError, match="the body has 8 bytes after its last binary input"):
+        v2.parse_infer(json_only + value, json_length=len(json_only))
+    with pytest.raises(RequestError, match="input 'x' is given twice"):
+        v2.parse_infer(body(binary, binary) + value * 2, json_length=len(body(binary, binary)))
+
+
+def test_an_impossible_shape_without_data_is_refused() -> None:
+    # found by the OpenAPI conformance test: numpy refused to reshape, and the server said 500
+    shape = [12110, 0, 60, 8548, 33, 27675, 20145]
+    with pytest.raises(RequestError, match=r"input 'x': shape \[12110, 0, .*\] is not possible"):
+        v2.parse_infer(tensor_body([], "FP64", shape))

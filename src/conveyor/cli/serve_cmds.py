@@ -39,6 +39,14 @@ from conveyor.cli.app import UsageError, arg, command
         metavar="RATE",
         help="share of requests logged, 0 to 1 (default: 1)",
     ),
+    arg(
+        "--log-buffer-mb",
+        type=float,
+        default=64.0,
+        metavar="MB",
+        help="predictions held while the log cannot keep up; past it they are dropped and "
+        "counted (default: 64)",
+    ),
     help="serve registered models over HTTP (OIP v2 and MLflow scoring)",
 )
 def serve_cmd(opts: Namespace) -> None:
@@ -55,8 +63,10 @@ def serve_cmd(opts: Namespace) -> None:
     ):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1")
-    if opts.max_body_mb <= 0 or opts.timeout <= 0 or opts.reload_interval <= 0:
-        raise UsageError("--max-body-mb, --timeout and --reload-interval must be above 0")
+    if min(opts.max_body_mb, opts.timeout, opts.reload_interval, opts.log_buffer_mb) <= 0:
+        raise UsageError(
+            "--max-body-mb, --timeout, --reload-interval and --log-buffer-mb must be above 0"
+        )
     if not 0 <= opts.log_sample <= 1:
         raise UsageError("--log-sample is a share of requests, from 0 to 1")
     root = server.check(opts.uris)
@@ -69,6 +79,7 @@ def serve_cmd(opts: Namespace) -> None:
         reload_interval=opts.reload_interval,
         log_dir=opts.log_dir or server.default_log_dir(root),
         log_rate=opts.log_sample,
+        log_buffer_bytes=int(opts.log_buffer_mb * 2**20),
     )
     server.run(
         opts.uris, root=root, host=opts.host, port=opts.port, workers=opts.workers, options=options

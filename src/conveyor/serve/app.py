@@ -67,6 +67,7 @@ class Options:
     reload_interval: float = 5.0
     log_dir: str | None = None
     log_rate: float = 1.0
+    log_buffer_bytes: int = 64 * 2**20
 
 
 class Reply(NamedTuple):
@@ -75,6 +76,7 @@ class Reply(NamedTuple):
     content_type: bytes = JSON
     version: str | None = None
     request_id: str | None = None  # the v2 body's id, when the client sent no header
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class App:
@@ -85,10 +87,15 @@ class App:
         root: Path | None,
         options: Options | None = None,
         notify: Callable[[str], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.options = options or Options()
         self.metrics = Metrics()
         self.notify = notify or (lambda _message: None)
+        # Called once, with the reason, when a model cannot be loaded at start-up: nothing
+        # loaded before would serve in its place, and retrying would only hide the mistake.
+        self.on_failure = on_failure or (lambda _reason: None)
+        self.failed: str | None = None
         self.served = [
             Served(
                 uri,
@@ -105,11 +112,17 @@ class App:
             self.by_name.setdefault(served.name, []).append(served)
         log_dir = self.options.log_dir
         self.log = (
-            PredictionLog(Path(log_dir), rate=self.options.log_rate)
+            PredictionLog(
+                Path(log_dir),
+                rate=self.options.log_rate,
+                buffer_bytes=self.options.log_buffer_bytes,
+                notify=self.notify,
+            )
             if log_dir and self.options.log_rate > 0
             else None
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._told: dict[str, str] = {}  # the last reload failure printed, by URI
         self._ids = _Ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,9 +146,9 @@ class App:
 
     def start(self) -> None:
         """Load the models in the background (``/v2/health/ready`` says when), then follow
-        their aliases."""
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._load_all()), loop.create_task(self._watch())]
+        their aliases; a model that cannot be loaded makes :attr:`failed` say why and calls
+        ``on_failure``."""
+        self._tasks = [asyncio.get_running_loop().create_task(self._run())]
 
     def stop(self) -> None:
         for task in self._tasks:
@@ -145,43 +158,52 @@ class App:
         if self.log is not None:
             self.log.close()
 
-    async def _load_all(self) -> None:
+    async def _run(self) -> None:
         for served in self.served:
-            await self._load(served)
+            reason = await self._load(served)
+            if reason is not None:
+                self.failed = f"cannot load {served.uri}: {reason}"
+                self.on_failure(self.failed)
+                return
+            assert served.current is not None
+            self.notify(f"serving {served.name} version {served.current.number} ({served.uri})")
         _settle()
+        await self._watch()  # only now: a first load is not a reload
 
-    async def _load(self, served: Served) -> None:
+    async def _load(self, served: Served) -> str | None:
+        """None once loaded, else why not."""
         try:
             await asyncio.to_thread(served.load)
         except ConveyorError as exc:
-            self.notify(f"cannot load {served.uri}: {exc}")
-            return
-        except Exception as exc:  # a broken package must not stop the server's other models
+            return exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+        except Exception as exc:  # a broken package: a missing module, a corrupt file...
             served.error = f"{type(exc).__name__}: {exc}"
-            self.notify(f"cannot load {served.uri}: {served.error}")
-            return
-        assert served.current is not None
-        self.notify(f"serving {served.name} version {served.current.number} ({served.uri})")
+            return served.error
+        return None
 
     async def _watch(self) -> None:
+        """Follow the served aliases; a version that fails to load leaves the old one serving."""
         while True:
             await asyncio.sleep(self.options.reload_interval)
             for served in self.served:
-                if not served.ready and served.error:
-                    await self._load(served)
-                elif served.follows_alias:
-                    before = served.current.number if served.current else "?"
-                    try:
-                        changed = await asyncio.to_thread(served.reload)
-                    except Exception as exc:
-                        self.notify(f"{served.uri}: keeping version {before}: {exc}")
-                        continue
-                    if changed and served.current is not None:
-                        _settle()
-                        self.notify(
-                            f"{served.uri} moved: serving version {served.current.number} "
-                            f"(was {before})"
-                        )
+                if not served.follows_alias:
+                    continue
+                before = served.current.number if served.current else "?"
+                try:
+                    changed = await asyncio.to_thread(served.reload)
+                except Exception as exc:
+                    told = f"{served.uri}: keeping version {before}: {exc}"
+                    if self._told.get(served.uri) != told:  # once, not every few seconds
+                        self._told[served.uri] = told
+                        self.notify(told)
+                    continue
+                self._told.pop(served.uri, None)
+                if changed and served.current is not None:
+                    _settle()
+                    self.notify(
+                        f"{served.uri} moved: serving version {served.current.number} "
+                        f"(was {before})"
+                    )
 
     @property
     def ready(self) -> bool:
@@ -229,6 +251,7 @@ class App:
                     (b"content-length", str(len(reply.body)).encode()),
                     (b"x-request-id", rid.encode()),
                     (b"x-model-version", version.encode()),
+                    *reply.headers,
                 ],
             }
         )
@@ -331,6 +354,9 @@ class App:
             return Reply(200, _version().encode() + b"\n", TEXT)
         if path == "/metrics":
             _only("GET", method)
+            if self.log is not None:
+                self.metrics.log_dropped = self.log.dropped
+                self.metrics.log_pending_bytes = self.log.pending_bytes
             return Reply(200, self.metrics.render().encode(), TEXT)
         if path == "/openapi.json":
             _only("GET", method)
@@ -391,7 +417,8 @@ def _settle() -> None:
 
 def _only(allowed: str, method: str) -> None:
     if method != allowed and not (allowed == "GET" and method == "HEAD"):
-        raise NotAllowed(f"use {allowed} here, not {method}")
+        allow = "GET, HEAD" if allowed == "GET" else allowed
+        raise NotAllowed(f"use {allowed} here, not {method}", allow=allow)
 
 
 def _json(doc: Any, status: int = 200, version: str | None = None) -> Reply:
@@ -400,9 +427,13 @@ def _json(doc: Any, status: int = 200, version: str | None = None) -> Reply:
 
 def _error(exc: RequestError, mlflow: bool) -> Reply:
     if mlflow:
-        return _json(scoring.error(exc), exc.status)
-    message = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-    return _json({"error": message}, exc.status)
+        reply = _json(scoring.error(exc), exc.status)
+    else:
+        message = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+        reply = _json({"error": message}, exc.status)
+    if isinstance(exc, NotAllowed):
+        return reply._replace(headers=((b"allow", exc.allow.encode()),))
+    return reply
 
 
 def _too_large(size: int, limit: int) -> TooLarge:

@@ -11,6 +11,8 @@
 
 Each protocol turns them into its own error body: ``{"error": ...}`` for v2,
 ``{"error_code": ..., "message": ...}`` for MLflow's scoring protocol.
+
+:class:`CannotServe` is the server's own (exit code 2): a model it cannot load at start-up.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ class NotFound(RequestError):
 class NotAllowed(RequestError):
     status = 405
     code = "BAD_REQUEST"
+
+    def __init__(self, message: str, *, allow: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.allow = allow  # the Allow header's value (RFC 9110 wants it on every 405)
 
 
 class TooLarge(RequestError):
@@ -56,3 +62,10 @@ class TimedOut(RequestError):
 class ModelFailed(RequestError):
     status = 500
     code = "INTERNAL_ERROR"
+
+
+class CannotServe(ConveyorError):
+    """A model the server cannot load at start-up (an untrusted or broken package, a missing
+    module): the server stops rather than wait unready for a fix that will not come."""
+
+    exit_code = 2

@@ -6,6 +6,8 @@
     conveyor_requests_in_flight{model}                            gauge
     conveyor_model_reloads_total{model,result}                    counter
     conveyor_model_info{model,version,uri}                        gauge (1 for the served version)
+    conveyor_prediction_log_dropped_total                         counter (records not logged)
+    conveyor_prediction_log_pending_bytes                         gauge (records not yet written)
 
 Plain dictionaries keyed by label values: observing a request is a few dictionary operations.
 With ``--workers N`` each worker process counts its own requests; the metrics of one scrape are
@@ -57,6 +59,8 @@ class Metrics:
         self.in_flight: defaultdict[str, int] = defaultdict(int)
         self.reloads: defaultdict[tuple[str, ...], int] = defaultdict(int)
         self.models: dict[str, tuple[str, str]] = {}  # model -> (version, uri)
+        self.log_dropped = 0  # the prediction log's, copied at each scrape
+        self.log_pending_bytes = 0
 
     def request(self, model: str, version: str, endpoint: str, status: int, seconds: float) -> None:
         self.requests[(model, version, endpoint, str(status))] += 1
@@ -106,6 +110,15 @@ class Metrics:
         out += [
             f"conveyor_model_info{{{_labels(('model', 'version', 'uri'), (m, v, u))}}} 1"
             for m, (v, u) in sorted(self.models.items())
+        ]
+        out += [
+            "# HELP conveyor_prediction_log_dropped_total Predictions the log could not keep "
+            "(it could not write, or its buffer was full).",
+            "# TYPE conveyor_prediction_log_dropped_total counter",
+            f"conveyor_prediction_log_dropped_total {self.log_dropped}",
+            "# HELP conveyor_prediction_log_pending_bytes Predictions waiting to be written.",
+            "# TYPE conveyor_prediction_log_pending_bytes gauge",
+            f"conveyor_prediction_log_pending_bytes {self.log_pending_bytes}",
         ]
         return "\n".join(out) + "\n"
 

@@ -89,6 +89,14 @@ def _model_paths(prefix: str, params: list[dict[str, Any]], tag: str) -> dict[st
     }
 
 
+def _form(key: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A scoring body holding ``key`` (and no other of the four)."""
+    return {"type": "object", "required": [key], "properties": {key: schema}}
+
+
+_RECORD = {"type": "object", "minProperties": 1}
+
+
 def _get(summary: str, op: str, tag: str, responses: dict[str, Any]) -> dict[str, Any]:
     return {"get": {"tags": [tag], "summary": summary, "operationId": op, "responses": responses}}
 
@@ -168,7 +176,14 @@ def document(version: str) -> dict[str, Any]:
     }
 
 
-_TENSOR_DATA = {"type": "array", "description": "row-major values, flat or nested"}
+_TENSOR_DATA = {
+    "type": "array",
+    "description": (
+        "row-major values, flat or nested, of the datatype's kind and range: numbers (integers "
+        "for INT and UINT types), true/false for BOOL, strings for BYTES"
+    ),
+    "items": {"type": ["number", "string", "boolean", "array"]},
+}
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
     "Live": {"type": "object", "properties": {"live": {"type": "boolean"}}},
@@ -208,7 +223,12 @@ _SCHEMAS: dict[str, Any] = {
     },
     "RequestInput": {
         "type": "object",
-        "required": ["name", "shape", "datatype"],
+        "description": (
+            "a tensor named like one of the model's inputs (GET /v2/models/{name}), each name "
+            "once. With Triton's binary tensor extension (the Inference-Header-Content-Length "
+            "header) an input gives parameters.binary_data_size instead of data"
+        ),
+        "required": ["name", "shape", "datatype", "data"],
         "properties": {
             "name": {"type": "string"},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
@@ -231,7 +251,11 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "parameters": {"type": "object"},
-            "inputs": {"type": "array", "minItems": 1, "items": _ref("RequestInput")},
+            "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "items": _ref("RequestInput"),
+            },
             "outputs": {"type": "array", "items": _ref("RequestOutput")},
         },
     },
@@ -256,21 +280,28 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "ScoringRequest": {
-        "type": "object",
         "description": "exactly one of the four forms",
+        "oneOf": [
+            _form("dataframe_split", _ref("DataframeSplit")),
+            _form("dataframe_records", {"type": "array", "minItems": 1, "items": _RECORD}),
+            _form("instances", _ref("Rows")),
+            _form("inputs", _ref("Rows")),
+        ],
+    },
+    "DataframeSplit": {
+        "type": "object",
+        "required": ["data"],
         "properties": {
-            "dataframe_split": {
-                "type": "object",
-                "required": ["data"],
-                "properties": {
-                    "columns": {"type": "array", "items": {"type": "string"}},
-                    "data": {"type": "array", "items": {"type": "array"}},
-                },
-            },
-            "dataframe_records": {"type": "array", "items": {"type": "object"}},
-            "instances": {"type": ["array", "object"]},
-            "inputs": {"type": ["array", "object"]},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "array", "minItems": 1, "items": {"type": "array"}},
         },
+    },
+    "Rows": {
+        "description": "rows (a list of lists or of records), or a mapping of column -> values",
+        "oneOf": [
+            {"type": "array", "minItems": 1},
+            {"type": "object", "minProperties": 1, "additionalProperties": {"type": "array"}},
+        ],
     },
     "ScoringResponse": {
         "type": "object",

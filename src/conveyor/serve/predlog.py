@@ -18,13 +18,13 @@ requests and a client can tell whether a request was logged.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
 import time
 import zlib
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,58 +42,135 @@ def sampled(request_id: str, rate: float) -> bool:
 
 
 class PredictionLog:
-    def __init__(self, folder: Path, *, rate: float = 1.0, interval: float = 1.0) -> None:
+    """Records waiting to be written are held up to ``buffer_bytes``; past that (the folder
+    is gone, unwritable, or the disk full, and the writer cannot keep up) a record is dropped
+    and counted in :attr:`dropped`, never held without bound. A write that fails drops its
+    records too, and the next one, a second later, tries a new segment: logging resumes by
+    itself when the folder can be written again. ``notify`` hears once when writing stops
+    working and once when it works again, not once per record."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        rate: float = 1.0,
+        interval: float = 1.0,
+        buffer_bytes: int = 64 * 2**20,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         self.folder = folder
         self.rate = rate
         self.interval = interval
-        self._pending: deque[tuple[str, bytes]] = deque()  # (model, JSON line with its \n)
+        self.buffer_bytes = buffer_bytes
+        self.notify = notify or (lambda _message: None)
+        self.dropped = 0  # records never written
+        self.failing: str | None = None  # why the last write failed, until one works
+        self._pending: list[tuple[str, bytes]] = []  # (model, JSON line with its \n)
+        self._size = 0  # bytes in _pending
+        self._lock = threading.Lock()  # _pending and _size: the loop adds, the writer takes
         self._files: dict[str, _Segment] = {}
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="conveyor-predlog", daemon=True)
         self._thread.start()
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._size
 
     def record(
         self, request_id: str, model: str, version: str, endpoint: str, inputs: Any, outputs: Any
     ) -> None:
-        if sampled(request_id, self.rate):
-            record = {
-                "id": request_id,
-                "ts": round(time.time(), 6),
-                "model": model,
-                "version": version,
-                "endpoint": endpoint,
-                "inputs": _jsonable(inputs),
-                "outputs": _jsonable(outputs),
-            }
-            self._pending.append((model, orjson.dumps(record, _default, _OPTIONS)))
+        if not sampled(request_id, self.rate):
+            return
+        if self._size >= self.buffer_bytes:  # full: spare the serialization too
+            self._drop(1)
+            return
+        record = {
+            "id": request_id,
+            "ts": round(time.time(), 6),
+            "model": model,
+            "version": version,
+            "endpoint": endpoint,
+            "inputs": _jsonable(inputs),
+            "outputs": _jsonable(outputs),
+        }
+        line = orjson.dumps(record, _default, _OPTIONS)
+        with self._lock:
+            if self._size + len(line) > self.buffer_bytes:
+                self.dropped += 1  # under the lock already
+                return
+            self._pending.append((model, line))
+            self._size += len(line)
+        if self._size >= self.buffer_bytes // 4:
+            self._wake.set()  # write now rather than hold a second's worth of large records
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join()
         self.flush()
         for segment in self._files.values():
             segment.finish()
         self._files.clear()
 
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Write what is pending; the number of bytes taken."""
+        with self._lock:
+            taken, self._pending, self._size = self._pending, [], 0
+        size = sum(len(line) for _, line in taken)
         lines: dict[str, list[bytes]] = {}
-        while self._pending:
-            model, line = self._pending.popleft()
+        for model, line in taken:
             lines.setdefault(model, []).append(line)
+        del taken
         for model, batch in lines.items():
-            segment = self._files.get(model)
-            if segment is None or segment.full():
-                if segment is not None:
-                    segment.finish()
-                segment = self._files[model] = _Segment(self.folder / _safe(model))
-            segment.write(batch)
+            written = 0
+            try:
+                segment = self._segment(model)
+                written = segment.count
+                segment.write(batch)
+            except OSError as exc:
+                if model in self._files:
+                    written = self._files.pop(model).abandon() - written
+                self._drop(len(batch) - written)
+                if self.failing is None:
+                    self.failing = f"{exc.strerror or exc}: {exc.filename or self.folder}"
+                    self.notify(
+                        f"prediction log: cannot write ({self.failing}); dropping records "
+                        "(conveyor_prediction_log_dropped_total counts them) and trying again "
+                        "every second"
+                    )
+                continue
+            if self.failing is not None:
+                self.failing = None
+                self.notify(f"prediction log: writing to {self.folder} again")
+        return size
+
+    def _drop(self, records: int) -> None:
+        with self._lock:  # the event loop and the writer both count
+            self.dropped += records
+
+    def _segment(self, model: str) -> _Segment:
+        segment = self._files.get(model)
+        if segment is not None and (segment.full() or segment.gone()):
+            self._files.pop(model).finish()
+            segment = None
+        if segment is None:
+            segment = self._files[model] = _Segment(self.folder / _safe(model))
+        return segment
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if not self._stop.is_set() and self.flush() >= _TRIM_BYTES:
+                _trim()
 
 
 class _Segment:
+    """One ``.jsonl.part`` file, written through its descriptor: no buffer that a failed write
+    would leave half-flushed for a later close to write out of place."""
+
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
@@ -102,21 +179,73 @@ class _Segment:
         self.path = folder / f"{stamp}-{os.getpid()}-{next(_SEGMENTS):04d}.jsonl"
         self.part = self.path.with_name(self.path.name + ".part")
         self.count = 0
-        self.file = open(self.part, "ab")  # noqa: SIM115 - held open across writes
+        self.written = 0  # bytes of whole lines in the file
+        self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def write(self, lines: list[bytes]) -> None:
-        self.file.writelines(lines)  # not joined first: a copy of megabytes would hold the GIL
-        self.file.flush()
-        self.count += len(lines)
+        for line in lines:  # not joined first: a copy of megabytes would hold the GIL
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            self.written += len(line)
+            self.count += 1
 
     def full(self) -> bool:
         return self.count >= SEGMENT_RECORDS or time.time() - self.started >= SEGMENT_SECONDS
 
+    def gone(self) -> bool:
+        """The file was removed (with its folder, say): what is written to it is lost."""
+        return os.fstat(self.fd).st_nlink == 0
+
     def finish(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.part, self.path)
+        try:
+            os.fsync(self.fd)
+        except OSError:
+            self.abandon()
+            return
+        self._close()
+        with contextlib.suppress(OSError):  # its folder is gone: there is nothing to rename
+            os.replace(self.part, self.path)
+
+    def abandon(self) -> int:
+        """After a failed write: cut a half-written line and leave the file as ``.part``
+        (whose complete lines a reader takes). The number of lines in it."""
+        if self.fd >= 0:  # if even that fails, a reader still skips a cut last line
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.written)
+        self._close()
+        return self.count
+
+    def _close(self) -> None:
+        # Never closed twice: by then the number may be another file's.
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+_TRIM_BYTES = 2**20
+
+
+def _trim() -> None:
+    """Hand the memory of the records just written (and of their requests) back to the system.
+    glibc keeps freed blocks of the sizes a 1,000-row request makes in its heaps, so under a
+    long load of them the server's resident memory would stay at its highest; trimming after
+    each large write holds it near the steady state (``bench/serving_memory.py``). Elsewhere
+    (musl, macOS), nothing to do."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        import ctypes
+
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)  # ctypes lets go of the GIL meanwhile: requests go on
+
+
+_MALLOC_TRIM: Any = None
 
 
 def read(folder: Path, model: str | None = None) -> Iterator[dict[str, Any]]:

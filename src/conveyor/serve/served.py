@@ -90,12 +90,12 @@ class Served:
 
     def reload(self) -> bool:
         """Follow a moved alias; True when a new version was swapped in."""
-        if not self.follows_alias:
-            return False
-        before = self.current.number if self.current else None
+        if not self.follows_alias or self.current is None:
+            return False  # the first load is not a reload
+        before = self.current.number
         try:
             self.load()
-        except ConveyorError:
+        except Exception:
             self.metrics.reloads[(self.name, "failed")] += 1
             raise
         changed = self.current is not None and self.current.number != before

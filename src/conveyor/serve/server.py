@@ -17,8 +17,10 @@ from typing import Any
 from conveyor.foundation.errors import ConfigError, ConveyorError
 from conveyor.foundation.paths import CONTROL_DIR, find_root
 from conveyor.serve.app import App, Options
+from conveyor.serve.errors import CannotServe
 
 _ENV = "CONVEYOR_SERVE_CONFIG"
+_HINT = "fix the package (or serve another version); `conveyor models show` says what it holds"
 
 
 def check(uris: list[str]) -> Path | None:
@@ -91,8 +93,11 @@ def run(
     }
     if workers <= 1:
         app = App(uris, root=root, options=options, notify=_notify)
-        config = uvicorn.Config(app, **settings)
-        uvicorn.Server(config).run(sockets=[sock])
+        server = uvicorn.Server(uvicorn.Config(app, **settings))
+        app.on_failure = lambda _reason: setattr(server, "should_exit", True)
+        server.run(sockets=[sock])
+        if app.failed:
+            raise CannotServe(app.failed, hint=_HINT)
         return
     os.environ[_ENV] = json.dumps(
         {"uris": uris, "root": str(root) if root else None, "options": asdict(options)}
@@ -100,9 +105,13 @@ def run(
     config = uvicorn.Config(
         "conveyor.serve.server:from_environment", factory=True, workers=workers, **settings
     )
+    from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    Multiprocess(config, sockets=[sock]).run()
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        raise CannotServe("a worker could not load its models (why is printed above)", hint=_HINT)
 
 
 def from_environment() -> App:
@@ -112,7 +121,23 @@ def from_environment() -> App:
         raise ConveyorError(f"{_ENV} is not set: start workers with `conveyor serve --workers N`")
     config = json.loads(raw)
     root = Path(config["root"]) if config["root"] else None
-    return App(config["uris"], root=root, options=Options(**config["options"]), notify=_notify)
+    return App(
+        config["uris"],
+        root=root,
+        options=Options(**config["options"]),
+        notify=_notify,
+        on_failure=_worker_failed,
+    )
+
+
+def _worker_failed(reason: str) -> None:
+    """A worker's models cannot be loaded: stop it with uvicorn's start-up failure code, on
+    which the supervisor stops every worker instead of starting this one again (it has not
+    answered a prediction, so there is nothing to finish gracefully)."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    _notify(f"error: {reason}")
+    os._exit(STARTUP_FAILURE)
 
 
 def _notify(message: str) -> None:

@@ -46,19 +46,34 @@ def parse_infer(body: bytes, json_length: int | None = None) -> InferRequest:
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise RequestError("'inputs' must be a non-empty list of tensors")
+    # orjson reads true and false as Python bools, which numpy takes for 1 and 0 among numbers:
+    # only a body that holds the words needs its numbers looked at one by one.
+    bools = b"true" in head or b"false" in head
     tensors: dict[str, Any] = {}
     offset = 0
     for i, item in enumerate(inputs):
         name, shape, dtype = _header(item, i)
+        if name in tensors:
+            raise RequestError(f"input {name!r} is given twice", hint="name each input once")
         params = item.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise RequestError(f"input {name!r}: 'parameters' must be an object")
         if "binary_data_size" in params:
             size = params["binary_data_size"]
-            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            if not _is_int(size) or size < 0 or offset + size > len(binary):
                 raise RequestError(f"input {name!r}: binary_data_size does not match the body")
+            if "data" in item:
+                raise RequestError(f"input {name!r} has both 'data' and binary_data_size")
             tensors[name] = _from_bytes(binary[offset : offset + size], name, shape, dtype)
             offset += size
         else:
-            tensors[name] = _from_data(item.get("data"), name, shape, dtype)
+            tensors[name] = _from_data(item.get("data"), name, shape, dtype, bools)
+    if offset != len(binary):
+        raise RequestError(
+            f"the body has {len(binary) - offset} bytes after its last binary input",
+            hint="Inference-Header-Content-Length and the binary_data_size of each input must "
+            "add up to the body's length",
+        )
     outputs = doc.get("outputs")
     wanted = None
     if outputs is not None:
@@ -68,10 +83,12 @@ def parse_infer(body: bytes, json_length: int | None = None) -> InferRequest:
             raise RequestError("'outputs' must be a list of {\"name\": ...}")
         wanted = [o["name"] for o in outputs]
     rid = doc.get("id")
+    if rid is not None and not isinstance(rid, str):
+        raise RequestError(f"'id' must be a string, not {_kind(rid)}")
     parameters = doc.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise RequestError("'parameters' must be an object")
-    return InferRequest(None if rid is None else str(rid), tensors, wanted, parameters)
+    return InferRequest(rid, tensors, wanted, parameters)
 
 
 def loads(body: bytes) -> dict[str, Any]:
@@ -90,7 +107,7 @@ def _header(item: Any, i: int) -> tuple[str, list[int], str]:
     name, shape, dtype = item.get("name"), item.get("shape"), item.get("datatype")
     if not isinstance(name, str):
         raise RequestError(f"inputs[{i}] has no name")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         raise RequestError(f"input {name!r}: shape must be a list of sizes, like [1, 30]")
     if dtype not in DATATYPES:
         raise RequestError(
@@ -100,16 +117,81 @@ def _header(item: Any, i: int) -> tuple[str, list[int], str]:
     return name, shape, str(dtype)
 
 
-def _from_data(data: Any, name: str, shape: list[int], dtype: str) -> Any:
+def _from_data(data: Any, name: str, shape: list[int], dtype: str, bools: bool = True) -> Any:
+    """``data`` as an array of ``dtype``, or a RequestError naming the input: no value is
+    converted into another kind (a string into a number, a float into an integer, a bool into
+    either), nor out of the datatype's range."""
     import numpy as np
 
     if not isinstance(data, list):
         raise RequestError(f"input {name!r}: 'data' must be a list")
     try:
-        array = np.asarray(data, dtype=DATATYPES[dtype])
+        found = np.asarray(data)  # numpy's own reading first: it says what kind of values came
     except (TypeError, ValueError) as exc:
-        raise RequestError(f"input {name!r}: data is not {dtype}: {exc}") from exc
+        raise RequestError(f"input {name!r}: data is not a regular nested list: {exc}") from exc
+    target = np.dtype(DATATYPES[dtype])
+    if found.size == 0:
+        return _shaped(np.empty(found.shape, dtype=target), name, shape)
+    kind = found.dtype.kind
+    if dtype == "BYTES":
+        if kind != "U":
+            raise RequestError(f"input {name!r}: BYTES data must be strings; {_first(found)}")
+        return _shaped(found.astype(object), name, shape)
+    if dtype == "BOOL":
+        if kind != "b":
+            raise RequestError(f"input {name!r}: BOOL data must be true or false; {_first(found)}")
+        return _shaped(found, name, shape)
+    if target.kind in "iu" and kind == "O" and all(_is_int(v) for v in found.reshape(-1)):
+        raise RequestError(  # numpy keeps integers past 64 bits as Python objects
+            f"input {name!r}: a value is out of the range of {dtype}", hint="declare FP64"
+        )
+    if kind not in "iuf" or (bools and _holds_bool(data)):
+        held = "it holds booleans" if kind in "iuf" else _first(found)
+        raise RequestError(
+            f"input {name!r}: {dtype} data must be numbers; {held}",
+            hint="send numbers unquoted, and booleans as a BOOL input",
+        )
+    if found.dtype == target:
+        return _shaped(found, name, shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = found.astype(target)
+    # JSON holds no infinities, so one here overflowed; an integer that does not come back the
+    # same did not fit: a fraction, or out of range.
+    lost = np.flatnonzero(np.isinf(array) if target.kind == "f" else array != found)
+    if lost.size:
+        value = found.reshape(-1)[lost[0]].item()
+        if target.kind in "iu" and isinstance(value, float) and not value.is_integer():
+            raise RequestError(f"input {name!r}: {dtype} data must be integers; it holds {value}")
+        raise RequestError(
+            f"input {name!r}: {value} is out of the range of {dtype}",
+            hint="declare a datatype that holds it",
+        )
     return _shaped(array, name, shape)
+
+
+def _holds_bool(data: Any) -> bool:
+    return any(_holds_bool(v) if isinstance(v, list) else v is True or v is False for v in data)
+
+
+def _first(found: Any) -> str:
+    """What the data holds instead, for an error message."""
+    kinds = {"U": "it holds text", "b": "it holds booleans", "f": "it holds numbers"}
+    kinds["i"] = kinds["u"] = kinds["f"]
+    if found.dtype.kind in kinds:
+        return f"{kinds[found.dtype.kind]}, like {found.reshape(-1)[0].item()!r}"
+    for value in found.reshape(-1):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"it holds {_kind(value)}"
+    return "it holds booleans"  # among numbers
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "text", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _from_bytes(raw: bytes, name: str, shape: list[int], dtype: str) -> Any:
@@ -138,20 +220,33 @@ def _shaped(array: Any, name: str, shape: list[int]) -> Any:
         raise RequestError(
             f"input {name!r}: shape {shape} holds {want} values; the data has {array.size}"
         )
-    return array.reshape(shape)
+    try:
+        return array.reshape(shape)
+    except ValueError as exc:  # no data, but a shape past what numpy can index
+        raise RequestError(f"input {name!r}: shape {shape} is not possible: {exc}") from exc
 
 
 def model_input(signature: Signature | None, tensors: dict[str, Any]) -> Any:
     """The tensors as one model input: the single tensor of an array model, or the columns of a
-    table (one tensor per column, or one 2-D tensor with the columns in order)."""
-    if signature is None or not signature.tabular:
+    table (one tensor per column, or one 2-D tensor with the columns in order). A tensor must be
+    named like the input it is, as ``GET /v2/models/{name}`` lists them."""
+    if signature is None:
         if len(tensors) != 1:
-            want = signature.inputs[0].name if signature else "one input"
-            raise RequestError(f"the model takes one input tensor ({want}); got {len(tensors)}")
+            raise RequestError(f"the model takes one input tensor; got {len(tensors)}")
         return next(iter(tensors.values()))
-    if len(tensors) == 1 and len(signature.inputs) > 1:
-        (array,) = tensors.values()
-        return array  # rows of all columns; payload.conform splits them by position
+    names = [c.name for c in signature.inputs]
+    if signature.tabular and len(tensors) == 1 and len(names) > 1:
+        ((given, array),) = tensors.items()
+        if given not in names and getattr(array, "ndim", 0) == 2:
+            return array  # rows of all columns; payload.conform splits them by position
+    unknown = [n for n in tensors if n not in names]
+    if unknown:
+        raise RequestError(
+            f"the model has no input {unknown[0]!r}",
+            hint=f"its inputs: {', '.join(names)} (see GET /v2/models/<name>)",
+        )
+    if not signature.tabular:
+        return next(iter(tensors.values()))
     return tensors
 
 
