@@ -155,9 +155,7 @@ def _lock_outs(
     entries of the stages whose outs these are.
 
     A target is an out's path or a stage's name (``train`` or ``train@lr-0.1``)."""
-    from conveyor.data import hashing
     from conveyor.data.pointer import Pointer
-    from conveyor.foundation.errors import ConfigError
     from conveyor.foundation.paths import inside
     from conveyor.pipeline import definition
     from conveyor.pipeline import lock as lock_mod
@@ -175,11 +173,6 @@ def _lock_outs(
         for rel, meta in entry.outs.items():
             if rel not in cached:
                 continue  # committed to git (cache: false), or no longer declared
-            if not isinstance(meta.hash, str) or not hashing.is_oid(meta.oid):
-                raise ConfigError(
-                    f"{source}: stage {name!r}: out {rel} has no valid hash ({meta.hash!r})",
-                    hint=f"restore {lock_mod.FILE} from git, or `conveyor run` to rewrite it",
-                )
             found[rel] = Pointer(
                 ws.root / lock_mod.FILE, rel, meta.oid, meta.is_tree, meta.size, meta.nfiles
             )
