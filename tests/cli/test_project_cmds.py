@@ -70,6 +70,25 @@ def test_a_remote_url_with_a_password(project: Project) -> None:
     assert "web\thttps://bob:***@files.example.invalid/store" in project.ok("remote", "list")
 
 
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("s3://AKIAEXAMPLE:wJal/K7MDENG+bPx@bucket/path", "K7MDENG"),  # '/' in the secret
+        ("postgresql+psycopg://u:hunter2@db.example.invalid/runs", "hunter2"),
+        ("https://files.example.invalid/store?user=u&password=hunter2", "hunter2"),
+        ("https://acct.example.invalid/c?sv=2020-01&sig=c2VjcmV0%2Fsig", "c2VjcmV0"),
+    ],
+)
+def test_every_form_of_a_password_in_a_remote_url(project: Project, url: str, secret: str) -> None:
+    refused = project.run("remote", "add", "web", url)
+    assert refused.code == 2 and "--local" in refused.err
+    assert secret not in refused.err + refused.out
+    assert secret not in (project.root / ".conveyor" / "config").read_text()
+    added = project.ok("remote", "add", "web", url, "--local")
+    listed = project.ok("remote", "list")
+    assert secret not in added + listed and "***" in listed
+
+
 def test_a_database_url_in_an_error_is_masked(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
