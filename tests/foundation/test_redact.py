@@ -75,6 +75,7 @@ def test_shown() -> None:
             "https://s3.invalid/x?X-Amz-Signature=***&a=1",
         ),
         ("host=h user=u password=pw dbname=d", "host=h user=u password=*** dbname=d"),
+        ("param train.max_tokens=512 is no number", "param train.max_tokens=512 is no number"),
         ("https://host:8080/a@b", "https://host:8080/a@b"),  # a port and a path: no password
         ("postgresql://h/d?sslkey=/k.pem&design=x", "postgresql://h/d?sslkey=/k.pem&design=x"),
     ],

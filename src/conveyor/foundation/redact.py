@@ -40,10 +40,12 @@ _SECRET_WORDS = (
     "connection_string",
 )
 # A secret as a URL's query parameter (``?password=``, Azure's SAS ``sig=``, S3's presigned
-# ``X-Amz-Signature=``) or a ``key=value`` word of a libpq connection string: its value goes.
+# ``X-Amz-Signature=``) or a ``password=`` word of a libpq connection string: its value goes.
+# Elsewhere only that exact word: an error naming ``train.max_tokens=512`` keeps its value.
 _WORDS = "|".join(w.replace("_", "[_-]?") for w in (*_SECRET_WORDS, "signature"))
 _PARAM_SECRET = re.compile(
-    rf"(?P<head>(?:^|(?<=[?&;\s]))(?:[\w.-]*?(?:{_WORDS})[\w.-]*|sig)=)[^&#;\s]+",
+    rf"(?P<head>(?:(?<=[?&;])(?:[\w.-]*?(?:{_WORDS})[\w.-]*|sig)|(?:^|(?<=\s))password)=)"
+    r"[^&#;\s]+",
     re.IGNORECASE,
 )
 # fsspec's names for a remote's access key (s3fs: key, secret, token), which say no "secret".
