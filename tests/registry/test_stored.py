@@ -25,7 +25,7 @@ def team(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Project]:
-    """trainer's project, trained and pushed; teammate's and newcomer's clones of it, initialised."""
+    """The trainer's project, trained and pushed; a teammate's and a newcomer's clones."""
     shared = (
         request.getfixturevalue("pg_db")
         if request.param == "postgresql"
