@@ -188,3 +188,30 @@ def test_pull_fetches_what_the_gates_compare_of_an_aliased_version(
     pulled = newcomer.run("pull")
     assert pulled.code == 0 and "warning" not in pulled.err, pulled.err
     assert _in_cache(newcomer, champion_preds)
+
+
+def test_a_package_reference_edited_in_the_store_leads_nowhere(
+    project: Project, tmp_path: Path
+) -> None:
+    """The metadata store is shared (teammates, CI): a version row naming its package
+    ``../../x.tree`` must not lead loading or serving (both materialize) out of the project.
+    The row is given as the store returns it: the store itself keeps any text."""
+    from conveyor.data.checkout import checkout
+    from conveyor.data.pointer import Pointer
+    from conveyor.data.workspace import Workspace
+    from conveyor.foundation.errors import DataError, PathError
+    from conveyor.registry.stored import materialize
+
+    outside = tmp_path / "outside"
+    models = project.root / ".conveyor" / "models"
+    ref = f"{Path('..', '..', '..', 'outside', 'evil')}.tree"
+    assert (models / ref).resolve().parent == outside  # where it would have landed
+    version = {"name": "tiny", "version": 3, "user": "x", "package": ref, "lineage": {}}
+    with Workspace(project.root) as ws:
+        with pytest.raises(DataError, match="tiny version 3: .* is not a tree hash"):
+            materialize(ws, version)
+        # and checkout, below it, refuses such a pointer value on its own
+        climbing = Pointer(models / "x.cvy", "../../../outside/evil", "0" * 64, True, 0, 0)
+        with pytest.raises(PathError, match="must be relative"):
+            checkout(ws, [climbing], force=True)
+    assert not outside.exists()
