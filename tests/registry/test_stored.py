@@ -208,7 +208,7 @@ def test_a_package_reference_edited_in_the_store_leads_nowhere(
     assert (models / ref).resolve().parent == outside  # where it would have landed
     version = {"name": "tiny", "version": 3, "user": "x", "package": ref, "lineage": {}}
     with Workspace(project.root) as ws:
-        with pytest.raises(DataError, match="tiny version 3: .* is not a tree hash"):
+        with pytest.raises(DataError, match=r"tiny version 3: .* is not a tree hash"):
             materialize(ws, version)
         # and checkout, below it, refuses such a pointer value on its own
         climbing = Pointer(models / "x.cvy", "../../../outside/evil", "0" * 64, True, 0, 0)
