@@ -250,20 +250,17 @@ def _check_link(root: Path, link: Path) -> None:
         inner = real.relative_to(root).as_posix()
         if not any(_fold(p) in (GIT_DIR, "git~1") for p in inner.split("/")):
             return
-        shown = link.relative_to(root).as_posix()
-        raise PathError(  # gc and the temp sweep would delete git's objects or hooks
-            f"{shown} is a symbolic link to {real}, inside git's own folder; conveyor writes "
-            "and deletes in there, so it refuses to run",
-            hint=f"remove the link (`rm {shown}`): conveyor makes what it needs there again",
-        )
-    # An experiment's copy (.conveyor/exps/ID) shares its project's cache, spool and logs: a
-    # link into the .conveyor folder that holds the copy stays inside that project.
-    owner = next((p for p in root.parents if p.name == CONTROL_DIR), None)
-    if owner is not None and (real == owner or owner in real.parents):
-        return
+        where = "inside git's own folder"  # gc and the temp sweep would delete git's files
+    else:
+        # An experiment's copy (.conveyor/exps/ID) shares its project's cache, spool and logs:
+        # a link into the .conveyor folder that holds the copy stays inside that project.
+        owner = next((p for p in root.parents if p.name == CONTROL_DIR), None)
+        if owner is not None and (real == owner or owner in real.parents):
+            return
+        where = "outside the project"
     shown = link.relative_to(root).as_posix()
     raise PathError(
-        f"{shown} is a symbolic link to {real}, outside the project; conveyor writes and "
-        "deletes in there, so it refuses to run",
+        f"{shown} is a symbolic link to {real}, {where}; conveyor writes and deletes in there, "
+        "so it refuses to run",
         hint=f"remove the link (`rm {shown}`): conveyor makes what it needs there again",
     )
