@@ -21,7 +21,7 @@ def test_a_lock_out_without_a_valid_hash_is_a_config_error(project: Project, bad
     (project.root / "out.txt").unlink()
     result = project.run("checkout")
     assert result.code == 2 and "Traceback" not in result.err
-    assert "conveyor.lock is malformed ('out.txt' has hash" in result.err
+    assert "conveyor.lock is malformed (conveyor.lock:4: stage 's': 'out.txt' has" in result.err
     assert not (project.root / "out.txt").exists()
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import Project
 
-URL = "postgresql://alice:S3cr3t-pw@db.example.invalid:5432/runs"
-MASKED = "postgresql://alice:***@db.example.invalid:5432/runs"
+URL = "postgresql://ci:S3cr3t-pw@db.example.invalid:5432/runs"
+MASKED = "postgresql://ci:***@db.example.invalid:5432/runs"
 
 
 def test_a_password_in_db_url_is_refused_in_the_committed_config(project: Project) -> None:
@@ -23,7 +23,7 @@ def test_a_password_in_db_url_is_refused_in_the_committed_config(project: Projec
     assert "--local" in refused.err and "CONVEYOR_DB" in refused.err
     assert "S3cr3t" not in refused.err + refused.out
     assert config.read_text() == before
-    project.ok("config", "db.url", "postgresql://alice@db.example.invalid/runs")  # no password
+    project.ok("config", "db.url", "postgresql://ci@db.example.invalid/runs")  # no password
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_secrets_go_local_are_git_ignored_and_printed_masked(project: Project) -
 
 
 def test_a_remote_url_with_a_password(project: Project) -> None:
-    url = "https://bob:hunter2@files.example.invalid/store"
+    url = "https://user:hunter2@files.example.invalid/store"
     refused = project.run("remote", "add", "web", url)
     assert refused.code == 2 and "--local" in refused.err and "hunter2" not in refused.err
     assert "web" not in project.ok("remote", "list")
@@ -66,16 +66,35 @@ def test_a_remote_url_with_a_password(project: Project) -> None:
     assert "web\thttps://files.example.invalid/store" in project.ok("remote", "list")
     project.ok("remote", "remove", "web")
     added = project.ok("remote", "add", "web", url, "--local")
-    assert "hunter2" not in added and "bob:***@files" in added
-    assert "web\thttps://bob:***@files.example.invalid/store" in project.ok("remote", "list")
+    assert "hunter2" not in added and "user:***@files" in added
+    assert "web\thttps://user:***@files.example.invalid/store" in project.ok("remote", "list")
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("s3://AKIAEXAMPLE:wJal/K7MDENG+bPx@bucket/path", "K7MDENG"),  # '/' in the secret
+        ("postgresql+psycopg://u:hunter2@db.example.invalid/runs", "hunter2"),
+        ("https://files.example.invalid/store?user=u&password=hunter2", "hunter2"),
+        ("https://acct.example.invalid/c?sv=2020-01&sig=c2VjcmV0%2Fsig", "c2VjcmV0"),
+    ],
+)
+def test_every_form_of_a_password_in_a_remote_url(project: Project, url: str, secret: str) -> None:
+    refused = project.run("remote", "add", "web", url)
+    assert refused.code == 2 and "--local" in refused.err
+    assert secret not in refused.err + refused.out
+    assert secret not in (project.root / ".conveyor" / "config").read_text()
+    added = project.ok("remote", "add", "web", url, "--local")
+    listed = project.ok("remote", "list")
+    assert secret not in added + listed and "***" in listed
 
 
 def test_a_database_url_in_an_error_is_masked(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CONVEYOR_DB", "mysql://carol:pa55word@db.example.invalid/runs")
+    monkeypatch.setenv("CONVEYOR_DB", "mysql://svc:pa55word@db.example.invalid/runs")
     failed = project.run("runs", "list")
-    assert failed.code == 2 and "mysql://carol:***@db.example.invalid/runs" in failed.err
+    assert failed.code == 2 and "mysql://svc:***@db.example.invalid/runs" in failed.err
     assert "pa55word" not in failed.err + failed.out
 
 
@@ -83,10 +102,10 @@ def test_an_unreachable_database_is_named_without_its_password(
     project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # A closed port on loopback: the connection is refused at once, no server needed.
-    monkeypatch.setenv("CONVEYOR_DB", "postgresql://carol:pa55word@127.0.0.1:1/runs")
+    monkeypatch.setenv("CONVEYOR_DB", "postgresql://svc:pa55word@127.0.0.1:1/runs")
     failed = project.run("runs", "list")
     assert failed.code != 0 and "Traceback" not in failed.err
-    assert "carol:***@127.0.0.1" in failed.err and "pa55word" not in failed.err + failed.out
+    assert "svc:***@127.0.0.1" in failed.err and "pa55word" not in failed.err + failed.out
 
 
 def test_a_secret_already_in_the_committed_config_is_warned_about(project: Project) -> None:

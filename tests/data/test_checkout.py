@@ -342,3 +342,20 @@ def test_a_control_folder_linking_out_of_the_project_is_refused(
         assert result.code == 2, (command, result.err)
         assert f"{name} is a symbolic link to {outside}" in result.err
     assert (outside / "4194303.old" / "thesis.tex").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", [".conveyor/tmp", ".conveyor/cache"])
+def test_a_control_folder_linking_into_git_is_refused(tracked: Project, name: str) -> None:
+    """Inside the project, but git's: a hook or an object there is not conveyor's to delete."""
+    hook = tracked.root / ".git" / "hooks" / "4194303.old" / "keep"  # like a dead writer's temp
+    hook.parent.mkdir(parents=True)
+    hook.write_text("mine")
+    link = tracked.root / name
+    shutil.rmtree(link, ignore_errors=True)
+    os.symlink("../.git/hooks", link)
+    for command in (["checkout"], ["gc"], ["status"]):
+        result = tracked.run(*command)
+        assert result.code == 2, (command, result.err)
+        assert f"{name} is a symbolic link to" in result.err
+        assert "inside git's own folder" in result.err
+    assert hook.read_text() == "mine"

@@ -86,3 +86,19 @@ def test_missing_is_pure_and_tolerant_of_slashes() -> None:
     assert gitignore.missing(gitignore.text()) == []
     assert gitignore.missing("models/\n/predictions\n" + OLD_GITIGNORE) == []
     assert gitignore.missing(OLD_GITIGNORE) == ["/models/", "/predictions/"]
+
+
+def test_a_gitignore_linking_elsewhere_is_neither_read_nor_copied(
+    project: Project, tmp_path: Path
+) -> None:
+    """A repository may commit .conveyor/.gitignore as a link to a secret: its text must not
+    land in a file the note tells the user to commit."""
+    secret = tmp_path / "environ"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=wJalr-not-for-git\n")
+    ignore = project.root / ".conveyor" / ".gitignore"
+    ignore.unlink()
+    ignore.symlink_to(secret)
+    result = project.run("status")
+    assert result.code == 2 and ".conveyor/.gitignore is a symbolic link" in result.err
+    assert ignore.is_symlink() and secret.read_text() == "AWS_SECRET_ACCESS_KEY=wJalr-not-for-git\n"
+    assert "wJalr" not in result.out + result.err

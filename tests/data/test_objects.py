@@ -99,3 +99,19 @@ def test_quarantine_moves_a_corrupt_object_aside(odb: ObjectDB, tmp_path: Path) 
     assert not odb.verify(oid)
     moved = odb.quarantine(oid, tmp_path / "q")
     assert moved.read_bytes() == b"evil" and not odb.exists(oid)
+
+
+@pytest.mark.parametrize("step_ns", [1_000_000_000, 2_000_000_000, 1_000, 100])
+def test_a_write_on_a_coarse_filesystem_is_never_taken_for_a_stamp(
+    odb: ObjectDB, step_ns: int
+) -> None:
+    """A filesystem keeping mtimes in steps of ``step_ns`` cannot exist here (tmpfs and ext4 keep
+    nanoseconds), so what it stores after a write, a multiple of its step, is set by hand."""
+    # 0x3b9aca00 is 10**9: the first 8 hex digits whose old stamp (oid[:8] % 10**9) was 0.
+    oid = "3b9aca00" + hashing.hash_bytes(b"x")[8:]
+    path = odb.path(oid)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"bytes that do not hash to the oid")
+    mtime = (path.stat().st_mtime_ns // step_ns) * step_ns
+    os.utime(path, ns=(mtime, mtime))
+    assert not odb.check(oid)  # not taken for a stamp: re-hashed, found corrupt

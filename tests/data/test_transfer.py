@@ -265,17 +265,22 @@ def test_pull_never_writes_through_a_symlinked_folder(
     assert "Traceback" not in result.err
 
 
+def _one_out(project: Project, declared: str, locked: str) -> None:
+    """A stage declaring the out ``declared``, whose lock entry names ``locked`` (model.bin's
+    bytes): the lock is what push and pull read."""
+    model = oid_of(FILES["model.bin"])
+    project.write("conveyor.yaml", f"stages:\n  s:\n    cmd: 'true'\n    outs: [{declared}]\n")
+    project.write(
+        "conveyor.lock",
+        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
+        f"      - path: {locked}\n        hash: {model}\n        size: 350\n        nfiles: 1\n",
+    )
+
+
 def test_pull_of_an_out_under_a_parent_linking_out_of_the_project_is_refused(
     tracked: Project, tmp_path: Path
 ) -> None:
-    model = oid_of(FILES["model.bin"])
-    tracked.write("conveyor.yaml", "stages:\n  s:\n    cmd: 'true'\n    outs: [link/out.bin]\n")
-    tracked.write(
-        "conveyor.lock",
-        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
-        f"      - path: link/out.bin\n        hash: {model}\n        size: 350\n"
-        "        nfiles: 1\n",
-    )
+    _one_out(tracked, "link/out.bin", "link/out.bin")
     tracked.ok("push")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -288,14 +293,7 @@ def test_pull_of_an_out_under_a_parent_linking_out_of_the_project_is_refused(
 
 def test_pull_of_a_lock_out_naming_git_is_refused(tracked: Project) -> None:
     """conveyor.lock names outs that push and pull move: a hostile one is refused by name."""
-    model = oid_of(FILES["model.bin"])
-    tracked.write("conveyor.yaml", "stages:\n  s:\n    cmd: 'true'\n    outs: [out.bin]\n")
-    tracked.write(
-        "conveyor.lock",
-        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
-        f"      - path: .git/hooks/post-merge\n        hash: {model}\n"
-        "        size: 350\n        nfiles: 1\n",
-    )
+    _one_out(tracked, "out.bin", ".git/hooks/post-merge")
     hooks = sorted(p.name for p in (tracked.root / ".git/hooks").iterdir())
     result = tracked.run("pull")
     assert result.code == 2, result.err
@@ -305,14 +303,7 @@ def test_pull_of_a_lock_out_naming_git_is_refused(tracked: Project) -> None:
 
 def test_pull_of_an_out_whose_folder_is_a_file_is_a_clear_error(tracked: Project) -> None:
     """A stage's out data/prepared/x.csv, pulled while data/prepared is a plain file."""
-    model = oid_of(FILES["model.bin"])
-    tracked.write("conveyor.yaml", "stages:\n  s:\n    cmd: 'true'\n    outs: [prepared/x.csv]\n")
-    tracked.write(
-        "conveyor.lock",
-        "schema: 1\nstages:\n  s:\n    cmd: 'true'\n    outs:\n"
-        f"      - path: prepared/x.csv\n        hash: {model}\n"
-        "        size: 350\n        nfiles: 1\n",
-    )
+    _one_out(tracked, "prepared/x.csv", "prepared/x.csv")
     tracked.write("prepared", "a file\n")
     tracked.ok("push")
     result = tracked.run("pull")

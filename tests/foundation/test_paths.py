@@ -110,3 +110,31 @@ def test_inside_refuses_git_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)
     with pytest.raises(PathError, match="git's own folder"):
         inside(tmp_path, ".git/config")
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        (".Conveyor/config", "is inside conveyor's own folder .Conveyor"),  # macOS, Windows
+        (".g\u200cit/hooks/pre-commit", "is inside git's own folder"),  # HFS+ drops U+200C
+        ("\ufeff.git/config", "is inside git's own folder"),
+        (".git./hooks/x", "is inside git's own folder .git."),  # NTFS drops trailing dots
+        (".git /hooks/x", "is inside git's own folder .git "),  # and spaces
+        ("GIT~1/hooks/x", "is inside git's own folder GIT~1"),  # NTFS's short name of .git
+        ("..\\.git\\hooks\\x", "climbs out of its folder"),  # a Windows separator
+        ("data\\..\\..\\x", "climbs out of its folder"),
+        ("data\\.git\\config", "is inside git's own folder .git"),
+        ("Conveyor.LOCK", "is one of the project's control files"),
+        ("conveyor.yaml.", "is one of the project's control files"),
+        ("sub/raw.CVY", "is a conveyor pointer file"),
+    ],
+)
+def test_check_path_refuses_own_folders_as_other_filesystems_name_them(bad: str, why: str) -> None:
+    with pytest.raises(PathError) as info:
+        check_path(bad, where="x.cvy:2")
+    assert why in info.value.message
+
+
+def test_check_path_accepts_names_that_only_look_alike() -> None:
+    for good in ("data/.gitkeep", "data/git", "data/..x", "data/x..", "a\\b", "data/.conveyorrc"):
+        assert check_path(good, where="t") == good

@@ -54,3 +54,32 @@ def test_shown() -> None:
     assert not redact.secret("remote.gcs.token", "anon")
     assert redact.shown("remote.gcs.token", "google_default") == "google_default"
     assert redact.secret("remote.gcs.token", "/home/me/creds.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql+psycopg://u:p@h/db", "postgresql+psycopg://u:***@h/db"),
+        # An AWS secret access key holds '/' and '+': all of it goes.
+        ("s3://AKIAEXAMPLE:wJal/K7MDENG+bPx@bucket/k", "s3://AKIAEXAMPLE:***@bucket/k"),
+        (
+            "postgresql://u@h/db?sslmode=require&password=hunter2",
+            "postgresql://u@h/db?sslmode=require&password=***",
+        ),
+        (
+            "https://a.invalid/c?sv=2020&sig=abc%2Fdef&se=1",
+            "https://a.invalid/c?sv=2020&sig=***&se=1",
+        ),
+        (
+            "https://s3.invalid/x?X-Amz-Signature=dead&a=1",
+            "https://s3.invalid/x?X-Amz-Signature=***&a=1",
+        ),
+        ("host=h user=u password=pw dbname=d", "host=h user=u password=*** dbname=d"),
+        ("param train.max_tokens=512 is no number", "param train.max_tokens=512 is no number"),
+        ("https://host:8080/a@b", "https://host:8080/a@b"),  # a port and a path: no password
+        ("postgresql://h/d?sslkey=/k.pem&design=x", "postgresql://h/d?sslkey=/k.pem&design=x"),
+    ],
+)
+def test_mask_urls_finds_every_form_of_a_password(text: str, shown: str) -> None:
+    assert redact.mask_urls(text) == shown
+    assert redact.url_has_password(text) == (text != shown)

@@ -465,6 +465,11 @@ def test_a_malformed_conveyor_yaml(tmp_path: Path, yaml: str, message: str) -> N
     assert config_error(tmp_path, yaml).message.startswith(message)
 
 
+def test_a_stage_that_is_no_mapping_is_shown_one(tmp_path: Path) -> None:
+    error = config_error(tmp_path, "stages:\n  a: echo\n")
+    assert error.hint == "write it as a: {cmd: python train.py, deps: [...]}"
+
+
 def test_a_malformed_params_file_names_it(tmp_path: Path) -> None:
     error = config_error(
         tmp_path, "stages:\n  s:\n    cmd: x\n    params: [p.json:a]\n", {"p.json": "{oops"}

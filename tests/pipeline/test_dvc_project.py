@@ -260,6 +260,27 @@ def test_a_run_records_the_python_of_the_stages_not_conveyors(
     assert env["packages"] == {"numpy": "0.0.2", "scikit-learn": "0.0.1"}
 
 
+def test_the_python_probe_runs_none_of_the_projects_modules(project: Project) -> None:
+    """A project's own platform.py or json.py (beside conveyor.yaml) is the project's: the
+    probe of the stages' Python never imports it, and still records the Python."""
+    for name in ("platform.py", "json.py"):
+        project.write(name, "open('imported.txt', 'a').write(__name__)\nraise SystemExit(3)\n")
+    project.write(
+        "conveyor.yaml",
+        "stages:\n  s:\n    cmd: python -c \"open('out.txt', 'w').write('x')\"\n"
+        "    outs: [out.txt]\n",
+    )
+    project.ok("run")
+    assert not (project.root / "imported.txt").exists()
+    with opened(project.root, write=False) as store:
+        env = store.run(store.runs()[-1]["id"])["environment"]
+    probed = subprocess.run(
+        ["python", "-c", "import platform; print(platform.python_version())"],
+        capture_output=True, text=True, check=True, cwd="/",
+    )  # fmt: skip
+    assert env["python"] == probed.stdout.strip()
+
+
 def test_checkout_rev_restores_outs_and_lock_entries_of_that_commit(dvc: Project) -> None:
     dvc.ok("run")
     dvc.git("add", "-A")

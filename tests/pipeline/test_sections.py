@@ -92,3 +92,29 @@ artifacts:
 def test_metrics_must_be_a_list_of_paths() -> None:
     with pytest.raises(ConfigError, match="'metrics' is a list of metrics files"):
         sections.metrics_files({"a": 1}, yamlio.load("metrics: {a: 1}\n", "c"), _normal)
+
+
+def test_every_mistake_says_what_to_write_instead() -> None:
+    """Each error carries a hint (the CLI prints it under the error): the shape DVC writes."""
+    _, _, errors = _parse(
+        """\
+plots:
+  - {A: null, B: null}
+  - Worse: {y: 3}
+  - Two: {x: [a, b], y: {f.csv: c}}
+  - Odd: {title: 3}
+  - Empty: {y: {}}
+  - Props: [x]
+artifacts:
+  data: {type: dataset}
+"""
+    )
+    assert len(errors) == 7
+    assert all(e.hint for e in errors), [e.message for e in errors if not e.hint]
+    assert "ROC: {x: fpr, y: {eval/roc.json: tpr}}" in errors[0].hint
+    assert errors[3].hint == 'quote it: title: "..."'
+    _, _, errors = _parse("plots: {a: 1}\nartifacts: [m.pkl]\n")
+    assert len(errors) == 2 and all(e.hint for e in errors)
+    with pytest.raises(ConfigError) as info:
+        sections.metrics_files({"a": 1}, yamlio.load("metrics: {a: 1}\n", "c"), _normal)
+    assert info.value.hint == "write it as a YAML list: metrics: [metrics/eval.json]"

@@ -375,6 +375,7 @@ def test_a_foreach_reference_naming_nothing_names_the_stage(tmp_path: Path) -> N
 def test_two_expansions_with_one_name(tmp_path: Path) -> None:
     error = config_error(tmp_path, "stages:\n  s:\n    foreach: [a, a]\n    do:\n      cmd: x\n")
     assert error.message == "conveyor.yaml:2: two stages are named 's@a'"
+    assert error.hint is not None and "rename one" in error.hint
 
 
 # matrix

@@ -25,7 +25,7 @@ def team(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Project]:
-    """alice's project, trained and pushed; bob's and carol's clones of it, initialised."""
+    """The trainer's project, trained and pushed; a teammate's and a newcomer's clones."""
     shared = (
         request.getfixturevalue("pg_db")
         if request.param == "postgresql"
@@ -33,23 +33,23 @@ def team(
     )
     monkeypatch.setenv("CONVEYOR_DB", shared)  # every clone reads and writes the same store
     remote = tmp_path / "remote"
-    alice = project
-    alice.write("train.py", TRAIN)
-    alice.write(
+    trainer = project
+    trainer.write("train.py", TRAIN)
+    trainer.write(
         "conveyor.yaml",
         f"stages:\n  train:\n    cmd: {sys.executable} train.py\n    deps: [train.py]\n"
         "    outs: [model]\n",
     )
-    monkeypatch.setenv("LOGNAME", "alice")
-    alice.ok("run")
-    alice.ok("remote", "add", "store", str(remote), "--default")
-    alice.ok("push")
-    alice.git("add", "-A")
-    alice.git("commit", "-qm", "a model")
-    clones = {"alice": alice}
-    for name in ("bob", "carol"):
+    monkeypatch.setenv("LOGNAME", "trainer")
+    trainer.ok("run")
+    trainer.ok("remote", "add", "store", str(remote), "--default")
+    trainer.ok("push")
+    trainer.git("add", "-A")
+    trainer.git("commit", "-qm", "a model")
+    clones = {"trainer": trainer}
+    for name in ("teammate", "newcomer"):
         root = tmp_path / name
-        shutil.copytree(alice.root, root, ignore=shutil.ignore_patterns(".conveyor", "model"))
+        shutil.copytree(trainer.root, root, ignore=shutil.ignore_patterns(".conveyor", "model"))
         clone = Project(root, capsys)
         clone.ok("init")
         clone.ok("remote", "add", "store", str(remote), "--default")
@@ -83,54 +83,56 @@ def _in_cache(who: Project, ref: str) -> bool:
 def test_an_unpushed_version_warns_and_fails_no_ones_pull(
     team: dict[str, Project], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alice, bob, carol = team["alice"], team["bob"], team["carol"]
-    prod = _register(alice, "alice", monkeypatch, _package(alice, "a1", "1"), "production")
-    old = _register(alice, "alice", monkeypatch, _package(alice, "a2", "2"))
-    alice.ok("push")
-    bob.ok("pull")
-    staging = _register(bob, "bob", monkeypatch, _package(bob, "b1", "3"), "staging")
-    _register(bob, "bob", monkeypatch, _package(bob, "b2", "4"))  # version 4: never pushed
+    trainer, teammate, newcomer = team["trainer"], team["teammate"], team["newcomer"]
+    prod = _register(trainer, "trainer", monkeypatch, _package(trainer, "a1", "1"), "production")
+    old = _register(trainer, "trainer", monkeypatch, _package(trainer, "a2", "2"))
+    trainer.ok("push")
+    teammate.ok("pull")
+    staging = _register(teammate, "teammate", monkeypatch, _package(teammate, "b1", "3"), "staging")
+    _register(
+        teammate, "teammate", monkeypatch, _package(teammate, "b2", "4")
+    )  # version 4: never pushed
 
-    monkeypatch.setenv("LOGNAME", "carol")
-    pulled = carol.run("pull")
+    monkeypatch.setenv("LOGNAME", "newcomer")
+    pulled = newcomer.run("pull")
     assert pulled.code == 0, pulled.err
     warnings = [line for line in pulled.err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, pulled.err  # only the aliased version is needed
-    assert "model tiny version 3 (registered by bob)" in warnings[0]
-    assert "bob should run `conveyor push`" in warnings[0]
+    assert "model tiny version 3 (registered by teammate)" in warnings[0]
+    assert "teammate should run `conveyor push`" in warnings[0]
     assert ".conveyor" not in pulled.err and "Traceback" not in pulled.err
-    assert _in_cache(carol, prod) and not _in_cache(carol, old)  # aliased only
-    assert (carol.root / "model").is_dir()  # the data was pulled and checked out
+    assert _in_cache(newcomer, prod) and not _in_cache(newcomer, old)  # aliased only
+    assert (newcomer.root / "model").is_dir()  # the data was pulled and checked out
 
-    every = carol.run("pull", "--all-models")
-    assert every.code == 0 and _in_cache(carol, old)
-    assert "tiny version 3 (registered by bob)" in every.err
-    assert "tiny version 4 (registered by bob)" in every.err
+    every = newcomer.run("pull", "--all-models")
+    assert every.code == 0 and _in_cache(newcomer, old)
+    assert "tiny version 3 (registered by teammate)" in every.err
+    assert "tiny version 4 (registered by teammate)" in every.err
 
-    assert carol.run("push").code == 0  # bob's versions are bob's to push
-    ci = carol.run("ci")
+    assert newcomer.run("push").code == 0  # teammate's versions are teammate's to push
+    ci = newcomer.run("ci")
     assert ci.code == 0, ci.out + ci.err
-    assert "tiny version 3 (registered by bob)" in ci.err
+    assert "tiny version 3 (registered by teammate)" in ci.err
 
     with pytest.raises(ConveyorError) as failed:
-        _load(carol, "models:/tiny@staging")
-    assert "model tiny version 3 (registered by bob)" in failed.value.message
-    assert ".conveyor" not in failed.value.message and "bob" in str(failed.value.hint)
-    carol.ok("remote", "remove", "store")
+        _load(newcomer, "models:/tiny@staging")
+    assert "model tiny version 3 (registered by teammate)" in failed.value.message
+    assert ".conveyor" not in failed.value.message and "teammate" in str(failed.value.hint)
+    newcomer.ok("remote", "remove", "store")
     with pytest.raises(ConveyorError, match=r"version 3 .* no default remote is set"):
-        _load(carol, "models:/tiny@staging")
-    carol.ok("remote", "add", "store", str(carol.root.parent / "remote"), "--default")
+        _load(newcomer, "models:/tiny@staging")
+    newcomer.ok("remote", "add", "store", str(newcomer.root.parent / "remote"), "--default")
 
-    monkeypatch.setenv("LOGNAME", "bob")
-    bob.ok("push")
-    monkeypatch.setenv("LOGNAME", "carol")
-    again = carol.run("pull")
-    assert again.code == 0 and "warning" not in again.err and _in_cache(carol, staging)
-    loaded = _load(carol, "models:/tiny@staging")
+    monkeypatch.setenv("LOGNAME", "teammate")
+    teammate.ok("push")
+    monkeypatch.setenv("LOGNAME", "newcomer")
+    again = newcomer.run("pull")
+    assert again.code == 0 and "warning" not in again.err and _in_cache(newcomer, staging)
+    loaded = _load(newcomer, "models:/tiny@staging")
     np.testing.assert_array_equal(loaded.predict(np.array([[0.0], [3.0]])), [0, 1])
     # A checked-out package (binaries) stays out of git.
-    carol.git("add", "-A")
-    assert ".conveyor/models" not in carol.git("status", "--porcelain", "--untracked-files=all")
+    newcomer.git("add", "-A")
+    assert ".conveyor/models" not in newcomer.git("status", "--porcelain", "--untracked-files=all")
 
 
 def _load(who: Project, uri: str) -> object:
@@ -163,26 +165,53 @@ def test_pull_fetches_what_the_gates_compare_of_an_aliased_version(
 ) -> None:
     """The champion's predictions file, recorded by an older run than the lock's, is what
     `conveyor check` pairs the candidate's with: a fresh clone's pull must bring it."""
-    alice, carol = team["alice"], team["carol"]
-    alice.write("train.py", TRAIN_WITH_PREDICTIONS)
+    trainer, newcomer = team["trainer"], team["newcomer"]
+    trainer.write("train.py", TRAIN_WITH_PREDICTIONS)
     stage = (
         "stages:\n  train:\n    cmd: {cmd}\n    deps: [train.py]\n    outs: [model, preds.csv]\n"
     )
     gates = "gates:\n  predictions: preds.csv\n  checks:\n    - metric: train.acc\n      min: 0\n"
-    alice.write("conveyor.yaml", stage.format(cmd=f"{sys.executable} train.py") + gates)
-    alice.ok("run", "--name", "champion")
-    run = json.loads(alice.ok("runs", "list", "--json"))[0]["id"]
-    alice.ok("models", "register", "tiny", "model", "--run", run)
-    alice.ok("models", "alias", "tiny@production", "1")
-    shown = json.loads(alice.ok("models", "show", "tiny@production", "--json"))
+    trainer.write("conveyor.yaml", stage.format(cmd=f"{sys.executable} train.py") + gates)
+    trainer.ok("run", "--name", "champion")
+    run = json.loads(trainer.ok("runs", "list", "--json"))[0]["id"]
+    trainer.ok("models", "register", "tiny", "model", "--run", run)
+    trainer.ok("models", "alias", "tiny@production", "1")
+    shown = json.loads(trainer.ok("models", "show", "tiny@production", "--json"))
     champion_preds = shown["lineage"]["outs"]["preds.csv"]
-    alice.write("conveyor.yaml", stage.format(cmd=f"{sys.executable} train.py flip") + gates)
-    alice.ok("run", "--name", "candidate")
-    alice.ok("push")
-    for name in ("train.py", "conveyor.yaml", "conveyor.lock"):  # carol's `git pull`
-        shutil.copy(alice.root / name, carol.root / name)
-    assert champion_preds not in (carol.root / "conveyor.lock").read_text()
+    trainer.write("conveyor.yaml", stage.format(cmd=f"{sys.executable} train.py flip") + gates)
+    trainer.ok("run", "--name", "candidate")
+    trainer.ok("push")
+    for name in ("train.py", "conveyor.yaml", "conveyor.lock"):  # newcomer's `git pull`
+        shutil.copy(trainer.root / name, newcomer.root / name)
+    assert champion_preds not in (newcomer.root / "conveyor.lock").read_text()
 
-    pulled = carol.run("pull")
+    pulled = newcomer.run("pull")
     assert pulled.code == 0 and "warning" not in pulled.err, pulled.err
-    assert _in_cache(carol, champion_preds)
+    assert _in_cache(newcomer, champion_preds)
+
+
+def test_a_package_reference_edited_in_the_store_leads_nowhere(
+    project: Project, tmp_path: Path
+) -> None:
+    """The metadata store is shared (teammates, CI): a version row naming its package
+    ``../../x.tree`` must not lead loading or serving (both materialize) out of the project.
+    The row is given as the store returns it: the store itself keeps any text."""
+    from conveyor.data.checkout import checkout
+    from conveyor.data.pointer import Pointer
+    from conveyor.data.workspace import Workspace
+    from conveyor.foundation.errors import DataError, PathError
+    from conveyor.registry.stored import materialize
+
+    outside = tmp_path / "outside"
+    models = project.root / ".conveyor" / "models"
+    ref = f"{Path('..', '..', '..', 'outside', 'evil')}.tree"
+    assert (models / ref).resolve().parent == outside  # where it would have landed
+    version = {"name": "tiny", "version": 3, "user": "x", "package": ref, "lineage": {}}
+    with Workspace(project.root) as ws:
+        with pytest.raises(DataError, match=r"tiny version 3: .* is not a tree hash"):
+            materialize(ws, version)
+        # and checkout, below it, refuses such a pointer value on its own
+        climbing = Pointer(models / "x.cvy", "../../../outside/evil", "0" * 64, True, 0, 0)
+        with pytest.raises(PathError, match="must be relative"):
+            checkout(ws, [climbing], force=True)
+    assert not outside.exists()

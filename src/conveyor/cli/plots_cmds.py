@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.cli.app import arg, command
 from conveyor.cli.output import echo
+
+if TYPE_CHECKING:
+    from conveyor.data.objects import ObjectDB
 
 
 @command(
@@ -19,7 +24,6 @@ def plots_cmd(opts: Namespace) -> int:
     """Overlay runs: every metric logged at several steps, and every plot the pipeline declares
     (a stage's plots files, DVC's top-level plots: columns, confusion matrices, images), from
     the cache as each run left it."""
-    from conveyor.data import recorded
     from conveyor.data.objects import ObjectDB
     from conveyor.foundation.paths import ProjectPaths, find_root
     from conveyor.pipeline import definition
@@ -46,30 +50,9 @@ def plots_cmd(opts: Namespace) -> int:
     figures = plots.metric_figures(histories)
     odb = ObjectDB(ProjectPaths(root).objects, ProjectPaths(root).tmp)
     odb.recover()  # after a crash, check what was written just before it
-    images: list[plots.Image] = []
-    for spec in definition.load(root).plots:
-        tables: dict[str, dict[str, list[dict[str, object]]]] = {}
-        for r in chosen:
-            label = labels[r["id"]]
-            for file in spec.files:
-                data = recorded.read(odb, r["outs"], file)
-                if data is None:
-                    continue
-                if plots.is_image(file):
-                    images.append(plots.Image(spec.id, label, data, Path(file).suffix.lower()))
-                else:
-                    tables.setdefault(label, {})[file] = plots.records(data, file)
-        if tables:
-            figures.append(
-                plots.spec_figure(
-                    spec.title or spec.id,
-                    spec.template,
-                    spec.x,
-                    spec.y,
-                    tables,
-                    (spec.x_label, spec.y_label),
-                )
-            )
+    readers = {labels[r["id"]]: _reader(odb, r["outs"]) for r in chosen}
+    found, images = plots.spec_figures(definition.load(root).plots, readers)
+    figures += found
     if not figures and not images:
         echo("Nothing to plot: no metric has several steps and no plots file is in the cache.")
         return 1
@@ -78,3 +61,9 @@ def plots_cmd(opts: Namespace) -> int:
     for f in written:
         echo(f"wrote {f.relative_to(root) if f.is_relative_to(root) else f}")
     return 0
+
+
+def _reader(odb: ObjectDB, outs: dict[str, str]) -> Callable[[str], bytes | None]:
+    from conveyor.data import recorded
+
+    return lambda file: recorded.read(odb, outs, file)

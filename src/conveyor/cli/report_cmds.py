@@ -191,30 +191,8 @@ def _plots(root: Path, gates: Gates, old: Side, new: Side, folder: Path) -> list
     from conveyor.tracking import plots
 
     out = folder / "report-plots"
-    figures = []
-    pictures: list[plots.Image] = []
-    for spec in definition.load(root).plots:  # top-level plots and every stage's plots files
-        tables: dict[str, dict[str, list[dict[str, object]]]] = {}
-        for s in (old, new):
-            for file in spec.files:
-                data = s.read(file)
-                if not data:
-                    continue
-                if plots.is_image(file):
-                    pictures.append(plots.Image(spec.id, s.label, data, Path(file).suffix.lower()))
-                else:
-                    tables.setdefault(s.label, {})[file] = plots.records(data, file)
-        if tables:
-            figures.append(
-                plots.spec_figure(
-                    spec.title or spec.id,
-                    spec.template,
-                    spec.x,
-                    spec.y,
-                    tables,
-                    (spec.x_label, spec.y_label),
-                )
-            )
+    readers = {s.label: s.read for s in (old, new)}
+    figures, pictures = plots.spec_figures(definition.load(root).plots, readers)
     images = []
     if figures or pictures:
         written = plots.render(figures, out, "plots", pictures)

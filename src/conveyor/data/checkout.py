@@ -29,7 +29,7 @@ from conveyor.data.status import compare, load_tree
 from conveyor.data.tree import Entry
 from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import DataError, PathError
-from conveyor.foundation.paths import CONTROL_DIR, check_place
+from conveyor.foundation.paths import CONTROL_DIR, check_place, check_relative
 from conveyor.foundation.progress import Progress, Silent
 
 _CHUNK = 64
@@ -237,7 +237,9 @@ def _place(ws: Workspace, ptr: Pointer) -> Path:
         ) from None
     if rel.split("/")[0] == CONTROL_DIR:
         # Conveyor's own places (registered model packages): pointer values built by code. A
-        # pointer read from a file can never name one: parsing refuses .conveyor paths.
+        # pointer read from a file can never name one: parsing refuses .conveyor paths. Built
+        # from the metadata store's values, it still never climbs out (``..``).
+        check_relative(rel, where=ws.display(ptr.file))
         return data
     where = ws.display(ptr.file) if ptr.file.exists() else rel
     return check_place(ws.root, rel, where=where)

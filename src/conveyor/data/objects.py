@@ -420,8 +420,14 @@ class Batch:
 
 
 def stamp_ns(oid: str) -> int:
-    """The nanoseconds part of the mtime of an object nobody wrote to since it was named."""
-    return int(oid[:8], 16) % 1_000_000_000
+    """The nanoseconds part of the mtime of an object nobody wrote to since it was named.
+
+    Always odd: a filesystem that keeps coarser mtimes (whole seconds on ext3, HFS+ and many
+    network shares, 2 s on FAT, 100 ns on NTFS) stores a multiple of its step, so neither the
+    stamp it cannot hold nor a later write can ever match, and every check there re-hashes.
+    An even stamp of 0 would match every write on such a filesystem: a corrupt object trusted.
+    """
+    return int(oid[:8], 16) % 1_000_000_000 | 1
 
 
 def stamp(file: str | int, oid: str) -> None:

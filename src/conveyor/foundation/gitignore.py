@@ -8,6 +8,7 @@ conveyor lacks some of these lines: :func:`ensure` adds what is missing and keep
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from conveyor.foundation import atomic
@@ -50,11 +51,20 @@ def ensure(control: Path) -> list[str]:
     """
     path = control / NAME
     try:
-        current = path.read_text()
+        # Not through a link: a repository may commit .gitignore as one to /proc/self/environ
+        # or a key file, whose text this would copy into a file the user is told to commit.
+        # The command then refuses the project (a link out of it in .conveyor).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         current = None
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         return []
+    else:
+        try:
+            with os.fdopen(fd, "rb") as f:
+                current = f.read().decode()
+        except (OSError, UnicodeDecodeError):
+            return []
     if current is None:
         if control.name != CONTROL_DIR or not control.is_dir():
             return []  # not a project's folder (a test's config, say): nothing of ours to guard

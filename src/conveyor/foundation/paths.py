@@ -10,6 +10,7 @@ link out of the project).
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 from typing import NamedTuple
 
@@ -113,23 +114,43 @@ def check_relative(rel: str, *, where: str) -> str:
 def _refusal(rel: str, *, nested: bool = False) -> str | None:
     """Why conveyor must never write to ``rel`` (a relative, normal path), or None.
 
-    ``.git`` is compared without case: on a case-insensitive filesystem ``.GIT/hooks`` is git's.
+    Names are compared as the filesystem that would hold them sees them (:func:`_fold`).
     """
     why = _in_own_folder(rel)
     if why is not None:
         return why
-    if rel.endswith(POINTER_SUFFIX):
+    name = _fold(rel.replace("\\", "/").rpartition("/")[2])
+    if name.endswith(POINTER_SUFFIX):
         return "is a conveyor pointer file"
-    if not nested and rel in CONTROL_FILES:
+    if not nested and "/" not in rel and name in CONTROL_FILES:
         return "is one of the project's control files"
     return None
 
 
+# Code points HFS+ leaves out of a name when it compares two (git's is_hfs_dotgit list):
+# ".g\u200cit" is ".git" there.
+_HFS_IGNORED = dict.fromkeys(
+    [0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+
+
+def _fold(part: str) -> str:
+    """``part`` as the least strict filesystem it may land on compares it: without case (macOS,
+    Windows), without the code points HFS+ ignores, and without the trailing dots and spaces
+    NTFS drops (``.git.`` and ``.git `` are ``.git`` there)."""
+    return unicodedata.normalize("NFC", part.translate(_HFS_IGNORED)).rstrip(". ").casefold()
+
+
 def _in_own_folder(rel: str) -> str | None:
-    parts = rel.split("/")
+    # A backslash is a separator on Windows: ``..\\.git\\hooks`` in a pointer is git's folder
+    # there, though one odd name on this machine.
+    parts = rel.replace("\\", "/").split("/")
     for i, part in enumerate(parts):
-        if part.casefold() == GIT_DIR or part == CONTROL_DIR:
-            folder = "git's own folder" if part != CONTROL_DIR else "conveyor's own folder"
+        if part == "..":
+            return "climbs out of its folder (a backslash is a separator on Windows)"
+        folded = _fold(part)
+        if folded in (GIT_DIR, "git~1", CONTROL_DIR):
+            folder = "conveyor's own folder" if folded == CONTROL_DIR else "git's own folder"
             return f"is {folder}" if i == len(parts) - 1 else f"is inside {folder} {part}"
     return None
 
@@ -226,15 +247,20 @@ def check_control(root: Path) -> None:
 def _check_link(root: Path, link: Path) -> None:
     real = link.resolve()
     if real == root or root in real.parents:
-        return
-    # An experiment's copy (.conveyor/exps/ID) shares its project's cache, spool and logs: a
-    # link into the .conveyor folder that holds the copy stays inside that project.
-    owner = next((p for p in root.parents if p.name == CONTROL_DIR), None)
-    if owner is not None and (real == owner or owner in real.parents):
-        return
+        inner = real.relative_to(root).as_posix()
+        if not any(_fold(p) in (GIT_DIR, "git~1") for p in inner.split("/")):
+            return
+        where = "inside git's own folder"  # gc and the temp sweep would delete git's files
+    else:
+        # An experiment's copy (.conveyor/exps/ID) shares its project's cache, spool and logs:
+        # a link into the .conveyor folder that holds the copy stays inside that project.
+        owner = next((p for p in root.parents if p.name == CONTROL_DIR), None)
+        if owner is not None and (real == owner or owner in real.parents):
+            return
+        where = "outside the project"
     shown = link.relative_to(root).as_posix()
     raise PathError(
-        f"{shown} is a symbolic link to {real}, outside the project; conveyor writes and "
-        "deletes in there, so it refuses to run",
+        f"{shown} is a symbolic link to {real}, {where}; conveyor writes and deletes in there, "
+        "so it refuses to run",
         hint=f"remove the link (`rm {shown}`): conveyor makes what it needs there again",
     )

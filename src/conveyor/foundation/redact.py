@@ -19,9 +19,12 @@ from typing import Any
 
 MASK = "***"
 
-# The user part has no ':', '/' or '@'; the password runs to the last '@' before the host (an
-# unescaped '@' in a password must not leave its tail on show).
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*):[^/\s]*@")
+# The user part has no ':', '/' or '@'; the password runs to the last '@' of the URL: an
+# unescaped '@' or '/' in a password (an AWS secret key holds '/') must not leave its tail on
+# show. A port and a path (``host:8080/a@b``) is no password.
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*):(?!\d{1,5}(?:[/?#\s]|$))\S*@"
+)
 _SECRET_WORDS = (
     "password",
     "passwd",
@@ -31,7 +34,19 @@ _SECRET_WORDS = (
     "credential",
     "private_key",
     "account_key",
+    "access_key",
+    "api_key",
+    "apikey",
     "connection_string",
+)
+# A secret as a URL's query parameter (``?password=``, Azure's SAS ``sig=``, S3's presigned
+# ``X-Amz-Signature=``) or a ``password=`` word of a libpq connection string: its value goes.
+# Elsewhere only that exact word: an error naming ``train.max_tokens=512`` keeps its value.
+_WORDS = "|".join(w.replace("_", "[_-]?") for w in (*_SECRET_WORDS, "signature"))
+_PARAM_SECRET = re.compile(
+    rf"(?P<head>(?:(?<=[?&;])(?:[\w.-]*?(?:{_WORDS})[\w.-]*|sig)|(?:^|(?<=\s))password)=)"
+    r"[^&#;\s]+",
+    re.IGNORECASE,
 )
 # fsspec's names for a remote's access key (s3fs: key, secret, token), which say no "secret".
 _REMOTE_CREDENTIALS = ("key", "access_key", "access_key_id", "aws_access_key_id", "sas")
@@ -41,12 +56,17 @@ _MODES = frozenset({"anon", "google_default", "cloud", "cache", "browser", "true
 
 
 def url_has_password(value: Any) -> bool:
-    return isinstance(value, str) and _URL_PASSWORD.search(value) is not None
+    """Whether ``value`` holds a URL's password, or a secret parameter (``?password=...``)."""
+    return isinstance(value, str) and (
+        _URL_PASSWORD.search(value) is not None or _PARAM_SECRET.search(value) is not None
+    )
 
 
 def mask_urls(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
-    return _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    """``text`` with the password of every URL in it, and every secret parameter's value,
+    replaced by ``***``."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return _PARAM_SECRET.sub(lambda m: f"{m['head']}{MASK}", text)
 
 
 def secret_key(dotted: str) -> bool:

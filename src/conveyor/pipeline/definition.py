@@ -177,7 +177,10 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
         try:
             _check_name(str(name), where)
             if not isinstance(raw, dict):
-                raise ConfigError(f"{where}: stage {name!r} must be a mapping with at least 'cmd'")
+                raise ConfigError(
+                    f"{where}: stage {name!r} must be a mapping with at least 'cmd'",
+                    hint=f"write it as {name}: {{cmd: python train.py, deps: [...]}}",
+                )
             for exp in expand(str(name), raw, ctx, where):
                 made += 1
                 try:
@@ -186,7 +189,10 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
                     errors.append(exc)
                     continue
                 if exp.name in stages:
-                    raise ConfigError(f"{where}: two stages are named {exp.name!r}")
+                    raise ConfigError(
+                        f"{where}: two stages are named {exp.name!r}",
+                        hint="rename one: a stage's name (with its matrix values) is unique",
+                    )
                 stages[exp.name] = _nested(stage, metrics)
         except ConfigError as exc:
             errors.append(exc)

@@ -96,9 +96,18 @@ def parse(text: str, source: str) -> dict[str, Entry]:
         raise ConfigError(exc.message, hint=hint) from exc
     try:
         stages = data.get("stages") or {}
-        entries = {str(name): _entry(raw) for name, raw in stages.items()}
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        names = list(stages.keys())
+    except (AttributeError, TypeError) as exc:
         raise ConfigError(f"{source} is malformed ({exc})", hint=hint) from exc
+    entries = {}
+    for name in names:
+        try:
+            entries[str(name)] = _entry(stages[name])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            where = doc.where("stages", str(name))  # the stage's line: a lock may hold hundreds
+            raise ConfigError(
+                f"{source} is malformed ({where}: stage {name!r}: {exc})", hint=hint
+            ) from exc
     for name, entry in entries.items():
         _check_outs(entry, doc.where("stages", name, "outs"), name)
     return entries

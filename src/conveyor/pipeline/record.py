@@ -114,8 +114,12 @@ class Recorder:
 
 
 # Run by the stages' own interpreter: it lists the distributions on its sys.path (reading
-# folder names only: importlib.metadata would cost a run a third of its time).
-_PROBE = """import json, os, platform, sys
+# folder names only: importlib.metadata would cost a run a third of its time). It runs in the
+# project, and `-c` puts the working folder first on sys.path: dropped before any import, so
+# that a project's own json.py or platform.py is neither run nor taken for the standard one.
+_PROBE = """import sys
+sys.path = [p for p in sys.path if p]
+import json, os, platform
 dirs = [os.path.abspath(d) for d in sys.path if d and os.path.isdir(d)]
 names = []
 for d in dirs:

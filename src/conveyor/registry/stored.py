@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from conveyor.data import build
+from conveyor.data.hashing import is_oid
 from conveyor.data.pointer import Pointer
 from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import ConveyorError, DataError
@@ -125,6 +126,13 @@ def materialize(ws: Workspace, version: dict[str, Any]) -> Path:
     from conveyor.data.checkout import checkout
 
     ref = str(version["package"])
+    if not _stored_ref(ref):
+        raise DataError(
+            f"model {version['name']} version {version['version']}: the metadata store names its "
+            f"package {ref!r}, which is not a tree hash; conveyor writes nothing for it",
+            hint="register the model again (`conveyor models register`): the row was edited "
+            "outside conveyor",
+        )
     info = version["lineage"].get("package", {})
     folder = ws.paths.control / "models" / ref.removesuffix(".tree")
     if (folder / package_mod.MANIFEST).exists():
@@ -193,8 +201,10 @@ def registered(
         rows = Registry(cast(Any, store)).registered(aliased_only=not every)
     out = []
     for r in rows:
+        if not _stored_ref(str(r["package"])):
+            continue  # a row edited outside conveyor names no package: loading it says so
         outs = r["lineage"].get("outs") or {}
-        files = (str(outs[p]) for p in compared if p in outs and not str(outs[p]).endswith(".tree"))
+        files = (str(outs[p]) for p in compared if p in outs and is_oid(str(outs[p])))
         version = Registered(r["name"], int(r["version"]), r["user"] or "", r["package"])
         out.append(replace(version, compared=tuple(sorted(set(files)))))
     return out
@@ -237,6 +247,13 @@ def fetch_packages(
     result.missing.clear()
     whole = {p.ref for p in ptrs if missing_objects(ws, p, load_tree(ws, p)) == 0}
     return result, [v for v in versions if not {v.package, *v.compared} <= whole]
+
+
+def _stored_ref(ref: str) -> bool:
+    """Whether a package reference read from the metadata store is a tree hash. The store is
+    shared (a teammate's clone, CI): its values become paths under ``.conveyor/models``, and
+    one like ``../../x.tree`` must not lead a checkout out of the project."""
+    return ref.endswith(".tree") and is_oid(ref.removesuffix(".tree"))
 
 
 def _pointer(ws: Workspace, ref: str, size: int, nfiles: int) -> Pointer:

@@ -15,9 +15,9 @@ import csv
 import html
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                   ".gif": "image/gif", ".svg": "image/svg+xml"}  # fmt: skip
@@ -66,6 +66,60 @@ def records(data: bytes, name: str) -> list[dict[str, Any]]:
         return [dict(r) for r in csv.DictReader(io.StringIO(text), delimiter=delimiter)]
     except csv.Error:
         return []
+
+
+class PlotSpec(Protocol):
+    """A declared plot (the pipeline's ``Plot``; this layer may not import it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def files(self) -> tuple[str, ...]: ...
+    @property
+    def x(self) -> dict[str, str]: ...
+    @property
+    def y(self) -> dict[str, list[str]]: ...
+    @property
+    def template(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def x_label(self) -> str: ...
+    @property
+    def y_label(self) -> str: ...
+
+
+def spec_figures(
+    specs: Iterable[PlotSpec], readers: Mapping[str, Callable[[str], bytes | None]]
+) -> tuple[list[Figure], list[Image]]:
+    """Every declared plot across runs (``readers``: run label -> the bytes of one of its plots
+    files, None where it has none): a figure per plot that has rows, an image per run and image
+    file. ``conveyor plots`` and the pull-request report draw through this one reading."""
+    figures: list[Figure] = []
+    images: list[Image] = []
+    for spec in specs:
+        tables: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for label, read in readers.items():
+            for file in spec.files:
+                data = read(file)
+                if not data:
+                    continue
+                if is_image(file):
+                    images.append(Image(spec.id, label, data, Path(file).suffix.lower()))
+                else:
+                    tables.setdefault(label, {})[file] = records(data, file)
+        if tables:
+            figures.append(
+                spec_figure(
+                    spec.title or spec.id,
+                    spec.template,
+                    spec.x,
+                    spec.y,
+                    tables,
+                    (spec.x_label, spec.y_label),
+                )
+            )
+    return figures, images
 
 
 def spec_figure(
