@@ -68,3 +68,9 @@ def test_a_source_that_changed_size_is_refused(tmp_path: Path) -> None:
             hashing.copy_and_hash(src, fd, hashing.SMALL, durable=False)
     finally:
         os.close(fd)
+
+
+def test_an_oid_with_a_trailing_newline_is_no_oid() -> None:
+    oid = "ab" * 32
+    assert hashing.is_oid(oid)
+    assert not hashing.is_oid(oid + "\n") and not hashing.is_oid(oid.upper())

@@ -23,7 +23,7 @@ import blake3
 from conveyor.foundation import atomic
 from conveyor.foundation.errors import DataError
 
-OID_RE = re.compile(r"^[0-9a-f]{64}$")
+OID_RE = re.compile(r"[0-9a-f]{64}")
 SMALL = 4 << 20  # read whole below this size
 _CHUNK = 64 << 20
 _DIRECT_CHUNK = 16 << 20  # one read, hash and direct write; a few in flight at once
@@ -44,7 +44,7 @@ def _sync_file_range() -> Any:
 
 
 def is_oid(text: str) -> bool:
-    return bool(OID_RE.match(text))
+    return OID_RE.fullmatch(text) is not None  # match() with $ would take a trailing newline
 
 
 def hash_bytes(data: bytes | memoryview) -> str:
