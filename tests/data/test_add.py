@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import stat
+from pathlib import Path
 
 import pytest
 
 from conveyor.data import build, hashing
+from conveyor.data.objects import stamped
 from conveyor.data.tree import Tree
 from tests.conftest import Project
+from tests.data.test_checkout import corrupt
 
 
 def test_add_folder_writes_pointer_tree_and_gitignore(project: Project) -> None:
@@ -135,3 +140,117 @@ def test_add_refuses_a_folder_holding_a_git_repository(project: Project) -> None
     result = project.run("add", "data")
     assert result.code == 2 and "entry vendored/.git/config" in result.err
     assert not (project.root / "data.cvy").exists()
+
+
+def _obj(project: Project, oid: str) -> Path:
+    return project.root / ".conveyor/cache/objects" / oid[:2] / oid[2:]
+
+
+def _usable_everywhere(project: Project, store: Path, files: dict[str, bytes]) -> None:
+    """After a repair: status clean, fsck clean, checkout and push give the good bytes."""
+    assert "clean" in project.ok("status")
+    assert "no corruption found" in project.ok("fsck")
+    for rel in files:
+        (project.root / rel).unlink()
+    project.ok("checkout")
+    for rel, good in files.items():
+        assert (project.root / rel).read_bytes() == good
+    project.ok("remote", "add", "-d", "store", str(store))
+    project.ok("push")
+    for good in files.values():
+        oid = hashing.hash_bytes(good)
+        assert (store / oid[:2] / oid[2:]).read_bytes() == good
+
+
+@pytest.mark.parametrize("size", [1000, hashing.SMALL + 1000])
+@pytest.mark.parametrize("how", ["unchanged", "copied"])
+def test_adding_a_good_copy_of_a_file_repairs_its_corrupt_object(
+    project: Project, tmp_path: Path, size: int, how: str
+) -> None:
+    good = os.urandom(size)
+    project.write("model.bin", good)
+    project.ok("add", "model.bin")
+    oid = hashing.hash_bytes(good)
+    bad = b"bad" + good[3:]
+    corrupt(project, oid, bad)
+    if how == "copied":  # a new file (new inode): the memo does not know it
+        (project.root / "model.bin").unlink()
+        project.write("model.bin", good)
+    project.ok("add", "model.bin")
+    assert _obj(project, oid).read_bytes() == good and stamped(oid, _obj(project, oid).stat())
+    assert (project.root / ".conveyor/cache/quarantine" / oid).read_bytes() == bad
+    _usable_everywhere(project, tmp_path / "store", {"model.bin": good})
+
+
+def test_an_intact_unstamped_object_is_rehashed_and_stamped_not_replaced(
+    project: Project,
+) -> None:
+    project.write("f.txt", "same")
+    project.ok("add", "f.txt")
+    oid = hashing.hash_bytes(b"same")
+    corrupt(project, oid, b"same")  # written over with the same bytes: no stamp, still good
+    ino = _obj(project, oid).stat().st_ino
+    project.ok("add", "f.txt")
+    assert _obj(project, oid).stat().st_ino == ino and stamped(oid, _obj(project, oid).stat())
+    assert not (project.root / ".conveyor/cache/quarantine").exists()
+
+
+def test_adding_a_folder_repairs_corrupt_objects_of_changed_and_unchanged_files(
+    project: Project, tmp_path: Path
+) -> None:
+    files = {f"data/f{i}.txt": f"row {i}\n".encode() for i in range(20)}
+    files["data/twin.txt"] = files["data/f7.txt"]  # one object for two files
+    for rel, good in files.items():
+        project.write(rel, good)
+    project.ok("add", "data")
+    for rel in ("data/f3.txt", "data/f7.txt"):
+        corrupt(project, hashing.hash_bytes(files[rel]), b"rot\n")
+    # f3 is copied in again (so the folder changed); f7 and its twin stay as the memo knows them
+    (project.root / "data/f3.txt").unlink()
+    project.write("data/f3.txt", files["data/f3.txt"])
+    out = project.ok("add", "data")
+    assert "added data (21 files" in out
+    for rel in ("data/f3.txt", "data/f7.txt"):
+        oid = hashing.hash_bytes(files[rel])
+        assert _obj(project, oid).read_bytes() == files[rel]
+        assert (project.root / ".conveyor/cache/quarantine" / oid).read_bytes() == b"rot\n"
+    _usable_everywhere(project, tmp_path / "store", files)
+
+
+@pytest.mark.parametrize("mode", ["journal", "journal-named", "true"])
+def test_adding_a_copied_folder_of_many_files_repairs_corrupt_objects_in_every_process(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # Two cores at least, so that the storing processes run even on a one-core machine.
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    if mode == "journal-named":  # a filesystem without unnamed files: named temp files instead
+        monkeypatch.setattr(build, "_UNNAMED", [False])
+    project.ok("config", "core.fsync", mode.split("-")[0])
+    spawned: list[int] = []
+    real = build._store_in_processes
+
+    def spy(small, store, cores, progress):  # type: ignore[no-untyped-def]
+        spawned.append(len(small))
+        return real(small, store, cores, progress)
+
+    monkeypatch.setattr(build, "_store_in_processes", spy)
+    files = {f"data/d{i % 10}/f{i}.bin": f"{i:08}".encode() * 64 for i in range(2500)}
+    for rel, good in files.items():
+        project.write(rel, good)
+    project.ok("add", "data")
+    spoiled = [f"data/d{i % 10}/f{i}.bin" for i in (0, 999, 2499)]
+    for rel in spoiled:
+        corrupt(project, hashing.hash_bytes(files[rel]), b"rot\n")
+    shutil.rmtree(project.root / "data")  # a good copy of the whole folder comes back
+    for rel, good in files.items():
+        project.write(rel, good)
+    project.ok("add", "data")
+    assert spawned == [2500, 2500]
+    for rel in spoiled:
+        oid = hashing.hash_bytes(files[rel])
+        assert _obj(project, oid).read_bytes() == files[rel]
+        assert stamped(oid, _obj(project, oid).stat())
+    assert "no corruption found" in project.ok("fsck")
+    shutil.rmtree(project.root / "data")
+    project.ok("checkout")
+    assert all((project.root / rel).read_bytes() == good for rel, good in files.items())

@@ -226,7 +226,9 @@ def scan(
     for f in files:
         hit = known.get(f"{rel_target}/{f[0]}")
         fresh = hit is not None and hit[0] == (f[2], f[3], f[4])
-        if fresh and (store is None or store.odb.exists(hit[1])):  # type: ignore[index]
+        # An object already stored is trusted by its stamp; one without is re-hashed, and a
+        # corrupt one quarantined so that this good copy of the file replaces it.
+        if fresh and (store is None or store.odb.holds(hit[1])):  # type: ignore[index]
             oids[f[0]] = hit[1]  # type: ignore[index]
             continue
         pending.append(f)
@@ -270,7 +272,7 @@ def _scan_file(
     progress: Progress | None,
 ) -> Built:
     digest = memo.get(rel, st)
-    if digest is None or (store is not None and not store.odb.exists(digest)):
+    if digest is None or (store is not None and not store.odb.holds(digest)):
         found = ("", path, st.st_ino, st.st_mtime_ns, st.st_size, bool(st.st_mode & 0o100))
         digest = _hash_all([found], store, 1, progress or Silent())[""]
         memo.save([(rel, stat_key(st), digest)])
@@ -392,7 +394,7 @@ def _store_chunk(
     for rel, path, _ino, _mtime, size, _x in chunk:
         data = _read_file(path, size)
         oid = hashing.hash_bytes(data)
-        if odb.exists(oid):
+        if odb.holds(oid):
             out.append((rel, oid, None, size))
             continue
         tmp = odb.temp_path()
@@ -455,7 +457,7 @@ def _store_unnamed(odb: ObjectDB, chunk: list[Found]) -> list[tuple[str, str, st
             data = _read_file(path, size)
             oid = hashing.hash_bytes(data)
             out.append((rel, oid, None, size))
-            if odb.exists(oid):
+            if odb.holds(oid):
                 continue
             try:
                 fd = os.open(folder, os.O_WRONLY | os.O_TMPFILE, 0o444)

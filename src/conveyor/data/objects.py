@@ -121,6 +121,31 @@ class ObjectDB:
                 stamp(path, oid)
         return good
 
+    def holds(self, oid: str) -> bool:
+        """Whether the cache holds ``oid`` with good bytes, so that a writer need not store it.
+
+        Writers ask this instead of :meth:`exists`, for the same one ``stat`` when the object
+        is missing or stamped. An unstamped one is re-hashed (:meth:`check`); if its bytes no
+        longer match, it is moved to the quarantine and False tells the caller, who has the
+        good bytes at hand, to store them again: adding a good copy repairs the cache.
+        """
+        path = self.file(oid)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if stamped(oid, st):
+            return True
+        try:
+            if self.check(oid, st):
+                return True
+            self.quarantine(oid, self.quarantined)
+        except FileNotFoundError:
+            pass  # moved aside meanwhile by another writer that found it corrupt too
+        except OSError as exc:
+            raise storage_error(f"a good copy of the corrupt object {oid}", exc) from exc
+        return False
+
     def iter_oids(self) -> Iterator[str]:
         if not self.root.is_dir():
             return
@@ -333,8 +358,8 @@ class Batch:
         odb.ensure_tmp()
 
     def _claim(self, oid: str) -> bool:
-        """True if this caller should write ``oid`` (not in the store, not staged yet)."""
-        if self.odb.exists(oid):
+        """True if this caller should write ``oid`` (not held intact, not staged yet)."""
+        if self.odb.holds(oid):
             return False
         with self._lock:
             if oid in self._staged_oids:
