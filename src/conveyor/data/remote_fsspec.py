@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from conveyor.data import hashing
-from conveyor.data.remote import Fetched, MissingObject, RemoteSpec, remote_error
+from conveyor.data.remote import S3, Fetched, MissingObject, RemoteSpec, remote_error
 from conveyor.data.transfer_io import Scratch, download_each, parallel
 from conveyor.foundation.errors import ConfigError, ConveyorError, RemoteError
 
@@ -237,6 +237,11 @@ def _filesystem(spec: RemoteSpec) -> tuple[Any, str]:
         ) from exc
     except Exception as exc:
         raise remote_error(spec, "opening", exc) from exc
+    if spec.protocol in S3:
+        # s3fs retries each request up to 5 times around botocore's own retries, so a frozen
+        # endpoint costs 5 x attempts x read_timeout; botocore's bounded count (the remote's
+        # ``retries``) is the only one.
+        fs.retries = 1
     _quiet_loop(fs)
     return fs, str(root)
 
