@@ -523,6 +523,54 @@ def test_a_failed_task_left_on_the_backends_loop_prints_nothing(
     assert record.getMessage() == "remote backend: Task exception was never retrieved"
 
 
+def _frozen_push(
+    project: Project, server: subprocess.Popen[bytes], endpoint: str, freeze_after: int
+) -> tuple[int, str, float]:
+    """``conveyor push`` (a process) to a moto server stopped once it holds ``freeze_after``
+    objects: (exit code, stderr, seconds taken). The server is resumed and killed after."""
+    import boto3
+
+    project.ok("remote", "add", "-d", "frozen", "s3://killed/store")
+    project.ok("config", "remote.frozen.endpoint_url", endpoint)
+    for key, value in (("connect_timeout", "2"), ("read_timeout", "2"), ("retries", "1")):
+        project.ok("config", f"remote.frozen.{key}", value)
+    client = boto3.client("s3", endpoint_url=endpoint, **_credentials())
+
+    def freeze() -> None:
+        while client.list_objects_v2(Bucket="killed").get("KeyCount", 0) < freeze_after:
+            time.sleep(0.02)
+        os.kill(server.pid, signal.SIGSTOP)
+
+    freezer = threading.Thread(target=freeze, daemon=True)
+    freezer.start()
+    freezer.join(timeout=0 if freeze_after else 10)
+    try:
+        started = time.monotonic()
+        push = conveyor_process(
+            "push",
+            "-j",
+            "16",
+            cwd=project.root,
+            env={**os.environ, **S3_ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _, err = push.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            push.kill()
+            push.communicate()
+            pytest.fail("push to a frozen endpoint still running after 120 s")
+        took = time.monotonic() - started
+        freezer.join(timeout=10)
+        assert not freezer.is_alive(), "the push ended before the server could be frozen"
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        server.kill()
+    return push.returncode, err, took
+
+
 def test_a_frozen_s3_endpoint_fails_within_the_configured_timeouts(
     project: Project, own_s3: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
@@ -532,34 +580,10 @@ def test_a_frozen_s3_endpoint_fails_within_the_configured_timeouts(
     hung for over 400 s; with the remote's timeouts of 2 s and one retry it fails in seconds.
     """
     endpoint, server = own_s3
-    project.ok("remote", "add", "-d", "frozen", "s3://killed/store")
-    project.ok("config", "remote.frozen.endpoint_url", endpoint)
-    for key, value in (("connect_timeout", "2"), ("read_timeout", "2"), ("retries", "1")):
-        project.ok("config", f"remote.frozen.{key}", value)
     project.write("data.txt", "x")
     project.ok("add", "data.txt")
-    os.kill(server.pid, signal.SIGSTOP)
-    try:
-        started = time.monotonic()
-        push = conveyor_process(
-            "push",
-            cwd=project.root,
-            env={**os.environ, **S3_ENV},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            _, err = push.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            push.kill()
-            push.communicate()
-            pytest.fail("push to a frozen endpoint still running after 90 s")
-        took = time.monotonic() - started
-    finally:
-        os.kill(server.pid, signal.SIGCONT)
-        server.kill()
-    assert push.returncode == 1, err
+    code, err, took = _frozen_push(project, server, endpoint, freeze_after=0)
+    assert code == 1, err
     assert took < 30, f"took {took:.0f} s"
     error, hint = err.strip().splitlines()
     assert error.startswith("error: remote 'frozen' (s3://killed/store): checking object"), err
@@ -568,3 +592,20 @@ def test_a_frozen_s3_endpoint_fails_within_the_configured_timeouts(
         "  hint: check that the endpoint is up and answering; a slow one can be given longer "
         "with `conveyor config remote.frozen.read_timeout SECONDS` (see docs/remotes.md)"
     )
+
+
+def test_an_s3_endpoint_frozen_mid_push_fails_within_the_configured_timeouts(
+    project: Project, own_s3: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    """Bodies in flight when the server stops: aiohttp waited forever for "100 Continue", and
+    then for the stopped server to take in the rest of a body."""
+    endpoint, server = own_s3
+    for i in range(40):
+        project.write(f"data/f{i:03d}.bin", os.urandom(3_000_000))
+    project.ok("add", "data")
+    code, err, took = _frozen_push(project, server, endpoint, freeze_after=5)
+    assert code == 1, err
+    assert took < 60, f"took {took:.0f} s"
+    error, hint = err.strip().splitlines()
+    assert error.startswith("error: remote 'frozen' (s3://killed/store): uploading object"), err
+    assert hint.startswith("  hint: check"), err
