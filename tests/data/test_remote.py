@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from conveyor.data.remote_fsspec import FsspecRemote, plan_checks
 from conveyor.data.remote_local import LocalRemote
 from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import RemoteError
-from tests.conftest import Project
+from tests.conftest import Project, conveyor_process
 from tests.data.conftest import S3_ENV
 
 
@@ -64,12 +65,61 @@ def test_s3_options_go_where_s3fs_expects_them() -> None:
         "secret": "SK",
         "anon": False,
         "profile": "dev",
+        "config_kwargs": {
+            "connect_timeout": 10.0,
+            "read_timeout": 30.0,
+            "retries": {"mode": "standard", "total_max_attempts": 2},
+        },
     }
     # Other backends get their options as written.
     assert storage_options("gs", {"project": "p", "token": "anon"}) == {
         "project": "p",
         "token": "anon",
     }
+
+
+def test_s3_timeouts_and_retries_are_remote_options() -> None:
+    """As ``conveyor config`` stores them (strings), into botocore's Config; theirs win."""
+    options = {"connect_timeout": "2", "read_timeout": "2.5", "retries": "0"}
+    assert storage_options("s3", options)["config_kwargs"] == {
+        "connect_timeout": 2.0,
+        "read_timeout": 2.5,
+        "retries": {"mode": "standard", "total_max_attempts": 1},
+    }
+    written = {"read_timeout": 5, "config_kwargs": {"read_timeout": 7, "max_pool_connections": 3}}
+    assert storage_options("s3", written)["config_kwargs"] == {
+        "connect_timeout": 10.0,
+        "read_timeout": 7,
+        "max_pool_connections": 3,
+        "retries": {"mode": "standard", "total_max_attempts": 2},
+    }
+    # The defaults: a frozen endpoint costs at most (connect or read) x attempts, about a minute.
+    limits = storage_options("s3", {})["config_kwargs"]
+    worst = max(limits["connect_timeout"], limits["read_timeout"])
+    assert worst * limits["retries"]["total_max_attempts"] <= 60
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("read_timeout", "soon", "must be a number of seconds, not 'soon'"),
+        ("connect_timeout", "0", "must be a number of seconds, above 0, not '0'"),
+        ("retries", "1.5", "must be a whole number, not '1.5'"),
+        ("retries", "true", "must be a whole number, 0 or more, not True"),
+    ],
+)
+def test_a_bad_timeout_option_is_refused_naming_the_key(
+    project: Project, key: str, value: str, message: str
+) -> None:
+    project.ok("remote", "add", "-d", "s3", "s3://bucket/store")
+    project.ok("config", f"remote.s3.{key}", value)
+    project.write("data.txt", "x")
+    project.ok("add", "data.txt")
+    result = project.run("push")
+    assert result.code == 2, result.err
+    error, hint = result.err.strip().splitlines()
+    assert error == f"error: remote.s3.{key}: {message}"
+    assert hint == f"  hint: conveyor config remote.s3.{key} NUMBER"
 
 
 def test_plan_lists_a_shard_when_that_is_cheaper_than_one_request_per_object() -> None:
@@ -471,3 +521,91 @@ def test_a_failed_task_left_on_the_backends_loop_prints_nothing(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     [record] = [r for r in caplog.records if r.name == "conveyor.data.remote_fsspec"]
     assert record.getMessage() == "remote backend: Task exception was never retrieved"
+
+
+def _frozen_push(
+    project: Project, server: subprocess.Popen[bytes], endpoint: str, freeze_after: int
+) -> tuple[int, str, float]:
+    """``conveyor push`` (a process) to a moto server stopped once it holds ``freeze_after``
+    objects: (exit code, stderr, seconds taken). The server is resumed and killed after."""
+    import boto3
+
+    project.ok("remote", "add", "-d", "frozen", "s3://killed/store")
+    project.ok("config", "remote.frozen.endpoint_url", endpoint)
+    for key, value in (("connect_timeout", "2"), ("read_timeout", "2"), ("retries", "1")):
+        project.ok("config", f"remote.frozen.{key}", value)
+    client = boto3.client("s3", endpoint_url=endpoint, **_credentials())
+
+    def freeze() -> None:
+        while client.list_objects_v2(Bucket="killed").get("KeyCount", 0) < freeze_after:
+            time.sleep(0.02)
+        os.kill(server.pid, signal.SIGSTOP)
+
+    freezer = threading.Thread(target=freeze, daemon=True)
+    freezer.start()
+    freezer.join(timeout=0 if freeze_after else 10)
+    try:
+        started = time.monotonic()
+        push = conveyor_process(
+            "push",
+            "-j",
+            "16",
+            cwd=project.root,
+            env={**os.environ, **S3_ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _, err = push.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            push.kill()
+            push.communicate()
+            pytest.fail("push to a frozen endpoint still running after 120 s")
+        took = time.monotonic() - started
+        freezer.join(timeout=10)
+        assert not freezer.is_alive(), "the push ended before the server could be frozen"
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        server.kill()
+    return push.returncode, err, took
+
+
+def test_a_frozen_s3_endpoint_fails_within_the_configured_timeouts(
+    project: Project, own_s3: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    """A stopped server still gets its connections accepted by the kernel, and never answers.
+
+    With s3fs's and botocore's defaults (5 attempts of 15-60 s, inside s3fs's own 5) a push
+    hung for over 400 s; with the remote's timeouts of 2 s and one retry it fails in seconds.
+    """
+    endpoint, server = own_s3
+    project.write("data.txt", "x")
+    project.ok("add", "data.txt")
+    code, err, took = _frozen_push(project, server, endpoint, freeze_after=0)
+    assert code == 1, err
+    assert took < 30, f"took {took:.0f} s"
+    error, hint = err.strip().splitlines()
+    assert error.startswith("error: remote 'frozen' (s3://killed/store): checking object"), err
+    assert "failed: ReadTimeoutError: Read timeout on endpoint URL" in error, err
+    assert hint == (
+        "  hint: check that the endpoint is up and answering; a slow one can be given longer "
+        "with `conveyor config remote.frozen.read_timeout SECONDS` (see docs/remotes.md)"
+    )
+
+
+def test_an_s3_endpoint_frozen_mid_push_fails_within_the_configured_timeouts(
+    project: Project, own_s3: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    """Bodies in flight when the server stops: aiohttp waited forever for "100 Continue", and
+    then for the stopped server to take in the rest of a body."""
+    endpoint, server = own_s3
+    for i in range(40):
+        project.write(f"data/f{i:03d}.bin", os.urandom(3_000_000))
+    project.ok("add", "data")
+    code, err, took = _frozen_push(project, server, endpoint, freeze_after=5)
+    assert code == 1, err
+    assert took < 60, f"took {took:.0f} s"
+    error, hint = err.strip().splitlines()
+    assert error.startswith("error: remote 'frozen' (s3://killed/store): uploading object"), err
+    assert hint.startswith("  hint: check"), err

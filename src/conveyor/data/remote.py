@@ -31,8 +31,13 @@ if TYPE_CHECKING:
 # Object stores write an object whole or not at all: a single PUT (or a completed multipart
 # upload) is never visible half-written. Every other backend gets a temp name and a rename.
 ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "http", "https"})
-_S3 = frozenset({"s3", "s3a"})
+S3 = frozenset({"s3", "s3a"})
 _S3_ALIASES = {"access_key_id": "key", "secret_access_key": "secret", "session_token": "token"}
+# How long an S3 request may wait, and how often it is retried. botocore's and s3fs's defaults
+# (60 s reads, up to 5 attempts, inside s3fs's own 5) leave a frozen endpoint hanging a push for
+# minutes; these bound it to about a minute. Each is a remote option of the same name.
+S3_TIMEOUTS = {"connect_timeout": 10.0, "read_timeout": 30.0}
+S3_RETRIES = 1  # retries after the first attempt of each request
 
 
 class Remote(Protocol):
@@ -134,7 +139,13 @@ class RemoteSpec:
     def of(cls, name: str, url: str, options: Mapping[str, Any], *, root: Path) -> RemoteSpec:
         """From config values: a relative folder is relative to the project root ``root``."""
         absolute = absolute_url(url, root)
-        return cls(name, absolute, storage_options(protocol_of(absolute), options))
+        try:
+            return cls(name, absolute, storage_options(protocol_of(absolute), options))
+        except _BadOption as exc:
+            raise ConfigError(
+                f"remote.{name}.{exc.key}: {exc}",
+                hint=f"conveyor config remote.{name}.{exc.key} NUMBER",
+            ) from None
 
 
 def resolve(config: Config, root: Path, name: str | None = None) -> RemoteSpec:
@@ -201,11 +212,13 @@ def storage_options(protocol: str, options: Mapping[str, Any]) -> dict[str, Any]
     """Config options as the fsspec backend expects them.
 
     Everything but ``url`` is passed through; for S3, ``endpoint_url`` and ``region`` go to
-    ``client_kwargs`` and DVC's names for credentials are accepted. The words ``true`` and
-    ``false`` (as ``conveyor config`` stores them) become booleans.
+    ``client_kwargs``, DVC's names for credentials are accepted, and ``connect_timeout``,
+    ``read_timeout`` (seconds) and ``retries`` go to botocore's ``config_kwargs`` (with bounded
+    defaults; ``config_kwargs`` written out in full win). The words ``true`` and ``false`` (as
+    ``conveyor config`` stores them) become booleans.
     """
     opts = {str(k): _coerce(v) for k, v in options.items() if k != "url"}
-    if protocol in _S3:
+    if protocol in S3:
         client = dict(opts.pop("client_kwargs", None) or {})
         for key in ("endpoint_url", "endpointurl"):
             if key in opts:
@@ -217,7 +230,38 @@ def storage_options(protocol: str, options: Mapping[str, Any]) -> dict[str, Any]
                 opts[real] = opts.pop(alias)
         if client:
             opts["client_kwargs"] = client
+        opts["config_kwargs"] = {**_s3_limits(opts), **(opts.get("config_kwargs") or {})}
     return opts
+
+
+class _BadOption(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _s3_limits(opts: dict[str, Any]) -> dict[str, Any]:
+    """Pop the timeout and retry options out of ``opts`` as botocore ``Config`` arguments."""
+    limits: dict[str, Any] = {}
+    for key, default in S3_TIMEOUTS.items():
+        limits[key] = _number(key, opts.pop(key, default), float, 0)
+    retries = _number("retries", opts.pop("retries", S3_RETRIES), int, -1)
+    # "standard" retries connection errors and throttling with a capped backoff; botocore's
+    # legacy mode retries fewer errors. total_max_attempts counts the first attempt.
+    limits["retries"] = {"mode": "standard", "total_max_attempts": retries + 1}
+    return limits
+
+
+def _number(key: str, value: Any, kind: Callable[[Any], Any], above: int) -> Any:
+    what = "a number of seconds" if kind is float else "a whole number"
+    bound = "above 0" if above == 0 else "0 or more"
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise _BadOption(key, f"must be {what}, not {value!r}") from None
+    if isinstance(value, bool) or number <= above or (kind is int and number != float(value)):
+        raise _BadOption(key, f"must be {what}, {bound}, not {value!r}")
+    return number
 
 
 _CHECK = (
@@ -236,9 +280,19 @@ def remote_error(
     elif type(exc).__name__ not in reason:
         reason = f"{type(exc).__name__}: {reason}"
     target = f" object {oid}" if oid else ""
+    if hint is _CHECK and _timed_out(exc):
+        hint = (
+            "check that the endpoint is up and answering; a slow one can be given longer with "
+            f"`conveyor config remote.{spec.name}.read_timeout SECONDS` (see docs/remotes.md)"
+        )
     return RemoteError(
         f"remote {spec.name!r} ({spec.url}): {what}{target} failed: {reason}", hint=hint
     )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # botocore's ConnectTimeoutError/ReadTimeoutError are not TimeoutError subclasses.
+    return isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__
 
 
 def _coerce(value: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from conveyor.data import hashing
-from conveyor.data.remote import Fetched, MissingObject, RemoteSpec, remote_error
+from conveyor.data.remote import S3, Fetched, MissingObject, RemoteSpec, remote_error
 from conveyor.data.transfer_io import Scratch, download_each, parallel
 from conveyor.foundation.errors import ConfigError, ConveyorError, RemoteError
 
@@ -211,7 +212,8 @@ def _filesystem(spec: RemoteSpec) -> tuple[Any, str]:
 
     try:
         # A fresh instance per remote: cached instances would share stale listings.
-        fs, root = fsspec.core.url_to_fs(spec.url, skip_instance_cache=True, **spec.options)
+        options = _stall_bounded(spec) if spec.protocol in S3 else spec.options
+        fs, root = fsspec.core.url_to_fs(spec.url, skip_instance_cache=True, **options)
     except ImportError as exc:
         known = known_implementations.get(spec.protocol, {})
         package = str(known.get("class", "")).split(".", 1)[0]
@@ -237,8 +239,60 @@ def _filesystem(spec: RemoteSpec) -> tuple[Any, str]:
         ) from exc
     except Exception as exc:
         raise remote_error(spec, "opening", exc) from exc
+    if spec.protocol in S3:
+        # s3fs retries each request up to 5 times around botocore's own retries, so a frozen
+        # endpoint costs 5 x attempts x read_timeout; botocore's bounded count (the remote's
+        # ``retries``) is the only one.
+        fs.retries = 1
+        _send_bodies_at_once(spec, fs)
     _quiet_loop(fs)
     return fs, str(root)
+
+
+def _stall_bounded(spec: RemoteSpec) -> dict[str, Any]:
+    """S3 options whose connections give up on a request body the endpoint stops taking in.
+
+    botocore's read timeout starts once a request is sent; a body still being written to an
+    endpoint that froze (its kernel acknowledges, with a zero window, and never reads) waits
+    forever. Linux's TCP_USER_TIMEOUT ends a connection whose sent data goes unacknowledged,
+    zero-window probes included, for that long: it is set to the read timeout.
+    """
+    options = dict(spec.options)
+    config = dict(options.get("config_kwargs") or {})
+    connector = dict(config.get("connector_args") or {})
+    limit = getattr(socket, "TCP_USER_TIMEOUT", None)
+    seconds = config.get("read_timeout")
+    if limit is None or not isinstance(seconds, (int, float)) or "socket_factory" in connector:
+        return options
+    millis = max(1, int(seconds * 1000))
+
+    def factory(addr_info: tuple[Any, ...]) -> socket.socket:
+        family, kind, proto, _, _ = addr_info
+        sock = socket.socket(family=family, type=kind, proto=proto)
+        sock.setsockopt(socket.IPPROTO_TCP, limit, millis)
+        return sock
+
+    config["connector_args"] = {**connector, "socket_factory": factory}
+    options["config_kwargs"] = config
+    return options
+
+
+def _send_bodies_at_once(spec: RemoteSpec, fs: Any) -> None:
+    """Drop botocore's ``Expect: 100-continue`` from S3 uploads.
+
+    aiohttp waits for the server's "100 Continue" before sending a body, with no timeout at
+    all: an endpoint that froze after accepting the connection held an upload forever. Sent
+    at once, the body meets the stalled-connection bound and then the read timeout.
+    """
+    try:
+        fs.connect()  # s3fs makes its client on first use; the handler goes on that client
+    except Exception as exc:
+        raise remote_error(spec, "opening", exc) from exc
+    fs.s3.meta.events.register_last("before-call.s3", _no_expect)
+
+
+def _no_expect(params: dict[str, Any], **_: Any) -> None:
+    params.get("headers", {}).pop("Expect", None)
 
 
 def _quiet_loop(fs: Any) -> None:
