@@ -235,7 +235,7 @@ def _release(root: Path, alias: str) -> str:
     from typing import Any, cast
 
     from conveyor.cli.check_cmds import _latest_run
-    from conveyor.cli.data_cmds import writing
+    from conveyor.data.workspace import writing
     from conveyor.registry import stored
     from conveyor.registry.versions import Registry, parse_uri
     from conveyor.tracking.api import user_name

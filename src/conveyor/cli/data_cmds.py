@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 from argparse import Namespace
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from conveyor.cli.app import arg, command
@@ -17,23 +15,11 @@ if TYPE_CHECKING:
     from conveyor.pipeline.lock import Entry
 
 
-@contextmanager
-def writing(command: str) -> Iterator[Workspace]:
-    """Open the workspace, hold the project lock and clear temp files of dead writers."""
-    from conveyor.data.workspace import Workspace
-
-    with Workspace.find() as ws, ws.lock(command):
-        ws.odb.clean_tmp()
-        try:
-            yield ws
-        finally:
-            ws.odb.release_tmp()
-
-
 @command("add", arg("paths", nargs="+", metavar="PATH"), help="track files or folders")
 def add_cmd(opts: Namespace) -> None:
     """Track files or folders: store them in the cache and write PATH.cvy pointers."""
     from conveyor.data.add import add
+    from conveyor.data.workspace import writing
 
     with writing("conveyor add") as ws:
         pointers = add(ws, opts.paths, progress=bar())
@@ -53,13 +39,13 @@ def add_cmd(opts: Namespace) -> None:
 )
 def status_cmd(opts: Namespace) -> None:
     """Show how tracked data differs from its pointers, and which stages are stale and why."""
-    from conveyor.cli.pipeline_cmds import stage_status
     from conveyor.data.status import status
     from conveyor.data.workspace import Workspace
+    from conveyor.pipeline.planner import stale_stages
 
     with Workspace.find() as ws:
         results = status(ws, opts.paths, progress=bar())
-        stages = {} if opts.paths else stage_status(ws)
+        stages = {} if opts.paths else stale_stages(ws)
     if opts.as_json:
         rows = [
             {"stage": n, "action": d.action, "reasons": list(d.reasons)} for n, d in stages.items()
@@ -112,6 +98,7 @@ def checkout_cmd(opts: Namespace) -> None:
     conveyor.lock (only differing files are touched)."""
     from conveyor.data.checkout import checkout
     from conveyor.data.revision import pointers_at
+    from conveyor.data.workspace import writing
 
     with writing("conveyor checkout") as ws:
         rev = opts.rev

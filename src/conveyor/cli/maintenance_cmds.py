@@ -7,7 +7,6 @@ from argparse import Namespace
 from typing import TYPE_CHECKING, Any, cast
 
 from conveyor.cli.app import UsageError, arg, command
-from conveyor.cli.data_cmds import writing
 from conveyor.cli.output import bar, echo, human_size
 
 if TYPE_CHECKING:
@@ -31,6 +30,7 @@ def gc_cmd(opts: Namespace) -> None:
     """Remove cached objects no pointer, conveyor.lock or run's artifact names."""
     from conveyor.data import gc
     from conveyor.data.remote import open_remote
+    from conveyor.data.workspace import writing
     from conveyor.pipeline.tracked import lock_refs
     from conveyor.tracking.db import exists, opened
 
@@ -88,6 +88,7 @@ def _summary(where: str, count: int, size: int | None, kept: int, dry: bool) -> 
 def fsck_cmd(opts: Namespace) -> None:
     """Re-hash every cached object; quarantine corrupt ones and report who uses them."""
     from conveyor.data.fsck import fsck
+    from conveyor.data.workspace import writing
     from conveyor.foundation.errors import DataError
 
     with writing("conveyor fsck") as ws:

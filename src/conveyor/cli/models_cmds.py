@@ -36,7 +36,7 @@ def registry() -> Iterator[Registry]:
     help="register a model package as a new version",
 )
 def register_cmd(opts: Namespace) -> None:
-    from conveyor.cli.data_cmds import writing
+    from conveyor.data.workspace import writing
     from conveyor.registry import stored
 
     with writing("conveyor models register") as ws:

@@ -106,7 +106,7 @@ RUN_ARGS = (
 )
 def run_cmd(opts: Namespace) -> int:
     """Run what is stale, upstream first, independent stages in parallel."""
-    from conveyor.cli.data_cmds import writing
+    from conveyor.data.workspace import writing
     from conveyor.pipeline.params import applied, parse_override
     from conveyor.pipeline.planner import Options, plan
     from conveyor.pipeline.runner import Run
@@ -174,17 +174,6 @@ def print_plan(decisions: dict[str, Decision]) -> None:
     labels = {"run": "run", "checkout": "checkout outs", "skip": "up to date"}
     rows = [[name, labels[d.action], "; ".join(d.reasons) or "-"] for name, d in decisions.items()]
     table(["stage", "action", "why"], rows)
-
-
-def stage_status(ws: Workspace) -> dict[str, Decision]:
-    """Every stage that is not up to date, with its reasons (for ``conveyor status``)."""
-    pipeline = load_pipeline(ws)
-    if not pipeline.stages:
-        return {}
-    from conveyor.pipeline.planner import Options, plan
-
-    decisions = plan(ws, pipeline, Options())
-    return {n: d for n, d in decisions.items() if d.action != "skip" or d.reasons}
 
 
 @command(

@@ -6,7 +6,6 @@ from argparse import Namespace
 from typing import TYPE_CHECKING
 
 from conveyor.cli.app import arg, command
-from conveyor.cli.data_cmds import writing
 from conveyor.cli.output import bar, echo, human_size
 
 if TYPE_CHECKING:
@@ -24,6 +23,7 @@ def push_cmd(opts: Namespace) -> None:
     """Upload the objects tracked paths name (all pointers, or PATHs) that the remote lacks."""
     from conveyor.data.remote import open_remote
     from conveyor.data.transfer import push
+    from conveyor.data.workspace import writing
 
     with writing("conveyor push") as ws:
         pointers = tracked(ws, opts.paths) + packages(ws, opts.paths)
@@ -55,6 +55,7 @@ def pull_cmd(opts: Namespace) -> None:
     the pull goes on."""
     from conveyor.data.remote import open_remote
     from conveyor.data.transfer import pull
+    from conveyor.data.workspace import writing
     from conveyor.registry import stored
 
     with writing("conveyor pull") as ws:

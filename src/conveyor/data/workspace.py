@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -87,3 +89,15 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def writing(command: str) -> Iterator[Workspace]:
+    """Open the workspace, hold the project lock and clear temp files of dead writers: how
+    every command that writes to the cache or the workspace starts."""
+    with Workspace.find() as ws, ws.lock(command):
+        ws.odb.clean_tmp()
+        try:
+            yield ws
+        finally:
+            ws.odb.release_tmp()

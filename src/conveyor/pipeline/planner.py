@@ -70,3 +70,14 @@ def plan(ws: Workspace, pipeline: Pipeline, opts: Options) -> dict[str, stale.De
             stage, entries.get(name), now, observer.in_cache, force=opts.force
         )
     return stale.propagate(pipeline.order, pipeline.upstream, decisions)
+
+
+def stale_stages(ws: Workspace) -> dict[str, stale.Decision]:
+    """Every stage that is not up to date, with its reasons (what ``conveyor status`` shows)."""
+    from conveyor.pipeline import definition
+
+    pipeline = definition.load(ws.root)
+    if not pipeline.stages:
+        return {}
+    decisions = plan(ws, pipeline, Options())
+    return {n: d for n, d in decisions.items() if d.action != "skip" or d.reasons}
