@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/gates.py
 	bash bench/install_wrk.sh >/dev/null
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/serving_memory.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src
