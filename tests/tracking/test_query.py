@@ -202,15 +202,15 @@ def test_a_run_without_tables_or_attributes() -> None:
     ("text", "expected"),
     [
         ("status = failed or status = finished and tags.owner = ann", True),
-        ("status = finished or status = failed and tags.owner = bob", True),  # and binds first
-        ("(status = finished or status = failed) and tags.owner = bob", False),
+        ("status = finished or status = failed and tags.owner = teammate", True),  # and binds first
+        ("(status = finished or status = failed) and tags.owner = teammate", False),
         ("not status = failed and tags.owner = ann", True),
-        ("not (status = finished and tags.owner = bob)", True),
+        ("not (status = finished and tags.owner = teammate)", True),
         ("not not status = finished", True),
         ("NOT status = finished OR tags.owner = ann", True),
         ("((status = finished))", True),
-        ("status = finished and (tags.owner = bob or (metrics.eval.auc > 0.9))", True),
-        ("status = finished AND tags.owner = bob", False),
+        ("status = finished and (tags.owner = teammate or (metrics.eval.auc > 0.9))", True),
+        ("status = finished AND tags.owner = teammate", False),
     ],
 )
 def test_and_or_not_and_parentheses(text: str, expected: bool) -> None:
