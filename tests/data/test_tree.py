@@ -62,6 +62,25 @@ def test_entries_inside_git_or_conveyor_folders_are_refused(path: str) -> None:
         Tree.from_bytes(evil, oid="t")
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".Conveyor/config",
+        "a/.git./hooks/x",
+        "GIT~1/config",
+        "a\\..\\.git\\hooks",
+        ".g\u200cit/x",
+        "x.CVY",
+    ],
+)
+def test_entries_other_filesystems_read_as_git_or_conveyor_are_refused(path: str) -> None:
+    """The tree's one-pass filter must send every such name to check_path (case-insensitive
+    and HFS+/NTFS-folded names, 8.3 short names, Windows separators)."""
+    evil = Tree((Entry("ok.csv", A, 1), Entry(path, B, 1))).to_bytes()
+    with pytest.raises(PathError, match="tree t: entry "):
+        Tree.from_bytes(evil, oid="t")
+
+
 @pytest.mark.parametrize("path", ["conveyor.yaml", "a.git/x", "git/x", "x.cvy.csv", ".gitignore"])
 def test_ordinary_names_that_look_alike_are_kept(path: str) -> None:
     tree = Tree((Entry(path, A, 1),))

@@ -176,11 +176,12 @@ def push(
     result = TransferResult("push", remote.name, remote.url)
     needed = collect(ws, pointers)
     everything = needed.all()
-    in_cache = {o for o in everything if ws.odb.exists(o)}
     on_remote = remote.exists_many(everything)
-    sizes = _checked(ws, sorted((in_cache - on_remote) & (needed.files.keys() | needed.trees)))
+    # One stat per object the remote lacks tells both whether the cache has it and whether it
+    # is intact; what the remote has is reachable either way.
+    sizes = _checked(ws, sorted(everything - on_remote))
     bad = {o for o, size in sizes.items() if size < 0}
-    plan = plan_push(needed, in_cache - bad, on_remote)
+    plan = plan_push(needed, set(sizes) - bad, on_remote)
     result.already = len(plan.already)
     result.missing = {o: needed.owners[o] for o in sorted(plan.missing - bad)}
     result.corrupt = {o: "" for o in sorted(bad)}
@@ -193,7 +194,7 @@ def push(
         result.size += sizes[oid]
         progress.advance(sizes[oid])
 
-    progress.start(f"pushing to {remote.name}", sum(sizes.values()), unit="bytes")
+    progress.start(f"pushing to {remote.name}", sum(sizes[o] for o in paths), unit="bytes")
     try:
         for phase in (plan.files, plan.trees):
             items = [(paths[o], o) for o in phase]
@@ -204,14 +205,18 @@ def push(
 
 
 def _checked(ws: Workspace, oids: list[str]) -> dict[str, int]:
-    """Each object's size, or -1 if its bytes no longer match its oid (see ObjectDB.check).
+    """The size of each object the cache holds (absent ones are left out), or -1 if its bytes
+    no longer match its oid (see ObjectDB.check).
 
     One ``stat`` each; only objects without their stamp are re-hashed, on ``ws.jobs`` threads.
     """
     sizes: dict[str, int] = {}
     doubtful: dict[str, os.stat_result] = {}
     for oid in oids:
-        st = os.stat(ws.odb.file(oid))
+        try:
+            st = os.stat(ws.odb.file(oid))
+        except FileNotFoundError:
+            continue
         sizes[oid] = st.st_size
         if not stamped(oid, st):
             doubtful[oid] = st

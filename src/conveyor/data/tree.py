@@ -61,12 +61,15 @@ class Tree(NamedTuple):
         return cls(entries)
 
 
-# A path that is empty, absolute, climbs with "..", holds "." or "" parts, a newline, a .git or
-# .conveyor folder or a pointer file (what check_path refuses, or more); in the NUL-joined list
-# of every path of a tree (one regex pass instead of one check per entry).
+# A pre-filter over the NUL-joined list of every path of a tree (one regex pass instead of one
+# check per entry): a path that is empty, absolute, climbs with "..", holds "." or "" parts or a
+# newline, or any name that check_path might fold into .git, .conveyor or a pointer (a part
+# starting ".g"/".c" in any case, "~" as in GIT~1, a backslash, a non-ASCII code point HFS+
+# ignores, a name ending in "cvy"). A hit only sends the tree to check_path, entry by entry,
+# which alone decides: the filter may over-match, never under-match.
 _BAD_PATH = re.compile(
     r"(?:^|\0)(?:/|\0)|//|/(?:\0|$)|(?:^|/|\0)\.{1,2}(?:/|\0|$)|\n|^$|\0$"
-    r"|(?:^|/|\0)\.(?:(?i:git)|conveyor)(?:/|\0|$)|\.cvy(?:\0|$)"
+    r"|(?:^|/|\0)\.[gGcC]|~|\\|[^\x00-\x7f]|(?i:cvy)[. ]*(?:\0|$)"
 )
 _HEX = re.compile(r"[0-9a-f]*")
 
