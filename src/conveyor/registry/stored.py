@@ -221,9 +221,7 @@ def held(ws: Workspace, *, compared: tuple[str, ...] = ()) -> list[Pointer]:
     longer name. A version registered in another clone and never pushed from there is that
     clone's to push, not an error here."""
     versions = registered(ws, every=True, compared=compared)
-    files = sorted({oid for v in versions for oid in v.compared})
-    ptrs = [*packages(ws, versions), *(_file(ws, oid) for oid in files)]
-    return [p for p in ptrs if ws.odb.exists(p.oid)]
+    return [p for p in _everything(ws, versions) if ws.odb.exists(p.oid)]
 
 
 def fetch_packages(
@@ -241,12 +239,17 @@ def fetch_packages(
     from conveyor.data.status import load_tree, missing_objects
     from conveyor.data.transfer import fetch
 
-    files = sorted({oid for v in versions for oid in v.compared})
-    ptrs = [*packages(ws, versions), *(_file(ws, oid) for oid in files)]
+    ptrs = _everything(ws, versions)
     result = fetch(ws, remote, ptrs, jobs=jobs, progress=progress)
     result.missing.clear()
     whole = {p.ref for p in ptrs if missing_objects(ws, p, load_tree(ws, p)) == 0}
     return result, [v for v in versions if not {v.package, *v.compared} <= whole]
+
+
+def _everything(ws: Workspace, versions: list[Registered]) -> list[Pointer]:
+    """The packages of ``versions`` and their runs' compared out files, once each."""
+    files = sorted({oid for v in versions for oid in v.compared})
+    return [*packages(ws, versions), *(_file(ws, oid) for oid in files)]
 
 
 def _stored_ref(ref: str) -> bool:
