@@ -302,6 +302,7 @@ def test_fuzzed_lock_and_metrics_files_never_crash(project: Project) -> None:
         ["status"], ["metrics", "show"], ["params", "show"], ["checkout"], ["push"], ["gc", "--dry"]
     ]  # fmt: skip
     started = time.perf_counter()
+    refused = 0  # mutations a parser saw and refused cleanly: the fuzzing reached one
     for i in range(200):
         file, base = ("conveyor.lock", lock) if i % 2 else ("m/eval.json", metrics)
         data = _mutate(base, rng)
@@ -313,4 +314,6 @@ def test_fuzzed_lock_and_metrics_files_never_crash(project: Project) -> None:
         shown = f"{file} for `conveyor {' '.join(command)}`:\n{data[:2000]!r}\n{result.err[-3000:]}"
         assert result.code in (0, 1, 2, 3), shown
         assert "Traceback" not in result.err and "unexpectedly" not in result.err, shown
+        refused += result.code == 2
+    assert refused > 20
     assert time.perf_counter() - started < 60

@@ -240,6 +240,8 @@ def test_a_pointer_naming_git_or_control_files_is_refused(
     (tracked.root / "payload.cvy").unlink()
     (tracked.root / "evil.cvy").write_text(ptr)
     before = {p: p.read_bytes() for p in (tracked.root / ".git").rglob("*") if p.is_file()}
+    target = tracked.root / path
+    target_before = target.read_bytes() if target.is_file() else None
     result = tracked.run("checkout", *(["--force"] if force else []))
     assert result.code == 2, result.err
     assert "evil.cvy:2: " in result.err and path in result.err and "Traceback" not in result.err
@@ -247,6 +249,7 @@ def test_a_pointer_naming_git_or_control_files_is_refused(
     assert after == before
     assert not (tracked.root / ".git/hooks/post-checkout").exists()
     assert (tracked.root / "conveyor.lock").exists() is False
+    assert (target.read_bytes() if target.is_file() else None) == target_before  # untouched
 
 
 def test_a_pointer_naming_the_git_folder_itself_is_refused(tracked: Project) -> None:
@@ -280,12 +283,15 @@ def test_a_tree_whose_entries_leave_its_folder_is_not_materialised(
     with Workspace(tracked.root) as ws, ws.odb.batch() as batch:
         tree = batch.add_bytes(json.dumps({"tree": 1, "entries": rows}).encode())
     (tracked.root / "bad.cvy").write_text(f"path: bad\nhash: {tree}.tree\nsize: 5000\nnfiles: 1\n")
+    outside = Path("/tmp/abs.txt")
+    outside_before = outside.stat().st_mtime_ns if outside.exists() else None
     result = tracked.run("checkout", "--force", "bad")
     assert result.code == 2, result.err
     assert f"tree {tree}: entry {entry}" in result.err and "Traceback" not in result.err
     assert not (tracked.root / "escaped.txt").exists()
     assert not (tracked.root / ".git/hooks/post-checkout").exists()
     assert not (tracked.root / "bad").exists()
+    assert (outside.stat().st_mtime_ns if outside.exists() else None) == outside_before
 
 
 @pytest.mark.parametrize("link", LINKS)

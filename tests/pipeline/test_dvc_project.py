@@ -4,6 +4,7 @@ library: dvclive itself depends on the whole of DVC), then metrics, plots and ch
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -321,3 +322,28 @@ def test_the_pull_request_report_draws_the_top_level_plots_against_a_base_run(
     assert "![Confusion-Matrix](report-plots/01-Confusion-Matrix.png)" in report
     assert sum(name.endswith("-importance-png-workspace.png") for name in shown) == 1, shown
     assert sum(f"-run-{base}" in name for name in shown) == 1, shown
+
+
+def test_the_report_never_copies_a_file_a_link_leads_to_outside_the_project(
+    dvc: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A repository can commit a plots file as a link to a key file: the pull-request report
+    (posted as a comment) must not carry it."""
+    secret = tmp_path_factory.mktemp("home") / "credentials"
+    secret.write_bytes(b"aws_secret_access_key = SECRET-IN-HOME\n")
+    dvc.ok("run", "--name", "base")
+    with opened(dvc.root, write=False) as store:
+        base = store.runs()[-1]["id"]
+    image = dvc.root / "dvclive" / "plots" / "images" / "importance.png"
+    image.unlink()
+    image.symlink_to(secret)
+    roc = dvc.root / "dvclive" / "plots" / "sklearn" / "roc" / "test.json"
+    roc.unlink()
+    roc.symlink_to(secret)
+    dvc.ok("report", "--base", base, "--no-gates")
+    written = [p.read_bytes() for p in (dvc.root / "reports").rglob("*") if p.is_file()]
+    assert written and not any(b"SECRET-IN-HOME" in data for data in written)
+    embedded = base64.b64encode(secret.read_bytes())[:24]  # how the HTML page embeds images
+    assert not any(embedded in data for data in written)
+    shown = sorted(p.name for p in (dvc.root / "reports" / "report-plots").iterdir())
+    assert not any(name.endswith("-workspace.png") for name in shown), shown

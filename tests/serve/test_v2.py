@@ -79,6 +79,14 @@ def test_binary_tensor_data_after_the_json_header() -> None:
             "shape must be a list",
         ),
         (body({"shape": [1], "datatype": "FP64", "data": [1]}), "has no name"),
+        (  # a 300 KB body whose shape's product took seconds of the event loop
+            body({"name": "x", "shape": [2**40] * 20_000, "datatype": "FP64", "data": []}),
+            "shape has 20000 dimensions",
+        ),
+        (
+            body({"name": "x", "shape": [2**63], "datatype": "FP64", "data": []}),
+            "shape must be a list of sizes",
+        ),
         (body({"name": "x", "shape": [1], "datatype": "FP64", "data": 1}), "'data' must be a list"),
         (
             body({"name": "x", "shape": [1], "datatype": "FP64", "data": [1]}, outputs="y"),

@@ -111,11 +111,12 @@ def workspace_side(root: Path) -> Side:
     state = revisions.workspace(root)
     deps = {p: m.hash for e in lock_mod.load(root).values() for p, m in e.deps.items()}
 
-    def read(path: str) -> bytes | None:
-        file = root / path
-        return file.read_bytes() if file.is_file() else None
+    from conveyor.foundation.paths import read_inside
 
-    return Side("workspace", state["params"], state["metrics"], deps, None, read)
+    real = root.resolve()
+    return Side(
+        "workspace", state["params"], state["metrics"], deps, None, lambda p: read_inside(real, p)
+    )
 
 
 def side(root: Path, gates: Gates, ref: str) -> Side:

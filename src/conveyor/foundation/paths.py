@@ -264,3 +264,21 @@ def _check_link(root: Path, link: Path) -> None:
         "so it refuses to run",
         hint=f"remove the link (`rm {shown}`): conveyor makes what it needs there again",
     )
+
+
+def read_inside(root: Path, rel: str) -> bytes | None:
+    """The bytes of the project's file ``rel``, or None if it is absent, not a regular file, or
+    lies (through a symbolic link, its own or a folder's) outside the project or in ``.git`` or
+    ``.conveyor``: what conveyor copies into a report must be the project's, never a key file a
+    repository linked in. ``root`` is resolved."""
+    real = (root / rel).resolve()
+    try:
+        inner = real.relative_to(root).as_posix()
+    except ValueError:
+        return None
+    if inner == "." or _in_own_folder(inner) is not None or not real.is_file():
+        return None
+    try:
+        return real.read_bytes()
+    except OSError:
+        return None

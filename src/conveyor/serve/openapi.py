@@ -231,7 +231,11 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["name", "shape", "datatype", "data"],
         "properties": {
             "name": {"type": "string"},
-            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "shape": {
+                "type": "array",
+                "maxItems": 32,
+                "items": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+            },
             "datatype": {
                 "type": "string",
                 "enum": list(DATATYPES),

@@ -101,14 +101,21 @@ def loads(body: bytes) -> dict[str, Any]:
     return doc
 
 
+MAX_DIMS = 32  # what numpy indexes
+
+
 def _header(item: Any, i: int) -> tuple[str, list[int], str]:
     if not isinstance(item, dict):
         raise RequestError(f"inputs[{i}] must be an object with name, shape, datatype, data")
     name, shape, dtype = item.get("name"), item.get("shape"), item.get("datatype")
     if not isinstance(name, str):
         raise RequestError(f"inputs[{i}] has no name")
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(_is_int(d) and 0 <= d < 2**63 for d in shape):
         raise RequestError(f"input {name!r}: shape must be a list of sizes, like [1, 30]")
+    if len(shape) > MAX_DIMS:  # the product of a million dimensions would stall every request
+        raise RequestError(
+            f"input {name!r}: shape has {len(shape)} dimensions (at most {MAX_DIMS})"
+        )
     if dtype not in DATATYPES:
         raise RequestError(
             f"input {name!r}: unknown datatype {dtype!r}",
