@@ -229,3 +229,30 @@ def test_the_stdlib_lookup_agrees_with_the_store(reg: Project) -> None:
         assert resolve(reg.root, uri) == expected, uri
     with pytest.raises(ConveyorError, match="has no alias 'staging'"):
         resolve(reg.root, "models:/tiny-clf@staging")
+
+
+def test_a_package_row_edited_in_the_shared_store_loads_nothing_outside(
+    reg: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metadata store is shared (teammates, CI): a row whose package names
+    ``../../../outside/evil.tree``, written into the real store, must not lead loading out of
+    the project (loading materializes the package under .conveyor/models)."""
+    import os
+
+    import sqlalchemy as sa
+
+    reg.ok("models", "register", "tiny-clf", "model")
+    evil = "../../../outside/evil.tree"
+    url = os.environ.get("CONVEYOR_DB") or f"sqlite:///{reg.root / '.conveyor' / 'conveyor.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE model_versions SET package = :p"), {"p": evil})
+    engine.dispose()
+    outside = (reg.root / ".conveyor" / "models" / evil).resolve().parent
+    monkeypatch.chdir(reg.root)
+    from conveyor import models
+    from conveyor.foundation.errors import DataError
+
+    with pytest.raises(DataError, match=r"tiny-clf version 1: .* is not a tree hash"):
+        models.load("models:/tiny-clf/1")
+    assert not outside.exists()
