@@ -347,3 +347,20 @@ def test_the_report_never_copies_a_file_a_link_leads_to_outside_the_project(
     assert not any(embedded in data for data in written)
     shown = sorted(p.name for p in (dvc.root / "reports" / "report-plots").iterdir())
     assert not any(name.endswith("-workspace.png") for name in shown), shown
+
+
+def test_a_metrics_file_linked_outside_the_project_is_refused_not_read(
+    dvc: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Metrics reach run records, `metrics show` and the report: a metrics file a repository
+    links to a JSON file of tokens (~/.docker/config.json) must not carry them there."""
+    tokens = tmp_path_factory.mktemp("home") / "config.json"
+    tokens.write_text(json.dumps({"auths": {"registry": {"auth": "TOKEN-IN-HOME"}}}))
+    dvc.ok("run")
+    metrics = dvc.root / "dvclive" / "metrics.json"
+    metrics.unlink()
+    metrics.symlink_to(tokens)
+    result = dvc.run("metrics", "show")
+    assert result.code == 2, result.err
+    assert "dvclive/metrics.json is a link to" in result.err and "outside the project" in result.err
+    assert "TOKEN-IN-HOME" not in result.out + result.err

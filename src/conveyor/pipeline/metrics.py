@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from conveyor.foundation.errors import ConfigError
+from conveyor.foundation.paths import read_inside
 from conveyor.pipeline import params as params_mod
 from conveyor.pipeline.definition import Pipeline
 from conveyor.pipeline.stale import param_name
@@ -42,7 +43,20 @@ def read_file(root: Path, rel: str) -> dict[str, Any]:
     suffix = path.suffix.lower()
     if suffix not in _SUFFIXES:
         raise ConfigError(f"metrics file {rel}: expected JSON, YAML or TOML")
-    return leaves(params_mod.load(path, rel))
+    # Metrics reach run records, `metrics show` and the pull-request report: a metrics file a
+    # repository links to ~/.docker/config.json must not carry its tokens there.
+    data = read_inside(root.resolve(), rel)
+    if data is None:
+        raise ConfigError(
+            f"metrics file {rel} is a link to {path.resolve()}, outside the project (or not a "
+            "file); conveyor reads only the project's own files",
+            hint=f"remove the link (`rm {rel}`) and let the stage write the file",
+        )
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{rel} cannot be read: {exc}") from exc
+    return leaves(params_mod.parse(text, suffix, rel))
 
 
 def leaves(data: dict[str, Any]) -> dict[str, Any]:
