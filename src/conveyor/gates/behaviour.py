@@ -57,7 +57,8 @@ def _data(check: Check, ctx: Context, make: Make) -> Result:
 
 
 def _drift(check: Check, ctx: Context, make: Make) -> Result:
-    from conveyor.gates import drift, tables
+    from conveyor.gates import tables
+    from conveyor.stats import drift, frames
 
     inner = dict(check.spec["drift"])
     for key in ("reference", "current"):
@@ -70,7 +71,7 @@ def _drift(check: Check, ctx: Context, make: Make) -> Result:
         rules = drift.DriftRules(**inner)
     except TypeError as exc:
         raise ConveyorError(f"{check.where}: drift: {exc}") from exc
-    found = drift.compare(reference, current, columns=columns, rules=rules)
+    found = frames.compare(reference, current, columns=columns, rules=rules)
     drifted = [d.column for d in found if d.verdict == "drifted"]
     unsure = [d.column for d in found if d.verdict == "inconclusive"]
     verdict = "fail" if drifted else "inconclusive" if unsure else "pass"

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.foundation.errors import ConveyorError
-from conveyor.gates import stats
 from conveyor.gates.config import Check, Gates
+from conveyor.stats import metrics
+from conveyor.stats.paired import paired as compare_paired
 
 MIN_EXAMPLES = 30  # paired examples needed for a significance verdict
 MIN_SLICE = 30  # examples a slice needs to be held to the gate
@@ -163,7 +164,7 @@ def _change(
     notes: list[str],
 ) -> None:
     relative = bool(spec.get("relative"))
-    delta = stats.change(value, base, relative=relative)
+    delta = metrics.change(value, base, relative=relative)
     if delta is None:
         verdicts.append("error")
         detail.append("the baseline is 0: a relative change is undefined; use an absolute one")
@@ -231,14 +232,14 @@ def _compare(spec: dict[str, Any], gates: Gates, name: str, paired: Any) -> dict
         }
     confidence = _confidence(spec, gates) or 0.95
     resamples = int(spec.get("resamples") or gates.defaults.get("resamples", 1000))
-    column = "prediction" if name in stats.COUNTING else "score"
+    column = "prediction" if name in metrics.COUNTING else "score"
     for side in ("c", "b"):
         if f"{column}_{side}" not in paired.columns:
             raise ConveyorError(
                 f"{name} needs a {column!r} column in the predictions file",
                 hint="write id, label, score and prediction for every example",
             )
-    r = stats.paired(
+    r = compare_paired(
         name,
         paired["label"].to_numpy(),
         paired[f"{column}_c"].to_numpy(),
@@ -317,7 +318,7 @@ def _sliced(
     if not judged:
         return _result(check, "inconclusive", slices=rows, notes=notes,
                        detail=f"no slice has {least} examples")  # fmt: skip
-    higher = name in stats.HIGHER_IS_BETTER
+    higher = name in metrics.HIGHER_IS_BETTER
     worst = min(
         judged, key=lambda r: (r["verdict"] == "pass", float(r["value"]) * (1 if higher else -1))
     )
@@ -349,7 +350,7 @@ def _compute(name: str, table: Any, suffix: str = "") -> float:
         return table[key].to_numpy() if key in table.columns else None
 
     label = table["label"].to_numpy()
-    return stats.compute(name, label, prediction=col("prediction"), score=col("score"))
+    return metrics.compute(name, label, prediction=col("prediction"), score=col("score"))
 
 
 def _mask(paired: Any, columns: list[str], key: Any) -> Any:
@@ -392,11 +393,11 @@ def _pair(candidate: Any, baseline: Any, path: str, label: str) -> Any:
 
 
 def _statistic(spec: dict[str, Any]) -> str:
-    name = spec.get("score") or stats.metric_name(spec["metric"])
-    if name is None or name not in stats.METRICS:
+    name = spec.get("score") or metrics.metric_name(spec["metric"])
+    if name is None or name not in metrics.METRICS:
         raise ConveyorError(
             f"cannot recompute {spec['metric']!r} from predictions",
-            hint=f"name the statistic with score: (one of {', '.join(stats.METRICS)})",
+            hint=f"name the statistic with score: (one of {', '.join(metrics.METRICS)})",
         )
     return str(name)
 
