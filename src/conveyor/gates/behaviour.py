@@ -27,7 +27,8 @@ from conveyor.foundation.errors import ConveyorError
 
 if TYPE_CHECKING:
     from conveyor.gates.config import Check
-    from conveyor.gates.evaluate import Context, Result
+    from conveyor.gates.context import Context
+    from conveyor.gates.result import Result
 
 Make = Callable[..., "Result"]
 

@@ -12,75 +12,23 @@ could not be evaluated: a missing metric or file). A ``warn`` check never blocks
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from conveyor.foundation.errors import ConveyorError
+from conveyor.gates.behaviour import evaluate as judge
 from conveyor.gates.config import Check, Gates
+
+# Context and Result live in their own modules so that behaviour.py needs no import of this one;
+# they are named here too, where callers have always found them.
+from conveyor.gates.context import Baseline as Baseline
+from conveyor.gates.context import Context as Context
+from conveyor.gates.context import NoBaseline as NoBaseline
+from conveyor.gates.result import Result as Result
 from conveyor.stats import metrics
 from conveyor.stats.paired import paired as compare_paired
 
 MIN_EXAMPLES = 30  # paired examples needed for a significance verdict
 MIN_SLICE = 30  # examples a slice needs to be held to the gate
-
-
-class NoBaseline(ConveyorError):
-    """The baseline a check names does not exist yet (a first model): change checks skip."""
-
-
-@dataclass(frozen=True)
-class Baseline:
-    label: str  # what it is, for reports: "production = classifier version 3"
-    metrics: dict[str, Any]
-    predictions: Callable[[str], Any]  # path -> its predictions table (a DataFrame)
-
-
-@dataclass
-class Context:
-    root: Path
-    metrics: dict[str, Any]
-    predictions: Callable[[str], Any]  # the candidate's predictions table at a path
-    baseline: Callable[[str], Baseline]  # `vs:` -> Baseline, or NoBaseline
-    model: Callable[[], Any] | None = None  # the candidate model (for behaviour and budgets)
-    model_folder: Path | None = None
-    run_tests: Callable[[str, str | None], Any] | None = None  # command -> TestCounts
-
-
-@dataclass
-class Result:
-    name: str
-    kind: str
-    severity: str
-    verdict: str
-    value: Any = None
-    baseline: Any = None
-    interval: tuple[float, float] | None = None
-    n: int | None = None
-    detail: str = ""
-    notes: list[str] = field(default_factory=list)
-    slices: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def blocks(self) -> bool:
-        return self.severity == "block" and self.verdict in ("fail", "inconclusive", "error")
-
-    @property
-    def shown(self) -> str:
-        """The verdict as a reader sees it: a failed warn-only check is a warning."""
-        if self.severity == "warn" and self.verdict in ("fail", "inconclusive", "error"):
-            return f"warn ({self.verdict})"
-        return self.verdict
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "kind": self.kind, "severity": self.severity,
-            "verdict": self.verdict, "blocks": self.blocks, "value": self.value,
-            "baseline": self.baseline,
-            "interval": list(self.interval) if self.interval else None,
-            "n": self.n, "detail": self.detail, "notes": self.notes, "slices": self.slices,
-        }  # fmt: skip
 
 
 def evaluate(gates: Gates, ctx: Context) -> list[Result]:
@@ -103,8 +51,6 @@ def _one(check: Check, gates: Gates, ctx: Context) -> Result:
         return _metric(check, gates, ctx)
     if check.kind == "tests":
         return _tests(check, ctx)
-    from conveyor.gates.behaviour import evaluate as judge
-
     return judge(check, ctx, _result)
 
 
