@@ -9,12 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor.foundation.errors import ConveyorError
-
-
-class NoBaseline(ConveyorError):
-    """The baseline a check names does not exist yet (a first model): change checks skip."""
-
 
 @dataclass(frozen=True)
 class Baseline:
@@ -28,7 +22,7 @@ class Context:
     root: Path
     metrics: dict[str, Any]
     predictions: Callable[[str], Any]  # the candidate's predictions table at a path
-    baseline: Callable[[str], Baseline]  # `vs:` -> Baseline, or NoBaseline
+    baseline: Callable[[str], Baseline]  # `vs:` -> Baseline, or raises gates.errors.NoBaseline
     model: Callable[[], Any] | None = None  # the candidate model (for behaviour and budgets)
     model_folder: Path | None = None
     run_tests: Callable[[str, str | None], Any] | None = None  # command -> TestCounts

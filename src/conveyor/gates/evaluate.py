@@ -22,7 +22,8 @@ from conveyor.gates.config import Check, Gates
 # they are named here too, where callers have always found them.
 from conveyor.gates.context import Baseline as Baseline
 from conveyor.gates.context import Context as Context
-from conveyor.gates.context import NoBaseline as NoBaseline
+from conveyor.gates.errors import CheckConfigError, CheckInputError, GateError
+from conveyor.gates.errors import NoBaseline as NoBaseline
 from conveyor.gates.result import Result as Result
 from conveyor.stats import metrics
 from conveyor.stats.paired import paired as compare_paired
@@ -181,7 +182,7 @@ def _compare(spec: dict[str, Any], gates: Gates, name: str, paired: Any) -> dict
     column = "prediction" if name in metrics.COUNTING else "score"
     for side in ("c", "b"):
         if f"{column}_{side}" not in paired.columns:
-            raise ConveyorError(
+            raise CheckInputError(
                 f"{name} needs a {column!r} column in the predictions file",
                 hint="write id, label, score and prediction for every example",
             )
@@ -226,7 +227,7 @@ def _sliced(
     columns = spec["slice_by"]
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ConveyorError(
+        raise CheckInputError(
             f"{path} has no column {', '.join(missing)} to slice by",
             hint=f"its columns: {', '.join(map(str, table.columns))}",
         )
@@ -316,20 +317,20 @@ def _pair(candidate: Any, baseline: Any, path: str, label: str) -> Any:
     for table, who in ((candidate, "the candidate"), (baseline, label)):
         for column in ("id", "label"):
             if column not in table.columns:
-                raise ConveyorError(
+                raise CheckInputError(
                     f"{path} of {who} has no {column!r} column",
                     hint="predictions files need id and label (and score and/or prediction)",
                 )
     for table, who in ((candidate, "the candidate"), (baseline, label)):
         if table["id"].duplicated().any():
-            raise ConveyorError(
+            raise CheckInputError(
                 f"{path} of {who} gives one id to several rows",
                 hint="an id names one evaluation example: pairing needs them unique",
             )
     keep = [c for c in ("id", "label", "score", "prediction") if c in baseline.columns]
     merged = candidate.merge(baseline[keep], on="id", suffixes=("_c", "_b"))
     if len(merged) and (merged["label_c"] != merged["label_b"]).any():
-        raise ConveyorError(
+        raise CheckInputError(
             f"{path}: the candidate and {label} give different labels to the same ids",
             hint="they were evaluated on different data: compare on the same evaluation set",
         )
@@ -341,7 +342,7 @@ def _pair(candidate: Any, baseline: Any, path: str, label: str) -> Any:
 def _statistic(spec: dict[str, Any]) -> str:
     name = spec.get("score") or metrics.metric_name(spec["metric"])
     if name is None or name not in metrics.METRICS:
-        raise ConveyorError(
+        raise CheckConfigError(
             f"cannot recompute {spec['metric']!r} from predictions",
             hint=f"name the statistic with score: (one of {', '.join(metrics.METRICS)})",
         )
@@ -351,7 +352,7 @@ def _statistic(spec: dict[str, Any]) -> str:
 def _predictions_path(spec: dict[str, Any], gates: Gates) -> str:
     path = spec.get("predictions") or gates.predictions
     if not path:
-        raise ConveyorError(
+        raise CheckConfigError(
             "this check needs a predictions file",
             hint="set gates.predictions (e.g. eval/predictions.csv) or predictions: on the check",
         )
@@ -365,9 +366,9 @@ def _metric_value(metrics: dict[str, Any], key: str, who: str) -> float:
         hint = f"metrics: {', '.join(sorted(metrics)[:12]) or 'none'}"
         if close:
             hint = f"did you mean {close[0]!r}?"
-        raise ConveyorError(f"{who} has no metric {key!r}", hint=hint)
+        raise CheckInputError(f"{who} has no metric {key!r}", hint=hint)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConveyorError(f"metric {key!r} of {who} is {value!r}, not a number")
+        raise CheckInputError(f"metric {key!r} of {who} is {value!r}, not a number")
     return float(value)
 
 
@@ -376,7 +377,7 @@ def _metric_value(metrics: dict[str, Any], key: str, who: str) -> float:
 
 def _tests(check: Check, ctx: Context) -> Result:
     if ctx.run_tests is None:
-        raise ConveyorError("the tests check cannot run here")
+        raise GateError("the tests check cannot run here")
     counts = ctx.run_tests(check.spec["tests"], check.spec.get("junit"))
     ok = counts.exit_code == 0 and counts.failed == 0 and counts.errors == 0 and counts.total > 0
     detail = (
