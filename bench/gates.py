@@ -18,7 +18,7 @@ import numpy as np
 
 import common
 from common import REPO_ROOT
-from conveyor.gates import stats
+from conveyor.stats.paired import paired
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
         "auc": (c, b),
         "logloss": (c, b),
     }
-    stats.paired("accuracy", y[:100], cases["accuracy"][0][:100], cases["accuracy"][1][:100])
+    paired("accuracy", y[:100], cases["accuracy"][0][:100], cases["accuracy"][1][:100])
     results = {}
     print(f"paired comparison of {n:,} examples, {args.resamples:,} resamples", end="")
     print(f" (median of {args.repeats})")
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> None:
         times = []
         for seed in range(args.repeats):
             start = time.perf_counter()
-            r = stats.paired(name, y, cand, base, resamples=args.resamples, seed=seed)
+            r = paired(name, y, cand, base, resamples=args.resamples, seed=seed)
             times.append(time.perf_counter() - start)
         results[name] = round(statistics.median(times), 4)
         interval = f"[{r.low:+.4f}, {r.high:+.4f}]"

@@ -16,7 +16,7 @@ from conveyor.cli.app import UsageError, arg, command, group
 from conveyor.cli.output import echo, table
 
 if TYPE_CHECKING:
-    from conveyor.gates.drift import ColumnDrift
+    from conveyor.stats.drift import ColumnDrift
 
 _DATA = "a CSV, TSV, Parquet or JSON Lines file, or a folder of them"
 
@@ -126,7 +126,8 @@ def drift_cmd(opts: Namespace) -> int:
     deciles, the Kolmogorov–Smirnov test and the Wasserstein distance; categories by PSI, the
     chi-squared test and the Jensen–Shannon distance. Exit 0 when every compared column is
     stable, 1 when one drifted or has too few values to tell."""
-    from conveyor.gates import drift, tables
+    from conveyor.gates import tables
+    from conveyor.stats import drift, frames
 
     columns = None
     if opts.columns is not None:
@@ -140,7 +141,7 @@ def drift_cmd(opts: Namespace) -> int:
     )
     reference = tables.read_table(opts.reference)
     current = tables.read_table(opts.current)
-    results = drift.compare(reference, current, columns=columns, rules=rules)
+    results = frames.compare(reference, current, columns=columns, rules=rules)
     failed = any(r.verdict in ("drifted", "inconclusive") for r in results)
     if opts.as_json:
         report = {

@@ -24,10 +24,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation.errors import ConveyorError
+from conveyor.gates.errors import CheckConfigError, CheckInputError
 
 if TYPE_CHECKING:
     from conveyor.gates.config import Check
-    from conveyor.gates.evaluate import Context, Result
+    from conveyor.gates.context import Context
+    from conveyor.gates.result import Result
 
 Make = Callable[..., "Result"]
 
@@ -57,20 +59,21 @@ def _data(check: Check, ctx: Context, make: Make) -> Result:
 
 
 def _drift(check: Check, ctx: Context, make: Make) -> Result:
-    from conveyor.gates import drift, tables
+    from conveyor.gates import tables
+    from conveyor.stats import drift, frames
 
     inner = dict(check.spec["drift"])
     for key in ("reference", "current"):
         if not isinstance(inner.get(key), str):
-            raise ConveyorError(f"{check.where}: drift needs {key}: PATH")
+            raise CheckConfigError(f"{check.where}: drift needs {key}: PATH")
     reference = tables.read_table(ctx.root / inner.pop("reference"))
     current = tables.read_table(ctx.root / inner.pop("current"))
     columns = inner.pop("columns", None)
     try:
         rules = drift.DriftRules(**inner)
     except TypeError as exc:
-        raise ConveyorError(f"{check.where}: drift: {exc}") from exc
-    found = drift.compare(reference, current, columns=columns, rules=rules)
+        raise CheckConfigError(f"{check.where}: drift: {exc}") from exc
+    found = frames.compare(reference, current, columns=columns, rules=rules)
     drifted = [d.column for d in found if d.verdict == "drifted"]
     unsure = [d.column for d in found if d.verdict == "inconclusive"]
     verdict = "fail" if drifted else "inconclusive" if unsure else "pass"
@@ -92,14 +95,14 @@ def _rows(ctx: Context, spec: dict[str, Any], model: Any) -> tuple[Any, list[str
 
     path = spec.get("data")
     if not isinstance(path, str):
-        raise ConveyorError("a behavioural check needs data: PATH (rows to feed the model)")
+        raise CheckConfigError("a behavioural check needs data: PATH (rows to feed the model)")
     frame = tables.read_table(ctx.root / path)
     drop = spec.get("drop", ["id", "label"])
     frame = frame.drop(columns=[c for c in drop if c in frame.columns])
     limit = int(spec.get("rows", 1000))
     frame = frame.head(limit)
     if frame.empty:
-        raise ConveyorError(f"{path} has no rows to feed the model")
+        raise CheckInputError(f"{path} has no rows to feed the model")
     names = [str(c) for c in frame.columns]
     sig = getattr(model, "signature", None)
     if sig is not None and sig.tabular:
@@ -121,9 +124,9 @@ def _scores(model: Any, rows: Any) -> Any:
 
 def _perturbed(rows: Any, names: list[str], column: Any, delta: float) -> Any:
     if not isinstance(column, str):
-        raise ConveyorError("name the column to change with column: NAME")
+        raise CheckConfigError("name the column to change with column: NAME")
     if column not in names:
-        raise ConveyorError(
+        raise CheckConfigError(
             f"no column {column!r} in the data", hint=f"columns: {', '.join(names)}"
         )
     out = rows.copy()
@@ -136,7 +139,7 @@ def _perturbed(rows: Any, names: list[str], column: Any, delta: float) -> Any:
 
 def _model(ctx: Context) -> Any:
     if ctx.model is None:
-        raise ConveyorError(
+        raise CheckConfigError(
             "this check needs the candidate model",
             hint="name it with gates.model (a model declared under models:)",
         )
@@ -172,7 +175,7 @@ def _directional(check: Check, ctx: Context, make: Make) -> Result:
     spec = check.spec["directional"]
     expect = spec.get("expect", "increase")
     if expect not in ("increase", "decrease"):
-        raise ConveyorError(f"{check.where}: expect is increase or decrease, not {expect!r}")
+        raise CheckConfigError(f"{check.where}: expect is increase or decrease, not {expect!r}")
     model = _model(ctx)
     rows, names = _rows(ctx, spec, model)
     column, delta = spec.get("column"), float(spec.get("delta", 1))
@@ -197,9 +200,9 @@ def _examples(check: Check, ctx: Context, make: Make) -> Result:
     try:
         cases = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConveyorError(f"{file}: cannot read the examples: {exc}") from exc
+        raise CheckInputError(f"{file}: cannot read the examples: {exc}") from exc
     if not isinstance(cases, list) or not all(isinstance(c, dict) and "input" in c for c in cases):
-        raise ConveyorError(f'{file}: a list of {{"input": ..., "expected": ...}}')
+        raise CheckInputError(f'{file}: a list of {{"input": ..., "expected": ...}}')
     model = _model(ctx)
     failures = []
     for i, case in enumerate(cases):
@@ -226,7 +229,7 @@ def _budget(check: Check, ctx: Context, make: Make) -> Result:
     over = []
     if "size_mb" in spec:
         if ctx.model_folder is None:
-            raise ConveyorError("a size budget needs the model package (gates.model)")
+            raise CheckConfigError("a size budget needs the model package (gates.model)")
         size = sum(p.stat().st_size for p in ctx.model_folder.rglob("*") if p.is_file())
         measured["size_mb"] = size / 2**20
     timing = [k for k in ("p50_ms", "p99_ms", "batch_p50_ms", "batch_p99_ms") if k in spec]
@@ -264,7 +267,7 @@ def _example_rows(ctx: Context, spec: dict[str, Any], model: Any) -> Any:
     folder = ctx.model_folder
     example = folder / "input_example.json" if folder else None
     if example is None or not example.exists():
-        raise ConveyorError(
+        raise CheckConfigError(
             "a latency budget needs rows: data: PATH, or a package saved with an example"
         )
     data = json.loads(example.read_text())

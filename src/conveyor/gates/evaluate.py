@@ -12,74 +12,24 @@ could not be evaluated: a missing metric or file). A ``warn`` check never blocks
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from conveyor.foundation.errors import ConveyorError
-from conveyor.gates import stats
+from conveyor.gates.behaviour import evaluate as judge
 from conveyor.gates.config import Check, Gates
+
+# Context and Result live in their own modules so that behaviour.py needs no import of this one;
+# they are named here too, where callers have always found them.
+from conveyor.gates.context import Baseline as Baseline
+from conveyor.gates.context import Context as Context
+from conveyor.gates.errors import CheckConfigError, CheckInputError, GateError
+from conveyor.gates.errors import NoBaseline as NoBaseline
+from conveyor.gates.result import Result as Result
+from conveyor.stats import metrics
+from conveyor.stats.paired import paired as compare_paired
 
 MIN_EXAMPLES = 30  # paired examples needed for a significance verdict
 MIN_SLICE = 30  # examples a slice needs to be held to the gate
-
-
-class NoBaseline(ConveyorError):
-    """The baseline a check names does not exist yet (a first model): change checks skip."""
-
-
-@dataclass(frozen=True)
-class Baseline:
-    label: str  # what it is, for reports: "production = classifier version 3"
-    metrics: dict[str, Any]
-    predictions: Callable[[str], Any]  # path -> its predictions table (a DataFrame)
-
-
-@dataclass
-class Context:
-    root: Path
-    metrics: dict[str, Any]
-    predictions: Callable[[str], Any]  # the candidate's predictions table at a path
-    baseline: Callable[[str], Baseline]  # `vs:` -> Baseline, or NoBaseline
-    model: Callable[[], Any] | None = None  # the candidate model (for behaviour and budgets)
-    model_folder: Path | None = None
-    run_tests: Callable[[str, str | None], Any] | None = None  # command -> TestCounts
-
-
-@dataclass
-class Result:
-    name: str
-    kind: str
-    severity: str
-    verdict: str
-    value: Any = None
-    baseline: Any = None
-    interval: tuple[float, float] | None = None
-    n: int | None = None
-    detail: str = ""
-    notes: list[str] = field(default_factory=list)
-    slices: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def blocks(self) -> bool:
-        return self.severity == "block" and self.verdict in ("fail", "inconclusive", "error")
-
-    @property
-    def shown(self) -> str:
-        """The verdict as a reader sees it: a failed warn-only check is a warning."""
-        if self.severity == "warn" and self.verdict in ("fail", "inconclusive", "error"):
-            return f"warn ({self.verdict})"
-        return self.verdict
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "kind": self.kind, "severity": self.severity,
-            "verdict": self.verdict, "blocks": self.blocks, "value": self.value,
-            "baseline": self.baseline,
-            "interval": list(self.interval) if self.interval else None,
-            "n": self.n, "detail": self.detail, "notes": self.notes, "slices": self.slices,
-        }  # fmt: skip
 
 
 def evaluate(gates: Gates, ctx: Context) -> list[Result]:
@@ -102,8 +52,6 @@ def _one(check: Check, gates: Gates, ctx: Context) -> Result:
         return _metric(check, gates, ctx)
     if check.kind == "tests":
         return _tests(check, ctx)
-    from conveyor.gates.behaviour import evaluate as judge
-
     return judge(check, ctx, _result)
 
 
@@ -163,7 +111,7 @@ def _change(
     notes: list[str],
 ) -> None:
     relative = bool(spec.get("relative"))
-    delta = stats.change(value, base, relative=relative)
+    delta = metrics.change(value, base, relative=relative)
     if delta is None:
         verdicts.append("error")
         detail.append("the baseline is 0: a relative change is undefined; use an absolute one")
@@ -231,14 +179,14 @@ def _compare(spec: dict[str, Any], gates: Gates, name: str, paired: Any) -> dict
         }
     confidence = _confidence(spec, gates) or 0.95
     resamples = int(spec.get("resamples") or gates.defaults.get("resamples", 1000))
-    column = "prediction" if name in stats.COUNTING else "score"
+    column = "prediction" if name in metrics.COUNTING else "score"
     for side in ("c", "b"):
         if f"{column}_{side}" not in paired.columns:
-            raise ConveyorError(
+            raise CheckInputError(
                 f"{name} needs a {column!r} column in the predictions file",
                 hint="write id, label, score and prediction for every example",
             )
-    r = stats.paired(
+    r = compare_paired(
         name,
         paired["label"].to_numpy(),
         paired[f"{column}_c"].to_numpy(),
@@ -279,7 +227,7 @@ def _sliced(
     columns = spec["slice_by"]
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ConveyorError(
+        raise CheckInputError(
             f"{path} has no column {', '.join(missing)} to slice by",
             hint=f"its columns: {', '.join(map(str, table.columns))}",
         )
@@ -317,7 +265,7 @@ def _sliced(
     if not judged:
         return _result(check, "inconclusive", slices=rows, notes=notes,
                        detail=f"no slice has {least} examples")  # fmt: skip
-    higher = name in stats.HIGHER_IS_BETTER
+    higher = name in metrics.HIGHER_IS_BETTER
     worst = min(
         judged, key=lambda r: (r["verdict"] == "pass", float(r["value"]) * (1 if higher else -1))
     )
@@ -349,7 +297,7 @@ def _compute(name: str, table: Any, suffix: str = "") -> float:
         return table[key].to_numpy() if key in table.columns else None
 
     label = table["label"].to_numpy()
-    return stats.compute(name, label, prediction=col("prediction"), score=col("score"))
+    return metrics.compute(name, label, prediction=col("prediction"), score=col("score"))
 
 
 def _mask(paired: Any, columns: list[str], key: Any) -> Any:
@@ -369,20 +317,20 @@ def _pair(candidate: Any, baseline: Any, path: str, label: str) -> Any:
     for table, who in ((candidate, "the candidate"), (baseline, label)):
         for column in ("id", "label"):
             if column not in table.columns:
-                raise ConveyorError(
+                raise CheckInputError(
                     f"{path} of {who} has no {column!r} column",
                     hint="predictions files need id and label (and score and/or prediction)",
                 )
     for table, who in ((candidate, "the candidate"), (baseline, label)):
         if table["id"].duplicated().any():
-            raise ConveyorError(
+            raise CheckInputError(
                 f"{path} of {who} gives one id to several rows",
                 hint="an id names one evaluation example: pairing needs them unique",
             )
     keep = [c for c in ("id", "label", "score", "prediction") if c in baseline.columns]
     merged = candidate.merge(baseline[keep], on="id", suffixes=("_c", "_b"))
     if len(merged) and (merged["label_c"] != merged["label_b"]).any():
-        raise ConveyorError(
+        raise CheckInputError(
             f"{path}: the candidate and {label} give different labels to the same ids",
             hint="they were evaluated on different data: compare on the same evaluation set",
         )
@@ -392,11 +340,11 @@ def _pair(candidate: Any, baseline: Any, path: str, label: str) -> Any:
 
 
 def _statistic(spec: dict[str, Any]) -> str:
-    name = spec.get("score") or stats.metric_name(spec["metric"])
-    if name is None or name not in stats.METRICS:
-        raise ConveyorError(
+    name = spec.get("score") or metrics.metric_name(spec["metric"])
+    if name is None or name not in metrics.METRICS:
+        raise CheckConfigError(
             f"cannot recompute {spec['metric']!r} from predictions",
-            hint=f"name the statistic with score: (one of {', '.join(stats.METRICS)})",
+            hint=f"name the statistic with score: (one of {', '.join(metrics.METRICS)})",
         )
     return str(name)
 
@@ -404,7 +352,7 @@ def _statistic(spec: dict[str, Any]) -> str:
 def _predictions_path(spec: dict[str, Any], gates: Gates) -> str:
     path = spec.get("predictions") or gates.predictions
     if not path:
-        raise ConveyorError(
+        raise CheckConfigError(
             "this check needs a predictions file",
             hint="set gates.predictions (e.g. eval/predictions.csv) or predictions: on the check",
         )
@@ -418,9 +366,9 @@ def _metric_value(metrics: dict[str, Any], key: str, who: str) -> float:
         hint = f"metrics: {', '.join(sorted(metrics)[:12]) or 'none'}"
         if close:
             hint = f"did you mean {close[0]!r}?"
-        raise ConveyorError(f"{who} has no metric {key!r}", hint=hint)
+        raise CheckInputError(f"{who} has no metric {key!r}", hint=hint)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConveyorError(f"metric {key!r} of {who} is {value!r}, not a number")
+        raise CheckInputError(f"metric {key!r} of {who} is {value!r}, not a number")
     return float(value)
 
 
@@ -429,7 +377,7 @@ def _metric_value(metrics: dict[str, Any], key: str, who: str) -> float:
 
 def _tests(check: Check, ctx: Context) -> Result:
     if ctx.run_tests is None:
-        raise ConveyorError("the tests check cannot run here")
+        raise GateError("the tests check cannot run here")
     counts = ctx.run_tests(check.spec["tests"], check.spec.get("junit"))
     ok = counts.exit_code == 0 and counts.failed == 0 and counts.errors == 0 and counts.total > 0
     detail = (

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from xml.etree import ElementTree as ET
 
 from conveyor.foundation import atomic
-from conveyor.gates.evaluate import Result
+from conveyor.gates.result import Result
 
 SYMBOL = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "skipped": "⏭️", "error": "⚠️"}
 

@@ -2,7 +2,6 @@
 
     numeric_drift(train_ages, serving_ages)        # plain arrays (the monitor's live samples)
     categorical_drift(train_cities, serving_cities)
-    compare(train_frame, eval_frame)               # every column of two DataFrames
 
 Numeric columns get the Population Stability Index over the reference's deciles, the
 two-sample Kolmogorov–Smirnov test and the Wasserstein distance in reference standard
@@ -12,7 +11,8 @@ real (p below ``p_value``) and an effect size says it matters (PSI, KS statistic
 above their thresholds), or when its share of missing values moved by ``max_null_shift``; too few
 values on either side is *inconclusive*, never a pass. docs/data-validation.md has the formulas.
 
-Pure: numpy and scipy only (scipy imported on first use), no files, no clock.
+Pure: numpy and scipy only (scipy imported on first use), no files, no clock. Every column of
+two DataFrames: :func:`conveyor.stats.frames.compare`.
 """
 
 from __future__ import annotations
@@ -22,16 +22,12 @@ import warnings
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from conveyor.foundation.errors import ConfigError, ConveyorError
-from conveyor.foundation.suggest import did_you_mean
-
-if TYPE_CHECKING:
-    import pandas as pd
+from conveyor.foundation.errors import ConfigError
 
 Verdict = Literal["drifted", "stable", "inconclusive", "skipped"]
 Floats = npt.NDArray[np.float64]
@@ -348,108 +344,3 @@ def _verdict(
 
 def _f(value: float | None) -> float:
     return math.nan if value is None else value
-
-
-# ------------------------------------------------------------------------------------- frames
-
-
-def compare(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    *,
-    columns: Iterable[str] | None = None,
-    rules: DriftRules = RULES,
-) -> list[ColumnDrift]:
-    """Drift of each column of ``reference`` (or of ``columns``) in ``current``.
-
-    The kind follows the reference's dtype: booleans, text and numbers with at most
-    ``rules.categorical_below`` distinct values are categorical, other numbers numeric. Unless
-    named in ``columns``, dates and times (they move on by nature) and text whose every value
-    is distinct (an identifier) are ``skipped``. A column missing from one side is inconclusive.
-    """
-    ref_names = {str(c): c for c in reference.columns}
-    cur_names = {str(c): c for c in current.columns}
-    named = columns is not None
-    wanted = list(columns) if columns is not None else list(ref_names)
-    for name in wanted:
-        if name not in ref_names and name not in cur_names:
-            hint = did_you_mean(name, ref_names) or f"columns: {', '.join(ref_names)}"
-            raise ConveyorError(f"no column {name!r} in either dataset", hint=hint)
-    out = []
-    for name in wanted:
-        if name not in ref_names or name not in cur_names:
-            side = "reference" if name not in ref_names else "current"
-            out.append(_absent(name, f"not in the {side} data"))
-            continue
-        ref, cur = reference[ref_names[name]], current[cur_names[name]]
-        kind, why = column_kind(ref, rules)
-        if why is not None and not named:
-            out.append(ColumnDrift(name, kind, "skipped", {}, (why,), 0, 0))
-        elif kind == "categorical":
-            ref_counts, ref_missing = _series_counts(ref)
-            cur_counts, cur_missing = _series_counts(cur)
-            out.append(
-                categorical_counts_drift(
-                    ref_counts, ref_missing, cur_counts, cur_missing, column=name, rules=rules
-                )
-            )
-        else:
-            dates = kind == "datetime"
-            ref_numbers, cur_numbers = _numbers(ref, dates), _numbers(cur, dates)
-            out.append(numeric_drift(ref_numbers, cur_numbers, column=name, rules=rules))
-    return out
-
-
-def column_kind(series: pd.Series, rules: DriftRules = RULES) -> tuple[str, str | None]:
-    """How :func:`compare` treats a reference column: ``numeric``, ``categorical`` or
-    ``datetime`` (compared as numbers of seconds), and why it is skipped unless named."""
-    kind = series.dtype.kind
-    if kind == "b":
-        return "categorical", None
-    if kind in "iuf":
-        few = series.nunique(dropna=True) <= rules.categorical_below
-        return ("categorical", None) if few else ("numeric", None)
-    if kind == "m":
-        return "numeric", None
-    if kind == "M" or _dates(series):
-        return "datetime", "dates and times move on by nature; name the column to compare it"
-    present = series.dropna()
-    if len(present) >= rules.min_samples and present.nunique() == len(present):
-        return "categorical", "every value is distinct (an identifier?); name it to compare it"
-    return "categorical", None
-
-
-def _dates(series: pd.Series) -> bool:
-    """Text that is ISO 8601 dates or times (judged on the first hundred values)."""
-    import pandas as pd
-
-    head = series.dropna().iloc[:100]
-    if head.empty or pd.api.types.infer_dtype(head) not in ("string", "datetime", "date"):
-        return False
-    stamps = pd.to_datetime(head, errors="coerce", format="ISO8601", utc=True)
-    return bool(stamps.notna().all())
-
-
-def _absent(name: str, why: str) -> ColumnDrift:
-    return ColumnDrift(name, "-", "inconclusive", {}, (why,), 0, 0)
-
-
-def _series_counts(series: pd.Series) -> tuple[dict[Hashable, int], int]:
-    counts = series.value_counts(dropna=True)
-    counts = counts[counts > 0]  # a categorical dtype lists its unused categories too
-    return dict(zip(counts.index.tolist(), counts.tolist(), strict=True)), int(series.isna().sum())
-
-
-def _numbers(series: pd.Series, dates: bool) -> Floats:
-    """Numbers (times and durations as seconds); what does not parse is missing."""
-    import pandas as pd
-
-    kind = series.dtype.kind
-    if kind == "m":
-        series = series.dt.total_seconds()
-    elif dates:
-        stamps = pd.to_datetime(series, errors="coerce", format="ISO8601", utc=True)
-        series = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    elif kind not in "iufb":
-        series = pd.to_numeric(series, errors="coerce")
-    return np.asarray(series.to_numpy(dtype="float64", na_value=np.nan))

@@ -1,52 +1,15 @@
-"""The gate statistics against reference implementations (scikit-learn, scipy) and known
-answers; the bootstrap's coverage; the change formulas at zero and negative baselines."""
+"""The paired comparison against reference implementations (scikit-learn, scipy) and known
+answers; the bootstrap's coverage."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 from sklearn import metrics as skm
 
-from conveyor.gates import stats
-
-
-def labelled(n: int, seed: int = 0, skill: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    score = 1 / (1 + np.exp(-(skill * (2 * y - 1) + rng.normal(size=n))))
-    return y, score
-
-
-@pytest.mark.parametrize("name", ["accuracy", "precision", "recall", "f1"])
-def test_counting_metrics_match_scikit_learn(name: str) -> None:
-    y, score = labelled(500)
-    pred = (score > 0.5).astype(int)
-    reference = {"accuracy": skm.accuracy_score, "precision": skm.precision_score,
-                 "recall": skm.recall_score, "f1": skm.f1_score}[name](y, pred)  # fmt: skip
-    assert stats.compute(name, y, prediction=pred) == pytest.approx(reference)
-
-
-def test_score_metrics_match_scikit_learn() -> None:
-    y, score = labelled(500)
-    assert stats.compute("auc", y, score=score) == pytest.approx(skm.roc_auc_score(y, score))
-    assert stats.compute("logloss", y, score=score) == pytest.approx(skm.log_loss(y, score))
-    assert stats.compute("brier", y, score=score) == pytest.approx(skm.brier_score_loss(y, score))
-    t = np.linspace(0, 1, 50)
-    guess = t + np.sin(t)
-    assert stats.compute("rmse", t, score=guess) == pytest.approx(
-        math.sqrt(skm.mean_squared_error(t, guess))
-    )
-    assert stats.compute("r2", t, score=guess) == pytest.approx(skm.r2_score(t, guess))
-    assert stats.compute("auc", [1, 0, 1, 0], score=[0.5, 0.5, 0.5, 0.5]) == 0.5  # ties: midranks
-
-
-def test_metric_names_from_keys() -> None:
-    assert stats.metric_name("eval.f1") == "f1"
-    assert stats.metric_name("metrics/eval.json:roc_auc") == "auc"
-    assert stats.metric_name("eval.n") is None
+from conveyor.stats import paired as stats
+from tests.stats.conftest import labelled
 
 
 def test_mcnemar_matches_the_exact_binomial_test() -> None:
@@ -103,13 +66,3 @@ def test_delong_variance_matches_a_bootstrap() -> None:
         diffs.append(skm.roc_auc_score(y[i], a[i]) - skm.roc_auc_score(y[i], b[i]))
     lo, hi = np.quantile(diffs, [0.025, 0.975])
     assert delong.low == pytest.approx(lo, abs=0.02) and delong.high == pytest.approx(hi, abs=0.02)
-
-
-def test_change_formulas() -> None:
-    assert stats.change(0.91, 0.90, relative=False) == pytest.approx(0.01)
-    assert stats.change(0.99, 0.90, relative=True) == pytest.approx(0.1)
-    # A negative baseline: going from -2 to -1 is up, and the relative change says so.
-    assert stats.change(-1.0, -2.0, relative=True) == pytest.approx(0.5)
-    assert stats.change(-3.0, -2.0, relative=True) == pytest.approx(-0.5)
-    assert stats.change(0.5, 0.0, relative=True) is None
-    assert stats.change(0.5, 0.0, relative=False) == 0.5

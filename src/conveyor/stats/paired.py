@@ -1,9 +1,8 @@
-"""The statistics behind the gates: metrics recomputed from a predictions table, the paired
-comparison of a candidate with a baseline on the same examples, and change formulas.
+"""The paired comparison of a candidate with a baseline on the same examples (the offline
+gates: both models scored one evaluation set). ``candidate`` and ``baseline`` are predictions
+(counting metrics) or scores (the others), as in :mod:`conveyor.stats.metrics`.
 
-Pure functions over numpy arrays. A predictions table holds, per example, the ``label`` and the
-model's ``prediction`` (a class) and/or ``score`` (a probability of the positive class, or the
-predicted value of a regression).
+    paired("accuracy", label, candidate_pred, baseline_pred).low   # > 0: really better
 
 Paired bootstrap of the difference ``metric(candidate) - metric(baseline)``:
 
@@ -24,72 +23,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-COUNTING = ("accuracy", "error_rate", "precision", "recall", "f1")
-MEANS = ("mse", "rmse", "mae", "logloss", "brier")
-RANKING = ("auc",)
-METRICS = (*COUNTING, *MEANS, *RANKING, "r2")
-ALIASES = {"acc": "accuracy", "roc_auc": "auc", "f1_score": "f1", "log_loss": "logloss"}
-HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "auc", "r2"}
-_EPS = 1e-15
+from conveyor.stats.metrics import COUNTING, auc_components, from_counts, losses
+
 BINS = 2048
-
-
-def metric_name(key: str) -> str | None:
-    """The computable metric a metric key names (``eval.f1`` -> ``f1``), or None."""
-    leaf = key.rsplit(":", 1)[-1].rsplit(".", 1)[-1].lower()
-    leaf = ALIASES.get(leaf, leaf)
-    return leaf if leaf in METRICS else None
-
-
-# -- metrics of one model ---------------------------------------------------------------------
-
-
-def compute(name: str, label: Any, prediction: Any = None, score: Any = None) -> float:
-    """``name`` of one model's predictions (``prediction`` for counting metrics, ``score`` for
-    auc, logloss, brier and regression errors)."""
-    y = np.asarray(label, dtype=float)
-    if name in COUNTING:
-        p = np.asarray(prediction, dtype=float)
-        tp = float(np.sum((y == 1) & (p == 1)))
-        fp = float(np.sum((y != 1) & (p == 1)))
-        fn = float(np.sum((y == 1) & (p != 1)))
-        correct = float(np.sum(y == p))
-        return float(_from_counts(name, correct, len(y), tp, fp, fn))
-    s = np.asarray(score, dtype=float)
-    if name == "auc":
-        return float(_auc_components(s, y)[0])
-    if name == "r2":
-        total = float(np.sum((y - y.mean()) ** 2))
-        return 1.0 - float(np.sum((y - s) ** 2)) / total if total else float("nan")
-    mean = float(np.mean(_losses(name, y, s)))
-    return math.sqrt(mean) if name == "rmse" else mean
-
-
-def _from_counts(name: str, correct: Any, n: Any, tp: Any, fp: Any, fn: Any) -> Any:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if name == "accuracy":
-            return correct / n
-        if name == "error_rate":
-            return 1 - correct / n
-        if name == "precision":
-            return np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0) * 1.0
-        if name == "recall":
-            return np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0) * 1.0
-        return np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0) * 1.0
-
-
-def _losses(name: str, y: Any, s: Any) -> Any:
-    if name in ("mse", "rmse"):
-        return (y - s) ** 2
-    if name == "mae":
-        return np.abs(y - s)
-    if name == "brier":
-        return (s - y) ** 2
-    p = np.clip(s, _EPS, 1 - _EPS)  # logloss
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
-
-
-# -- paired comparison ------------------------------------------------------------------------
 
 
 class Paired(NamedTuple):
@@ -154,7 +90,7 @@ def _paired_counts(
         fn = weights @ (positive_label & (1 - predicted))
         correct = weights @ right
         total = weights.sum(axis=-1)
-        return _from_counts(name, correct, total, tp, fp, fn)
+        return from_counts(name, correct, total, tp, fp, fn)
 
     cand, base = float(stat(counts, 0)), float(stat(counts, 1))
     diffs = stat(draws, 0) - stat(draws, 1)
@@ -178,7 +114,7 @@ def _paired_means(
     standing for its members' mean losses; resampled as a multinomial over the bins. The bins
     are so narrow that the interval moves by far less than its own sampling noise."""
     n = len(y)
-    lc, lb = _losses(name, y, c), _losses(name, y, b)
+    lc, lb = losses(name, y, c), losses(name, y, b)
     if n <= BINS:
         weights, mean_c, mean_b = np.full(n, 1.0 / n), lc, lb
     else:
@@ -203,8 +139,8 @@ def _paired_means(
 def _paired_auc(y: Any, c: Any, b: Any, confidence: float) -> Paired:
     """DeLong, DeLong & Clarke-Pearson (1988): the covariance of two AUCs on the same examples
     from their structural components."""
-    auc_c, v10_c, v01_c = _auc_components(c, y)
-    auc_b, v10_b, v01_b = _auc_components(b, y)
+    auc_c, v10_c, v01_c = auc_components(c, y)
+    auc_b, v10_b, v01_b = auc_components(b, y)
     m, n = len(v10_c), len(v01_c)
     if m < 2 or n < 2:
         nan = float("nan")
@@ -216,29 +152,6 @@ def _paired_auc(y: Any, c: Any, b: Any, confidence: float) -> Paired:
     half = z * math.sqrt(max(var, 0.0))
     diff = auc_c - auc_b
     return Paired("auc", len(y), auc_c, auc_b, diff, diff - half, diff + half, confidence, "DeLong")
-
-
-def _auc_components(score: Any, y: Any) -> tuple[float, Any, Any]:
-    """AUC and DeLong's placement values (V10 per positive, V01 per negative), via midranks."""
-    pos, neg = score[y == 1], score[y != 1]
-    m, n = len(pos), len(neg)
-    if not m or not n:
-        return float("nan"), np.zeros(m), np.zeros(n)
-    ranks_all = _midranks(np.concatenate([pos, neg]))
-    ranks_pos, ranks_neg = _midranks(pos), _midranks(neg)
-    v10 = (ranks_all[:m] - ranks_pos) / n
-    v01 = 1.0 - (ranks_all[m:] - ranks_neg) / m
-    return float(v10.mean()), v10, v01
-
-
-def _midranks(x: Any) -> Any:
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    _, first, counts = np.unique(sorted_x, return_index=True, return_counts=True)
-    mid = first + (counts + 1) / 2.0  # 1-based midrank of each distinct value
-    ranks = np.empty(len(x))
-    ranks[order] = np.repeat(mid, counts)
-    return ranks
 
 
 def mcnemar_exact(won: int, lost: int) -> float:
@@ -267,18 +180,3 @@ def _z(confidence: float) -> float:
     from statistics import NormalDist
 
     return NormalDist().inv_cdf(0.5 + confidence / 2)
-
-
-# -- change ----------------------------------------------------------------------------------
-
-
-def change(candidate: float, baseline: float, *, relative: bool) -> float | None:
-    """``candidate - baseline``, or relative to the baseline's magnitude:
-    ``(candidate - baseline) / |baseline|`` (None when the baseline is 0: undefined). Dividing by
-    the magnitude keeps the sign meaning "went up" for negative baselines too."""
-    diff = candidate - baseline
-    if not relative:
-        return diff
-    if baseline == 0:
-        return None
-    return diff / abs(baseline)
