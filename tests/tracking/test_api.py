@@ -134,3 +134,21 @@ def test_gc_keeps_the_artifacts_of_runs_until_they_are_deleted(in_project: Proje
     in_project.ok("runs", "delete", run.id)
     in_project.ok("gc")
     assert not obj.exists()
+
+
+def test_git_state_records_commit_branch_and_a_hash_of_the_uncommitted_diff(
+    project: Project,
+) -> None:
+    from conveyor.tracking.api import _git_state, git_state
+
+    project.write("data.csv", "a,b\n")
+    project.git("add", "data.csv")
+    project.git("commit", "-q", "-m", "data")
+    head = project.git("rev-parse", "HEAD").strip()
+    assert git_state(project.root) == {"git_commit": head, "git_branch": "main", "git_dirty": False}
+    project.write("data.csv", "a,b\n1,2\n")
+    dirty = _git_state(project.root)
+    assert dirty["git_dirty"] is True and len(dirty["diff_hash"]) == 16
+    project.write("data.csv", "a,b\n3,4\n")
+    assert _git_state(project.root)["diff_hash"] != dirty["diff_hash"]
+    assert _git_state(project.root.parent) == {}  # outside git: no commit to record

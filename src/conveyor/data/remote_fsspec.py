@@ -1,6 +1,6 @@
 """The :class:`~conveyor.data.remote.Remote` of every fsspec backend: folders, S3, GCS, Azure, SSH.
 
-Imported only by :func:`conveyor.data.remote.open_remote`, so fsspec (and its backends) load
+Imported only by :func:`conveyor.data.remotes.open_remote`, so fsspec (and its backends) load
 only when a command actually talks to a remote. Every exception a backend raises is translated
 here into a :class:`RemoteError` that names the remote.
 """
