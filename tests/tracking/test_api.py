@@ -184,3 +184,13 @@ def test_start_run_after_a_bare_log_call(in_project: Project) -> None:
     with opened(in_project.root) as store:
         assert store.run(implicit.id)["status"] == "finished"
         assert store.run(run.id)["metrics"] == {"m": 2.0}
+
+
+def test_a_run_started_inside_another_is_a_tracking_error(in_project: Project) -> None:
+    from conveyor.foundation.errors import TrackingError
+
+    with conveyor.start_run() as run:
+        with pytest.raises(TrackingError, match=f"run {run.id} is still active"):
+            conveyor.start_run().__enter__()
+        with pytest.raises(TrackingError, match="step must be a whole number"):
+            conveyor.log_metric("loss", 1.0, step="one")  # type: ignore[arg-type]

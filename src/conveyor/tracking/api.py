@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from conveyor.foundation.errors import ConveyorError, GitError
+from conveyor.foundation.errors import GitError, TrackingError
 from conveyor.foundation.paths import find_root
 from conveyor.tracking import spool
 
@@ -155,7 +155,7 @@ def start_run(name: str = "") -> Iterator[Run]:
             _current.end("finished")  # the run a bare log call started ends where a new begins
             _current = None
         if _current is not None and _current.owned:
-            raise ConveyorError(
+            raise TrackingError(
                 f"run {_current.id} is still active", hint="start runs one after another"
             )
         outer = _current
@@ -215,7 +215,7 @@ def _step(step: Any) -> int:
     try:
         return operator.index(step)
     except TypeError:
-        raise ConveyorError(
+        raise TrackingError(
             f"step must be a whole number, not {step!r}", hint="pass step=int(...)"
         ) from None
 
