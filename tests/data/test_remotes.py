@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grimp
+
 from conveyor.data.remote_fsspec import FsspecRemote
 from conveyor.data.remote_local import LocalRemote
 from conveyor.data.remotes import open_remote
@@ -48,3 +50,11 @@ def test_default_remote_that_was_removed(project: Project) -> None:
     result = project.run("push")
     assert result.code == 2
     assert "unknown remote 'gone' (the default, core.remote)" in result.err
+
+
+def test_the_interface_imports_no_backend_and_only_the_factory_picks_one() -> None:
+    graph = grimp.build_graph("conveyor")
+    backends = {"conveyor.data.remote_local", "conveyor.data.remote_fsspec"}
+    assert not backends & graph.find_modules_directly_imported_by("conveyor.data.remote")
+    pickers = set().union(*(graph.find_modules_that_directly_import(b) for b in backends))
+    assert pickers <= {"conveyor.data.remotes"}
