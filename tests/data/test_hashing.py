@@ -74,3 +74,14 @@ def test_an_oid_with_a_trailing_newline_is_no_oid() -> None:
     oid = "ab" * 32
     assert hashing.is_oid(oid)
     assert not hashing.is_oid(oid + "\n") and not hashing.is_oid(oid.upper())
+
+
+def test_every_store_files_an_object_under_its_first_two_hex_digits() -> None:
+    oid = hashing.hash_bytes(b"x")
+    assert hashing.sharded(oid) == (oid[:2], oid[2:])
+    assert hashing.object_path(oid) == f"{oid[:2]}/{oid[2:]}"
+    assert hashing.oid_at(*hashing.sharded(oid)) == oid
+    assert hashing.is_shard(oid[:2]) and not hashing.is_shard(".tmp")
+    # Temp files beside objects, and a right name in the wrong folder, are not objects.
+    assert hashing.oid_at(oid[:2], oid[2:] + ".1234.tmp") is None
+    assert hashing.oid_at(oid[:3], oid[3:]) is None

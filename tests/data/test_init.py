@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conveyor.foundation import gitignore
 from tests.conftest import Project
 
@@ -102,3 +104,11 @@ def test_a_gitignore_linking_elsewhere_is_neither_read_nor_copied(
     assert result.code == 2 and ".conveyor/.gitignore is a symbolic link" in result.err
     assert ignore.is_symlink() and secret.read_text() == "AWS_SECRET_ACCESS_KEY=wJalr-not-for-git\n"
     assert "wJalr" not in result.out + result.err
+
+
+def test_init_twice_is_refused_with_its_own_error(project: Project) -> None:
+    from conveyor.data.init import AlreadyAProject, init
+
+    with pytest.raises(AlreadyAProject, match="already exists: this is a conveyor project"):
+        init(project.root)
+    assert init(project.root, force=True).reinitialised

@@ -115,3 +115,13 @@ def test_a_write_on_a_coarse_filesystem_is_never_taken_for_a_stamp(
     mtime = (path.stat().st_mtime_ns // step_ns) * step_ns
     os.utime(path, ns=(mtime, mtime))
     assert not odb.check(oid)  # not taken for a stamp: re-hashed, found corrupt
+
+
+def test_an_oid_prefix_names_the_objects_it_starts(odb: ObjectDB) -> None:
+    with odb.batch() as batch:
+        oids = sorted(batch.add_bytes(str(i).encode()) for i in range(600))
+    oid = oids[0]
+    (odb.root / oid[:2] / f"{oid[2:6]}.tmp").write_bytes(b"")  # not an object
+    assert odb.starting_with(oid[:12]) == [oid]
+    assert odb.starting_with(oid[:2]) == [o for o in oids if o.startswith(oid[:2])]
+    assert odb.starting_with("zz") == [] and odb.starting_with(oid[:2] + "x") == []

@@ -457,3 +457,16 @@ def test_a_file_an_upstream_stage_writes_where_an_out_folder_goes_fails_that_sta
     assert result.code == 1, result.err
     assert "b failed" in result.out and "out data/b.txt needs data to be a folder" in result.out
     assert "Traceback" not in result.err + result.out
+
+
+def test_a_frozen_stage_with_a_new_out_does_not_crash(project: Project) -> None:
+    project.write("conveyor.yaml", "stages:\n  s:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n")
+    project.ok("run")
+    project.write(
+        "conveyor.yaml",
+        "stages:\n  s:\n    cmd: echo a > a.txt; echo b > b.txt\n    outs: [a.txt, b.txt]\n"
+        "    frozen: true\n",
+    )
+    (project.root / "a.txt").unlink()
+    project.ok("run")
+    assert (project.root / "a.txt").read_text() == "a\n"

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import conveyor
-from conveyor.tracking import spool
+from conveyor.foundation.errors import ConveyorError
+from conveyor.tracking import api, spool
 from conveyor.tracking.db import opened
 from tests.conftest import Project
 
@@ -134,3 +136,61 @@ def test_gc_keeps_the_artifacts_of_runs_until_they_are_deleted(in_project: Proje
     in_project.ok("runs", "delete", run.id)
     in_project.ok("gc")
     assert not obj.exists()
+
+
+def test_git_state_records_commit_branch_and_a_hash_of_the_uncommitted_diff(
+    project: Project,
+) -> None:
+    from conveyor.tracking.api import _git_state, git_state
+
+    project.write("data.csv", "a,b\n")
+    project.git("add", "data.csv")
+    project.git("commit", "-q", "-m", "data")
+    head = project.git("rev-parse", "HEAD").strip()
+    assert git_state(project.root) == {"git_commit": head, "git_branch": "main", "git_dirty": False}
+    project.write("data.csv", "a,b\n1,2\n")
+    dirty = _git_state(project.root)
+    assert dirty["git_dirty"] is True and len(dirty["diff_hash"]) == 16
+    project.write("data.csv", "a,b\n3,4\n")
+    assert _git_state(project.root)["diff_hash"] != dirty["diff_hash"]
+    assert _git_state(project.root.parent) == {}  # outside git: no commit to record
+
+
+def test_an_artifact_survives_gc_while_its_run_is_open(in_project: Project) -> None:
+    in_project.write("model.bin", b"x" * 1000)
+    with conveyor.start_run():
+        ref = conveyor.log_artifact("model.bin")
+        in_project.ok("gc")
+        obj = in_project.root / ".conveyor" / "cache" / "objects" / ref[:2] / ref[2:]
+        assert obj.exists()
+
+
+def test_numpy_steps_are_numbers(in_project: Project) -> None:
+    with conveyor.start_run() as run:
+        for step in np.arange(12):
+            conveyor.log_metric("loss", 1.0 / (int(step) + 1), step=step)
+        with pytest.raises(ConveyorError, match="step must be a whole number"):
+            conveyor.log_metric("loss", 1.0, step=1.5)  # type: ignore[arg-type]
+    with opened(in_project.root) as store:
+        assert store.run(run.id)["metrics"]["loss"] == pytest.approx(1 / 12)
+
+
+def test_start_run_after_a_bare_log_call(in_project: Project) -> None:
+    conveyor.log_params({"a": 1})
+    implicit = api._current
+    with conveyor.start_run(name="explicit") as run:
+        conveyor.log_metric("m", 2.0)
+    assert implicit is not None and implicit.id != run.id
+    with opened(in_project.root) as store:
+        assert store.run(implicit.id)["status"] == "finished"
+        assert store.run(run.id)["metrics"] == {"m": 2.0}
+
+
+def test_a_run_started_inside_another_is_a_tracking_error(in_project: Project) -> None:
+    from conveyor.foundation.errors import TrackingError
+
+    with conveyor.start_run() as run:
+        with pytest.raises(TrackingError, match=f"run {run.id} is still active"):
+            conveyor.start_run().__enter__()
+        with pytest.raises(TrackingError, match="step must be a whole number"):
+            conveyor.log_metric("loss", 1.0, step="one")  # type: ignore[arg-type]

@@ -73,3 +73,38 @@ def test_errors_name_the_key(change: dict[str, Any], message: str, hint: str | N
     assert message in info.value.message
     if hint is not None:
         assert info.value.hint is not None and hint in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"type": "int", "low": 1, "high": 9, "step": 0.5}, "whole number above 0"),
+        ({"type": "float", "low": 0, "high": 1, "step": 0}, "a number above 0"),
+    ],
+)
+def test_tune_steps_are_checked(space: dict[str, object], message: str) -> None:
+    from conveyor.tune.spec import parse
+
+    raw = {"objective": {"metric": "m"}, "space": {"x": space}}
+    with pytest.raises(ConfigError, match=message):
+        parse(raw, "f:1", "p")
+    with pytest.raises(ConfigError, match=r"tune\.seed"):
+        parse(
+            {
+                "objective": {"metric": "m"},
+                "space": {"x": {"type": "int", "low": 1, "high": 2}},
+                "seed": "abc",
+            },
+            "f:1",
+            "p",
+        )
+    with pytest.raises(ConfigError, match=r"tune\.study"):
+        parse(
+            {
+                "objective": {"metric": "m"},
+                "space": {"x": {"type": "int", "low": 1, "high": 2}},
+                "study": "../x",
+            },
+            "f:1",
+            "p",
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +111,12 @@ def test_the_median_pruner_stops_trials_from_their_stepped_metric(project: Proje
             complete.append(x)
     shown = project.ok("tune", "show")
     assert "pruned" in shown
+
+
+def test_tune_values_reach_trials_as_json(tmp_path: Path) -> None:
+    from conveyor.pipeline.params import parse_scalar
+    from conveyor.tune.study import override
+
+    for value in (None, True, 0.1, 5, "yes", "b"):
+        _, _, text = override("k", value).partition("=")
+        assert parse_scalar(text) == value

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def gc_cmd(opts: Namespace) -> None:
     """Remove cached objects no pointer, conveyor.lock or run's artifact names."""
     from conveyor.data import gc
-    from conveyor.data.remote import open_remote
+    from conveyor.data.remotes import open_remote
     from conveyor.data.workspace import writing
     from conveyor.pipeline.tracked import lock_refs
     from conveyor.tracking.db import exists, opened

@@ -62,9 +62,8 @@ def _full_oid(ws: object, prefix: str) -> str:
         return prefix
     if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
         raise DataError(f"{prefix!r} is not an oid or a prefix of at least 4 hex digits")
-    shard = ws.paths.objects / prefix[:2]
-    matches = sorted(p.name for p in shard.glob(prefix[2:] + "*")) if shard.is_dir() else []
+    matches = ws.odb.starting_with(prefix)
     if len(matches) != 1:
         found = "no object" if not matches else f"{len(matches)} objects"
         raise DataError(f"{found} in the cache start with {prefix}")
-    return prefix[:2] + matches[0]
+    return matches[0]

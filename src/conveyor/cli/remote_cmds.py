@@ -21,7 +21,7 @@ _PATHS = arg("paths", nargs="*", metavar="PATH")
 @command("push", _PATHS, _REMOTE, _JOBS, help="upload what the remote lacks")
 def push_cmd(opts: Namespace) -> None:
     """Upload the objects tracked paths name (all pointers, or PATHs) that the remote lacks."""
-    from conveyor.data.remote import open_remote
+    from conveyor.data.remotes import open_remote
     from conveyor.data.transfer import push
     from conveyor.data.workspace import writing
 
@@ -53,7 +53,7 @@ def pull_cmd(opts: Namespace) -> None:
     registered version with --all-models) and their runs' predictions files the gates compare.
     A version that is nowhere to be found is a warning naming who registered it: the rest of
     the pull goes on."""
-    from conveyor.data.remote import open_remote
+    from conveyor.data.remotes import open_remote
     from conveyor.data.transfer import pull
     from conveyor.data.workspace import writing
     from conveyor.registry import stored

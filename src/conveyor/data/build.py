@@ -21,6 +21,7 @@ from conveyor.data import hashing
 from conveyor.data.objects import Batch, ObjectDB, storage_error, write_new
 from conveyor.data.state import RACY_NS, StateMemo, stat_key
 from conveyor.data.tree import Entry, Tree
+from conveyor.foundation.atomic import write_all
 from conveyor.foundation.errors import DataError, PathError
 from conveyor.foundation.progress import Progress, Silent
 
@@ -118,10 +119,7 @@ def _walk_forked(
         code = 0
         try:
             os.close(read_end)
-            data = marshal.dumps(_walk_all(theirs))
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write_end, view) :]
+            write_all(write_end, marshal.dumps(_walk_all(theirs)))
         except BaseException:
             code = 1
         finally:
@@ -467,9 +465,7 @@ def _store_unnamed(odb: ObjectDB, chunk: list[Found]) -> list[tuple[str, str, st
                 raise storage_error(path, exc) from exc
             unnamed.append((fd, oid))
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
             except OSError as exc:
                 raise storage_error(path, exc) from exc
         try:

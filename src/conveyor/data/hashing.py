@@ -47,6 +47,29 @@ def is_oid(text: str) -> bool:
     return OID_RE.fullmatch(text) is not None  # match() with $ would take a trailing newline
 
 
+# Every store files an object as ``ab/cdef...`` (the cache, both remotes, the run-cache): the
+# first two hex digits name its folder, so no folder holds more than about 1/256 of them.
+def sharded(oid: str) -> tuple[str, str]:
+    """An object's folder and its file name in that folder: ``("ab", "cdef...")``."""
+    return oid[:2], oid[2:]
+
+
+def object_path(oid: str) -> str:
+    """An object's path below a store's root: ``ab/cdef...``."""
+    return f"{oid[:2]}/{oid[2:]}"
+
+
+def is_shard(folder: str) -> bool:
+    """Whether a folder below a store's root may hold objects (``.tmp`` and the like do not)."""
+    return len(folder) == 2
+
+
+def oid_at(folder: str, name: str) -> str | None:
+    """The oid a store's ``folder/name`` holds, or None for anything else (temp files)."""
+    oid = folder + name
+    return oid if is_shard(folder) and is_oid(oid) else None
+
+
 def hash_bytes(data: bytes | memoryview) -> str:
     return blake3.blake3(data).hexdigest()
 
@@ -213,7 +236,5 @@ def copy_chunk(src_fd: int, dst_fd: int) -> int:
         if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
             raise
     data = os.read(src_fd, _CHUNK)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(dst_fd, view) :]
+    atomic.write_all(dst_fd, data)
     return len(data)

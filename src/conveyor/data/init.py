@@ -37,6 +37,10 @@ stages: {}
 """
 
 
+class AlreadyAProject(ConveyorError):
+    """``conveyor init`` in a folder that already holds ``.conveyor/`` (without ``--force``)."""
+
+
 @dataclass(frozen=True)
 class InitResult:
     root: Path
@@ -52,7 +56,7 @@ def init(root: Path, *, force: bool = False) -> InitResult:
     if existed:
         gitignore.ensure(paths.control)
     if existed and not force:
-        raise ConveyorError(
+        raise AlreadyAProject(
             f"{paths.control} already exists: this is a conveyor project",
             hint="pass --force to re-create .conveyor/ (the cache is kept)",
         )

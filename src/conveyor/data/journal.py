@@ -87,9 +87,7 @@ def record(folder: Path, oids: Iterable[str]) -> Path:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                atomic.write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -76,14 +76,14 @@ class ObjectDB:
 
     # -- reading -------------------------------------------------------------------------
     def path(self, oid: str) -> Path:
-        return self.root / oid[:2] / oid[2:]
+        return self.root / hashing.object_path(oid)
 
     def file(self, oid: str) -> str:
         """:meth:`path` as a string, for the hot loops that touch thousands of objects."""
-        return f"{self._root}/{oid[:2]}/{oid[2:]}"
+        return f"{self._root}/{hashing.object_path(oid)}"
 
     def exists(self, oid: str) -> bool:
-        return os.path.exists(f"{self._root}/{oid[:2]}/{oid[2:]}")
+        return os.path.exists(f"{self._root}/{hashing.object_path(oid)}")
 
     def read_bytes(self, oid: str) -> bytes:
         try:
@@ -146,15 +146,24 @@ class ObjectDB:
             raise storage_error(f"a good copy of the corrupt object {oid}", exc) from exc
         return False
 
+    def starting_with(self, prefix: str) -> list[str]:
+        """The oids in the store that start with ``prefix`` (two hex digits or more), sorted."""
+        shard, rest = hashing.sharded(prefix)
+        try:
+            names = os.listdir(f"{self._root}/{shard}")
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(o for n in names if n.startswith(rest) and (o := hashing.oid_at(shard, n)))
+
     def iter_oids(self) -> Iterator[str]:
         if not self.root.is_dir():
             return
         for shard in sorted(os.listdir(self.root)):
-            if len(shard) != 2:
+            if not hashing.is_shard(shard):
                 continue
             for rest in sorted(os.listdir(self.root / shard)):
-                oid = shard + rest
-                if hashing.is_oid(oid):
+                oid = hashing.oid_at(shard, rest)
+                if oid:
                     yield oid
 
     # -- the generation: changes whenever an object leaves the store ----------------------
@@ -274,7 +283,7 @@ class ObjectDB:
         try:
             for fd, oid in unnamed:
                 stamp(fd, oid)
-                self._ensure_shard(oid[:2])
+                self._ensure_shard(hashing.sharded(oid)[0])
                 with contextlib.suppress(FileExistsError):
                     os.link(str(fd), self.file(oid), src_dir_fd=proc, follow_symlinks=True)
         finally:
@@ -283,7 +292,7 @@ class ObjectDB:
     def place(self, tmp: str, oid: str) -> None:
         """Rename one complete temp file to its object's name (after :meth:`will_name`)."""
         stamp(tmp, oid)
-        self._ensure_shard(oid[:2])
+        self._ensure_shard(hashing.sharded(oid)[0])
         os.replace(tmp, self.file(oid))
 
     def name_all(self, staged: list[tuple[str, str]]) -> None:
@@ -486,9 +495,7 @@ def write_new(path: str, data: bytes) -> None:
     """Create ``path`` holding ``data``; on any failure (a full disk) remove it again."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        atomic.write_all(fd, data)
     except BaseException:
         os.close(fd)
         os.unlink(path)

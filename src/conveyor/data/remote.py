@@ -2,10 +2,11 @@
 
 A remote mirrors the cache's layout: every object, trees included, lives at ``ROOT/ab/cdef...``
 (``oid[:2]/oid[2:]``). Remotes are configured under ``remote.NAME`` with a ``url`` and any options
-of their fsspec backend; ``core.remote`` names the default. :func:`open_remote` turns that into a
-:class:`Remote`: a folder (a plain path or ``file://``) gets :class:`~conveyor.data.remote_local.
-LocalRemote`, everything else the fsspec one. Both are imported only then, so ``conveyor --help``
-never loads fsspec.
+of their fsspec backend; ``core.remote`` names the default.
+
+This module is the interface every backend and every caller shares: the :class:`Remote`
+protocol, the values it passes (:class:`Fetched`, :class:`RemoteSpec`) and its errors. It imports
+no backend; :func:`conveyor.data.remotes.open_remote` picks one for a URL.
 
 >>> spec = RemoteSpec.of("origin", "../storage", {}, root=Path("/work/proj"))
 >>> spec.url, spec.protocol
@@ -21,12 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conveyor.foundation.errors import ConfigError, RemoteError
-from conveyor.foundation.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from conveyor.data.transfer_io import Scratch
-    from conveyor.data.workspace import Workspace
-    from conveyor.foundation.config import Config
 
 # Object stores write an object whole or not at all: a single PUT (or a completed multipart
 # upload) is never visible half-written. Every other backend gets a temp name and a rename.
@@ -146,50 +144,6 @@ class RemoteSpec:
                 f"remote.{name}.{exc.key}: {exc}",
                 hint=f"conveyor config remote.{name}.{exc.key} NUMBER",
             ) from None
-
-
-def resolve(config: Config, root: Path, name: str | None = None) -> RemoteSpec:
-    """The remote called ``name``, or the default one (``core.remote``)."""
-    chosen = name or config.get("core.remote")
-    remotes = config.remotes()
-    if not chosen:
-        known = ", ".join(sorted(remotes))
-        raise ConfigError(
-            "no remote given and no default remote set"
-            + (f" (configured: {known})" if known else ""),
-            hint="pass -r NAME, or set a default with `conveyor remote default NAME`"
-            if known
-            else "add one with `conveyor remote add --default NAME URL`",
-        )
-    if chosen not in remotes:
-        known = ", ".join(sorted(remotes)) or "none configured"
-        where = "" if name else " (the default, core.remote)"
-        raise ConfigError(
-            f"unknown remote {chosen!r}{where}; known: {known}",
-            hint=did_you_mean(chosen, remotes) or f"add it with `conveyor remote add {chosen} URL`",
-        )
-    options = dict(remotes[chosen])
-    url = options.pop("url", None)
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigError(
-            f"remote {chosen!r} has no url", hint=f"conveyor remote add --force {chosen} URL"
-        )
-    return RemoteSpec.of(chosen, url.strip(), options, root=root)
-
-
-def open_remote(ws: Workspace, name: str | None = None, *, jobs: int | None = None) -> Remote:
-    """Open the remote called ``name`` (default: ``core.remote``) of the workspace ``ws``.
-
-    ``jobs`` bounds the parallel requests the remote makes on its own (existence checks).
-    """
-    spec = resolve(ws.config, ws.root, name)
-    if spec.protocol == "file":
-        from conveyor.data.remote_local import LocalRemote
-
-        return LocalRemote(spec, jobs=jobs or ws.jobs)
-    from conveyor.data.remote_fsspec import FsspecRemote
-
-    return FsspecRemote(spec, jobs=jobs or ws.jobs)
 
 
 def protocol_of(url: str) -> str:

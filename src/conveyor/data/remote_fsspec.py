@@ -1,6 +1,6 @@
 """The :class:`~conveyor.data.remote.Remote` of every fsspec backend: folders, S3, GCS, Azure, SSH.
 
-Imported only by :func:`conveyor.data.remote.open_remote`, so fsspec (and its backends) load
+Imported only by :func:`conveyor.data.remotes.open_remote`, so fsspec (and its backends) load
 only when a command actually talks to a remote. Every exception a backend raises is translated
 here into a :class:`RemoteError` that names the remote.
 """
@@ -65,7 +65,7 @@ class FsspecRemote:
 
     # -- paths ---------------------------------------------------------------------------
     def path(self, oid: str) -> str:
-        return f"{self._base}/{oid[:2]}/{oid[2:]}"
+        return f"{self._base}/{hashing.object_path(oid)}"
 
     def _shard(self, shard: str) -> str:
         return f"{self._base}/{shard}"
@@ -77,14 +77,14 @@ class FsspecRemote:
             return self._each_exists(wanted)
         groups: dict[str, list[str]] = {}
         for oid in wanted:
-            groups.setdefault(oid[:2], []).append(oid)
+            groups.setdefault(hashing.sharded(oid)[0], []).append(oid)
         # Sample the biggest wanted shard to learn how full shards are, then plan the rest.
         first = max(groups, key=lambda s: len(groups[s]))
         names = self._list_shard(first)
-        found = {o for o in groups.pop(first) if o[2:] in names}
+        found = {o for o in groups.pop(first) if hashing.sharded(o)[1] in names}
         listed, single = plan_checks(groups, len(names))
         for shard, listing in zip(listed, self._map(self._list_shard, listed), strict=True):
-            found.update(o for o in groups[shard] if o[2:] in listing)
+            found.update(o for o in groups[shard] if hashing.sharded(o)[1] in listing)
         return found | self._each_exists(single)
 
     def upload_many(
@@ -97,7 +97,7 @@ class FsspecRemote:
         if self.spec.atomic_put:
             self._call("uploading", oid, self.fs.put_file, local_path, final)
             return
-        self._makedirs(self._shard(oid[:2]))
+        self._makedirs(self._shard(hashing.sharded(oid)[0]))
         tmp = f"{final}.{uuid.uuid4().hex[:16]}.tmp"
         try:
             self._call("uploading", oid, self.fs.put_file, local_path, tmp)
@@ -139,8 +139,9 @@ class FsspecRemote:
         prefix = len(self._base) + 1
         for path in found:
             shard, _, rest = path[prefix:].partition("/")
-            if len(shard) == 2 and hashing.is_oid(shard + rest):
-                yield shard + rest
+            oid = hashing.oid_at(shard, rest)
+            if oid:
+                yield oid
 
     def remove(self, oids: Iterable[str]) -> None:
         paths = [self.path(o) for o in sorted(set(oids))]

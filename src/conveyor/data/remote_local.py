@@ -72,7 +72,7 @@ class LocalRemote:
         self._lock = threading.Lock()
 
     def path(self, oid: str) -> str:
-        return f"{self.root}/{oid[:2]}/{oid[2:]}"
+        return f"{self.root}/{hashing.object_path(oid)}"
 
     # -- Remote --------------------------------------------------------------------------
     def exists_many(self, oids: Iterable[str]) -> set[str]:
@@ -82,11 +82,12 @@ class LocalRemote:
                 return {o for o in wanted if os.path.exists(self.path(o))}
             groups: dict[str, list[str]] = {}
             for oid in wanted:
-                groups.setdefault(oid[:2], []).append(oid)
+                shard, name = hashing.sharded(oid)
+                groups.setdefault(shard, []).append(name)
             shards = sorted(groups)
             found: set[str] = set()
             for shard, names in zip(shards, self._map(self._list, shards), strict=True):
-                found.update(o for o in groups[shard] if o[2:] in names)
+                found.update(shard + n for n in groups[shard] if n in names)
             return found
         except OSError as exc:
             raise self._error("checking objects", exc) from exc
@@ -175,11 +176,12 @@ class LocalRemote:
         except OSError as exc:
             raise self._error("listing objects", exc) from exc
         for shard in shards:
-            if len(shard) != 2:
+            if not hashing.is_shard(shard):
                 continue
             for rest in self._list(shard):
-                if hashing.is_oid(shard + rest):
-                    yield shard + rest
+                oid = hashing.oid_at(shard, rest)
+                if oid:
+                    yield oid
 
     def remove(self, oids: Iterable[str]) -> None:
         for oid in sorted(set(oids)):
@@ -207,7 +209,7 @@ class LocalRemote:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def _place(self, tmp: str, oid: str) -> None:
-        shard = oid[:2]
+        shard, _ = hashing.sharded(oid)
         try:
             if shard not in self._shards:
                 os.makedirs(f"{self.root}/{shard}", exist_ok=True)

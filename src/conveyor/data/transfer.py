@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from conveyor.data.checkout import Result as CheckoutResult
 from conveyor.data.checkout import checkout
+from conveyor.data.hashing import object_path
 from conveyor.data.objects import stamped
 from conveyor.data.pointer import Pointer
 from conveyor.data.remote import Fetched, Remote
@@ -154,7 +155,7 @@ class TransferResult:
                 + (f" (and {len(self.corrupt) - 1} more)" if len(self.corrupt) > 1 else "")
             )
             hints.append(
-                f"delete the damaged copy ({self.url}/{oid[:2]}/{oid[2:]}) and push a good one "
+                f"delete the damaged copy ({self.url}/{object_path(oid)}) and push a good one "
                 "from a clone that has it"
             )
         if not parts:
@@ -186,8 +187,7 @@ def push(
     result.missing = {o: needed.owners[o] for o in sorted(plan.missing - bad)}
     result.corrupt = {o: "" for o in sorted(bad)}
     result.corrupt_paths = {o: needed.owners[o] for o in sorted(bad)}
-    root = os.fspath(ws.odb.root)
-    paths = {o: f"{root}/{o[:2]}/{o[2:]}" for o in (*plan.files, *plan.trees)}
+    paths = {o: ws.odb.file(o) for o in (*plan.files, *plan.trees)}
 
     def uploaded(oid: str) -> None:
         result.transferred += 1

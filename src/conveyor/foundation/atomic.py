@@ -65,7 +65,7 @@ def write_bytes(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:
@@ -84,7 +84,9 @@ def write_text(
     write_bytes(path, text.encode(), mode=mode, durable=durable, parents=parents)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``: ``os.write`` may write less than it is given (a pipe, a
+    signal, a nearly full disk) and says how much it took."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]

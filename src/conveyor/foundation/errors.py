@@ -11,6 +11,8 @@ two lines and exits with ``exit_code``; it shows a traceback only with ``--debug
     ├── DataError            exit 1   a corrupt or missing object, a failed checkout
     ├── RemoteError          exit 1   a remote that is unknown, unreachable or refuses a transfer
     ├── GitError             exit 1   git is missing or a revision is unknown
+    ├── TrackingError        exit 1   the metadata store is unreachable, or a logging call is wrong
+    ├── PipelineError        exit 1   a stage lacks a dep no stage writes, or did not write its outs
     └── LockError            exit 3   another conveyor process holds the project
 """
 
@@ -54,6 +56,14 @@ class RemoteError(ConveyorError):
 
 
 class GitError(ConveyorError):
+    pass
+
+
+class TrackingError(ConveyorError):
+    pass
+
+
+class PipelineError(ConveyorError):
     pass
 
 

@@ -18,7 +18,7 @@ from conveyor.data import build
 from conveyor.data.pointer import Pointer
 from conveyor.data.status import cache_lacks
 from conveyor.data.workspace import Workspace
-from conveyor.foundation.errors import ConveyorError, PathError
+from conveyor.foundation.errors import PathError, PipelineError
 from conveyor.foundation.paths import check_path, check_place
 from conveyor.pipeline.stage import Meta, Out, Stage
 
@@ -122,7 +122,7 @@ def commit(ws: Workspace, outs: tuple[Out, ...]) -> dict[str, Meta]:
     """
     missing = [o.path for o in outs if not os.path.lexists(ws.root / o.path)]
     if missing:
-        raise ConveyorError(
+        raise PipelineError(
             f"the command succeeded but did not write {', '.join(missing)}",
             hint="make the command write every declared out, or remove it from 'outs'",
         )

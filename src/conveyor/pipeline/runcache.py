@@ -48,7 +48,7 @@ class FolderRunCache:
         self.folder = folder
 
     def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / key[2:]
+        return self.folder / hashing.object_path(key)
 
     def get(self, key: str) -> dict[str, Meta] | None:
         try:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol
 
 from conveyor.data.workspace import Workspace
-from conveyor.foundation.errors import ConveyorError
+from conveyor.foundation.errors import ConveyorError, PipelineError
 from conveyor.pipeline import lock as lock_mod
 from conveyor.pipeline import runcache, stale
 from conveyor.pipeline.definition import FILE, Pipeline
@@ -155,7 +155,7 @@ class Run:
                 return
             missing = [d for d, m in now.deps.items() if m is None]
             if missing:
-                raise ConveyorError(
+                raise PipelineError(
                     f"dep {', '.join(missing)} does not exist and no stage writes it",
                     hint="create it, track it with `conveyor add`, or fix the stage's deps",
                 )

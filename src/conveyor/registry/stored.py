@@ -273,7 +273,7 @@ def _file(ws: Workspace, oid: str) -> Pointer:
 
 def _fetch(ws: Workspace, ptrs: list[Pointer]) -> bool:
     """Download what ``ptrs`` need from the default remote; False when there is none."""
-    from conveyor.data.remote import open_remote
+    from conveyor.data.remotes import open_remote
     from conveyor.data.transfer import fetch
 
     if not ws.config.get("core.remote"):

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from conveyor.foundation.errors import ConveyorError
+from conveyor.foundation.errors import GitError, TrackingError
 from conveyor.foundation.paths import find_root
 from conveyor.tracking import spool
 
@@ -155,7 +155,7 @@ def start_run(name: str = "") -> Iterator[Run]:
             _current.end("finished")  # the run a bare log call started ends where a new begins
             _current = None
         if _current is not None and _current.owned:
-            raise ConveyorError(
+            raise TrackingError(
                 f"run {_current.id} is still active", hint="start runs one after another"
             )
         outer = _current
@@ -215,7 +215,7 @@ def _step(step: Any) -> int:
     try:
         return operator.index(step)
     except TypeError:
-        raise ConveyorError(
+        raise TrackingError(
             f"step must be a whole number, not {step!r}", hint="pass step=int(...)"
         ) from None
 
@@ -227,6 +227,7 @@ def _at_exit(run: Run) -> None:
 
 _git_cache: dict[Path, tuple[tuple[int, ...], float, dict[str, Any]]] = {}
 GIT_TTL = 2.0  # seconds a git state is reused while HEAD and the index are untouched
+GIT_TIMEOUT = 30.0  # a git that hangs (a locked index on a network drive) must not hang a run
 
 
 def git_state(root: Path) -> dict[str, Any]:
@@ -264,37 +265,27 @@ def _mtime(path: Path) -> int:
 
 
 def _git_state(root: Path) -> dict[str, Any]:
-    import subprocess
+    import hashlib
 
-    def git(*args: str) -> str | None:
+    from conveyor.foundation import git
+
+    try:
+        work = git.work_state(root, timeout=GIT_TIMEOUT)
+    except GitError:
+        return {}  # outside a repository, or no git: a run records no commit
+    state: dict[str, Any] = {
+        "git_commit": work.commit,
+        "git_branch": work.branch,
+        "git_dirty": work.dirty,
+    }
+    if work.dirty:
         try:
-            proc = subprocess.run(
-                ["git", "-C", str(root), *args], capture_output=True, check=False, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return proc.stdout.decode(errors="replace") if proc.returncode == 0 else None
-
-    status = git("status", "--porcelain=2", "--branch", "--untracked-files=no")
-    if status is None:
-        return {}
-    commit = branch = None
-    dirty = False
-    for line in status.splitlines():
-        if line.startswith("# branch.oid "):
-            commit = line.split()[2]
-            commit = None if commit == "(initial)" else commit
-        elif line.startswith("# branch.head "):
-            branch = line.split(maxsplit=2)[2]
-            branch = None if branch == "(detached)" else branch
-        elif not line.startswith("#"):
-            dirty = True
-    state: dict[str, Any] = {"git_commit": commit, "git_branch": branch, "git_dirty": dirty}
-    if dirty:
-        import hashlib
-
-        diff = git("diff", "HEAD") or ""
-        state["diff_hash"] = hashlib.sha256(diff.encode()).hexdigest()[:16]
+            diff = git.diff_head(root, timeout=GIT_TIMEOUT)
+        except GitError:
+            diff = b""  # no commit yet to compare with
+        # Hashed as text, as records written before kept it, so equal diffs keep equal hashes.
+        text = diff.decode(errors="replace").encode()
+        state["diff_hash"] = hashlib.sha256(text).hexdigest()[:16]
     return state
 
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.foundation.errors import ConfigError, TrackingError
 from conveyor.foundation.redact import mask_urls
 from conveyor.tracking import reads, writes
 from conveyor.tracking import tables as t
@@ -83,7 +83,7 @@ class SqlStore(reads.Reads):
             self._migrate()
         except sa.exc.OperationalError as exc:
             self.engine.dispose()
-            raise ConveyorError(
+            raise TrackingError(
                 f"cannot open the metadata store at {_safe(self.url)}: {_reason(exc)}",
                 hint="check CONVEYOR_DB / db.url, and that the database server is running",
             ) from exc
@@ -148,7 +148,7 @@ class SqlStore(reads.Reads):
             with self.engine.connect() as conn:
                 return list(conn.execute(sa.text(sql), dict(params)))
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise ConveyorError(
+            raise TrackingError(
                 f"the metadata store at {_safe(self.url)} did not answer: {_reason(exc)}",
                 hint="check that the database server is running and reachable, then try again",
             ) from exc

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from conveyor.foundation.errors import ConveyorError
+from conveyor.foundation.errors import TrackingError
 from conveyor.tracking import tables as t
 
 Record = Mapping[str, Any]
@@ -87,7 +87,7 @@ class Fold:
         elif kind == "artifact":
             self.artifacts[(run, r["path"])] = {"hash": r["hash"], "size": r["size"]}
         else:
-            raise ConveyorError(f"unknown record type {kind!r} in a tracking batch")
+            raise TrackingError(f"unknown record type {kind!r} in a tracking batch")
 
 
 # Column widths (tables.py): longer text is cut rather than refused by PostgreSQL.
