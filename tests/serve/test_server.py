@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conveyor.serve import predlog
+from conveyor.monitor import predlog
 from tests.serve.conftest import Server, features
 
 X = features(8, seed=1)
