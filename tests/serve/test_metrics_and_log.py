@@ -26,7 +26,7 @@ def test_exposition_parses_and_counts() -> None:
     metrics.request("clf", "3", "invocations", 400, 0.001)
     metrics.batch("clf", "3", 5)
     metrics.in_flight["clf"] = 2
-    metrics.models["clf"] = ("3", 'models:/clf@prod"uction')
+    metrics.serving('models:/clf@prod"uction', "clf", "3")
     families = {f.name: f for f in text_string_to_metric_families(metrics.render())}
     requests = {
         (s.labels["endpoint"], s.labels["status"]): s.value
@@ -45,6 +45,9 @@ def test_exposition_parses_and_counts() -> None:
     assert sorted(count) == [1, 3]
     (info,) = families["conveyor_model_info"].samples
     assert info.labels["uri"] == 'models:/clf@prod"uction'
+    assert info.labels["role"] == "stable"
+    for family in ("conveyor_requests", "conveyor_request_duration_seconds", "conveyor_batch_size"):
+        assert {s.labels["role"] for s in families[family].samples} == {"stable"}
     assert families["conveyor_requests_in_flight"].samples[0].value == 2
 
 
