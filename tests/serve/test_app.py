@@ -107,7 +107,7 @@ def test_every_per_model_metric_carries_model_version_and_role(registered: Path)
         assert requests == {
             ("clf", "1", "stable", "infer", "200"),
             ("clf", "2", "stable", "infer", "200"),
-            ("clf", "1", "stable", "infer", "400"),  # not yet answered by a version: the first
+            ("clf", "2", "stable", "infer", "400"),  # refused before the model: the path's
         }
         batches = {(s["version"], s["role"]) for s in samples(text, "conveyor_batch_size")}
         assert batches == {("1", "stable"), ("2", "stable")}
@@ -126,6 +126,8 @@ def test_every_per_model_metric_carries_model_version_and_role(registered: Path)
         ("GET", "/v2/models/clf/bogus", None, 404, "no endpoint /v2/models/clf/bogus"),
         ("POST", "/v2/models/nope/infer", b"{}", 404, "no model 'nope' is served here"),
         ("GET", "/v2/models/clf/infer", None, 405, "use POST here, not GET"),
+        ("GET", "/v2/models/nope/infer", None, 404, "no model 'nope' is served here"),
+        ("POST", "/v2/models/clf/versions/7", b"{}", 404, "no version 7 served here"),
         ("PUT", "/metrics", b"", 405, "use GET here, not PUT"),
         ("POST", "/v2/models/clf/infer", b"x" * 2000, 413, "at most 1000 bytes"),
         ("POST", "/v2/models/clf/infer", b"{oops", 400, "not JSON"),

@@ -2,11 +2,11 @@
 request id, the headers every answer carries, and the metrics.
 
 Every response carries ``x-request-id`` (the client's, or a new one) and ``x-model-version``
-(the version that answered; for other endpoints, the first model's). A request the app cannot
-read is answered with a 4xx and never reaches the model; one that fails inside the model is
-answered alone (see :mod:`conveyor.serve.batching`). The endpoints themselves are
-:mod:`conveyor.serve.endpoints`'; which version each model serves is
-:mod:`conveyor.serve.follow`'s.
+(the version that answered; for an error, the one the path names; for other endpoints, the
+first model's). A request the app cannot read is answered with a 4xx and never reaches the
+model; one that fails inside the model is answered alone (see :mod:`conveyor.serve.batching`).
+The endpoints themselves are :mod:`conveyor.serve.endpoints`'; which version each model serves
+is :mod:`conveyor.serve.follow`'s.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from conveyor.serve.catalog import Catalog
 from conveyor.serve.endpoints import Endpoints
-from conveyor.serve.errors import NotFound, RequestError
+from conveyor.serve.errors import NotAllowed, NotFound, RequestError
 from conveyor.serve.exchange import REQUEST_ID, Ids, Request, error
 from conveyor.serve.follow import Follower
 from conveyor.serve.metrics import Metrics
@@ -138,6 +138,9 @@ class App:
         # The metrics' labels are known before the work, so that failures count too; the model
         # label only ever holds a served model's name (a client must not add values at will).
         endpoint, name, scoring_body = "other", "", False
+        # Who answers when the reply does not say (an error, a server endpoint): the model (and
+        # version) the path names, else the server's first.
+        fallback = self.catalog.default
         try:
             if found is None:
                 hint = None if path.startswith("/v2") else "see GET /openapi.json for the endpoints"
@@ -145,11 +148,16 @@ class App:
             route, params = found
             endpoint, scoring_body = route.endpoint, route.scoring
             if endpoint == "invocations":
-                default = self.catalog.default
-                name = default.name if default is not None else ""
+                name = fallback.name if fallback is not None else ""
             elif params.get("name", "") in self.catalog:
                 name = params["name"]
-            handler = route.handler(method)
+                fallback = self.catalog.answering(name, params.get("version"))
+            try:
+                handler = route.handler(method)
+            except NotAllowed:
+                if "name" in params:  # no such model or version is a 404 whatever the method
+                    self.catalog.find(params["name"], params.get("version"))
+                raise
             reply = await handler(Request(method, path, params, headers, receive, rid, own))
         except RequestError as exc:
             reply = error(exc, scoring_body=scoring_body)
@@ -158,10 +166,11 @@ class App:
             reply = error(failure, scoring_body=scoring_body)._replace(status=500)
         if reply.request_id is not None:
             rid = reply.request_id
-        version = reply.version
+        version, role = reply.version, reply.role
         if version is None:
-            default = self.catalog.default
-            version = (default.version if default is not None else None) or ""
+            version = (fallback.version if fallback is not None else None) or ""
+        if role is None:
+            role = fallback.role if fallback is not None else "stable"
         await send(
             {
                 "type": "http.response.start",
@@ -178,4 +187,4 @@ class App:
         await send({"type": "http.response.body", "body": reply.body})
         if name:
             seconds = time.perf_counter() - start
-            self.metrics.request(name, version, endpoint, reply.status, seconds, reply.role)
+            self.metrics.request(name, version, endpoint, reply.status, seconds, role)

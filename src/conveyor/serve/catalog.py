@@ -50,3 +50,13 @@ class Catalog:
             f"model {name} has no version {version} served here",
             hint=f"serving version(s): {', '.join(serving)}",
         )
+
+    def answering(self, name: str, version: str | None = None) -> Predictor:
+        """The predictor a request for a served ``name`` (and ``version``) is counted against,
+        even when it fails: the one answering with that version, else the name's first."""
+        candidates = self.by_name[name]
+        if version is not None:
+            for predictor in candidates:
+                if predictor.version == version:
+                    return predictor
+        return candidates[0]

@@ -38,7 +38,7 @@ class Reply(NamedTuple):
     version: str | None = None  # the version that answered, for x-model-version and metrics
     request_id: str | None = None  # the v2 body's id, when the client sent no header
     headers: tuple[tuple[bytes, bytes], ...] = ()
-    role: str = "stable"  # the role of the version that answered
+    role: str | None = None  # the role of the version that answered
 
 
 class Ids:
@@ -72,7 +72,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def json(doc: Any, status: int = 200, version: str | None = None, role: str = "stable") -> Reply:
+def json(doc: Any, status: int = 200, version: str | None = None, role: str | None = None) -> Reply:
     body = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
     return Reply(status, body, JSON, version, role=role)
 
