@@ -24,7 +24,7 @@ from conveyor.serve.exchange import (
     TEXT,
     Reply,
     Request,
-    json,
+    as_json,
     read_body,
 )
 from conveyor.serve.metrics import Metrics
@@ -77,14 +77,14 @@ class Endpoints:
 
     async def server_metadata(self, request: Request) -> Reply:
         doc = {"name": "conveyor", "version": _version(), "extensions": ["binary_tensor_data"]}
-        return json(doc)
+        return as_json(doc)
 
     async def live(self, request: Request) -> Reply:
-        return json({"live": True})
+        return as_json({"live": True})
 
     async def server_ready(self, request: Request) -> Reply:
         ready = self.catalog.ready
-        return json({"ready": ready}, 200 if ready else 503)
+        return as_json({"ready": ready}, 200 if ready else 503)
 
     async def model_metadata(self, request: Request) -> Reply:
         predictor = self.catalog.find(request.params["name"], request.params.get("version"))
@@ -92,13 +92,13 @@ class Endpoints:
         meta = v2.metadata(
             predictor.name, [current.number], f"conveyor-{current.flavor}", current.signature
         )
-        return json(meta, version=current.number, role=predictor.role)
+        return as_json(meta, version=current.number, role=predictor.role)
 
     async def model_ready(self, request: Request) -> Reply:
         predictor = self.catalog.find(request.params["name"], request.params.get("version"))
         ready = predictor.ready
         state = {"name": predictor.name, "ready": ready}
-        return json(state, 200 if ready else 503, predictor.version, predictor.role)
+        return as_json(state, 200 if ready else 503, predictor.version, predictor.role)
 
     async def infer(self, request: Request) -> Reply:
         predictor = self.catalog.find(request.params["name"], request.params.get("version"))
@@ -119,7 +119,7 @@ class Endpoints:
         answer = v2.infer_response(
             predictor.name, prediction.version, parsed.id or rid, {output: prediction.outputs}
         )
-        reply = json(answer, version=prediction.version, role=prediction.role)
+        reply = as_json(answer, version=prediction.version, role=prediction.role)
         return reply._replace(request_id=rid)
 
     # -- MLflow's scoring protocol -------------------------------------------------------------
@@ -139,7 +139,7 @@ class Endpoints:
             inputs = checked if rows is None else rows
             self._log(request.request_id, predictor.name, prediction, "invocations", inputs)
         answer = scoring.response(prediction.outputs)
-        return json(answer, version=prediction.version, role=prediction.role)
+        return as_json(answer, version=prediction.version, role=prediction.role)
 
     async def health(self, request: Request) -> Reply:
         return Reply(200 if self.catalog.ready else 503, b"\n", TEXT)
@@ -156,7 +156,7 @@ class Endpoints:
         return Reply(200, self.metrics.render().encode(), TEXT)
 
     async def openapi(self, request: Request) -> Reply:
-        return json(openapi.document(_version()))
+        return as_json(openapi.document(_version()))
 
     def _log(
         self, rid: str, model: str, prediction: Prediction, endpoint: str, inputs: Any

@@ -72,7 +72,9 @@ async def read_body(request: Request, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def json(doc: Any, status: int = 200, version: str | None = None, role: str | None = None) -> Reply:
+def as_json(
+    doc: Any, status: int = 200, version: str | None = None, role: str | None = None
+) -> Reply:
     body = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
     return Reply(status, body, JSON, version, role=role)
 
@@ -81,10 +83,10 @@ def error(exc: RequestError, *, scoring_body: bool) -> Reply:
     """The error reply in the protocol's body: MLflow's ``{"error_code", "message"}`` or v2's
     ``{"error"}``; a 405 says in Allow which methods are."""
     if scoring_body:
-        reply = json(scoring.error(exc), exc.status)
+        reply = as_json(scoring.error(exc), exc.status)
     else:
         message = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-        reply = json({"error": message}, exc.status)
+        reply = as_json({"error": message}, exc.status)
     if isinstance(exc, NotAllowed):
         return reply._replace(headers=((b"allow", exc.allow.encode()),))
     return reply
