@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conveyor.monitor.predlog import read
 from conveyor.serve import predlog
 from conveyor.serve.metrics import Metrics
 from tests.serve.conftest import Server
@@ -25,7 +26,7 @@ def test_exposition_parses_and_counts() -> None:
     metrics.request("clf", "3", "invocations", 400, 0.001)
     metrics.batch("clf", "3", 5)
     metrics.in_flight["clf"] = 2
-    metrics.models["clf"] = ("3", 'models:/clf@prod"uction')
+    metrics.serving('models:/clf@prod"uction', "clf", "3")
     families = {f.name: f for f in text_string_to_metric_families(metrics.render())}
     requests = {
         (s.labels["endpoint"], s.labels["status"]): s.value
@@ -44,16 +45,10 @@ def test_exposition_parses_and_counts() -> None:
     assert sorted(count) == [1, 3]
     (info,) = families["conveyor_model_info"].samples
     assert info.labels["uri"] == 'models:/clf@prod"uction'
+    assert info.labels["role"] == "stable"
+    for family in ("conveyor_requests", "conveyor_request_duration_seconds", "conveyor_batch_size"):
+        assert {s.labels["role"] for s in families[family].samples} == {"stable"}
     assert families["conveyor_requests_in_flight"].samples[0].value == 2
-
-
-def test_sampling_is_decided_by_the_request_id() -> None:
-    ids = [f"req-{i}" for i in range(2000)]
-    chosen = [i for i in ids if predlog.sampled(i, 0.25)]
-    assert 400 < len(chosen) < 600
-    assert chosen == [i for i in ids if predlog.sampled(i, 0.25)]
-    assert all(predlog.sampled(i, 1.0) for i in ids[:10])
-    assert not any(predlog.sampled(i, 0.0) for i in ids[:10])
 
 
 def test_log_segments_are_finished_on_close_and_readable(tmp_path: Path) -> None:
@@ -65,21 +60,13 @@ def test_log_segments_are_finished_on_close_and_readable(tmp_path: Path) -> None
     log.close()
     (segment,) = (tmp_path / "clf").iterdir()
     assert segment.suffix == ".jsonl"
-    records = list(predlog.read(tmp_path))
+    records = list(read(tmp_path))
     assert [(r["id"], r["version"], r["endpoint"]) for r in records] == [
         ("r1", "3", "infer"),
         ("r2", "3", "invocations"),
     ]
     assert records[0]["inputs"] == [[1.0, 2.0]] and records[0]["outputs"] == [1]
     assert records[1]["inputs"] == {"a": ["x"]}
-
-
-def test_a_killed_writer_leaves_complete_lines_only(tmp_path: Path) -> None:
-    folder = tmp_path / "clf"
-    folder.mkdir()
-    part = folder / f"20260101T000000-{os.getpid()}.jsonl.part"
-    part.write_bytes(b'{"id": "r1", "model": "clf"}\n{"id": "r2", "mod')
-    assert [r["id"] for r in predlog.read(tmp_path, "clf")] == ["r1"]
 
 
 def test_rows_sent_unchanged_are_logged_as_sent(tmp_path: Path) -> None:
@@ -102,7 +89,7 @@ def test_rows_sent_unchanged_are_logged_as_sent(tmp_path: Path) -> None:
     log = predlog.PredictionLog(tmp_path, interval=0.05)
     log.record("r1", "clf", "3", "invocations", rows, np.array([1, 0]))
     log.close()
-    (record,) = predlog.read(tmp_path)
+    (record,) = read(tmp_path)
     assert np.array_equal(record["inputs"], checked) and record["outputs"] == [1, 0]
 
 
@@ -113,7 +100,7 @@ def test_a_log_that_cannot_write_drops_and_counts_then_resumes(tmp_path: Path) -
     rows = np.zeros((50, 3))
     log.record("r0", "clf", "1", "infer", rows, np.zeros(50))
     log.flush()
-    assert [r["id"] for r in predlog.read(folder)] == ["r0"]
+    assert [r["id"] for r in read(folder)] == ["r0"]
     shutil.rmtree(folder)
     folder.write_text("a file where the folder was")  # root ignores permissions; not this
     for i in range(2000):
@@ -128,7 +115,7 @@ def test_a_log_that_cannot_write_drops_and_counts_then_resumes(tmp_path: Path) -
     folder.unlink()
     log.record("back", "clf", "1", "infer", rows, np.zeros(50))
     log.close()
-    assert [r["id"] for r in predlog.read(folder)] == ["back"]
+    assert [r["id"] for r in read(folder)] == ["back"]
     assert log.failing is None and len(told) == 2 and "again" in told[1]
 
 
@@ -145,7 +132,7 @@ def test_a_failed_write_leaves_no_half_line(tmp_path: Path) -> None:
     assert log.dropped == 1 and "No space left" in (log.failing or "")
     log.record("r3", "clf", "1", "infer", np.zeros((1, 3)), np.zeros(1))
     log.close()
-    assert [r["id"] for r in predlog.read(tmp_path)] == ["r1", "r3"]
+    assert [r["id"] for r in read(tmp_path)] == ["r1", "r3"]
 
 
 def rss_mib(pid: int) -> float:
@@ -199,7 +186,7 @@ def test_a_server_whose_log_folder_is_gone_keeps_answering_with_bounded_memory(
             status, _, headers = server.request("POST", "/invocations", body)
             assert status == 200
             sent.add(headers["x-request-id"])
-            if sent & {r["id"] for r in predlog.read(folder, "clf")}:
+            if sent & {r["id"] for r in read(folder, "clf")}:
                 break
             assert time.monotonic() < deadline, "the log did not resume"
             time.sleep(0.3)

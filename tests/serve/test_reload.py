@@ -165,6 +165,7 @@ def test_a_registered_version_that_cannot_be_loaded_stops_the_server_at_start_up
         log = server.stop()
     assert log.count("keeping version 1") == 1, log  # said once, not every 0.1 s
     assert 'conveyor_model_reloads_total{model="clf",result="loaded"}' not in metrics
+    assert 'result="loaded"' not in metrics and 'role="stable",result="failed"' in metrics
 
 
 def test_the_first_load_is_not_a_reload(registered: Path) -> None:

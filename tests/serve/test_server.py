@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conveyor.serve import predlog
+from conveyor.monitor import predlog
 from tests.serve.conftest import Server, features
 
 X = features(8, seed=1)
@@ -158,8 +158,8 @@ def test_bad_requests_under_concurrent_load_fail_alone(server: Server) -> None:
     assert server.request("GET", "/v2/health/live")[0] == 200
     metrics = server.request("GET", "/metrics")[1].decode()
     assert (
-        'conveyor_requests_total{model="clf",version="1",endpoint="invocations",status="200"}'
-        in metrics
+        'conveyor_requests_total{model="clf",version="1",role="stable",endpoint="invocations",'
+        'status="200"}' in metrics
     )
     assert "conveyor_batch_size_bucket" in metrics
     assert 'conveyor_requests_in_flight{model="clf"} 0' in metrics  # every request answered

@@ -54,7 +54,7 @@ def serve_cmd(opts: Namespace) -> None:
     protocol (/invocations), with /metrics for Prometheus. A served alias is followed: when it
     moves, the new version is loaded and swapped in without dropping requests."""
     from conveyor.serve import server
-    from conveyor.serve.app import Options
+    from conveyor.serve.options import Options
 
     for flag, value in (
         ("--workers", opts.workers),

@@ -1,13 +1,18 @@
 """The server's counters and histograms, and their Prometheus text exposition.
 
-    conveyor_requests_total{model,version,endpoint,status}        counter
-    conveyor_request_duration_seconds{model,version,endpoint}     histogram
-    conveyor_batch_size{model,version}                            histogram (rows per model call)
-    conveyor_requests_in_flight{model}                            gauge
-    conveyor_model_reloads_total{model,result}                    counter
-    conveyor_model_info{model,version,uri}                        gauge (1 for the served version)
-    conveyor_prediction_log_dropped_total                         counter (records not logged)
-    conveyor_prediction_log_pending_bytes                         gauge (records not yet written)
+    conveyor_requests_total{model,version,role,endpoint,status}     counter
+    conveyor_request_duration_seconds{model,version,role,endpoint}  histogram
+    conveyor_batch_size{model,version,role}                         histogram (rows per model call)
+    conveyor_requests_in_flight{model}                              gauge
+    conveyor_model_reloads_total{model,role,result}                 counter
+    conveyor_model_info{model,version,role,uri}                     gauge (1 for a served version)
+    conveyor_prediction_log_dropped_total                           counter (records not logged)
+    conveyor_prediction_log_pending_bytes                           gauge (records not yet written)
+
+``role`` is the part a version plays for its model: ``stable``, ``candidate`` or ``shadow``
+(:data:`conveyor.serve.predictor.ROLES`), so that two versions of one model served side by side
+are told apart in every series. Requests in flight are counted by model alone: a queued request
+is answered by the version loaded when its batch runs, not when it arrived.
 
 Plain dictionaries keyed by label values: observing a request is a few dictionary operations.
 With ``--workers N`` each worker process counts its own requests; the metrics of one scrape are
@@ -57,24 +62,41 @@ class Metrics:
         self.latency = Histogram(LATENCY_BUCKETS)
         self.batches = Histogram(BATCH_BUCKETS)
         self.in_flight: defaultdict[str, int] = defaultdict(int)
-        self.reloads: defaultdict[tuple[str, ...], int] = defaultdict(int)
-        self.models: dict[str, tuple[str, str]] = {}  # model -> (version, uri)
+        self.reloads: defaultdict[tuple[str, ...], int] = defaultdict(int)  # (model, role, result)
+        self.models: dict[str, tuple[str, str, str]] = {}  # uri -> (model, version, role)
         self.log_dropped = 0  # the prediction log's, copied at each scrape
         self.log_pending_bytes = 0
 
-    def request(self, model: str, version: str, endpoint: str, status: int, seconds: float) -> None:
-        self.requests[(model, version, endpoint, str(status))] += 1
-        self.latency.observe((model, version, endpoint), seconds)
+    def request(
+        self,
+        model: str,
+        version: str,
+        endpoint: str,
+        status: int,
+        seconds: float,
+        role: str = "stable",
+    ) -> None:
+        self.requests[(model, version, role, endpoint, str(status))] += 1
+        self.latency.observe((model, version, role, endpoint), seconds)
 
-    def batch(self, model: str, version: str, rows: int) -> None:
-        self.batches.observe((model, version), rows)
+    def batch(self, model: str, version: str, rows: int, role: str = "stable") -> None:
+        self.batches.observe((model, version, role), rows)
+
+    def serving(self, uri: str, model: str, version: str, role: str = "stable") -> None:
+        """What the model named by ``uri`` answers with from now on."""
+        self.models[uri] = (model, version, role)
+
+    def reload(self, model: str, result: str, role: str = "stable") -> None:
+        """An attempt to load another version for a served model: ``loaded`` or ``failed``."""
+        self.reloads[(model, role, result)] += 1
 
     def render(self) -> str:
         out = [
-            "# HELP conveyor_requests_total Requests answered by model, version, endpoint, status.",
+            "# HELP conveyor_requests_total Requests answered by model, version, role, endpoint, "
+            "status.",
             "# TYPE conveyor_requests_total counter",
         ]
-        names = ("model", "version", "endpoint", "status")
+        names = ("model", "version", "role", "endpoint", "status")
         out += [
             f"conveyor_requests_total{{{_labels(names, k)}}} {v}"
             for k, v in sorted(self.requests.items())
@@ -83,11 +105,11 @@ class Metrics:
             "# HELP conveyor_request_duration_seconds Time from request to response.",
             "# TYPE conveyor_request_duration_seconds histogram",
             *self.latency.render(
-                "conveyor_request_duration_seconds", ("model", "version", "endpoint")
+                "conveyor_request_duration_seconds", ("model", "version", "role", "endpoint")
             ),
             "# HELP conveyor_batch_size Rows in each call of the model.",
             "# TYPE conveyor_batch_size histogram",
-            *self.batches.render("conveyor_batch_size", ("model", "version")),
+            *self.batches.render("conveyor_batch_size", ("model", "version", "role")),
             "# HELP conveyor_requests_in_flight Requests received and not yet answered.",
             "# TYPE conveyor_requests_in_flight gauge",
         ]
@@ -100,7 +122,7 @@ class Metrics:
             "# TYPE conveyor_model_reloads_total counter",
         ]
         out += [
-            f"conveyor_model_reloads_total{{{_labels(('model', 'result'), k)}}} {v}"
+            f"conveyor_model_reloads_total{{{_labels(('model', 'role', 'result'), k)}}} {v}"
             for k, v in sorted(self.reloads.items())
         ]
         out += [
@@ -108,8 +130,8 @@ class Metrics:
             "# TYPE conveyor_model_info gauge",
         ]
         out += [
-            f"conveyor_model_info{{{_labels(('model', 'version', 'uri'), (m, v, u))}}} 1"
-            for m, (v, u) in sorted(self.models.items())
+            f"conveyor_model_info{{{_labels(_INFO, (m, v, r, u))}}} 1"
+            for u, (m, v, r) in sorted(self.models.items(), key=lambda item: (item[1], item[0]))
         ]
         out += [
             "# HELP conveyor_prediction_log_dropped_total Predictions the log could not keep "
@@ -121,6 +143,9 @@ class Metrics:
             f"conveyor_prediction_log_pending_bytes {self.log_pending_bytes}",
         ]
         return "\n".join(out) + "\n"
+
+
+_INFO = ("model", "version", "role", "uri")
 
 
 def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:

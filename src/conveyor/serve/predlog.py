@@ -1,19 +1,13 @@
-"""The prediction log: sampled requests with their inputs, predictions and the model version
-that answered, keyed by request id, so that monitoring can join them with feedback later.
-
-Records are JSON lines in segments ``<folder>/<model>/<start>-<pid>-<n>.jsonl``. A segment is
-written as ``.jsonl.part`` and renamed when it is full, old enough, or the server stops; a
-reader takes finished segments whole and, from a ``.part`` a killed server left, every complete
-line (never a half-written one).
+"""The prediction log's writer: sampled requests with their inputs, predictions and the model
+version that answered, keyed by request id, so that monitoring can join them with feedback later.
+The format and its reader are :mod:`conveyor.monitor.predlog`'s (monitoring reads what the server
+writes, without importing the server).
 
 A record is made into its JSON line when the request is answered (a few microseconds for a few
 rows; rows the request sent as JSON and the model took unchanged can be passed as an
 ``orjson.Fragment`` of that text, and cost nothing more), and written by a background thread, a
 batch a second. Serializing in that thread instead would make it contend for the GIL with the
 event loop, holding up requests for milliseconds at a time.
-
-Sampling is decided by the request id (a hash, not a coin), so every replica logs the same
-requests and a client can tell whether a request was logged.
 """
 
 from __future__ import annotations
@@ -23,22 +17,17 @@ import itertools
 import os
 import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from conveyor.monitor.predlog import PART, model_folder, record, sampled, segment_name
+
 _SEGMENTS = itertools.count()
 SEGMENT_RECORDS = 50_000
 SEGMENT_SECONDS = 300.0
-
-
-def sampled(request_id: str, rate: float) -> bool:
-    if rate >= 1:
-        return True
-    return rate > 0 and zlib.crc32(request_id.encode()) < rate * 2**32
 
 
 class PredictionLog:
@@ -86,16 +75,8 @@ class PredictionLog:
         if self._size >= self.buffer_bytes:  # full: spare the serialization too
             self._drop(1)
             return
-        record = {
-            "id": request_id,
-            "ts": round(time.time(), 6),
-            "model": model,
-            "version": version,
-            "endpoint": endpoint,
-            "inputs": _jsonable(inputs),
-            "outputs": _jsonable(outputs),
-        }
-        line = orjson.dumps(record, _default, _OPTIONS)
+        made = record(request_id, model, version, endpoint, _jsonable(inputs), _jsonable(outputs))
+        line = orjson.dumps(made, _default, _OPTIONS)
         with self._lock:
             if self._size + len(line) > self.buffer_bytes:
                 self.dropped += 1  # under the lock already
@@ -156,7 +137,7 @@ class PredictionLog:
             self._files.pop(model).finish()
             segment = None
         if segment is None:
-            segment = self._files[model] = _Segment(self.folder / _safe(model))
+            segment = self._files[model] = _Segment(model_folder(self.folder, model))
         return segment
 
     def _loop(self) -> None:
@@ -174,10 +155,8 @@ class _Segment:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.started))
-        # Several segments may start within one second: the counter keeps their names apart.
-        self.path = folder / f"{stamp}-{os.getpid()}-{next(_SEGMENTS):04d}.jsonl"
-        self.part = self.path.with_name(self.path.name + ".part")
+        self.path = folder / segment_name(self.started, os.getpid(), next(_SEGMENTS))
+        self.part = self.path.with_name(self.path.name + PART)
         self.count = 0
         self.written = 0  # bytes of whole lines in the file
         self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -248,23 +227,6 @@ def _trim() -> None:
 _MALLOC_TRIM: Any = None
 
 
-def read(folder: Path, model: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every record logged under ``folder`` (one model's, or all), oldest segment first."""
-    folders = (
-        [folder / _safe(model)] if model else sorted(p for p in folder.glob("*") if p.is_dir())
-    )
-    for sub in folders:
-        for path in sorted(sub.glob("*.jsonl*")):
-            if path.suffix not in (".jsonl", ".part"):
-                continue
-            data = path.read_bytes()
-            if path.suffix == ".part":
-                data = data[: data.rfind(b"\n") + 1]  # a killed writer's last line may be cut
-            for line in data.splitlines():
-                if line:
-                    yield orjson.loads(line)
-
-
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
 
 
@@ -285,7 +247,3 @@ def _jsonable(value: Any) -> Any:
 def _default(value: Any) -> Any:
     """What orjson cannot write itself (a dtype it does not know, say): a list, or text."""
     return value.tolist() if hasattr(value, "tolist") else str(value)
-
-
-def _safe(model: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in model)

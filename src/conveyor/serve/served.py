@@ -1,18 +1,19 @@
-"""A model the server serves: the URI it was named by, the version loaded now, its batcher, and
-the hot reload that follows an alias.
+"""One loaded model version: the URI it was named by, the version loaded now, its batcher, and
+the hot swap that replaces that version without dropping a request.
 
-A URI naming an alias (``models:/classifier@production``) is looked up again every few seconds;
-when the alias has moved, the new version is loaded in a background thread and swapped in with
-one assignment. A batch already running keeps the version it started with, and the next batch
-takes the new one: no request is dropped or answered by a half-loaded model.
+A new version is loaded in a background thread (:meth:`Served.load`) and swapped in with one
+assignment. A batch already running keeps the version it started with, and the next batch takes
+the new one: no request is dropped or answered by a half-loaded model. Which version to load is
+not decided here but by :mod:`conveyor.serve.follow`, from the desired state in the store.
+
+:class:`Served` is a :class:`~conveyor.serve.predictor.Predictor`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from conveyor.foundation.errors import ConveyorError
 from conveyor.registry import package
@@ -20,22 +21,7 @@ from conveyor.serve import payload
 from conveyor.serve.batching import Batcher
 from conveyor.serve.errors import ModelFailed, NotReady, RequestError, TooLarge
 from conveyor.serve.metrics import Metrics
-
-
-class Version(NamedTuple):
-    number: str  # the registry's version, or "local" for a package folder
-    model: package.Model
-    package: str  # the package hash, or its folder
-
-    @property
-    def output(self) -> str:
-        sig = self.model.signature
-        return sig.outputs[0].name if sig and sig.outputs else "output"
-
-
-class Prediction(NamedTuple):
-    version: str
-    outputs: Any  # this request's rows of the model's output
+from conveyor.serve.predictor import Prediction, Role, Version
 
 
 class Served:
@@ -45,6 +31,7 @@ class Served:
         root: Path | None,
         metrics: Metrics,
         *,
+        role: Role = "stable",
         max_batch_size: int = 64,
         max_latency_ms: float = 0,
         max_rows: int = 100_000,
@@ -52,16 +39,21 @@ class Served:
         self.uri = uri
         self.root = root
         self.metrics = metrics
+        self.role: Role = role
         self.registered = uri.startswith("models:/")
         self.name = _name(uri)
         self.follows_alias = self.registered and "@" in uri
         self.max_rows = max_rows
         self.current: Version | None = None
-        self.error: str | None = None
+        self.error: str | None = None  # why the last load failed, until one works
         self.batcher = Batcher(
             self._run, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms
         )
-        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str | None:
+        current = self.current
+        return current.number if current is not None else None
 
     @property
     def ready(self) -> bool:
@@ -76,60 +68,39 @@ class Served:
 
     # -- loading (blocking: run in a thread) -------------------------------------------------
 
-    def load(self) -> None:
-        """Load what the URI names now; on failure keep serving what was loaded before."""
-        with self._lock:
-            try:
-                version = self._resolve()
-                if self.current is None or version["version"] != self.current.number:
-                    self._swap(self._load(version))
-                self.error = None
-            except ConveyorError as exc:
-                self.error = exc.message
-                raise
-
-    def reload(self) -> bool:
-        """Follow a moved alias; True when a new version was swapped in."""
-        if not self.follows_alias or self.current is None:
-            return False  # the first load is not a reload
-        before = self.current.number
+    def load(self, record: Any) -> Version:
+        """Load the version ``record`` names (a registry row, or None for the package folder
+        the URI names) and swap it in; on failure keep serving what was loaded before, and
+        :attr:`error` says why."""
         try:
-            self.load()
-        except Exception:
-            self.metrics.reloads[(self.name, "failed")] += 1
+            version = self._load(record)
+        except Exception as exc:
+            self.error = _reason(exc)
             raise
-        changed = self.current is not None and self.current.number != before
-        if changed:
-            self.metrics.reloads[(self.name, "loaded")] += 1
-        return changed
+        self.error = None
+        self.swap(version)
+        return version
 
-    def _resolve(self) -> dict[str, Any]:
+    def _load(self, record: Any) -> Version:
         if not self.registered:
-            return {"version": "local"}
-        from conveyor.registry.stored import resolve
-
-        assert self.root is not None
-        found = resolve(self.root, self.uri)
-        return {**found, "version": str(found["version"])}
-
-    def _load(self, version: dict[str, Any]) -> Version:
-        if not self.registered:
-            return Version("local", package.load(self.uri), str(Path(self.uri).resolve()))
+            return Version.local(self.uri, package.load(self.uri))
         from conveyor.data.workspace import Workspace
         from conveyor.registry.stored import materialize
 
         assert self.root is not None
         with Workspace(self.root) as ws:
-            folder = materialize(ws, version)
-        return Version(version["version"], package.load(folder), str(version["package"]))
+            folder = materialize(ws, record)
+        return Version(str(record["version"]), package.load(folder), str(record["package"]))
 
-    def _swap(self, version: Version) -> None:
+    def swap(self, version: Version) -> None:
         self.current = version
-        self.metrics.models[self.name] = (version.number, self.uri)
+        self.metrics.serving(self.uri, self.name, version.number, self.role)
 
     # -- predicting --------------------------------------------------------------------------
 
-    async def predict(self, data: Any, *, timeout: float | None = None) -> tuple[Any, Prediction]:
+    async def predict(
+        self, data: Any, *, timeout: float | None = None, key: str | None = None
+    ) -> tuple[Any, Prediction]:
         """``data`` checked against the served version's signature, and its prediction (made
         in a batch with other requests')."""
         current = self.require()
@@ -150,6 +121,9 @@ class Served:
             flight[self.name] -= 1
         return checked, result
 
+    def close(self) -> None:
+        self.batcher.close()
+
     def _run(self, payloads: Sequence[Any], sizes: Sequence[int]) -> list[Any]:
         current = self.current
         assert current is not None
@@ -160,8 +134,15 @@ class Served:
             if len(payloads) > 1:  # find the bad request: each alone
                 return [self._run([p], [n])[0] for p, n in zip(payloads, sizes, strict=True)]
             return [_failure(self.name, exc)]
-        self.metrics.batch(self.name, current.number, sum(sizes))
-        return [Prediction(current.number, part) for part in parts]
+        role = self.role
+        self.metrics.batch(self.name, current.number, sum(sizes), role)
+        return [Prediction(current.number, part, role) for part in parts]
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ConveyorError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"  # a broken package: a missing module, a corrupt file...
 
 
 def _failure(name: str, exc: Exception) -> RequestError:

@@ -16,8 +16,9 @@ from typing import Any
 
 from conveyor.foundation.errors import ConfigError, ConveyorError
 from conveyor.foundation.paths import CONTROL_DIR, find_root
-from conveyor.serve.app import App, Options
+from conveyor.serve.app import App
 from conveyor.serve.errors import CannotServe
+from conveyor.serve.options import Options
 
 _ENV = "CONVEYOR_SERVE_CONFIG"
 _HINT = "fix the package (or serve another version); `conveyor models show` says what it holds"

@@ -1,0 +1,18 @@
+"""The server's settings, as ``conveyor serve``'s flags set them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Options:
+    max_body_bytes: int = 16 * 2**20
+    max_rows: int = 100_000
+    timeout: float = 30.0  # seconds per request
+    max_batch_size: int = 64
+    max_latency_ms: float = 0.0
+    reload_interval: float = 5.0  # seconds between reads of the desired state
+    log_dir: str | None = None
+    log_rate: float = 1.0
+    log_buffer_bytes: int = 64 * 2**20
