@@ -18,6 +18,7 @@ tune:
 ```
 
 Parsing is pure: a mapping in, a :class:`TuneSpec` out, or a ConfigError naming the key.
+Importing this module registers the section with :mod:`conveyor.foundation.project`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from conveyor.foundation import project
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.suggest import did_you_mean
 
+SECTION = "tune"
 KEYS = (
     "objective",
     "space",
@@ -74,14 +77,14 @@ class TuneSpec(NamedTuple):
 def parse(raw: Any, where: str, default_study: str) -> TuneSpec:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: 'tune' must be a mapping with 'objective' and 'space'")
-    _check_keys(raw, KEYS, where, "tune")
+    _check_keys(raw, "tune", where)
     objective = raw.get("objective")
     if not isinstance(objective, Mapping) or "metric" not in objective:
         raise ConfigError(
             f"{where}: tune.objective needs a metric",
             hint="objective: {metric: eval.auc, direction: maximize}",
         )
-    _check_keys(objective, ("metric", "direction", "intermediate"), where, "tune.objective")
+    _check_keys(objective, "objective", where, "tune.objective")
     direction = str(objective.get("direction", "maximize"))
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"{where}: tune.objective.direction is maximize or minimize")
@@ -148,12 +151,12 @@ def _dimension(name: str, raw: Any, where: str) -> Dimension:
             hint=did_you_mean(kind, TYPES),
         )
     if kind == "categorical":
-        _check_keys(raw, ("type", "choices"), where, f"tune.space.{name}")
+        _check_keys(raw, kind, where, f"tune.space.{name}")
         choices = raw.get("choices")
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"{where}: tune.space.{name} needs a non-empty list of choices")
         return Dimension(name, kind, choices=tuple(choices))
-    _check_keys(raw, ("type", "low", "high", "step", "log"), where, f"tune.space.{name}")
+    _check_keys(raw, "range", where, f"tune.space.{name}")
     try:
         low, high = float(raw["low"]), float(raw["high"])
     except (KeyError, TypeError, ValueError):
@@ -177,13 +180,43 @@ def _dimension(name: str, raw: Any, where: str) -> Dimension:
     return Dimension(name, kind, low, high, step, log)
 
 
-def _check_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], where: str, what: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(
-                f"{where}: unknown key {key!r} in {what}",
-                hint=did_you_mean(str(key), allowed) or f"valid keys: {', '.join(allowed)}",
-            )
+# The keys of each part, as pydantic-core schemas built on first use; the values' types are
+# checked in parse(), each with its own message.
+_PARTS = {
+    "tune": KEYS,
+    "objective": ("metric", "direction", "intermediate"),
+    "categorical": ("type", "choices"),
+    "range": ("type", "low", "high", "step", "log"),
+}
+_SCHEMAS: dict[str, tuple[Any, Any]] = {}
+
+
+def _schema(part: str) -> tuple[Any, Any]:
+    if part not in _SCHEMAS:
+        from pydantic_core import SchemaValidator
+        from pydantic_core import core_schema as cs
+
+        from conveyor.foundation.validation import field
+
+        schema = cs.typed_dict_schema(
+            {k: field(cs.any_schema()) for k in _PARTS[part]}, extra_behavior="forbid"
+        )
+        _SCHEMAS[part] = (SchemaValidator(schema), schema)
+    return _SCHEMAS[part]
+
+
+def _check_keys(raw: Mapping[str, Any], part: str, where: str, what: str = "tune") -> None:
+    from conveyor.foundation.validation import Problem, validate
+
+    def describe(problem: Problem, head: str) -> ConfigError:
+        return ConfigError(
+            f"{head}: unknown key {problem.key!r} in {what}",
+            hint=did_you_mean(problem.key, problem.choices)
+            or f"valid keys: {', '.join(problem.choices)}",
+        )
+
+    validator, schema = _schema(part)
+    validate(validator, schema, dict(raw), lambda keys: where, describe=describe)
 
 
 def _positive(value: Any, where: str, key: str) -> int:
@@ -194,3 +227,8 @@ def _positive(value: Any, where: str, key: str) -> int:
     if number < 1:
         raise ConfigError(f"{where}: tune.{key} must be a whole number of 1 or more")
     return number
+
+
+project.register(
+    SECTION, lambda raw, doc, root: parse(raw, doc.where(SECTION), root.name), owner="conveyor.tune"
+)
