@@ -130,8 +130,10 @@ def common_message(problem: Problem) -> str:
     if kind.startswith(("float", "int")) and kind.endswith(("type", "parsing")):
         whole = "a whole number" if kind.startswith("int") else "a number"
         return f"{whole}, not {given!r}"
-    if kind in ("greater_than_equal", "greater_than", "less_than", "less_than_equal"):
-        return f"{problem.msg[0].lower()}{problem.msg[1:]}, not {given!r}"
+    bound = _BOUNDS.get(kind)
+    if bound is not None:
+        word, ctx_key = bound
+        return f"{word} {problem.ctx.get(ctx_key)}, not {given!r}"
     if kind == "literal_error":
         return f"one of {problem.ctx.get('expected', '')}, not {given!r}"
     if kind.startswith("string"):
@@ -170,6 +172,12 @@ def flatten(errors: Iterable[ConfigError]) -> list[ConfigError]:
 
 
 _SHOWN = 20
+_BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("above", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("below", "lt"),
+}
 
 
 def _walk(loc: Loc, data: Any, schema: CoreSchema) -> tuple[Loc, tuple[str, ...]]:
