@@ -87,7 +87,7 @@ def test_every_mistake_in_the_file_is_reported_together_in_line_order(tmp_path: 
     assert messages == [
         "conveyor.yaml:4: stage 'train': unknown key 'outz'",
         "conveyor.yaml:7: min: a number, not 'high'",
-        "conveyor.yaml:8: unknown key 'trails' in tune",
+        "conveyor.yaml:11: unknown key 'trails' in tune",
         "conveyor.yaml:13: model 'clf' needs a path",
         "conveyor.yaml:13: model 'clf': unknown key 'pth'",
         "conveyor.yaml:14: unknown section 'deplyo'",

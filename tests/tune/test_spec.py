@@ -73,3 +73,19 @@ def test_errors_name_the_key(change: dict[str, Any], message: str, hint: str | N
     assert message in info.value.message
     if hint is not None:
         assert info.value.hint is not None and hint in info.value.hint
+
+
+def test_in_a_file_each_error_names_the_line_of_its_key() -> None:
+    from conveyor.foundation import yamlio
+
+    text = (
+        "tune:\n  objective: {metric: eval.auc}\n  space:\n"
+        "    train.C: {type: float, low: 1, high: 0}\n  trials: 3\n"
+    )
+    doc = yamlio.load(text, "conveyor.yaml")
+    with pytest.raises(ConfigError) as info:
+        parse(doc.data["tune"], lambda keys: doc.where("tune", *keys), "p")
+    assert info.value.message == "conveyor.yaml:4: tune.space.train.C: low must be below high"
+    with pytest.raises(ConfigError) as info:
+        parse({**doc.data["tune"], "space": BASE["space"], "smapler": "x"}, "conveyor.yaml:1", "p")
+    assert info.value.message == "conveyor.yaml:1: unknown key 'smapler' in tune"
