@@ -115,9 +115,9 @@ def parse(section: Any, doc: yamlio.Located) -> Gates:
         errors.append(exc)
     model, predictions = top.get("model"), top.get("predictions")
     if errors:
-        from conveyor.foundation.validation import combine
+        from conveyor.foundation.validation import combine, flatten
 
-        raise combine(errors)
+        raise combine(sorted(flatten(errors), key=project.line_of))
     return Gates(tuple(checks), model, predictions, defaults)
 
 

@@ -49,7 +49,7 @@ def _schema() -> Any:
 
 def parse(raw: Any, doc: Located, root: Path | None = None) -> dict[str, str]:
     """Model name -> package path; every mistake in the section in one ConfigError."""
-    from conveyor.foundation.validation import combine, validate
+    from conveyor.foundation.validation import combine, flatten, validate
     from conveyor.registry.uris import check_name
 
     if raw is None:
@@ -72,7 +72,7 @@ def parse(raw: Any, doc: Located, root: Path | None = None) -> dict[str, str]:
     except ConfigError as exc:
         errors.append(exc)
     if errors:
-        raise combine(errors)
+        raise combine(sorted(flatten(errors), key=project.line_of))
     return {str(name): spec["path"] for name, spec in raw.items()}
 
 
