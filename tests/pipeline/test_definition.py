@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -507,6 +509,19 @@ def test_load_compiles_then_reads_an_equal_pipeline_from_the_cache(
     assert second == first
     assert second.stages["train"].outs == first.stages["train"].outs
     assert isinstance(second.stages["train"].outs[1], Out)
+
+
+def test_a_cached_load_imports_no_yaml_and_no_pydantic(project: Path) -> None:
+    """A no-op run or status reads the compiled pipeline: the loader is never reached."""
+    definition.load(project)
+    code = (
+        "import sys\nfrom pathlib import Path\n"
+        "from conveyor.pipeline import definition\n"
+        f"assert definition.load(Path({str(project)!r})).stages\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('yaml', 'pydantic_core')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_a_rich_pipeline_survives_the_cache(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

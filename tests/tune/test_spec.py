@@ -108,3 +108,19 @@ def test_tune_steps_are_checked(space: dict[str, object], message: str) -> None:
             "f:1",
             "p",
         )
+
+
+def test_in_a_file_each_error_names_the_line_of_its_key() -> None:
+    from conveyor.foundation import yamlio
+
+    text = (
+        "tune:\n  objective: {metric: eval.auc}\n  space:\n"
+        "    train.C: {type: float, low: 1, high: 0}\n  trials: 3\n"
+    )
+    doc = yamlio.load(text, "conveyor.yaml")
+    with pytest.raises(ConfigError) as info:
+        parse(doc.data["tune"], lambda keys: doc.where("tune", *keys), "p")
+    assert info.value.message == "conveyor.yaml:4: tune.space.train.C: low must be below high"
+    with pytest.raises(ConfigError) as info:
+        parse({**doc.data["tune"], "space": BASE["space"], "smapler": "x"}, "conveyor.yaml:1", "p")
+    assert info.value.message == "conveyor.yaml:1: unknown key 'smapler' in tune"

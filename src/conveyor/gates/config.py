@@ -22,11 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.foundation import yamlio
+from conveyor.foundation import project, yamlio
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.suggest import did_you_mean
+from conveyor.foundation.validation import common_message
+
+if TYPE_CHECKING:
+    from conveyor.foundation.validation import Problem
 
 KINDS = ("metric", "data", "drift", "invariance", "directional", "examples", "budget", "tests")
 _COMMON = ("name", "severity")
@@ -43,6 +47,7 @@ _KEYS = {
     "budget": ("budget",),
     "tests": ("tests", "junit"),
 }  # fmt: skip
+SECTION = "gates"
 _TOP = ("model", "predictions", "checks", "confidence", "resamples")
 
 
@@ -64,51 +69,59 @@ class Gates:
 
 
 def load(root: Path) -> Gates:
-    path = root / "conveyor.yaml"
-    if not path.exists():
-        return Gates()
-    doc = yamlio.load_file(path, "conveyor.yaml")
-    data = doc.data if isinstance(doc.data, dict) else {}
-    return parse(data.get("gates"), doc)
+    """The gates of the project at ``root`` (none when conveyor.yaml has no ``gates:``)."""
+    gates: Gates | None = project.section(root, SECTION)
+    return gates or Gates()
 
 
 def parse(section: Any, doc: yamlio.Located) -> Gates:
+    """``gates:`` as written -> :class:`Gates`; every mistake in the section in one error."""
     if section is None:
         return Gates()
-    base: tuple[str, ...] = ("gates",)
+    base: tuple[str, ...] = (SECTION,)
     top: dict[str, Any] = {}
+    errors: list[ConfigError] = []
     if isinstance(section, dict):
-        _no_unknown(section, _TOP, doc, base, "the gates section")
+        try:
+            _shape(_TOP_SCHEMA, section, doc, base, "the gates section")
+        except ConfigError as exc:
+            errors.append(exc)
         top, items = section, section.get("checks") or []
-        base = ("gates", "checks")
+        base = (SECTION, "checks")
     else:
         items = section
     if not isinstance(items, list):
-        raise ConfigError(f"{doc.where(*base)}: the checks are a list", hint=_EXAMPLE)
+        errors.append(ConfigError(f"{doc.where(*base)}: the checks are a list", hint=_EXAMPLE))
+        items = []
     checks, names = [], set()
     for i, item in enumerate(items):
-        check = _check(item, doc, (*base, str(i)), top)
+        try:
+            check = _check(item, doc, (*base, str(i)))
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
         if check.name in names:
-            raise ConfigError(f"{check.where}: two checks are named {check.name!r}")
+            errors.append(ConfigError(f"{check.where}: two checks are named {check.name!r}"))
         names.add(check.name)
         checks.append(check)
     defaults: dict[str, Any] = {k: top[k] for k in ("confidence", "resamples") if k in top}
 
     def bad_top(key: str, message: str) -> ConfigError:
-        return ConfigError(f"{doc.where('gates', key)}: gates.{key}: {message}")
+        return ConfigError(f"{doc.where(SECTION, key)}: gates.{key}: {message}")
 
-    _level(defaults.get("confidence"), bad_top)
-    resamples = defaults.get("resamples")
-    if resamples is not None and (not isinstance(resamples, int) or resamples < 1):
-        raise bad_top("resamples", f"a whole number from 1, not {resamples!r}")
+    try:
+        _level(defaults.get("confidence"), bad_top)
+    except ConfigError as exc:
+        errors.append(exc)
     model, predictions = top.get("model"), top.get("predictions")
-    for key, value in (("model", model), ("predictions", predictions)):
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{doc.where('gates', key)}: gates.{key} is a name, not {value!r}")
+    if errors:
+        from conveyor.foundation.validation import combine, flatten
+
+        raise combine(sorted(flatten(errors), key=project.line_of))
     return Gates(tuple(checks), model, predictions, defaults)
 
 
-def _check(item: Any, doc: yamlio.Located, at: tuple[str, ...], top: dict[str, Any]) -> Check:
+def _check(item: Any, doc: yamlio.Located, at: tuple[str, ...]) -> Check:
     where = doc.where(*at)
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: a check is a mapping, like `metric: eval.auc`", hint=_EXAMPLE)
@@ -122,38 +135,75 @@ def _check(item: Any, doc: yamlio.Located, at: tuple[str, ...], top: dict[str, A
             hint=hint or _EXAMPLE,
         )
     (kind,) = kinds
-    _no_unknown(item, (*_KEYS[kind], *_COMMON), doc, at, f"a {kind} check")
+    _shape(kind, item, doc, at, f"a {kind} check")
     severity = item.get("severity", "block")
-    if severity not in ("block", "warn"):
-        raise ConfigError(
-            f"{doc.where(*at, 'severity')}: severity is block or warn, not {severity!r}"
-        )
     spec = {k: v for k, v in item.items() if k not in _COMMON}
     _validate(kind, spec, doc, at)
     name = item.get("name") or _default_name(kind, spec)
     return Check(kind, str(name), severity, spec, where)
 
 
+# The shapes, as pydantic-core schemas: built on first use (a command without gates skips them).
+_SCHEMAS: dict[str, tuple[Any, Any]] = {}
+_TOP_SCHEMA = "(top)"
+
+
+def _schema(name: str) -> tuple[Any, Any]:
+    if name not in _SCHEMAS:
+        from pydantic_core import SchemaValidator
+        from pydantic_core import core_schema as cs
+
+        from conveyor.foundation.validation import field
+
+        number = cs.float_schema(strict=True)
+        whole = cs.int_schema(strict=True, ge=1)
+        types: dict[str, Any] = {
+            "min": number, "max": number, "min_change": number, "max_change": number,
+            "resamples": whole, "min_size": whole, "min_examples": whole,
+            "model": cs.str_schema(strict=True), "predictions": cs.str_schema(strict=True),
+            "severity": cs.literal_schema(["block", "warn"]),
+        }  # fmt: skip
+        keys = _TOP if name == _TOP_SCHEMA else (*_KEYS[name], *_COMMON)
+        schema = cs.typed_dict_schema(
+            {k: field(types.get(k, cs.any_schema())) for k in keys}, extra_behavior="forbid"
+        )
+        _SCHEMAS[name] = (SchemaValidator(schema), schema)
+    return _SCHEMAS[name]
+
+
+def _shape(
+    name: str, item: dict[str, Any], doc: yamlio.Located, at: tuple[str, ...], what: str
+) -> None:
+    from conveyor.foundation.validation import validate
+
+    validator, schema = _schema(name)
+    prefix = "gates." if name == _TOP_SCHEMA else ""
+
+    def describe(problem: Problem, head: str) -> ConfigError | None:
+        key, given = problem.key, problem.input
+        if problem.type == "extra_forbidden":
+            return ConfigError(
+                f"{head}: {what} has no key {key!r}",
+                hint=did_you_mean(key, problem.choices) or f"keys: {', '.join(problem.choices)}",
+            )
+        if problem.type == "literal_error":
+            return ConfigError(f"{head}: {key} is block or warn, not {given!r}")
+        if problem.type.startswith("int") or problem.type == "greater_than_equal":
+            return ConfigError(f"{head}: {prefix}{key}: a whole number from 1, not {given!r}")
+        if problem.type.startswith("str"):
+            return ConfigError(f"{head}: {prefix}{key} is a name, not {given!r}")
+        return ConfigError(f"{head}: {prefix}{key}: {common_message(problem)}")
+
+    validate(validator, schema, item, lambda keys: doc.where(*at, *keys), describe=describe)
+
+
 def _validate(kind: str, spec: dict[str, Any], doc: yamlio.Located, at: tuple[str, ...]) -> None:
     def bad(key: str, message: str) -> ConfigError:
         return ConfigError(f"{doc.where(*at, key)}: {key}: {message}")
 
-    def number(key: str) -> None:
-        value = spec.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise bad(key, f"a number, not {value!r}")
-
     if kind == "metric":
         if not isinstance(spec["metric"], str):
             raise bad("metric", "a metric name, like eval.auc")
-        for key in ("min", "max", "min_change", "max_change"):
-            number(key)
-        for key in ("min_size", "resamples", "min_examples"):
-            value = spec.get(key)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise bad(key, f"a whole number from 1, not {value!r}")
         _level(spec.get("confidence"), bad)
         changes = "min_change" in spec or "max_change" in spec
         if changes and "vs" not in spec:
@@ -236,3 +286,6 @@ def _no_unknown(
 
 
 _EXAMPLE = "gates:\n  checks:\n    - metric: eval.auc\n      min: 0.9"
+
+
+project.register(SECTION, lambda raw, doc, root: parse(raw, doc), owner=__package__ or "")

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from conveyor.data import hashing
-from conveyor.foundation import atomic
+from conveyor.foundation import atomic, project
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.paths import CONTROL_DIR
-from conveyor.foundation.suggest import did_you_mean
 from conveyor.pipeline import dag, sections
 from conveyor.pipeline import params as params_mod
 from conveyor.pipeline.outs import check_out
@@ -27,20 +26,7 @@ if TYPE_CHECKING:
     from conveyor.foundation.yamlio import Located
     from conveyor.pipeline.template import Context, Expansion
 
-FILE = "conveyor.yaml"
-# metrics, plots and artifacts are DVC's top-level sections, so that dvc.yaml moves over as is.
-TOP_KEYS = (
-    "stages",
-    "vars",
-    "metrics",
-    "plots",
-    "artifacts",
-    "tune",
-    "gates",
-    "models",
-    "deploy",
-    "monitor",
-)
+FILE = project.FILE
 _FORMAT = 2
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -142,27 +128,15 @@ class _Params:
 
 def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
     """Every mistake in the definition is reported in one error, not one per run."""
-    from conveyor.foundation import yamlio
     from conveyor.pipeline.template import MAX_STAGES, Context, expand
 
-    path = root / FILE
     sources = [FILE, params_mod.DEFAULT_FILE]
     files = _Params(root, overrides)
-    if not path.exists():
+    doc = project.document(root)
+    if doc is None:
         return Pipeline({}, {}, [], {}, tuple(sources))
-    doc = yamlio.load_file(path, FILE)
-    top = doc.data if doc.data is not None else {}
-    if not isinstance(top, dict):
-        raise ConfigError(f"{FILE}: the top level must be a mapping with a 'stages:' section")
-    errors: list[ConfigError] = []
-    for key in top:
-        if key not in TOP_KEYS:
-            errors.append(
-                ConfigError(
-                    f"{doc.where(str(key))}: unknown section {key!r}",
-                    hint=did_you_mean(str(key), TOP_KEYS) or f"sections: {', '.join(TOP_KEYS)}",
-                )
-            )
+    top = project.top(doc)
+    errors = project.unknown(doc)
     variables = _vars(root, top.get("vars") or [], doc, sources)
     raw_stages = top.get("stages") or {}
     if not isinstance(raw_stages, dict):
@@ -205,9 +179,10 @@ def compile_pipeline(root: Path, overrides: Overrides) -> Pipeline:
             )
             break
     if errors:
-        from conveyor.pipeline.schema import combine
+        from conveyor.foundation.validation import combine, flatten
 
-        raise combine(sorted(errors, key=_line_of))  # in the order a reader meets them
+        # in the order a reader meets them
+        raise combine(sorted(flatten(errors), key=project.line_of))
     for file in files.files:
         if file not in sources:
             sources.append(file)
@@ -262,12 +237,6 @@ def _nested(stage: Stage, metrics: list[str]) -> Stage:
         else:
             kept.append(out)
     return stage._replace(outs=tuple(kept))
-
-
-def _line_of(error: ConfigError) -> int:
-    head, _, rest = error.message.partition(":")
-    line = rest.partition(":")[0]
-    return int(line) if head == FILE and line.isdigit() else 0
 
 
 def _root_normal(path: str, where: str, what: str) -> str:
@@ -438,3 +407,31 @@ def _normal(wdir: str, path: str, where: str, what: str) -> str:
     if rel == "." or rel.split("/")[0] == CONTROL_DIR:
         raise ConfigError(f"{where}: {what} {path} is the project root or conveyor's own folder")
     return rel
+
+
+def _check_stages(raw: Any, doc: Located, root: Path) -> Pipeline:
+    return compile_pipeline(root, [])
+
+
+def _check_vars(raw: Any, doc: Located, root: Path) -> dict[str, Any]:
+    return _vars(root, raw, doc, [])
+
+
+def _check_top_level(name: str) -> project.Parse:
+    def check(raw: Any, doc: Located, root: Path) -> Any:
+        errors: list[ConfigError] = []
+        metrics, plots = sections.top_level({name: raw}, doc, _root_normal, errors)
+        if errors:
+            from conveyor.foundation.validation import combine
+
+            raise combine(errors)
+        return {"metrics": metrics, "plots": plots}.get(name, raw)
+
+    return check
+
+
+# stages and vars are compiled together (a stage reads the vars); the whole pipeline is the value
+project.register("stages", _check_stages, owner=__package__ or "")
+project.register("vars", _check_vars, owner=__package__ or "")
+for _name in ("metrics", "plots", "artifacts"):
+    project.register(_name, _check_top_level(_name), owner=__package__ or "")

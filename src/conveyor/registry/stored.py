@@ -70,29 +70,9 @@ def register(
 
 def declared(root: Path) -> dict[str, str]:
     """The ``models:`` section of conveyor.yaml: model name -> package path."""
-    from conveyor.foundation import yamlio
-    from conveyor.foundation.errors import ConfigError
-    from conveyor.registry.uris import check_name
+    from conveyor.registry import config
 
-    path = root / "conveyor.yaml"
-    if not path.exists():
-        return {}
-    doc = yamlio.load_file(path, "conveyor.yaml")
-    section = (doc.data or {}).get("models") if isinstance(doc.data, dict) else None
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{doc.where('models')}: 'models' maps model names to {{path: ...}}")
-    out = {}
-    for name, spec in section.items():
-        check_name(str(name))
-        if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
-            raise ConfigError(
-                f"{doc.where('models', str(name))}: model {name!r} needs a path",
-                hint="models:\n  classifier:\n    path: models/classifier",
-            )
-        out[str(name)] = spec["path"]
-    return out
+    return config.declared(root)
 
 
 def register_declared(ws: Workspace, run_id: str) -> list[str]:

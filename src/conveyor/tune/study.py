@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from conveyor.foundation import project
 from conveyor.foundation.errors import ConfigError
 from conveyor.pipeline import definition, experiments
 from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline.record import TAGS_ENV
 from conveyor.tracking.db import url_for
 from conveyor.tracking.store import engine_url
-from conveyor.tune.spec import Dimension, TuneSpec, parse
+from conveyor.tune.spec import SECTION, Dimension, TuneSpec
 
 if TYPE_CHECKING:
     import optuna
@@ -41,16 +42,14 @@ class Result(NamedTuple):
 
 
 def load_spec(root: Path) -> TuneSpec:
-    from conveyor.foundation import yamlio
-
-    doc = yamlio.load_file(root / definition.FILE, definition.FILE)
-    top = doc.data if isinstance(doc.data, dict) else {}
-    if "tune" not in top:
+    """The project's ``tune:`` section, parsed (see :mod:`conveyor.tune.spec`)."""
+    spec: TuneSpec | None = project.section(root, SECTION)
+    if spec is None:
         raise ConfigError(
-            f"{definition.FILE} has no 'tune:' section",
+            f"{project.FILE} has no 'tune:' section",
             hint="declare the objective and the search space; see docs/tuning.md",
         )
-    return parse(top["tune"], doc.where("tune"), root.name)
+    return spec
 
 
 @contextmanager
