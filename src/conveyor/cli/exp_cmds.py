@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from conveyor.cli.app import UsageError, arg, command, group
 from conveyor.cli.output import echo, style, table
-from conveyor.cli.pipeline_cmds import RUN_ARGS, run_cmd
+from conveyor.cli.running import RUN_ARGS, defaults, run_pipeline
 
 if TYPE_CHECKING:
     import subprocess
@@ -40,7 +40,7 @@ def exp_run_cmd(opts: Namespace) -> int:
 
     os.environ[KIND_ENV] = "experiment"
     try:
-        return run_cmd(opts) or 0
+        return run_pipeline(opts)
     finally:
         os.environ.pop(KIND_ENV, None)
 
@@ -110,7 +110,6 @@ def exp_start_cmd(opts: Namespace) -> int:
 def exp_apply_cmd(opts: Namespace) -> int:
     """Write RUN's params into the params files, then bring its outs back (from the run-cache:
     nothing re-runs unless the cache lost them)."""
-    from conveyor.cli.main import main
     from conveyor.foundation.paths import find_root
     from conveyor.pipeline.experiments import write_params
     from conveyor.tracking.db import opened
@@ -123,4 +122,4 @@ def exp_apply_cmd(opts: Namespace) -> int:
         echo(f"{name}: {old} -> {new}")
     if not changed:
         echo("The params already match the run.")
-    return main(["run"]) or 0
+    return run_pipeline(defaults())

@@ -11,6 +11,7 @@ two lines and exits with ``exit_code``; it shows a traceback only with ``--debug
     ├── DataError            exit 1   a corrupt or missing object, a failed checkout
     ├── RemoteError          exit 1   a remote that is unknown, unreachable or refuses a transfer
     ├── GitError             exit 1   git is missing or a revision is unknown
+    ├── CiError              exit 1   a CI flow step failed: the project's tests, a PR comment
     └── LockError            exit 3   another conveyor process holds the project
 """
 
@@ -59,3 +60,7 @@ class GitError(ConveyorError):
 
 class LockError(ConveyorError):
     exit_code = 3
+
+
+class CiError(ConveyorError):
+    """A step of a CI flow (check, report, the pull-request comment) could not be done."""

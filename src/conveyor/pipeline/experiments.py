@@ -35,7 +35,8 @@ class Queued(NamedTuple):
     queued: float
 
     def args(self) -> list[str]:
-        out = ["run", *self.stages, "--name", self.name or self.id]
+        """The arguments of ``python -m conveyor.pipeline`` that run this experiment."""
+        out = [*self.stages, "--name", self.name or self.id]
         for item in self.overrides:
             out += ["-S", item]
         return out
@@ -105,16 +106,12 @@ def make_copy(root: Path, item_id: str) -> Path:
 def start(
     root: Path, item: Queued, env: dict[str, str], *, kind: str = "experiment"
 ) -> tuple[Path, subprocess.Popen[bytes]]:
-    """Make the copy, check the data out into it, and start ``conveyor run`` there."""
+    """Make the copy, and start the pipeline there in a process of its own (which checks the
+    data out first): :mod:`conveyor.pipeline.__main__`."""
     copy = make_copy(root, item.id)
-    script = (
-        "import sys; from conveyor.cli.main import main\n"
-        "code = main(['checkout']) or main(sys.argv[1:])\n"
-        "sys.exit(code)\n"
-    )
     child_env = {**env, KIND_ENV: kind, "CONVEYOR_EXPERIMENT": item.id}
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, *item.args()],
+        [sys.executable, "-m", "conveyor.pipeline", *item.args()],
         cwd=copy,
         env=child_env,
         stdout=subprocess.PIPE,
