@@ -146,7 +146,7 @@ def _pull(root: Path, options: JobOptions, watcher: Watcher) -> int:
     from conveyor.ci.pull import pull
     from conveyor.data.workspace import writing
 
-    with writing("conveyor pull") as ws:
+    with writing("conveyor pull", root) as ws:
         pulled = pull(ws, every_model=options.every_model, progress=watcher.progress())
     watcher.pulled(pulled)
     error = pulled.result.error()
@@ -160,7 +160,7 @@ def _run(root: Path, watcher: Watcher) -> int:
     from conveyor.pipeline import launch
     from conveyor.pipeline.planner import Options
 
-    with writing("conveyor run") as ws:
+    with writing("conveyor run", root) as ws:
         pipeline = launch.load(ws)
         if not pipeline.stages:
             watcher.ran(None, None)
@@ -200,7 +200,7 @@ def release(root: Path, alias: str) -> str:
     run_id = latest_run(root)
     if run_id is None:
         return "skipped: no run recorded"
-    with writing("conveyor ci --release") as ws:
+    with writing("conveyor ci --release", root) as ws:
         lines = stored.register_declared(ws, run_id)
     moved = []
     with opened(root) as store:
