@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -122,6 +123,47 @@ def start(
 
 def remove_copy(copy: Path) -> None:
     shutil.rmtree(copy, ignore_errors=True)
+
+
+class Finished(NamedTuple):
+    item: Queued
+    code: int  # the experiment process's exit code
+    output: str  # what it printed (stdout and stderr together)
+
+
+def run_queue(
+    root: Path,
+    *,
+    jobs: int,
+    env: dict[str, str],
+    started: Callable[[Queued], None],
+    finished: Callable[[Finished], None],
+) -> list[Finished]:
+    """Run every queued experiment, ``jobs`` at once, each in its own copy; each leaves the
+    queue when it ends, passed or failed. ``started`` and ``finished`` hear of each (finished
+    in the order they started); an interruption stops the experiments still running."""
+    waiting = queued(root)
+    running: list[tuple[Queued, Path, subprocess.Popen[bytes]]] = []
+    done: list[Finished] = []
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                item = waiting.pop(0)
+                copy, proc = start(root, item, env)
+                started(item)
+                running.append((item, copy, proc))
+            item, copy, proc = running.pop(0)
+            output, _ = proc.communicate()
+            dequeue(root, item)
+            remove_copy(copy)
+            done.append(Finished(item, proc.returncode, output.decode(errors="replace")))
+            finished(done[-1])
+    finally:
+        for _item, copy, proc in running:  # interrupted: they stay queued
+            proc.terminate()
+            proc.wait()
+            remove_copy(copy)
+    return done
 
 
 def write_params(root: Path, values: dict[str, Any]) -> list[tuple[str, str, str]]:
