@@ -7,7 +7,7 @@ comments) and GitLab's REST API v4 (merge-request notes) are spoken with the sta
     target = resolve_target("github", current(), number=None, repo=None, api_url=None)
     posted = post(target, Path("reports/report.md").read_text(), find_token("github", os.environ))
 
-Every failure is a :class:`~conveyor.foundation.errors.ConveyorError` naming the provider, the
+Every failure is a :class:`~conveyor.foundation.errors.CiError` naming the provider, the
 URL (never the token), the HTTP status and what to do about it.
 """
 
@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from conveyor import __version__
 from conveyor.ci.env import GITHUB_API, GITLAB_API, CiEnv
-from conveyor.foundation.errors import ConveyorError
+from conveyor.foundation.errors import CiError
 
 Host = Literal["github", "gitlab"]
 
@@ -117,12 +117,12 @@ def require_token(provider: Host, environ: Mapping[str, str]) -> Token:
     if token is not None:
         return token
     if provider == "github":
-        raise ConveyorError(
+        raise CiError(
             "github: no token to comment with: GH_TOKEN and GITHUB_TOKEN are not set",
             hint="in GitHub Actions, give the step `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}`"
             " and the workflow `permissions: pull-requests: write`",
         )
-    raise ConveyorError(
+    raise CiError(
         "gitlab: no token to comment with: CONVEYOR_GITLAB_TOKEN and GITLAB_TOKEN are not set",
         hint="set GITLAB_TOKEN as a masked CI/CD variable: a project access token with the "
         "`api` scope and the Reporter role",
@@ -141,7 +141,7 @@ def resolve_target(
     same = ci.provider == provider
     if number is None:
         if not ci.pull_request or ci.number is None:
-            raise ConveyorError(
+            raise CiError(
                 f"{provider}: no pull request to comment on: {_why_no_pr(ci)}",
                 hint="give the number with --pr N, or run this in a pull-request build",
             )
@@ -153,7 +153,7 @@ def resolve_target(
             repo = ci.repository
     if not repo:
         flag = "--repo OWNER/NAME" if provider == "github" else "--project ID"
-        raise ConveyorError(
+        raise CiError(
             f"{provider}: which repository? {ci.name} does not say",
             hint=f"give it with {flag}",
         )
@@ -205,7 +205,7 @@ def post(target: Target, markdown: str, token: Token, *, timeout: float = 30.0) 
         data = api.call(target.update_method, target.comment_url(found["id"]), {"body": body})
         action = "updated"
     if not isinstance(data, dict) or "id" not in data:
-        raise ConveyorError(f"{target.provider}: unexpected answer to a comment: {data!r:.200}")
+        raise CiError(f"{target.provider}: unexpected answer to a comment: {data!r:.200}")
     return Posted(action, int(data["id"]), _str(data.get("html_url")))
 
 
@@ -239,7 +239,7 @@ def _find(api: _Api, target: Target) -> dict[str, Any] | None:
     for page in range(1, _MAX_PAGES + 1):
         items, headers = api.call_with_headers("GET", target.comments_url(page))
         if not isinstance(items, list):
-            raise ConveyorError(f"{target.provider}: expected a list of comments: {items!r:.200}")
+            raise CiError(f"{target.provider}: expected a list of comments: {items!r:.200}")
         for item in items:
             if not isinstance(item, dict) or item.get("system"):  # GitLab's "added 1 commit"
                 continue
@@ -306,19 +306,19 @@ class _Api:
                 raise self._refused(method, url, exc) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ConveyorError(
+            raise CiError(
                 f"{self.provider}: {method} {url} failed: {reason}",
                 hint="check the network and the API URL (--api-url)",
             ) from None
         try:
             return (json.loads(raw) if raw else None), answer
         except ValueError:
-            raise ConveyorError(
+            raise CiError(
                 f"{self.provider}: {method} {url} answered with something that is not JSON",
                 hint="check the API URL (--api-url): it should be the REST API's root",
             ) from None
 
-    def _refused(self, method: str, url: str, exc: urllib.error.HTTPError) -> ConveyorError:
+    def _refused(self, method: str, url: str, exc: urllib.error.HTTPError) -> CiError:
         detail = ""
         try:
             answer = json.loads(exc.read() or b"null")
@@ -328,7 +328,7 @@ class _Api:
             pass
         detail = f": {detail[:200]}" if detail else ""
         message = f"{self.provider}: {method} {url} failed with HTTP {exc.code}{detail}"
-        return ConveyorError(message, hint=_hint(self.provider, exc.code, self.token))
+        return CiError(message, hint=_hint(self.provider, exc.code, self.token))
 
 
 def _hint(provider: Host, status: int, token: Token) -> str:

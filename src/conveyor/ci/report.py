@@ -1,7 +1,8 @@
 """The pull-request report: what changed, metrics against the base, gate verdicts, and plots,
 as one Markdown file with PNGs next to it and a self-contained HTML page.
 
-The CLI gathers both sides (:class:`Side`); this module only compares, draws and writes.
+:mod:`conveyor.ci.sides` gathers both sides (:class:`Side`); this module only compares, draws and
+writes; :mod:`conveyor.ci.pull_request` puts the two together.
 """
 
 from __future__ import annotations

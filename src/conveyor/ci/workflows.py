@@ -18,7 +18,7 @@ from typing import Literal
 
 from conveyor import __version__
 from conveyor.foundation import atomic
-from conveyor.foundation.errors import ConveyorError, GitError, PathError
+from conveyor.foundation.errors import CiError, GitError, PathError
 
 System = Literal["github", "gitlab", "jenkins"]
 
@@ -144,7 +144,7 @@ def write(
 def text_for(root: Path, system: System, *, python: str = "3.11", branch: str | None = None) -> str:
     """:func:`render` with the install commands and default branch read from ``root``."""
     if not re.fullmatch(r"3\.\d{1,2}", python):
-        raise ConveyorError(f"--python {python}: expected a version such as 3.11")
+        raise CiError(f"--python {python}: expected a version such as 3.11")
     files = [root / "requirements.txt", root / "pyproject.toml"]
     texts = [p.read_text(encoding="utf-8") if p.is_file() else None for p in files]
     return render(

@@ -1,9 +1,8 @@
 """`conveyor ci`: the CI job. `ci init` writes a workflow file; `ci comment` posts the report on
 the pull request.
 
-The run command itself (`conveyor ci [--release]`: pull, run, check, report) belongs here too;
-it detects the CI system with :func:`conveyor.ci.env.current`, prints annotations with
-:func:`conveyor.ci.env.annotation` and may post the comment with :func:`post_report`.
+The job itself (`conveyor ci [--release]`: pull, run, check, report, release) is
+:func:`conveyor.ci.job.run_job`; this module prints what it hears of each step.
 """
 
 from __future__ import annotations
@@ -13,10 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.cli.app import UsageError, arg, command, group
-from conveyor.cli.output import echo, style
+from conveyor.cli.output import bar, echo, style, table
+from conveyor.cli.render import show_checked, show_error, show_pulled
 
 if TYPE_CHECKING:
+    from conveyor.ci.check import Checked
     from conveyor.ci.comment import Host, Posted, Target
+    from conveyor.ci.pull import Pulled
+    from conveyor.foundation.errors import ConveyorError
+    from conveyor.foundation.progress import Progress
+    from conveyor.pipeline.definition import Pipeline
+    from conveyor.pipeline.launch import Launched
+    from conveyor.pipeline.runner import Reporter
 
 group("ci", help="the whole CI job (pull, run, check, report); workflow files; the PR comment")
 
@@ -162,14 +169,9 @@ def ci_cmd(opts: Namespace) -> int:
     (cached), check the gates, write the reports and print a summary. With --release on the
     default branch and passing gates, also register the changed models and point the staging
     alias at them. The exit code is the gates' verdict (1: a blocking gate failed)."""
-    import time
-
-    from conveyor.ci.env import current, is_main
-    from conveyor.cli.check_cmds import run_checks, show
-    from conveyor.cli.main import main as cli_main
-    from conveyor.cli.report_cmds import write_report
+    from conveyor.ci.env import current
+    from conveyor.ci.job import JobOptions, run_job
     from conveyor.foundation.paths import find_root
-    from conveyor.gates import config
 
     root = find_root()
     env = current()
@@ -179,87 +181,55 @@ def ci_cmd(opts: Namespace) -> int:
     elif env.branch:
         where += f", branch {env.branch}"
     echo(style(f"conveyor ci: {where}", bold=True))
-    steps: list[tuple[str, str, float]] = []
-
-    def step(name: str, argv: list[str]) -> int:
-        echo(style(f"\n== {name}: conveyor {' '.join(argv)}", bold=True))
-        start = time.monotonic()
-        code = cli_main(argv)
-        steps.append((name, "ok" if code == 0 else f"exit {code}", time.monotonic() - start))
-        return code
-
-    from conveyor.data.workspace import Workspace
-
-    with Workspace(root) as ws:
-        has_remote = bool(ws.config.get("core.remote"))
-    if opts.no_pull or not has_remote:
-        steps.append(("pull", "skipped" + ("" if opts.no_pull else ": no default remote"), 0.0))
-    elif (code := step("pull", ["pull", *(["--all-models"] if opts.all_models else [])])) != 0:
-        return _summary(steps, code)
-    if (code := step("run", ["run"])) != 0:
-        return _summary(steps, code)
-    gates = config.load(root)
-    verdict = "pass"
-    checked = None
-    if gates.checks:
-        echo(style("\n== check: the gates", bold=True))
-        start = time.monotonic()
-        checked = run_checks(root, gates, None)
-        code = show(root, checked[0], checked[1], reports="reports", as_json=False)
-        verdict = "pass" if code == 0 else "fail"
-        steps.append(("check", "passed" if code == 0 else "FAILED", time.monotonic() - start))
-    else:
-        steps.append(("check", "skipped: no gates in conveyor.yaml", 0.0))
-    start = time.monotonic()
-    path, _ = write_report(root, gates, base=opts.base, out="reports", checked=checked)
-    steps.append(("report", str(path.relative_to(root)), time.monotonic() - start))
-    if opts.release:
-        if env.provider == "none":  # a local run: the branch git has checked out
-            from dataclasses import replace
-
-            from conveyor.tracking.api import git_state
-
-            env = replace(env, branch=git_state(root).get("git_branch") or None)
-        if not is_main(env):
-            steps.append(("release", "skipped: not the default branch", 0.0))
-        elif verdict != "pass":
-            steps.append(("release", "skipped: the gates failed", 0.0))
-        else:
-            steps.append(("release", _release(root, opts.alias), 0.0))
-    return _summary(steps, 0 if verdict == "pass" else 1)
-
-
-def _release(root: Path, alias: str) -> str:
-    """Register every declared model whose package changed since its latest version; point
-    ``alias`` at each declared model's latest version."""
-    from typing import Any, cast
-
-    from conveyor.cli.check_cmds import _latest_run
-    from conveyor.data.workspace import writing
-    from conveyor.registry import stored
-    from conveyor.registry.versions import Registry, parse_uri
-    from conveyor.tracking.api import user_name
-    from conveyor.tracking.db import opened
-
-    run_id = _latest_run(root)
-    if run_id is None:
-        return "skipped: no run recorded"
-    with writing("conveyor ci --release") as ws:
-        lines = stored.register_declared(ws, run_id)
-    moved = []
-    with opened(root) as store:
-        registry = Registry(cast(Any, store))
-        for name in stored.declared(root):
-            latest = registry.resolve(parse_uri(name))
-            registry.set_alias(name, alias, int(latest["version"]), user=user_name())
-            moved.append(f"{name}@{alias} -> version {latest['version']}")
-    return "; ".join([*lines, *moved]) or "no declared models"
-
-
-def _summary(steps: list[tuple[str, str, float]], code: int) -> int:
-    from conveyor.cli.output import table
-
+    options = JobOptions(
+        release=opts.release,
+        pull=not opts.no_pull,
+        every_model=opts.all_models,
+        base=opts.base,
+        alias=opts.alias,
+    )
+    done = run_job(root, options, _Printer(root, all_models=opts.all_models))
     echo(style("\n== summary", bold=True))
-    table(["step", "result", "seconds"], [[n, r, f"{s:.1f}"] for n, r, s in steps])
-    echo(f"exit {code}: " + ("the gates passed" if code == 0 else "see above"))
-    return code
+    table(
+        ["step", "result", "seconds"], [[s.name, s.result, f"{s.seconds:.1f}"] for s in done.steps]
+    )
+    echo(f"exit {done.code}: " + ("the gates passed" if done.code == 0 else "see above"))
+    return done.code
+
+
+class _Printer:
+    """The job's steps as `conveyor pull`, `conveyor run` and `conveyor check` print them."""
+
+    def __init__(self, root: Path, *, all_models: bool) -> None:
+        self.root = root
+        self.all_models = all_models
+
+    def step(self, name: str) -> None:
+        title = {
+            "pull": "pull: conveyor pull" + (" --all-models" if self.all_models else ""),
+            "run": "run: conveyor run",
+            "check": "check: the gates",
+        }.get(name, name)
+        echo(style(f"\n== {title}", bold=True))
+
+    def progress(self) -> Progress | None:
+        return bar()
+
+    def pulled(self, pulled: Pulled) -> None:
+        show_pulled(pulled)
+
+    def reporter(self, pipeline: Pipeline) -> Reporter:
+        from conveyor.cli.running import TerminalReporter
+
+        return TerminalReporter(min(max(len(n) for n in pipeline.stages), 24))
+
+    def ran(self, launched: Launched | None, published: ConveyorError | None) -> None:
+        from conveyor.cli.running import show_launched
+
+        show_launched(launched, published)
+
+    def checked(self, checked: Checked, folder: Path) -> None:
+        show_checked(self.root, checked, folder, as_json=False)
+
+    def failed(self, name: str, error: ConveyorError) -> None:
+        show_error(error)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.cli.app import arg, command
-from conveyor.cli.runs_cmds import _emit, delta_cells
+from conveyor.cli.render import delta_cells, emit
 
 
 @command(
@@ -37,7 +37,7 @@ def diff_cmd(opts: Namespace) -> None:
         return
     table = [delta_cells(r) for r in rows]
     headers = ["", old_label, new_label, "change", "relative"]
-    _emit(
+    emit(
         headers,
         table,
         opts.fmt,

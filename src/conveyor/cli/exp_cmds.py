@@ -5,15 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from argparse import Namespace
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from conveyor.cli.app import UsageError, arg, command, group
 from conveyor.cli.output import echo, style, table
-from conveyor.cli.pipeline_cmds import RUN_ARGS, run_cmd
-
-if TYPE_CHECKING:
-    import subprocess
+from conveyor.cli.running import RUN_ARGS, defaults, run_pipeline
 
 group("exp", help="experiments: runs with param overrides, queued or now")
 
@@ -40,7 +35,7 @@ def exp_run_cmd(opts: Namespace) -> int:
 
     os.environ[KIND_ENV] = "experiment"
     try:
-        return run_cmd(opts) or 0
+        return run_pipeline(opts)
     finally:
         os.environ.pop(KIND_ENV, None)
 
@@ -74,34 +69,27 @@ def exp_start_cmd(opts: Namespace) -> int:
     if opts.jobs < 1:
         raise UsageError("-j must be 1 or more")
     root = find_root()
-    waiting = experiments.queued(root)
-    if not waiting:
+    if not experiments.queued(root):
         echo("The queue is empty.")
         return 0
-    running: list[tuple[experiments.Queued, Path, subprocess.Popen[bytes]]] = []
-    failed = 0
-    env = dict(os.environ)
-    while waiting or running:
-        while waiting and len(running) < opts.jobs:
-            item = waiting.pop(0)
-            copy, proc = experiments.start(root, item, env)
-            echo(f"▶ experiment {item.id} ({' '.join(item.overrides) or 'no overrides'})")
-            running.append((item, copy, proc))
-        item, copy, proc = running.pop(0)
-        output, _ = proc.communicate()
-        code = proc.returncode
-        for line in output.decode(errors="replace").rstrip().splitlines():
-            print(f"{item.id} | {line}")
-        experiments.dequeue(root, item)
-        experiments.remove_copy(copy)
-        if code == 0:
-            echo(style("✓", "green") + f" experiment {item.id} finished")
+
+    def started(item: experiments.Queued) -> None:
+        echo(f"▶ experiment {item.id} ({' '.join(item.overrides) or 'no overrides'})")
+
+    def finished(done: experiments.Finished) -> None:
+        for line in done.output.rstrip().splitlines():
+            print(f"{done.item.id} | {line}")
+        if done.code == 0:
+            echo(style("✓", "green") + f" experiment {done.item.id} finished")
         else:
-            failed += 1
-            echo(style("✗", "red") + f" experiment {item.id} failed (exit code {code})")
+            echo(style("✗", "red") + f" experiment {done.item.id} failed (exit code {done.code})")
         sys.stdout.flush()
+
+    ran = experiments.run_queue(
+        root, jobs=opts.jobs, env=dict(os.environ), started=started, finished=finished
+    )
     echo("Compare them with `conveyor runs list`.")
-    return 1 if failed else 0
+    return 1 if any(done.code for done in ran) else 0
 
 
 @command(
@@ -110,7 +98,6 @@ def exp_start_cmd(opts: Namespace) -> int:
 def exp_apply_cmd(opts: Namespace) -> int:
     """Write RUN's params into the params files, then bring its outs back (from the run-cache:
     nothing re-runs unless the cache lost them)."""
-    from conveyor.cli.main import main
     from conveyor.foundation.paths import find_root
     from conveyor.pipeline.experiments import write_params
     from conveyor.tracking.db import opened
@@ -123,4 +110,4 @@ def exp_apply_cmd(opts: Namespace) -> int:
         echo(f"{name}: {old} -> {new}")
     if not changed:
         echo("The params already match the run.")
-    return main(["run"]) or 0
+    return run_pipeline(defaults())

@@ -177,7 +177,7 @@ def _v(version: int | None) -> str:
 )
 def diff_cmd(opts: Namespace) -> None:
     """Metrics and params (from each version's run) and lineage, with the change from A to B."""
-    from conveyor.cli.runs_cmds import delta_cells
+    from conveyor.cli.render import delta_cells
     from conveyor.registry.versions import parse_uri
     from conveyor.tracking.compare import compare
 

@@ -105,13 +105,9 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
 
 def cell(value: object) -> str:
     """A value in a table: "-" for none, floats to 6 significant digits, text as it is."""
-    import json
+    from conveyor.tracking.compare import shown
 
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    return shown(value)
 
 
 def human_size(n: float) -> str:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import sys
 import time
 from argparse import Namespace
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.cli.app import arg, command, group
 from conveyor.cli.output import cell, echo, style, table
+from conveyor.cli.render import delta_cells, emit
 
 if TYPE_CHECKING:
     from conveyor.tracking.store import Store
@@ -74,7 +72,7 @@ def runs_list_cmd(opts: Namespace) -> None:
         ]
         for r in runs
     ]
-    _emit(headers, rows, opts.fmt, empty="No runs yet: `conveyor run` records one.")
+    emit(headers, rows, opts.fmt, empty="No runs yet: `conveyor run` records one.")
 
 
 def _columns(runs: Sequence[Mapping[str, Any]], chosen: str | None) -> list[str]:
@@ -105,24 +103,6 @@ def _cell(value: Any) -> str:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
-
-
-def _emit(headers: list[str], rows: list[list[str]], fmt: str | None, *, empty: str) -> None:
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(headers)
-        writer.writerows(rows)
-        sys.stdout.write(buffer.getvalue())
-    elif fmt == "md":
-        print("| " + " | ".join(headers) + " |")
-        print("|" + "---|" * len(headers))
-        for row in rows:
-            print("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-    elif not rows:
-        echo(empty)
-    else:
-        table(headers, rows)
 
 
 @command("runs show", arg("run", metavar="RUN"), *_FORMATS[:1], help="one run, whole")
@@ -192,21 +172,7 @@ def runs_compare_cmd(opts: Namespace) -> None:
         delta_cells(row) if pair else [row["name"], *map(_cell, row["values"])]
         for row in compare(runs)
     ]
-    _emit(headers, rows, opts.fmt, empty="Nothing recorded for these runs.")
-
-
-def delta_cells(row: dict[str, Any]) -> list[str]:
-    """A compared row's values, its change and its relative change, as table cells."""
-    values = [_cell(v) for v in row["values"]]
-    return [row["name"], *values, _signed(row.get("delta")), _percent(row.get("relative"))]
-
-
-def _signed(v: float | None) -> str:
-    return "-" if v is None else f"{v:+.6g}"
-
-
-def _percent(v: float | None) -> str:
-    return "-" if v is None else f"{v * 100:+.2f} %"
+    emit(headers, rows, opts.fmt, empty="Nothing recorded for these runs.")
 
 
 @command("runs delete", arg("runs", nargs="+", metavar="RUN"), help="delete runs")

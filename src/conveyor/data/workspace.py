@@ -92,10 +92,11 @@ class Workspace:
 
 
 @contextmanager
-def writing(command: str) -> Iterator[Workspace]:
-    """Open the workspace, hold the project lock and clear temp files of dead writers: how
-    every command that writes to the cache or the workspace starts."""
-    with Workspace.find() as ws, ws.lock(command):
+def writing(command: str, start: Path | None = None) -> Iterator[Workspace]:
+    """Open the workspace (of ``start``, default the working directory), hold the project lock
+    and clear temp files of dead writers: how every command that writes to the cache or the
+    workspace starts."""
+    with Workspace.find(start) as ws, ws.lock(command):
         ws.odb.clean_tmp()
         try:
             yield ws

@@ -13,6 +13,7 @@ two lines and exits with ``exit_code``; it shows a traceback only with ``--debug
     ├── GitError             exit 1   git is missing or a revision is unknown
     ├── TrackingError        exit 1   the metadata store is unreachable, or a logging call is wrong
     ├── PipelineError        exit 1   a stage lacks a dep no stage writes, or did not write its outs
+    ├── CiError              exit 1   a CI flow step failed: the project's tests, a PR comment
     └── LockError            exit 3   another conveyor process holds the project
 """
 
@@ -69,3 +70,7 @@ class PipelineError(ConveyorError):
 
 class LockError(ConveyorError):
     exit_code = 3
+
+
+class CiError(ConveyorError):
+    """A step of a CI flow (check, report, the pull-request comment) could not be done."""

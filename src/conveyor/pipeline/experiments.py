@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,7 +36,8 @@ class Queued(NamedTuple):
     queued: float
 
     def args(self) -> list[str]:
-        out = ["run", *self.stages, "--name", self.name or self.id]
+        """The arguments of ``python -m conveyor.pipeline`` that run this experiment."""
+        out = [*self.stages, "--name", self.name or self.id]
         for item in self.overrides:
             out += ["-S", item]
         return out
@@ -105,16 +107,12 @@ def make_copy(root: Path, item_id: str) -> Path:
 def start(
     root: Path, item: Queued, env: dict[str, str], *, kind: str = "experiment"
 ) -> tuple[Path, subprocess.Popen[bytes]]:
-    """Make the copy, check the data out into it, and start ``conveyor run`` there."""
+    """Make the copy, and start the pipeline there in a process of its own (which checks the
+    data out first): :mod:`conveyor.pipeline.__main__`."""
     copy = make_copy(root, item.id)
-    script = (
-        "import sys; from conveyor.cli.main import main\n"
-        "code = main(['checkout']) or main(sys.argv[1:])\n"
-        "sys.exit(code)\n"
-    )
     child_env = {**env, KIND_ENV: kind, "CONVEYOR_EXPERIMENT": item.id}
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, *item.args()],
+        [sys.executable, "-m", "conveyor.pipeline", *item.args()],
         cwd=copy,
         env=child_env,
         stdout=subprocess.PIPE,
@@ -125,6 +123,47 @@ def start(
 
 def remove_copy(copy: Path) -> None:
     shutil.rmtree(copy, ignore_errors=True)
+
+
+class Finished(NamedTuple):
+    item: Queued
+    code: int  # the experiment process's exit code
+    output: str  # what it printed (stdout and stderr together)
+
+
+def run_queue(
+    root: Path,
+    *,
+    jobs: int,
+    env: dict[str, str],
+    started: Callable[[Queued], None],
+    finished: Callable[[Finished], None],
+) -> list[Finished]:
+    """Run every queued experiment, ``jobs`` at once, each in its own copy; each leaves the
+    queue when it ends, passed or failed. ``started`` and ``finished`` hear of each (finished
+    in the order they started); an interruption stops the experiments still running."""
+    waiting = queued(root)
+    running: list[tuple[Queued, Path, subprocess.Popen[bytes]]] = []
+    done: list[Finished] = []
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                item = waiting.pop(0)
+                copy, proc = start(root, item, env)
+                started(item)
+                running.append((item, copy, proc))
+            item, copy, proc = running.pop(0)
+            output, _ = proc.communicate()
+            dequeue(root, item)
+            remove_copy(copy)
+            done.append(Finished(item, proc.returncode, output.decode(errors="replace")))
+            finished(done[-1])
+    finally:
+        for _item, copy, proc in running:  # interrupted: they stay queued
+            proc.terminate()
+            proc.wait()
+            remove_copy(copy)
+    return done
 
 
 def write_params(root: Path, values: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -30,3 +30,29 @@ def compare(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def shown(value: object) -> str:
+    """A value in a table: "-" for none, floats to 6 significant digits, text as it is."""
+    import json
+
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def delta_cells(row: Mapping[str, Any]) -> list[str]:
+    """A compared row's values, its change and its relative change, as table cells (the CLI's
+    tables and the pull-request report show the same text)."""
+    values = [shown(v) for v in row["values"]]
+    return [row["name"], *values, _signed(row.get("delta")), _percent(row.get("relative"))]
+
+
+def _signed(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.6g}"
+
+
+def _percent(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:+.2f} %"
