@@ -183,6 +183,7 @@ def test_the_sqlite3_reader_reads_what_the_store_wrote(tmp_path: Path) -> None:
     try:
         assert reader.runs() == store.runs()
         assert reader.run("r") == store.run("r1")
+        assert reader.run_record("r") == store.run_record("r1")
         assert reader.history("r1", "loss") == store.history("r1", "loss")
         assert reader.artifact_refs() == store.artifact_refs()
         with pytest.raises(NotImplementedError):
@@ -238,3 +239,32 @@ def test_concurrent_drains_apply_each_spool_file_once(url: str, tmp_path: Path) 
         assert spool.pending(tmp_path) == []
     finally:
         store.close()
+
+
+def test_a_run_record_is_typed_and_reads_as_the_dict(store: SqlStore) -> None:
+    store.apply(
+        "a",
+        [
+            {**start("r1", "one"), "git_commit": "c0ffee", "git_dirty": False},
+            {"t": "params", "run": "r1", "params": {"lr": 0.1}},
+            {"t": "metrics", "run": "r1", "points": [["auc", 0.9, None, T0]]},
+            {"t": "end", "run": "r1", "status": "finished", "ended": T0 + 4},
+        ],
+    )
+    record = store.run_record("r1")
+    assert (record.id, record.name, record.status, record.duration) == (
+        "r1",
+        "one",
+        "finished",
+        4.0,
+    )
+    assert (record.params, record.metrics) == ({"lr": 0.1}, {"auc": 0.9})
+    assert record.as_dict() == store.run("r1")
+    with pytest.raises(RunNotFound):
+        store.run_record("nope")
+
+
+def test_the_event_log_is_at_head_and_empty(store: SqlStore) -> None:
+    from conveyor.tracking import events
+
+    assert events.read(store.execute) == []

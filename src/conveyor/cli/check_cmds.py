@@ -203,7 +203,7 @@ def alias_version(root: Path, model: str | None, alias: str) -> dict[str, Any] |
     if model is None or not exists(root):
         return None
     try:
-        return resolve(root, f"models:/{model}@{alias}")
+        return resolve(root, f"models:/{model}@{alias}").as_dict()
     except ConveyorError:
         return None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from conveyor.foundation.errors import ConveyorError
 from conveyor.registry import package
@@ -20,6 +20,9 @@ from conveyor.serve import payload
 from conveyor.serve.batching import Batcher
 from conveyor.serve.errors import ModelFailed, NotReady, RequestError, TooLarge
 from conveyor.serve.metrics import Metrics
+
+if TYPE_CHECKING:
+    from conveyor.registry.records import ModelVersion
 
 
 class Version(NamedTuple):
@@ -81,7 +84,8 @@ class Served:
         with self._lock:
             try:
                 version = self._resolve()
-                if self.current is None or version["version"] != self.current.number:
+                number = "local" if version is None else str(version.version)
+                if self.current is None or number != self.current.number:
                     self._swap(self._load(version))
                 self.error = None
             except ConveyorError as exc:
@@ -103,17 +107,16 @@ class Served:
             self.metrics.reloads[(self.name, "loaded")] += 1
         return changed
 
-    def _resolve(self) -> dict[str, Any]:
+    def _resolve(self) -> ModelVersion | None:
         if not self.registered:
-            return {"version": "local"}
+            return None
         from conveyor.registry.stored import resolve
 
         assert self.root is not None
-        found = resolve(self.root, self.uri)
-        return {**found, "version": str(found["version"])}
+        return resolve(self.root, self.uri)
 
-    def _load(self, version: dict[str, Any]) -> Version:
-        if not self.registered:
+    def _load(self, version: ModelVersion | None) -> Version:
+        if version is None:
             return Version("local", package.load(self.uri), str(Path(self.uri).resolve()))
         from conveyor.data.workspace import Workspace
         from conveyor.registry.stored import materialize
@@ -121,7 +124,7 @@ class Served:
         assert self.root is not None
         with Workspace(self.root) as ws:
             folder = materialize(ws, version)
-        return Version(version["version"], package.load(folder), str(version["package"]))
+        return Version(str(version.version), package.load(folder), version.package)
 
     def _swap(self, version: Version) -> None:
         self.current = version
