@@ -268,3 +268,25 @@ def test_the_event_log_is_at_head_and_empty(store: SqlStore) -> None:
     from conveyor.tracking import events
 
     assert events.read(store.execute) == []
+
+
+def test_a_store_at_an_older_schema_is_upgraded_on_open(url: str) -> None:
+    """A store written before the event log (0003) gains it, keeping what it holds."""
+    import sqlalchemy as sa
+
+    from conveyor.tracking import events, migrate
+    from conveyor.tracking.store import engine_url
+
+    engine = sa.create_engine(engine_url(url))
+    migrate.upgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO models (name, created, description) VALUES ('m', 1, '')"))
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        with store.engine.begin() as conn:
+            events.append(conn, "alias.moved", "m@production")
+        assert [e.subject for e in events.read(store.execute)] == ["m@production"]
+        assert store.execute("SELECT name FROM models", {}) == [("m",)]
+    finally:
+        store.close()

@@ -312,8 +312,12 @@ def resolve(root: Path, uri: str) -> ModelVersion:
 
         reader = SqliteReader.open(Path(url[len("sqlite:///") :]))
         if reader is not None:
+            import sqlite3
+
             try:
                 return queries.resolve(reader.execute, parsed)
+            except sqlite3.Error:
+                pass  # a file locked or changed under it: the full store waits and explains
             finally:
                 reader.close()
     from conveyor.tracking.db import opened
