@@ -127,3 +127,18 @@ def test_mistakes(tmp_path: Path) -> None:
         models.save(None, tmp_path / "b")
     with pytest.raises(ConveyorError, match="not a model package"):
         models.load(tmp_path)
+
+
+def test_registry_errors_have_their_own_types(tmp_path: Path) -> None:
+    from conveyor.registry.errors import PackageError, RegistryError
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_text("x")
+    with pytest.raises(PackageError, match="not empty"):
+        models.save(None, tmp_path / "b")
+    with pytest.raises(PackageError, match="not a model package") as err:
+        package.load(tmp_path)
+    assert isinstance(err.value, RegistryError)
+    with pytest.raises(PackageError) as err:  # the format knows folders; the registry, URIs
+        package.load("models:/clf@production")
+    assert err.value.hint == "a registered version is loaded with conveyor.models.load"

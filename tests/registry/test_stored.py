@@ -200,13 +200,14 @@ def test_a_package_reference_edited_in_the_store_leads_nowhere(
     from conveyor.data.pointer import Pointer
     from conveyor.data.workspace import Workspace
     from conveyor.foundation.errors import DataError, PathError
+    from conveyor.registry.records import ModelVersion
     from conveyor.registry.stored import materialize
 
     outside = tmp_path / "outside"
     models = project.root / ".conveyor" / "models"
     ref = f"{Path('..', '..', '..', 'outside', 'evil')}.tree"
     assert (models / ref).resolve().parent == outside  # where it would have landed
-    version = {"name": "tiny", "version": 3, "user": "x", "package": ref, "lineage": {}}
+    version = ModelVersion("tiny", 3, ref, "sklearn", None, 0.0, "x", {})
     with Workspace(project.root) as ws:
         with pytest.raises(DataError, match=r"tiny version 3: .* is not a tree hash"):
             materialize(ws, version)

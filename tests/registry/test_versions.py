@@ -212,9 +212,8 @@ def test_tags_on_models_and_versions(reg: Project) -> None:
 
 
 def test_the_stdlib_lookup_agrees_with_the_store(reg: Project) -> None:
-    """stored.resolve reads SQLite without SQLAlchemy; PostgreSQL and misses take the store."""
-    from typing import Any, cast
-
+    """stored.resolve reads SQLite without SQLAlchemy, PostgreSQL through the store: the same
+    queries, the same answers, the same miss."""
     from conveyor.foundation.errors import ConveyorError
     from conveyor.registry.stored import resolve
     from conveyor.registry.versions import Registry
@@ -225,10 +224,43 @@ def test_the_stdlib_lookup_agrees_with_the_store(reg: Project) -> None:
     reg.ok("models", "alias", "tiny-clf@production", "1")
     for uri in ("models:/tiny-clf@production", "models:/tiny-clf/2", "models:/tiny-clf"):
         with opened(reg.root) as store:
-            expected = Registry(cast(Any, store)).resolve(parse_uri(uri))
+            expected = Registry(store).resolve(parse_uri(uri))
         assert resolve(reg.root, uri) == expected, uri
     with pytest.raises(ConveyorError, match="has no alias 'staging'"):
         resolve(reg.root, "models:/tiny-clf@staging")
+
+
+def test_a_server_resolves_an_alias_without_sqlalchemy(reg: Project) -> None:
+    """What a server runs to start and to follow an alias: on the embedded store, it imports
+    no SQLAlchemy (about a quarter of a second), and a miss is the store's own error."""
+    import os
+    import subprocess
+
+    reg.ok("models", "register", "tiny-clf", "model")
+    reg.ok("models", "alias", "tiny-clf@production", "1")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from conveyor.registry.errors import ModelNotFound\n"
+        "from conveyor.registry.stored import resolve\n"
+        "root = Path(sys.argv[1])\n"
+        "print(resolve(root, 'models:/tiny-clf@production').version)\n"
+        "try:\n"
+        "    resolve(root, 'models:/tiny-clf@staging')\n"
+        "except ModelNotFound as exc:\n"
+        "    print(exc.message)\n"
+        "print('sqlalchemy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(reg.root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+    ).stdout.splitlines()
+    embedded = "CONVEYOR_DB" not in os.environ
+    assert out[:2] == ["1", "model tiny-clf has no alias 'staging'"]
+    assert out[2] == str(not embedded)  # PostgreSQL is read through the store
 
 
 def test_a_package_row_edited_in_the_shared_store_loads_nothing_outside(

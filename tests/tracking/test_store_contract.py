@@ -183,6 +183,7 @@ def test_the_sqlite3_reader_reads_what_the_store_wrote(tmp_path: Path) -> None:
     try:
         assert reader.runs() == store.runs()
         assert reader.run("r") == store.run("r1")
+        assert reader.run_record("r") == store.run_record("r1")
         assert reader.history("r1", "loss") == store.history("r1", "loss")
         assert reader.artifact_refs() == store.artifact_refs()
         with pytest.raises(NotImplementedError):
@@ -236,5 +237,56 @@ def test_concurrent_drains_apply_each_spool_file_once(url: str, tmp_path: Path) 
     try:
         assert sorted(p[0] for p in store.history("r", "loss")) == list(range(60))
         assert spool.pending(tmp_path) == []
+    finally:
+        store.close()
+
+
+def test_a_run_record_is_typed_and_reads_as_the_dict(store: SqlStore) -> None:
+    store.apply(
+        "a",
+        [
+            {**start("r1", "one"), "git_commit": "c0ffee", "git_dirty": False},
+            {"t": "params", "run": "r1", "params": {"lr": 0.1}},
+            {"t": "metrics", "run": "r1", "points": [["auc", 0.9, None, T0]]},
+            {"t": "end", "run": "r1", "status": "finished", "ended": T0 + 4},
+        ],
+    )
+    record = store.run_record("r1")
+    assert (record.id, record.name, record.status, record.duration) == (
+        "r1",
+        "one",
+        "finished",
+        4.0,
+    )
+    assert (record.params, record.metrics) == ({"lr": 0.1}, {"auc": 0.9})
+    assert record.as_dict() == store.run("r1")
+    with pytest.raises(RunNotFound):
+        store.run_record("nope")
+
+
+def test_the_event_log_is_at_head_and_empty(store: SqlStore) -> None:
+    from conveyor.tracking import events
+
+    assert events.read(store.execute) == []
+
+
+def test_a_store_at_an_older_schema_is_upgraded_on_open(url: str) -> None:
+    """A store written before the event log (0003) gains it, keeping what it holds."""
+    import sqlalchemy as sa
+
+    from conveyor.tracking import events, migrate
+    from conveyor.tracking.store import engine_url
+
+    engine = sa.create_engine(engine_url(url))
+    migrate.upgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO models (name, created, description) VALUES ('m', 1, '')"))
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        with store.engine.begin() as conn:
+            events.append(conn, "alias.moved", "m@production")
+        assert [e.subject for e in events.read(store.execute)] == ["m@production"]
+        assert store.execute("SELECT name FROM models", {}) == [("m",)]
     finally:
         store.close()

@@ -32,7 +32,7 @@ def test_every_session_has_a_statement_timeout(pg_db: str) -> None:
     store = SqlStore(pg_db)
     try:
         sql = "select setting from pg_settings where name = 'statement_timeout'"
-        [(value,)] = store._execute(sql, {})
+        [(value,)] = store.execute(sql, {})
     finally:
         store.close()
     assert int(value) == STATEMENT_TIMEOUT  # milliseconds

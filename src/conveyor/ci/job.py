@@ -188,7 +188,6 @@ def release(root: Path, alias: str) -> str:
     """Register every declared model whose package changed since its latest version (with the
     latest run as its lineage); point ``alias`` at each declared model's latest version. What
     was done, in one line."""
-    from typing import Any, cast
 
     from conveyor.data.workspace import writing
     from conveyor.registry import stored
@@ -204,9 +203,9 @@ def release(root: Path, alias: str) -> str:
         lines = stored.register_declared(ws, run_id)
     moved = []
     with opened(root) as store:
-        registry = Registry(cast(Any, store))
+        registry = Registry(store)
         for name in stored.declared(root):
             latest = registry.resolve(parse_uri(name))
-            registry.set_alias(name, alias, int(latest["version"]), user=user_name())
-            moved.append(f"{name}@{alias} -> version {latest['version']}")
+            registry.set_alias(name, alias, latest.version, user=user_name())
+            moved.append(f"{name}@{alias} -> version {latest.version}")
     return "; ".join([*lines, *moved]) or "no declared models"

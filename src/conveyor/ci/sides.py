@@ -12,6 +12,7 @@ from conveyor.foundation.errors import CiError, ConveyorError, GitError
 
 if TYPE_CHECKING:
     from conveyor.gates.config import Gates
+    from conveyor.registry.records import ModelVersion
 
 
 def default_base(root: Path, gates: Gates) -> str:
@@ -54,8 +55,8 @@ def side(root: Path, gates: Gates, ref: str) -> Side:
 
     version = _alias_version(root, gates, ref)
     if version is not None:
-        lineage = version["lineage"]
-        label = f"{ref} (v{version['version']})"
+        lineage = version.lineage
+        label = f"{ref} (v{version.version})"
         return Side(label, dict(lineage.get("params") or {}), dict(lineage.get("metrics") or {}),
                     dict(lineage.get("deps") or {}), lineage.get("git_commit"),
                     _reader(root, dict(lineage.get("outs") or {})))  # fmt: skip
@@ -80,7 +81,7 @@ def side(root: Path, gates: Gates, ref: str) -> Side:
                 run.get("git.commit"), _reader(root, run["outs"]))  # fmt: skip
 
 
-def _alias_version(root: Path, gates: Gates, alias: str) -> dict[str, Any] | None:
+def _alias_version(root: Path, gates: Gates, alias: str) -> ModelVersion | None:
     from conveyor.registry.baseline import alias_version, model_name
 
     return alias_version(root, model_name(root, gates.model), alias)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from argparse import Namespace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from conveyor.cli.app import UsageError, arg, command
 from conveyor.cli.output import bar, echo, human_size
@@ -45,7 +45,7 @@ def gc_cmd(opts: Namespace) -> None:
             from conveyor.registry.versions import Registry
 
             with opened(ws.root) as store:
-                kept = [store.artifact_refs(), Registry(cast(Any, store)).package_refs()]
+                kept = [store.artifact_refs(), Registry(store).package_refs()]
             for refs in kept:
                 for ref, names in refs.items():
                     extra.setdefault(ref, set()).update(names)

@@ -7,7 +7,7 @@ import time
 from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from conveyor.cli.app import UsageError, arg, command, group
 from conveyor.cli.output import echo, style, table
@@ -25,7 +25,7 @@ def registry() -> Iterator[Registry]:
     from conveyor.tracking.db import opened
 
     with opened(find_root()) as store:
-        yield Registry(cast(Any, store))
+        yield Registry(store)
 
 
 @command(
@@ -55,10 +55,10 @@ def list_cmd(opts: Namespace) -> None:
         return
     rows = [
         [
-            m["name"],
-            str(m["latest"]),
-            str(m["versions"]),
-            ", ".join(f"{a}={v}" for a, v in m["aliases"].items()) or "-",
+            m.name,
+            str(m.latest),
+            str(m.versions),
+            ", ".join(f"{a}={v}" for a, v in m.aliases.items()) or "-",
         ]
         for m in models
     ]
@@ -77,23 +77,23 @@ def show_cmd(opts: Namespace) -> None:
     uri = parse_uri(opts.model)
     with registry() as reg:
         version = reg.resolve(uri)
-        aliases = [a for a, v in reg.models_aliases(uri.name).items() if v == version["version"]]
+        aliases = [a for a, v in reg.models_aliases(uri.name).items() if v == version.version]
         history = reg.history(uri.name)
-        tags = {**reg.tags(uri.name), **reg.tags(uri.name, version["version"])}
+        tags = {**reg.tags(uri.name), **reg.tags(uri.name, version.version)}
     if opts.as_json:
-        extra = {"aliases": aliases, "history": history, "tags": tags}
-        print(json.dumps({**version, **extra}, indent=2, default=str))
+        extra = {"aliases": aliases, "history": [h.as_dict() for h in history], "tags": tags}
+        print(json.dumps({**version.as_dict(), **extra}, indent=2, default=str))
         return
-    echo(style(f"{version['name']} version {version['version']}", bold=True))
-    lineage = version["lineage"]
+    echo(style(f"{version.name} version {version.version}", bold=True))
+    lineage = version.lineage
     for label, value in (
-        ("flavor", version["flavor"]),
-        ("package", lineage.get("package", {}).get("hash", version["package"])),
+        ("flavor", version.flavor),
+        ("package", lineage.get("package", {}).get("hash", version.package)),
         ("aliases", ", ".join(aliases) or "-"),
         ("tags", ", ".join(f"{k}={v}" for k, v in tags.items()) or "-"),
-        ("run", version["run_id"] or "-"),
+        ("run", version.run_id or "-"),
         ("commit", (lineage.get("git_commit") or "-")[:12]),
-        ("registered", _when(version["created"]) + f" by {version['user'] or '?'}"),
+        ("registered", _when(version.created) + f" by {version.user or '?'}"),
     ):
         print(f"  {label:<10} {value}")
     if lineage.get("metrics"):
@@ -101,8 +101,7 @@ def show_cmd(opts: Namespace) -> None:
     if history:
         echo(style("alias history", bold=True))
         rows = [
-            [_when(h["at"]), h["alias"], _v(h["previous"]), _v(h["version"]), h["user"] or "?"]
-            for h in history
+            [_when(h.at), h.alias, _v(h.previous), _v(h.version), h.user or "?"] for h in history
         ]
         table(["when", "alias", "from", "to", "by"], rows)
 
@@ -142,10 +141,10 @@ def lineage_cmd(opts: Namespace) -> None:
 
     with registry() as reg:
         version = reg.resolve(parse_uri(opts.model))
-    lineage = version["lineage"]
+    lineage = version.lineage
     package = lineage.get("package", {})
-    print(f"{version['name']} version {version['version']}")
-    print(f"└─ package {package.get('path', '?')} ({package.get('hash', version['package'])[:16]})")
+    print(f"{version.name} version {version.version}")
+    print(f"└─ package {package.get('path', '?')} ({package.get('hash', version.package)[:16]})")
     if not lineage.get("run"):
         print("   └─ no run recorded: register with --run RUN to keep the lineage")
         return
@@ -184,20 +183,20 @@ def diff_cmd(opts: Namespace) -> None:
     with registry() as reg:
         versions = [reg.resolve(parse_uri(ref)) for ref in (opts.a, opts.b)]
     sides = [
-        {"params": v["lineage"].get("params", {}), "metrics": v["lineage"].get("metrics", {})}
+        {"params": v.lineage.get("params", {}), "metrics": v.lineage.get("metrics", {})}
         for v in versions
     ]
     rows = compare(sides)
     facts = [
-        ("package", [v["package"][:16] for v in versions]),
-        ("run", [v["run_id"] or "-" for v in versions]),
-        ("commit", [(v["lineage"].get("git_commit") or "-")[:12] for v in versions]),
-        ("flavor", [v["flavor"] for v in versions]),
+        ("package", [v.package[:16] for v in versions]),
+        ("run", [v.run_id or "-" for v in versions]),
+        ("commit", [(v.lineage.get("git_commit") or "-")[:12] for v in versions]),
+        ("flavor", [v.flavor for v in versions]),
     ]
     if opts.as_json:
         print(json.dumps({"lineage": dict(facts), "rows": rows}, indent=2, default=str))
         return
-    labels = [f"{v['name']}/{v['version']}" for v in versions]
+    labels = [f"{v.name}/{v.version}" for v in versions]
     table_rows = [[name, *values, "", ""] for name, values in facts]
     table_rows += [delta_cells(r) for r in rows]
     table(["", *labels, "change", "relative"], table_rows)

@@ -16,10 +16,13 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation.errors import ConveyorError, GitError
 from conveyor.gates.evaluate import Baseline, NoBaseline
+
+if TYPE_CHECKING:
+    from conveyor.registry.records import ModelVersion
 
 KINDS = ("alias", "rev", "run")
 
@@ -60,8 +63,8 @@ def _alias(root: Path, model: str | None, alias: str, *, required: bool) -> Base
         if required:
             raise NoBaseline(f"{model or 'no registered model'} has no alias {alias!r} yet")
         return None
-    label = f"{alias} = {model} version {version['version']}"
-    lineage = version["lineage"]
+    label = f"{alias} = {model} version {version.version}"
+    lineage = version.lineage
     if "metrics" not in lineage:
         raise BaselineError(
             f"{label} was registered without its run: its metrics are unknown",
@@ -70,7 +73,7 @@ def _alias(root: Path, model: str | None, alias: str, *, required: bool) -> Base
     return _made(root, label, dict(lineage["metrics"]), dict(lineage.get("outs") or {}))
 
 
-def alias_version(root: Path, model: str | None, alias: str) -> dict[str, Any] | None:
+def alias_version(root: Path, model: str | None, alias: str) -> ModelVersion | None:
     """The registered version ``model@alias`` points at, or None (no model, store or alias)."""
     from conveyor.registry.stored import resolve as resolve_uri
     from conveyor.tracking.db import exists

@@ -28,12 +28,10 @@ from typing import Any
 from conveyor.foundation import yamlio
 from conveyor.foundation.errors import ConfigError, ConveyorError
 from conveyor.registry import signature
+from conveyor.registry.errors import FlavorError
+from conveyor.registry.errors import UntrustedModel as UntrustedModel  # re-exported: its old home
 
 FLAVORS = ("sklearn", "onnx", "mlflow", "python")
-
-
-class UntrustedModel(ConveyorError):
-    exit_code = 2
 
 
 def save_sklearn(model: Any, folder: Path, *, trusted: bool) -> dict[str, Any]:
@@ -76,7 +74,7 @@ def _skops() -> Any:
     try:
         return skops_io()
     except ImportError as exc:
-        raise ConveyorError(
+        raise FlavorError(
             "the sklearn flavor needs skops", hint="pip install 'conveyor[sklearn]'"
         ) from exc
 
@@ -120,12 +118,12 @@ def load_onnx(folder: Path, manifest: dict[str, Any]) -> OnnxModel:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ConveyorError(
+        raise FlavorError(
             "the onnx flavor needs onnxruntime", hint="pip install 'conveyor[onnx]'"
         ) from exc
     artifact = folder / str(manifest.get("artifact", "model.onnx"))
     if not artifact.is_file():
-        raise ConveyorError(f"{artifact} is missing", hint="the package is incomplete: re-save it")
+        raise FlavorError(f"{artifact} is missing", hint="the package is incomplete: re-save it")
     options = onnxruntime.SessionOptions()
     # One thread per session: a server runs several requests, or workers, side by side.
     options.intra_op_num_threads = int((manifest.get("onnx") or {}).get("intra_op_threads", 1))
@@ -134,7 +132,7 @@ def load_onnx(folder: Path, manifest: dict[str, Any]) -> OnnxModel:
             str(artifact), options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime's errors share no base class but Exception
-        raise ConveyorError(
+        raise FlavorError(
             f"{artifact} is not a model onnxruntime can load: {_first_line(exc)}",
             hint="write it with onnx.save or a converter such as skl2onnx, then re-save",
         ) from exc
@@ -159,7 +157,7 @@ class OnnxModel:
 
     def predict_proba(self, data: Any) -> Any:
         if len(self.outputs) < 2:
-            raise ConveyorError(
+            raise FlavorError(
                 f"{self.path} has one output, so no probabilities",
                 hint="a classifier converted by skl2onnx gives labels, then probabilities",
             )
@@ -175,7 +173,7 @@ class OnnxModel:
         try:
             return self.session.run([output], feed)[0]
         except Exception as exc:
-            raise ConveyorError(f"{self.path}: onnxruntime failed: {_first_line(exc)}") from exc
+            raise FlavorError(f"{self.path}: onnxruntime failed: {_first_line(exc)}") from exc
 
     def _feed(self, data: Any) -> dict[str, Any]:
         import numpy as np
@@ -277,13 +275,13 @@ def pyfunc(path: Path) -> Any:
     try:
         import mlflow.pyfunc
     except ImportError as exc:
-        raise ConveyorError(
+        raise FlavorError(
             "the mlflow flavor needs MLflow", hint="pip install 'conveyor[mlflow]'"
         ) from exc
     try:
         return mlflow.pyfunc.load_model(str(path))
     except Exception as exc:  # a flavor's loader may raise anything
-        raise ConveyorError(
+        raise FlavorError(
             f"{path}: MLflow could not load the model: {_first_line(exc)}",
             hint="install what its requirements.txt lists, in the versions it names",
         ) from exc
@@ -293,7 +291,7 @@ def load_python(folder: Path, manifest: dict[str, Any]) -> Any:
     loader = str(manifest.get("loader", ""))
     module_name, _, function = loader.partition(":")
     if not module_name or not function:
-        raise ConveyorError(f"{folder}: a python model needs loader: 'module:function'")
+        raise FlavorError(f"{folder}: a python model needs loader: 'module:function'")
     code = str(folder / "code")
     if code not in sys.path:
         sys.path.insert(0, code)
@@ -301,7 +299,7 @@ def load_python(folder: Path, manifest: dict[str, Any]) -> Any:
         module = importlib.import_module(module_name)
         factory = getattr(module, function)
     except (ImportError, AttributeError) as exc:
-        raise ConveyorError(f"{folder}: cannot load {loader}: {exc}") from exc
+        raise FlavorError(f"{folder}: cannot load {loader}: {exc}") from exc
     return factory(folder)
 
 

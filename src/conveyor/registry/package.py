@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.foundation import atomic, yamlio
-from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.foundation.errors import ConfigError
 from conveyor.registry import flavors, signature
+from conveyor.registry.errors import PackageError
 
 MANIFEST = "conveyor-model.yaml"
 EXAMPLE_ROWS = 5
@@ -53,7 +54,7 @@ class Model:
     def predict_proba(self, data: Any) -> Any:
         """Class probabilities, for models that have them (the input checked the same way)."""
         if not hasattr(self.model, "predict_proba"):
-            raise ConveyorError(f"model {self.name!r} gives no probabilities")
+            raise PackageError(f"model {self.name!r} gives no probabilities")
         return self.model.predict_proba(self._checked(data))
 
     def _checked(self, data: Any) -> Any:
@@ -83,7 +84,7 @@ def save(
             f"unknown flavor {flavor!r}", hint=f"one of: {', '.join(flavors.FLAVORS)}"
         )
     if folder.exists() and any(folder.iterdir()):
-        raise ConveyorError(f"{folder} exists and is not empty", hint="save to a new folder")
+        raise PackageError(f"{folder} exists and is not empty", hint="save to a new folder")
     folder.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"name": name or folder.name, "flavor": flavor}
     if flavor == "sklearn":
@@ -126,11 +127,8 @@ def _predictor(model: Any, folder: Path, manifest: dict[str, Any]) -> Any:
 
 
 def load(path: str | Path) -> Model:
-    """A package folder, or a registered version: ``models:/name@alias``, ``models:/name/3``."""
-    if str(path).startswith("models:/"):
-        from conveyor.registry import stored
-
-        return stored.load(str(path))
+    """The package in folder ``path`` (a registered version is loaded by
+    :func:`conveyor.registry.stored.load`, which checks its package out into a folder first)."""
     folder = Path(path)
     manifest = read_manifest(folder)
     flavor = manifest.get("flavor")
@@ -148,7 +146,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         hint = None
         if (folder / "MLmodel").exists():
             hint = f"it is an MLflow model: models.save({str(folder)!r}, PATH, flavor='mlflow')"
-        raise ConveyorError(f"{folder} is not a model package (no {MANIFEST})", hint=hint)
+        elif str(folder).startswith("models:/"):
+            hint = "a registered version is loaded with conveyor.models.load"
+        raise PackageError(f"{folder} is not a model package (no {MANIFEST})", hint=hint)
     data = yamlio.load_file(file).data
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a mapping")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from conveyor.data import build
 from conveyor.data.hashing import is_oid
@@ -14,7 +14,9 @@ from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import ConveyorError, DataError
 from conveyor.foundation.paths import find_root, inside
 from conveyor.registry import package as package_mod
-from conveyor.registry.uris import ModelNotFound, parse_uri
+from conveyor.registry.errors import ModelNotFound, PackageError, RegistryError
+from conveyor.registry.records import ModelVersion
+from conveyor.registry.uris import parse_uri
 from conveyor.tracking.api import user_name
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ def register(
     with ws.odb.batch() as batch:
         built = build.scan(ws.root, folder, ws.memo, store=batch, jobs=ws.jobs)
     if not built.is_tree:
-        raise ConveyorError(f"{path} is a file; a model package is a folder")
+        raise PackageError(f"{path} is a file; a model package is a folder")
     ws.memo.mark_complete(built.oid, ws.odb.generation())
     ref = built.oid + ".tree"
     lineage: dict[str, Any] = {
@@ -50,18 +52,18 @@ def register(
     with opened(ws.root) as store:
         run_id = None
         if run:
-            record = store.run(run)
-            run_id = record["id"]
+            record = store.run_record(run)
+            run_id = record.id
             lineage.update(
                 run=run_id,
-                git_commit=record["git.commit"],
-                git_branch=record["git.branch"],
-                params=record["params"],
-                metrics=record["metrics"],
-                deps=record["deps"],
-                outs=record["outs"],
+                git_commit=record.git_commit,
+                git_branch=record.git_branch,
+                params=record.params,
+                metrics=record.metrics,
+                deps=record.deps,
+                outs=record.outs,
             )
-        registry = Registry(cast(Any, store))
+        registry = Registry(store)
         version = registry.register(
             name, ref, str(manifest.get("flavor")), run_id=run_id, lineage=lineage, user=user_name()
         )
@@ -87,33 +89,33 @@ def register_declared(ws: Workspace, run_id: str) -> list[str]:
             built = build.scan(ws.root, folder, ws.memo, store=batch, jobs=ws.jobs)
         ref = built.oid + ".tree"
         with opened(ws.root) as store:
-            registry = Registry(cast(Any, store))
+            registry = Registry(store)
             try:
                 latest = registry.resolve(parse_uri(name))
             except ModelNotFound:  # its first version; any other failure is the user's to see
                 latest = None
-        if latest is not None and latest["package"] == ref:
-            lines.append(f"{name} unchanged: version {latest['version']} is this package")
+        if latest is not None and latest.package == ref:
+            lines.append(f"{name} unchanged: version {latest.version} is this package")
             continue
         version, _ = register(ws, name, path, run=run_id)
         lines.append(f"registered {name} version {version} from run {run_id}")
     return lines
 
 
-def materialize(ws: Workspace, version: dict[str, Any]) -> Path:
+def materialize(ws: Workspace, version: ModelVersion) -> Path:
     """The package of a registered version as a folder, checked out from the cache once; what
     the cache lacks is fetched from the default remote first, when there is one."""
     from conveyor.data.checkout import checkout
 
-    ref = str(version["package"])
+    ref = version.package
     if not _stored_ref(ref):
         raise DataError(
-            f"model {version['name']} version {version['version']}: the metadata store names its "
+            f"model {version.name} version {version.version}: the metadata store names its "
             f"package {ref!r}, which is not a tree hash; conveyor writes nothing for it",
             hint="register the model again (`conveyor models register`): the row was edited "
             "outside conveyor",
         )
-    info = version["lineage"].get("package", {})
+    info = version.lineage.get("package", {})
     folder = ws.paths.control / "models" / ref.removesuffix(".tree")
     if (folder / package_mod.MANIFEST).exists():
         return folder
@@ -129,9 +131,9 @@ def materialize(ws: Workspace, version: dict[str, Any]) -> Path:
     except ConveyorError as exc:
         from conveyor.data.status import load_tree, missing_objects
 
-        who = Registered(version["name"], int(version["version"]), version.get("user") or "", ref)
+        who = Registered(version.name, version.version, version.user, ref)
         if not missing_objects(ws, ptr, load_tree(ws, ptr)):
-            raise ConveyorError(f"{who}: {exc.message}", hint=exc.hint) from exc
+            raise RegistryError(f"{who}: {exc.message}", hint=exc.hint) from exc
         # The cache's paths mean nothing to a user: say which version, and whose move it is.
         remote = ws.config.get("core.remote")
         if not remote:
@@ -178,14 +180,14 @@ def registered(
     if not exists(ws.root):
         return []
     with opened(ws.root) as store:
-        rows = Registry(cast(Any, store)).registered(aliased_only=not every)
+        rows = Registry(store).registered(aliased_only=not every)
     out = []
     for r in rows:
-        if not _stored_ref(str(r["package"])):
+        if not _stored_ref(r.package):
             continue  # a row edited outside conveyor names no package: loading it says so
-        outs = r["lineage"].get("outs") or {}
+        outs = r.lineage.get("outs") or {}
         files = (str(outs[p]) for p in compared if p in outs and is_oid(str(outs[p])))
-        version = Registered(r["name"], int(r["version"]), r["user"] or "", r["package"])
+        version = Registered(r.name, r.version, r.user, r.package)
         out.append(replace(version, compared=tuple(sorted(set(files)))))
     return out
 
@@ -262,67 +264,43 @@ def _fetch(ws: Workspace, ptrs: list[Pointer]) -> bool:
     return result.error() is None
 
 
-def load(uri: str) -> package_mod.Model:
-    """``models:/name@alias`` or ``models:/name/3``, loaded from the project's registry."""
+def load(target: str | Path) -> package_mod.Model:
+    """A model package: a folder, or a registered version (``models:/name@alias``,
+    ``models:/name/3``) loaded from the project's registry."""
+    if not str(target).startswith("models:/"):
+        return package_mod.load(target)
     root = find_root()
-    version = resolve(root, uri)
+    version = resolve(root, str(target))
     with Workspace(root) as ws:
         folder = materialize(ws, version)
     return package_mod.load(folder)
 
 
-def resolve(root: Path, uri: str) -> dict[str, Any]:
-    """The version ``uri`` names. An embedded (SQLite) store with nothing pending in its spool is
-    read with the standard library: a server starts and polls its aliases without importing
-    SQLAlchemy. Anything else, a miss included (for its error message), takes the full store."""
+def resolve(root: Path, uri: str) -> ModelVersion:
+    """The version ``uri`` names, read with the queries of :mod:`conveyor.registry.queries`.
+    An embedded (SQLite) store at the current schema with nothing pending in its spool runs them
+    through the standard library: a server starts and polls its aliases without importing
+    SQLAlchemy. Anything else opens the full store. A miss is the same error either way."""
+    from conveyor.registry import queries
     from conveyor.tracking import spool
-    from conveyor.tracking.db import opened, url_for
+    from conveyor.tracking.db import url_for
 
     parsed = parse_uri(uri)
     url = url_for(root)
     if url.startswith("sqlite:///") and not spool.pending(root):
-        found = _sqlite_resolve(Path(url[len("sqlite:///") :]), parsed)
-        if found is not None:
-            return found
-    from conveyor.registry.versions import Registry
+        from conveyor.tracking.fast import SqliteReader
+
+        reader = SqliteReader.open(Path(url[len("sqlite:///") :]))
+        if reader is not None:
+            import sqlite3
+
+            try:
+                return queries.resolve(reader.execute, parsed)
+            except sqlite3.Error:
+                pass  # a file locked or changed under it: the full store waits and explains
+            finally:
+                reader.close()
+    from conveyor.tracking.db import opened
 
     with opened(root) as store:
-        return Registry(cast(Any, store)).resolve(parsed)
-
-
-def _sqlite_resolve(path: Path, uri: Any) -> dict[str, Any] | None:
-    import json
-    import sqlite3
-
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return None
-    try:
-        version = uri.version
-        if uri.alias is not None:
-            row = conn.execute(
-                "SELECT version FROM model_aliases WHERE name = ? AND alias = ?",
-                (uri.name, uri.alias),
-            ).fetchone()
-            if row is None:
-                return None
-            version = row[0]
-        query = "SELECT * FROM model_versions WHERE name = ?"
-        args: tuple[Any, ...] = (uri.name,)
-        if version is None:
-            query += " ORDER BY version DESC"
-        else:
-            query += " AND version = ?"
-            args = (uri.name, version)
-        cursor = conn.execute(query, args)
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        found = dict(zip([d[0] for d in cursor.description], row, strict=True))
-        found["lineage"] = json.loads(found["lineage"])
-        return found
-    except (sqlite3.Error, ValueError):
-        return None  # an older schema, a locked file: the full store knows what to say
-    finally:
-        conn.close()
+        return queries.resolve(store.execute, parsed)

@@ -6,14 +6,11 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.foundation.errors import ConfigError
+from conveyor.registry.errors import ModelNotFound as ModelNotFound  # re-exported: its old home
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}")
 ALIAS = re.compile(r"[a-z0-9_-]{1,64}")
-
-
-class ModelNotFound(ConveyorError):
-    exit_code = 2
 
 
 class Uri(NamedTuple):

@@ -14,10 +14,13 @@ import asyncio
 import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation.errors import ConveyorError
 from conveyor.serve.served import Served
+
+if TYPE_CHECKING:
+    from conveyor.registry.records import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,12 @@ def read_desired(served: Sequence[Served], *, first: bool) -> Desired:
         except Exception as exc:
             errors[one.uri] = exc
             continue
-        versions[one.uri] = str(record["version"]) if record is not None else "local"
+        versions[one.uri] = str(record.version) if record is not None else "local"
         records[one.uri] = record
     return Desired(versions, records, errors)
 
 
-def _resolve(served: Served) -> Any:
+def _resolve(served: Served) -> ModelVersion | None:
     if not served.registered:
         return None  # a package folder: its one version
     from conveyor.registry.stored import resolve  # the standard library's sqlite3, no SQLAlchemy

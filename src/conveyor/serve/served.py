@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation.errors import ConveyorError
 from conveyor.registry import package
@@ -22,6 +22,9 @@ from conveyor.serve.batching import Batcher
 from conveyor.serve.errors import ModelFailed, NotReady, RequestError, TooLarge
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.predictor import Prediction, Role, Version
+
+if TYPE_CHECKING:
+    from conveyor.registry.records import ModelVersion
 
 
 class Served:
@@ -68,7 +71,7 @@ class Served:
 
     # -- loading (blocking: run in a thread) -------------------------------------------------
 
-    def load(self, record: Any) -> Version:
+    def load(self, record: ModelVersion | None) -> Version:
         """Load the version ``record`` names (a registry row, or None for the package folder
         the URI names) and swap it in; on failure keep serving what was loaded before, and
         :attr:`error` says why."""
@@ -81,8 +84,8 @@ class Served:
         self.swap(version)
         return version
 
-    def _load(self, record: Any) -> Version:
-        if not self.registered:
+    def _load(self, record: ModelVersion | None) -> Version:
+        if record is None or not self.registered:
             return Version.local(self.uri, package.load(self.uri))
         from conveyor.data.workspace import Workspace
         from conveyor.registry.stored import materialize
@@ -90,7 +93,7 @@ class Served:
         assert self.root is not None
         with Workspace(self.root) as ws:
             folder = materialize(ws, record)
-        return Version(str(record["version"]), package.load(folder), str(record["package"]))
+        return Version(str(record.version), package.load(folder), record.package)
 
     def swap(self, version: Version) -> None:
         self.current = version

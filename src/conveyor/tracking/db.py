@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 from conveyor.foundation.config import Config
 from conveyor.tracking import spool
 
 if TYPE_CHECKING:
-    from conveyor.tracking.store import Store
+    from conveyor.tracking.store import SqlStore, Store
 
 ENV = "CONVEYOR_DB"
 
@@ -36,13 +36,26 @@ def exists(root: Path) -> bool:
     return True
 
 
-@contextmanager
-def opened(root: Path, *, write: bool = True) -> Iterator[Store]:
+@overload
+def opened(root: Path, *, write: Literal[True] = True) -> AbstractContextManager[SqlStore]: ...
+
+
+@overload
+def opened(root: Path, *, write: bool) -> AbstractContextManager[Store]: ...
+
+
+def opened(root: Path, *, write: bool = True) -> AbstractContextManager[Store]:
     """The project's store, with every pending spool file applied first.
 
     With ``write=False`` an embedded store with nothing pending is read through sqlite3 (see
-    :mod:`conveyor.tracking.fast`); anything else opens the full store.
+    :mod:`conveyor.tracking.fast`); anything else opens the full store, a
+    :class:`~conveyor.tracking.store.SqlStore` (what writing needs, the registry included).
     """
+    return _opened(root, write=write)
+
+
+@contextmanager
+def _opened(root: Path, *, write: bool) -> Iterator[Store]:
     url = url_for(root)
     store: Store | None = None
     if not write and url.startswith("sqlite:///") and not spool.pending(root):

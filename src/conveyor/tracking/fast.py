@@ -36,7 +36,7 @@ class SqliteReader(reads.Reads):
             return None
         return reader
 
-    def _execute(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    def execute(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         return self.conn.execute(sql, dict(params)).fetchall()
 
     def apply(self, name: str, records: Iterable[Mapping[str, Any]]) -> bool:

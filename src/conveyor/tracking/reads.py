@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.foundation.errors import ConveyorError
 
-HEAD = "0003"  # the newest migration: the schema these queries are written for
+HEAD = "0004"  # the newest migration: the schema these queries are written for
 VERSION_TABLE = "conveyor_version"  # where Alembic records it (Optuna owns "alembic_version")
 
 Execute = Callable[[str, Mapping[str, Any]], Sequence[Sequence[Any]]]
@@ -26,26 +27,107 @@ _RUN_COLUMNS = (
 
 
 class Reads:
-    """The read half of the store protocol, for a class that provides ``_execute``."""
+    """The read half of the store protocol, for a class that provides ``execute``."""
 
-    def _execute(self, sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+    def execute(self, sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         raise NotImplementedError
 
     def runs(self, *, deleted: bool = False) -> list[dict[str, Any]]:
-        return runs(self._execute, deleted=deleted)
+        return runs(self.execute, deleted=deleted)
 
     def run(self, ref: str) -> dict[str, Any]:
-        return run(self._execute, ref)
+        return run(self.execute, ref)
+
+    def run_record(self, ref: str) -> RunRecord:
+        return run_record(self.execute, ref)
 
     def history(self, run_id: str, key: str) -> list[tuple[int | None, float, float]]:
-        return history(self._execute, run_id, key)
+        return history(self.execute, run_id, key)
 
     def artifact_refs(self) -> dict[str, set[str]]:
-        return artifact_refs(self._execute)
+        return artifact_refs(self.execute)
 
 
 class RunNotFound(ConveyorError):
     exit_code = 2
+
+
+@dataclass(frozen=True)
+class Stage:
+    """How one stage went in a run."""
+
+    stage: str
+    status: str
+    duration: float | None
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the store holds it: its row, params, latest metrics, tags, stages, the hashes
+    of its deps and outs (path -> hash) and its artifacts (path -> hash and size)."""
+
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+    status: str
+    started: float
+    ended: float | None
+    user: str
+    git_commit: str | None
+    git_branch: str | None
+    git_dirty: bool | None
+    diff_hash: str | None
+    environment: dict[str, Any]
+    deleted: bool
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    stages: tuple[Stage, ...] = ()
+    deps: dict[str, str] = field(default_factory=dict)
+    outs: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as :func:`run` has always returned it (``git.commit``-style keys), for
+        the JSON output and the callers that still read dicts."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "parent_id": self.parent_id,
+            "status": self.status,
+            "started": self.started,
+            "ended": self.ended,
+            "duration": self.duration,
+            "user": self.user,
+            "git.commit": self.git_commit,
+            "git.branch": self.git_branch,
+            "git.dirty": self.git_dirty,
+            "diff_hash": self.diff_hash,
+            "environment": dict(self.environment),
+            "deleted": self.deleted,
+            "params": dict(self.params),
+            "metrics": dict(self.metrics),
+            "tags": dict(self.tags),
+            "stages": [
+                {
+                    "stage": s.stage,
+                    "status": s.status,
+                    "duration": s.duration,
+                    "exit_code": s.exit_code,
+                }
+                for s in self.stages
+            ],
+            "deps": dict(self.deps),
+            "outs": dict(self.outs),
+            "artifacts": {path: dict(a) for path, a in self.artifacts.items()},
+        }
 
 
 def runs(execute: Execute, *, deleted: bool = False) -> list[dict[str, Any]]:
@@ -95,36 +177,68 @@ def resolve(execute: Execute, ref: str) -> str:
 
 def run(execute: Execute, ref: str) -> dict[str, Any]:
     """One run, by id or a unique prefix, with its stages, dep/out hashes and artifacts."""
+    return run_record(execute, ref).as_dict()
+
+
+def run_record(execute: Execute, ref: str) -> RunRecord:
+    """One run, by id or a unique prefix, with its stages, dep/out hashes and artifacts."""
     run_id = resolve(execute, ref)
     by_id = {"r": run_id}
     (row,) = execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = :r", by_id)
-    result = _run_dict(row)
-    for key, value in execute("SELECT key, value FROM params WHERE run_id = :r", by_id):
-        result["params"][key] = json.loads(value)
-    for key, value in execute("SELECT key, value FROM latest_metrics WHERE run_id = :r", by_id):
-        result["metrics"][key] = value
-    for key, value in execute("SELECT key, value FROM tags WHERE run_id = :r", by_id):
-        result["tags"][key] = value
-    result["stages"] = [
-        {"stage": s, "status": st, "duration": d, "exit_code": c}
+    params = {
+        key: json.loads(value)
+        for key, value in execute("SELECT key, value FROM params WHERE run_id = :r", by_id)
+    }
+    metrics = {
+        key: value
+        for key, value in execute("SELECT key, value FROM latest_metrics WHERE run_id = :r", by_id)
+    }
+    tags = {
+        key: value for key, value in execute("SELECT key, value FROM tags WHERE run_id = :r", by_id)
+    }
+    stages = tuple(
+        Stage(s, st, d, c)
         for s, st, d, c in execute(
             "SELECT stage, status, duration, exit_code FROM stages WHERE run_id = :r"
             " ORDER BY stage",
             by_id,
         )
-    ]
-    result["deps"], result["outs"] = {}, {}
+    )
+    hashes: dict[str, dict[str, str]] = {"dep": {}, "out": {}}
     for role, path, ref_hash in execute(
         "SELECT role, path, hash FROM hashes WHERE run_id = :r", by_id
     ):
-        result[role + "s"][path] = ref_hash
-    result["artifacts"] = {
+        hashes[role][path] = ref_hash
+    artifacts = {
         path: {"hash": h, "size": size}
         for path, h, size in execute(
             "SELECT path, hash, size FROM artifacts WHERE run_id = :r", by_id
         )
     }
-    return result
+    fields = _run_dict(row)
+    return RunRecord(
+        id=fields["id"],
+        name=fields["name"],
+        kind=fields["kind"],
+        parent_id=fields["parent_id"],
+        status=fields["status"],
+        started=fields["started"],
+        ended=fields["ended"],
+        user=fields["user"],
+        git_commit=fields["git.commit"],
+        git_branch=fields["git.branch"],
+        git_dirty=fields["git.dirty"],
+        diff_hash=fields["diff_hash"],
+        environment=fields["environment"],
+        deleted=fields["deleted"],
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        stages=stages,
+        deps=hashes["dep"],
+        outs=hashes["out"],
+        artifacts=artifacts,
+    )
 
 
 def history(execute: Execute, run_id: str, key: str) -> list[tuple[int | None, float, float]]:

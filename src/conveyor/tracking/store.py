@@ -11,7 +11,8 @@ Contract (every implementation passes ``tests/tracking/test_store_contract.py``)
 - Several processes may apply and read at once. SQLite runs in WAL mode and every transaction
   takes the write lock up front (``BEGIN IMMEDIATE``) with a 60 s busy timeout, so writers queue
   instead of failing with "database is locked"; PostgreSQL serialises upserts by primary key.
-- Reads return plain dicts (see :meth:`SqlStore.runs`); nothing returned aliases the store.
+- Reads return plain dicts or frozen records (see :meth:`SqlStore.runs`,
+  :meth:`SqlStore.run_record`); nothing returned aliases the store.
 - Nothing waits forever for a database server: connecting gives up after ``connect_timeout``
   (10 s) and a statement after ``statement_timeout`` (60 s), both overridable in the URL
   (``?connect_timeout=3&options=-c statement_timeout=5000``); a server gone silent is noticed
@@ -21,7 +22,7 @@ Contract (every implementation passes ``tests/tracking/test_store_contract.py``)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -30,7 +31,7 @@ from conveyor.foundation.errors import ConfigError, TrackingError
 from conveyor.foundation.redact import mask_urls
 from conveyor.tracking import reads, writes
 from conveyor.tracking import tables as t
-from conveyor.tracking.reads import HEAD, RunNotFound
+from conveyor.tracking.reads import HEAD, Execute, RunNotFound, RunRecord
 
 __all__ = [
     "HEAD",
@@ -38,6 +39,7 @@ __all__ = [
     "SqlStore",
     "Store",
     "engine_url",
+    "executor",
 ]  # the newest migration; a store at another version is upgraded on open
 
 Record = Mapping[str, Any]
@@ -51,6 +53,12 @@ class Store(Protocol):
     def runs(self, *, deleted: bool = False) -> list[dict[str, Any]]: ...
 
     def run(self, ref: str) -> dict[str, Any]: ...
+
+    def run_record(self, ref: str) -> RunRecord: ...
+
+    def execute(self, sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        """Run one read (plain SQL that SQLite and PostgreSQL share, ``:name`` parameters)."""
+        ...
 
     def history(self, run_id: str, key: str) -> list[tuple[int | None, float, float]]: ...
 
@@ -143,7 +151,7 @@ class SqlStore(reads.Reads):
 
     # -- reading: the queries live in reads.py, shared with the sqlite3 fast path -----------
 
-    def _execute(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    def execute(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         try:
             with self.engine.connect() as conn:
                 return list(conn.execute(sa.text(sql), dict(params)))
@@ -152,6 +160,16 @@ class SqlStore(reads.Reads):
                 f"the metadata store at {_safe(self.url)} did not answer: {_reason(exc)}",
                 hint="check that the database server is running and reachable, then try again",
             ) from exc
+
+
+def executor(conn: sa.Connection) -> Execute:
+    """The plain-SQL reads of :mod:`reads` run on ``conn``, inside its transaction: what a
+    write checks before it writes sees what the same transaction wrote."""
+
+    def execute(sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        return list(conn.execute(sa.text(sql), dict(params)))
+
+    return execute
 
 
 def _safe(url: str) -> str:

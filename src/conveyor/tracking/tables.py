@@ -155,3 +155,17 @@ model_tags = sa.Table(
     sa.Column("key", sa.String(256), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+# An append-only log of what happened to the things a team ships (migration 0004): an alias
+# moved, a rollout stepped, promoted or aborted. Written in the transaction of the change it
+# records (see :mod:`conveyor.tracking.events`), never updated or deleted.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),  # "alias.moved", "rollout.promoted", ...
+    sa.Column("subject", sa.String(512), nullable=False),  # "classifier@production", an env
+    sa.Column("data", sa.Text, nullable=False, default="{}"),  # JSON: the inputs of a decision
+    sa.Index("ix_events_subject", "subject", "id"),
+)
