@@ -100,3 +100,17 @@ def test_a_step_that_cannot_be_done_ends_the_job_with_its_code(project: Project)
     assert done.code == 2 and [s.name for s in done.steps] == ["pull", "run"]
     assert done.steps[-1].result == "exit 2" and "run failed" in heard.said
     assert isinstance(heard.errors[0], ConfigError) and "cmdd" in heard.errors[0].message
+
+
+def test_a_bad_gate_ends_the_job_before_any_stage_runs(project: Project) -> None:
+    from tests.ci.flows import PIPELINE
+
+    root = small(project).root
+    project.write("params.yaml", "q: 0.7\n")  # the stage is stale: a run would write eval.json
+    project.write("conveyor.yaml", PIPELINE.replace("min: 0.6", "min: lots"))
+    before = (root / "eval.json").read_bytes()
+    heard = Heard()
+    done = run_job(root, JobOptions(pull=False), heard)
+    assert done.code == 2 and [s.name for s in done.steps] == ["pull", "run"]
+    assert isinstance(heard.errors[0], ConfigError) and "min" in heard.errors[0].message
+    assert (root / "eval.json").read_bytes() == before

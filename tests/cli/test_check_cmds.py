@@ -143,6 +143,37 @@ def test_failing_project_tests_and_a_bad_config(checked: Project) -> None:
     assert bad.code == 2 and "conveyor.yaml:" in bad.err and "min: a number" in bad.err
 
 
+def test_every_mistake_in_conveyor_yaml_is_reported_together(checked: Project) -> None:
+    """One `conveyor check` names a bad stage, a bad gate, a bad tune space, a bad model and an
+    unknown section, each with its line, before any gate runs."""
+    text = (
+        PIPELINE.replace("    deps: [evaluate.py]", "    depz: [evaluate.py]")
+        .replace("min: 0.6", "min: lots", 1)
+        .replace("    path: model", "    path: model\n    pth: other")
+        + "tune:\n  objective: {metric: eval.accuracy}\n"
+        + "  space:\n    skill: {type: float, low: 1, high: 0}\n"
+        + "deploi: {}\n"
+    )
+    checked.write("conveyor.yaml", text)
+    lines = text.splitlines()
+
+    def line(fragment: str) -> int:
+        return next(i for i, t in enumerate(lines, 1) if fragment in t)
+
+    bad = checked.run("check")
+    assert bad.code == 2, bad.out + bad.err
+    for fragment, hint in (
+        ("depz:", "'deps'"),
+        ("min: lots", "a number"),
+        ("pth: other", "'path'"),
+        ("skill: {type: float", "low must be below high"),
+        ("deploi:", "deploy"),
+    ):
+        assert f"conveyor.yaml:{line(fragment)}:" in bad.err, (fragment, bad.err)
+        assert hint in bad.err, (hint, bad.err)
+    assert not (checked.root / "reports" / "gates.json").exists()
+
+
 def test_report_and_the_ci_job(checked: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     run = json.loads(checked.ok("runs", "list", "--json"))[0]["id"]
     checked.ok("models", "register", "clf", "model", "--run", run)

@@ -156,10 +156,12 @@ def _pull(root: Path, options: JobOptions, watcher: Watcher) -> int:
 
 
 def _run(root: Path, watcher: Watcher) -> int:
+    from conveyor.ci import sections
     from conveyor.data.workspace import writing
     from conveyor.pipeline import launch
     from conveyor.pipeline.planner import Options
 
+    sections.check(root)  # a mistake anywhere in conveyor.yaml (a gate too) fails before a run
     with writing("conveyor run", root) as ws:
         pipeline = launch.load(ws)
         if not pipeline.stages:

@@ -26,11 +26,13 @@ from conveyor.cli.render import show_checked
 def check_cmd(opts: Namespace) -> int:
     """Evaluate the gates declared under `gates:` in conveyor.yaml: thresholds, comparisons with
     a baseline (with significance), slices, data, drift, behaviour, budgets and tests."""
+    from conveyor.ci import sections
     from conveyor.ci.check import check
     from conveyor.foundation.paths import find_root
     from conveyor.gates import config
 
     root = find_root()
+    sections.check(root)  # every mistake in conveyor.yaml at once, not only the gates'
     gates = config.load(root)
     if not gates.checks:
         echo("No gates: add a gates: section to conveyor.yaml (see docs/gates.md).")

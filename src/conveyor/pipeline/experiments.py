@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from conveyor.foundation import atomic, git
-from conveyor.foundation.errors import ConveyorError
+from conveyor.foundation.errors import PipelineError
 from conveyor.pipeline.record import KIND_ENV
 
 SHARED = ("cache", "spool", "logs")  # what a copy's .conveyor links to in the project's
@@ -64,7 +64,7 @@ def queued(root: Path) -> list[Queued]:
         try:
             items.append(Queued(**json.loads(path.read_text())))
         except (OSError, ValueError, TypeError) as exc:
-            raise ConveyorError(
+            raise PipelineError(
                 f"queued experiment {path.name} is unreadable ({exc})",
                 hint=f"remove {path} and queue it again",
             ) from exc
@@ -78,7 +78,7 @@ def dequeue(root: Path, item: Queued) -> None:
 def make_copy(root: Path, item_id: str) -> Path:
     """An isolated workspace for one experiment, sharing the project's cache and store."""
     if not item_id or "/" in item_id or item_id.startswith("."):
-        raise ConveyorError(
+        raise PipelineError(
             f"{item_id!r} cannot name an experiment folder", hint="use a plain name"
         )
     copy = root / ".conveyor" / "exps" / item_id

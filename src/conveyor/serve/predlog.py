@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from conveyor.foundation import atomic
 from conveyor.monitor.predlog import PART, model_folder, record, sampled, segment_name
 
 _SEGMENTS = itertools.count()
@@ -163,9 +164,7 @@ class _Segment:
 
     def write(self, lines: list[bytes]) -> None:
         for line in lines:  # not joined first: a copy of megabytes would hold the GIL
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self.fd, view) :]
+            atomic.write_all(self.fd, line)
             self.written += len(line)
             self.count += 1
 

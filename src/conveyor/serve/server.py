@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from conveyor.foundation.errors import ConfigError, ConveyorError
+from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.paths import CONTROL_DIR, find_root
 from conveyor.serve.app import App
 from conveyor.serve.errors import CannotServe
@@ -119,7 +119,7 @@ def from_environment() -> App:
     """The app of one worker process (uvicorn's factory)."""
     raw = os.environ.get(_ENV)
     if not raw:
-        raise ConveyorError(f"{_ENV} is not set: start workers with `conveyor serve --workers N`")
+        raise CannotServe(f"{_ENV} is not set: start workers with `conveyor serve --workers N`")
     config = json.loads(raw)
     root = Path(config["root"]) if config["root"] else None
     return App(
