@@ -222,3 +222,60 @@ def test_an_impossible_shape_without_data_is_refused() -> None:
     shape = [12110, 0, 60, 8548, 33, 27675, 20145]
     with pytest.raises(RequestError, match=r"input 'x': shape \[12110, 0, .*\] is not possible"):
         v2.parse_infer(tensor_body([], "FP64", shape))
+
+
+PARITY = [
+    {"name": "x", "shape": [2, 3], "datatype": "FP64", "data": [0.1, -0.0, 5e-324, 1e308, 3, -7]},
+    {"name": "x", "shape": [3], "datatype": "FP32", "data": [1, 2.5, 16777217]},
+    {"name": "x", "shape": [1], "datatype": "FP32", "data": [1e300]},  # out of range
+    {"name": "x", "shape": [1], "datatype": "FP16", "data": [70000]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [2**63, -(2**63)]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0, True]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0, None]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0, "2"]},
+    {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2], [3, 4]]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [[1, 2], []]},  # ragged
+    {"name": "x", "shape": [3], "datatype": "FP64", "data": [1, [2], 3]},
+    {"name": "x[0]", "shape": [2], "datatype": "FP64", "data": [1, 2]},  # a "[" in a string
+    {"name": "x", "shape": [0], "datatype": "FP64", "data": []},
+    {"name": "x", "shape": [2], "datatype": "INT64", "data": [1, 2]},
+    {"name": "x", "shape": [1], "datatype": "FP64", "data": [1], "parameters": {"a": [1, [2]]}},
+]
+
+
+@pytest.mark.parametrize("tensor", PARITY, ids=[json.dumps(t["data"]) for t in PARITY])
+def test_numbers_read_by_simdjson_are_what_the_general_way_reads(
+    tensor: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = body(tensor, parameters={"p": [1, 2]})
+
+    def parse() -> object:
+        try:
+            request = v2.parse_infer(raw)
+        except RequestError as exc:
+            return ("refused", exc.message)
+        ((name, array),) = request.inputs.items()
+        return name, array.dtype, array.shape, array.tobytes(), array.flags.writeable
+
+    fast = parse()
+    monkeypatch.setattr(v2, "_read", v2.loads)  # the general way alone
+    assert fast == parse()
+
+
+def test_a_repeated_key_counts_once_as_orjson_reads_it() -> None:
+    raw = (
+        b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.5],'
+        b' "data": [2.5]}], "id": "a", "id": "b"}'
+    )
+    request = v2.parse_infer(raw)
+    assert request.inputs["x"].tolist() == [2.5] and request.id == "b"
+
+
+def test_only_flat_data_is_left_to_simdjson() -> None:
+    def kept(tensor: dict[str, object]) -> bool:
+        (read,) = v2._read(body(tensor))["inputs"]
+        return not isinstance(read["data"], list)
+
+    assert kept({"name": "x", "shape": [2], "datatype": "FP64", "data": [1.5, 2]})
+    assert not kept({"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [[1.5, 2]]})
+    assert not kept({"name": "[", "shape": [2], "datatype": "FP64", "data": [1.5, 2]})

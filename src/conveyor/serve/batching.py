@@ -80,8 +80,10 @@ class Batcher:
         max_batch_size: int = 64,
         max_latency_ms: float = 0,
         inline_seconds: float = INLINE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.run = run
+        self.clock = clock  # when requests queued and batches fill up: a test's own
         self.max_batch_size = max(1, max_batch_size)
         self.max_latency = max(0.0, max_latency_ms) / 1000
         self.inline_seconds = inline_seconds
@@ -94,7 +96,7 @@ class Batcher:
     async def submit(self, payload: Any, rows: int, *, timeout: float | None = None) -> Any:
         """The result for ``payload``; TimedOut after ``timeout`` seconds (queued or running)."""
         loop = asyncio.get_running_loop()
-        job = Job(payload, rows, loop.create_future(), time.monotonic())
+        job = Job(payload, rows, loop.create_future(), self.clock())
         self._queue.append(job)
         if not self._busy:
             self._busy = True
@@ -154,7 +156,7 @@ class Batcher:
     async def _fill(self) -> None:
         deadline = self._queue[0].queued + self.max_latency
         while sum(j.rows for j in self._queue) < self.max_batch_size:
-            left = deadline - time.monotonic()
+            left = deadline - self.clock()
             if left <= 0:
                 return
             await asyncio.sleep(min(left, 0.0005))
