@@ -7,6 +7,7 @@ import re
 import struct
 
 import numpy as np
+import orjson
 import pytest
 
 from conveyor.registry.signature import Column, Signature
@@ -279,3 +280,34 @@ def test_only_flat_data_is_left_to_simdjson() -> None:
     assert kept({"name": "x", "shape": [2], "datatype": "FP64", "data": [1.5, 2]})
     assert not kept({"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [[1.5, 2]]})
     assert not kept({"name": "[", "shape": [2], "datatype": "FP64", "data": [1.5, 2]})
+
+
+@pytest.mark.parametrize(
+    ("shape", "data"),
+    [([2, 3], [1.5, 2, -3e-7, 4, 5, 6]), ([3, 1], [1.0, 2.0, 3.0]), ([3], [0.1, 0.2, 0.3])],
+)
+def test_the_log_gets_the_rows_as_sent_nested_as_the_array(
+    shape: list[int], data: list[float]
+) -> None:
+    request = v2.parse_infer(body({"name": "x", "shape": shape, "datatype": "FP64", "data": data}))
+    array = request.inputs["x"]
+    logged = v2.sent_rows(request, array)
+    assert isinstance(logged, orjson.Fragment)
+    assert orjson.loads(orjson.dumps(logged)) == array.tolist()
+    assert v2.sent_rows(request, array.copy()) is not logged  # not what the model took: itself
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        {"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [[1.5, 2]]},  # nested
+        {"name": "x", "shape": [2], "datatype": "FP32", "data": [0.1, 2]},  # the text is finer
+        {"name": "data", "shape": [2], "datatype": "FP64", "data": [0.1, 2]},  # "data" twice
+    ],
+)
+def test_rows_not_sent_as_flat_fp64_are_logged_as_the_model_took_them(
+    tensor: dict[str, object],
+) -> None:
+    request = v2.parse_infer(body(tensor))
+    (array,) = request.inputs.values()
+    assert v2.sent_rows(request, array) is array

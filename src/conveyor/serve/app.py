@@ -326,6 +326,8 @@ class App:
                 unknown = ", ".join(sorted(set(request.outputs) - {output}))
                 raise RequestError(f"model {name} has no output {unknown}; it gives {output}")
             checked, prediction = await served.predict(data, timeout=self.options.timeout)
+            if self.log is not None:
+                checked = v2.sent_rows(request, checked)
             self._log(rid, served, prediction.version, "infer", checked, prediction.outputs)
             answer = v2.infer_response(
                 served.name, prediction.version, request.id or rid, {output: prediction.outputs}
