@@ -76,7 +76,7 @@ SCENARIOS = {
     "v2_1row_c16": (V2, 1, 16),
     "v2_1000rows_c1": (V2, 1000, 1),
 }
-METRICS = ("rps", "rows_per_s", "p50_ms", "p99_ms")
+METRICS = ("rps", "rows_per_s", "p50_ms", "p99_ms", "cpu_ms")
 # target -> (scenario, metric, minimum ratio); a ratio is how many times better conveyor is:
 # conveyor / MLflow for throughput, MLflow / conveyor for latency.
 TARGETS = {
@@ -105,6 +105,7 @@ NOTES = [
     "wrk -t1 --timeout 10s --latency; bench/serving.lua POSTs the body",
     "mlflow models serve --env-manager local, MLflow's defaults otherwise (1 uvicorn worker)",
     "conveyor serve with its defaults; RSS: the server's process tree, after the load",
+    "cpu_ms: CPU time (user + system) of the server's process tree per request under the load",
     "targets: ratios against MLflow in this run; without --compare-mlflow, the issue's figures",
     "mlserver start, settings.json: parallel_workers 0 (MLServer's defaults otherwise); its "
     "scikit-learn runtime loads a joblib file of the same Pipeline, fitted in its venv",
@@ -239,8 +240,8 @@ class Server:
         return self.log.read_text(errors="replace")[-3000:]
 
 
-def tree_rss_mib(root: int) -> float:
-    """Resident memory of a process and all its descendants (VmRSS in /proc)."""
+def tree(root: int) -> list[int]:
+    """A process and all its descendants."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:  # the command name may hold spaces and parentheses: split after the last ")"
@@ -248,10 +249,18 @@ def tree_rss_mib(root: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(stat.parent.name))
-    kib, todo = 0, [root]
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
+        found.append(pid)
         todo += children.get(pid, [])
+    return found
+
+
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of a process and all its descendants (VmRSS in /proc)."""
+    kib = 0
+    for pid in tree(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
@@ -259,6 +268,19 @@ def tree_rss_mib(root: int) -> float:
         found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
         kib += int(found[1]) if found else 0
     return kib / 1024
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user and system) a process and its descendants have used so far: what a
+    request costs the server, which other work on a shared machine hardly changes."""
+    ticks = 0
+    for pid in tree(root):
+        try:  # utime and stime: fields 14 and 15, the 12th and 13th after the name
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -363,7 +385,7 @@ def parse_wrk(text: str, what: str) -> dict[str, float]:
     failed = (int(bad[1]) if bad else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
     if failed or not int(total[1]):
         raise BenchError(f"{what}: {failed} of {total[1]} requests failed:\n{text}")
-    return {"rps": float(rps[1]), **latency}
+    return {"rps": float(rps[1]), "requests": float(total[1]), **latency}
 
 
 def load(b: Bench, server: Server, scenario: str) -> dict[str, float]:
@@ -371,8 +393,12 @@ def load(b: Bench, server: Server, scenario: str) -> dict[str, float]:
     url = f"http://{HOST}:{server.port}{PATHS[protocol]}"
     cmd = [b.wrk, "-t1", f"-c{connections}", f"-d{b.duration}s", "--timeout", "10s", "--latency"]
     cmd += ["-s", str(LUA), url, "--", str(b.bodies[protocol, rows])]
+    assert server.proc is not None
+    cpu = tree_cpu_s(server.proc.pid)
     figures = parse_wrk(run_checked(cmd, BENCH_DIR, os.environ).stdout, f"{server.name} {scenario}")
-    return {**figures, "rows_per_s": figures["rps"] * rows}
+    cpu = tree_cpu_s(server.proc.pid) - cpu
+    requests = figures.pop("requests")
+    return {**figures, "rows_per_s": figures["rps"] * rows, "cpu_ms": cpu * 1e3 / requests}
 
 
 def run_all(b: Bench) -> None:
@@ -403,7 +429,8 @@ def run_all(b: Bench) -> None:
                         b.record(s.name, f"{scenario}.{metric}", value)
                     print(
                         f"  {s.name:<9} {scenario:<12} {fig['rps']:9.1f} req/s "
-                        f"{fig['p50_ms']:9.2f} ms p50 {fig['p99_ms']:9.2f} ms p99",
+                        f"{fig['p50_ms']:9.2f} ms p50 {fig['p99_ms']:9.2f} ms p99 "
+                        f"{fig['cpu_ms']:7.2f} CPU ms per request",
                         flush=True,
                     )
             for s in order:

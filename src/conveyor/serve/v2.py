@@ -79,7 +79,7 @@ def parse_infer(body: bytes, json_length: int | None = None) -> InferRequest:
             data = item.get("data")
             tensors[name] = _from_data(data, name, shape, dtype, bools)
             if dtype == "FP64" and isinstance(data, simdjson.Array):
-                text = v2_numbers.data_text(head, tensors[name].size)
+                text = v2_numbers.data_text(head)
                 sent = None if text is None else {name: text}
     if offset != len(binary):
         raise RequestError(
@@ -278,9 +278,8 @@ def sent_rows(request: InferRequest, checked: Any) -> Any:
     for name, text in (request.sent or {}).items():
         array = request.inputs[name]
         if array is checked and array.ndim <= 2 and array.size:
-            return orjson.Fragment(
-                text if array.ndim == 1 else v2_numbers.rows_text(text, array.shape[1])
-            )
+            nested = v2_numbers.rows_text(text, array.shape)
+            return checked if nested is None else orjson.Fragment(nested)
     return checked
 
 

@@ -47,10 +47,16 @@ def read(head: bytes) -> dict[str, Any] | None:
     # the data the general way, which is only slower.)
     lists = 1 + _lists([v for k, v in out.items() if k != "inputs"])
     lists += sum(_lists([v for k, v in t.items() if k != "data"]) for t in tensors)
-    if kept and head.count(b"[") != lists + len(kept):
+    if kept and _count(head, b"[") != lists + len(kept):
         for t in kept:
             t["data"] = t["data"].as_list()
     return out
+
+
+def _count(text: bytes, char: bytes) -> int:
+    import numpy as np  # counts a byte several times faster than bytes.count
+
+    return int(np.count_nonzero(np.frombuffer(text, dtype=np.uint8) == ord(char)))
 
 
 def _members(obj: Any, keep: str = "inputs") -> dict[str, Any] | None:
@@ -102,31 +108,37 @@ def floats(data: Any, target: Any) -> Any:
     return None if np.isinf(array).any() else array
 
 
-def data_text(head: bytes, size: int) -> bytes | None:
+def data_text(head: bytes) -> bytes | None:
     """The text of the one ``"data": [...]`` of a body whose data simdjson read as a flat list
-    of ``size`` numbers; None unless that is certain."""
-    if head.count(b'"data"') != 1:
-        return None
-    key = head.find(b'"data"') + len(b'"data"')
+    of numbers; None unless that is certain (:func:`rows_text` counts the numbers)."""
+    first = head.find(b'"data"')
+    key = first + len(b'"data"')
     colon = head.find(b":", key)
     start = head.find(b"[", colon)
-    if colon < 0 or start < 0 or head[key:colon].strip() or head[colon + 1 : start].strip():
+    if first < 0 or colon < 0 or start < 0:
+        return None
+    if head[key:colon].strip() or head[colon + 1 : start].strip():
         return None
     end = head.find(b"]", start)
     text = head[start : end + 1]
-    if end < 0 or b'"' in text or text.count(b",") != max(size - 1, 0):
+    # the body's only "data": none before the first, none among numbers (they hold no quote)
+    if end < 0 or b'"' in text or head.find(b'"data"', end) >= 0:
         return None
     return text
 
 
-def rows_text(text: bytes, width: int) -> bytes:
-    """A flat JSON list of numbers as a list of rows of ``width``: "]" and "[" around every
-    width-th comma."""
+def rows_text(text: bytes, shape: tuple[int, ...]) -> bytes | None:
+    """A flat JSON list of numbers nested as an array of ``shape`` (one or two dimensions)
+    is: "],[" for every width-th comma. None when it does not hold that many numbers."""
     import numpy as np
 
+    if len(shape) == 1:
+        return text if _count(text, b",") == shape[0] - 1 else None
     chars = np.frombuffer(text, dtype=np.uint8)
-    cuts = np.flatnonzero(chars == ord(","))[width - 1 :: width]
-    where = np.stack([cuts, cuts + 1], axis=1).reshape(-1)
-    marks = np.tile(np.frombuffer(b"][", dtype=np.uint8), len(cuts))
-    nested = np.insert(chars[1:-1], where - 1, marks)
-    return b"[[" + nested.tobytes() + b"]]"
+    rows, width = shape
+    commas = np.flatnonzero(chars == ord(","))
+    if len(commas) != rows * width - 1:
+        return None
+    cuts = commas[width - 1 :: width].tolist()
+    starts, ends = [1, *(c + 1 for c in cuts)], [*cuts, len(text) - 1]
+    return b"[[" + b"],[".join([text[a:b] for a, b in zip(starts, ends, strict=True)]) + b"]]"
