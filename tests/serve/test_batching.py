@@ -176,3 +176,15 @@ def test_the_cost_of_an_unseen_batch_size_is_guessed_up_from_smaller_ones() -> N
     assert cost.estimate(600) == 0.002  # the same class
     cost.observe(1, 0.002)
     assert cost.estimate(1) == pytest.approx(0.0012)  # a moving average
+
+
+def test_one_call_the_machine_held_up_does_not_move_the_estimate_far() -> None:
+    from conveyor.serve.batching import Cost
+
+    cost = Cost()
+    cost.observe(1, 0.001)
+    cost.observe(1, 0.050)  # preempted: counted as 0.002
+    assert cost.estimate(1) == pytest.approx(0.0012)
+    for _ in range(30):  # a model that really became slower
+        cost.observe(1, 0.050)
+    assert cost.estimate(1) == pytest.approx(0.050, rel=0.05)

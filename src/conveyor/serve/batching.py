@@ -35,6 +35,7 @@ RunBatch = Callable[[Sequence[Any], Sequence[int]], list[Any]]
 # sys.getswitchinterval() (5 ms) at a time, so the loop waits about as long either way.
 INLINE_SECONDS = 0.002
 _WEIGHT = 0.2  # of the latest call in a moving average
+_MAX_JUMP = 2.0  # the most a call counts for, as a multiple of the average
 
 
 class Job(NamedTuple):
@@ -46,8 +47,9 @@ class Job(NamedTuple):
 
 class Cost:
     """How long the model takes for so many rows: a moving average of seconds per call for each
-    size class (1, 2-3, 4-7, ... rows). A size not seen yet is guessed from the nearest smaller
-    one seen, doubled per class (as if the cost grew with the rows), else from the nearest larger.
+    size class (1, 2-3, 4-7, ... rows), a call counting at most twice the average. A size not
+    seen yet is guessed from the nearest smaller one seen, doubled per class (as if the cost
+    grew with the rows), else from the nearest larger.
     """
 
     def __init__(self) -> None:
@@ -69,7 +71,14 @@ class Cost:
     def observe(self, rows: int, seconds: float) -> None:
         size = rows.bit_length()
         before = self.seconds.get(size)
-        self.seconds[size] = seconds if before is None else before + _WEIGHT * (seconds - before)
+        if before is None:
+            self.seconds[size] = seconds
+            return
+        # A call counts at most twice the average: one the machine held up (another process
+        # ran) must not send the next batches to the thread, and a model that really became
+        # slower still doubles its estimate every few calls.
+        seconds = min(seconds, _MAX_JUMP * before)
+        self.seconds[size] = before + _WEIGHT * (seconds - before)
 
 
 class Batcher:
