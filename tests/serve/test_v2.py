@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from conveyor.registry.signature import Column, Signature
-from conveyor.serve import v2
+from conveyor.serve import v2, v2_numbers
 from conveyor.serve.errors import RequestError
 
 ARRAY = Signature((Column("input", "float64", (-1, 2)),), (Column("output", "int64", (-1,)),))
@@ -19,6 +19,12 @@ TABLE = Signature(
     (Column("age", "int64", (-1,)), Column("city", "object", (-1,))),
     (Column("output", "float64", (-1,)),),
 )
+
+
+@pytest.fixture(autouse=True)
+def _fast_way_for_small_bodies_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every body here is read as a large one is (simdjson first), unless a test says not."""
+    monkeypatch.setattr(v2_numbers, "MIN_BYTES", 0)
 
 
 def body(*inputs: dict[str, object], **extra: object) -> bytes:
@@ -311,3 +317,19 @@ def test_rows_not_sent_as_flat_fp64_are_logged_as_the_model_took_them(
     request = v2.parse_infer(body(tensor))
     (array,) = request.inputs.values()
     assert v2.sent_rows(request, array) is array
+
+
+def test_a_large_body_is_read_the_fast_way_and_a_small_one_by_orjson(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(v2_numbers, "MIN_BYTES", 8192)
+    rows = np.random.default_rng(0).normal(size=(1000, 30))
+    large = body(
+        {"name": "x", "shape": [1000, 30], "datatype": "FP64", "data": rows.ravel().tolist()}
+    )
+    request = v2.parse_infer(large)
+    assert request.sent is not None and np.array_equal(request.inputs["x"], rows)
+    logged = orjson.loads(orjson.dumps(v2.sent_rows(request, request.inputs["x"])))
+    assert logged == rows.tolist()
+    small = v2.parse_infer(body({"name": "x", "shape": [1], "datatype": "FP64", "data": [0.5]}))
+    assert small.sent is None and small.inputs["x"].tolist() == [0.5]

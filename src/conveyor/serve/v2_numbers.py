@@ -16,6 +16,8 @@ from typing import Any
 
 import simdjson
 
+MIN_BYTES = 8192  # below this, orjson and numpy read a body faster (10 us against 35 us)
+
 
 def read(head: bytes) -> dict[str, Any] | None:
     """The JSON object as ``orjson.loads`` reads it, except that an input's ``data`` that is a
