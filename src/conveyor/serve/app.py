@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from conveyor.foundation.errors import ConveyorError
-from conveyor.serve import openapi, scoring, v2
+from conveyor.serve import memory, openapi, scoring, v2
 from conveyor.serve.errors import NotAllowed, NotFound, NotReady, RequestError, TooLarge
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.predlog import PredictionLog
@@ -148,6 +148,7 @@ class App:
         """Load the models in the background (``/v2/health/ready`` says when), then follow
         their aliases; a model that cannot be loaded makes :attr:`failed` say why and calls
         ``on_failure``."""
+        memory.keep_freed_memory()
         self._tasks = [asyncio.get_running_loop().create_task(self._run())]
 
     def stop(self) -> None:
