@@ -43,7 +43,8 @@ bench-compare: $(STAMP)
 	$(BIN)/python bench/tracking.py --compare-mlflow "$$(bash bench/install_mlflow.sh)"
 	$(BIN)/python bench/gates.py
 	bash bench/install_wrk.sh >/dev/null
-	$(BIN)/python bench/serving.py --compare-mlflow "$$(bash bench/install_mlflow.sh)"
+	$(BIN)/python bench/serving.py --compare-mlflow "$$(bash bench/install_mlflow.sh)" \
+		--compare-mlserver "$$(bash bench/install_mlserver.sh)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Serving benchmark: conveyor's model server under wrk, optionally against `mlflow models serve`.
+"""Serving benchmark: conveyor's model server under wrk, against `mlflow models serve` and MLServer.
 
 The example project (examples/classifier) is set up in a scratch folder: data, `conveyor run`,
 then the model is registered and aliased classifier@production. conveyor serves it with
@@ -10,15 +10,25 @@ with `mlflow models serve --env-manager local`, otherwise with MLflow's defaults
 worker). Both get the same `POST /invocations` body, `{"inputs": [[30 floats], ...]}`, rows taken
 from data/prepared/test.csv (cycled up to 1,000).
 
+With --compare-mlserver, MLServer (KServe's Python runtime, `mlserver` + `mlserver-sklearn`) serves
+the same Pipeline, fitted the same way in its venv and saved with joblib (what its scikit-learn
+runtime loads), with `parallel_workers: 0` (its worker pool fails with today's uvloop, and no
+pool is its fastest set-up for a small model). Both servers get the same Open Inference Protocol
+v2 body, `POST /v2/models/classifier/infer` with one FP64 tensor `{"name": "input", "shape":
+[rows, 30], "data": [flat row-major values]}`: the same rows. Without a comparison, conveyor is
+measured on both protocols; with one, on the protocols of the servers it is compared with.
+
 Every repeat starts each server afresh (start-up: from the process's start until its readiness
 endpoint answers 200, polled every 10 ms), checks a 1-row and a 1,000-row answer, then runs each
 scenario with wrk (one thread, a Lua script to POST), the servers interleaved in alternating
-order; resident memory (the server's process tree) is read after the load. Medians are
-reported; any non-2xx response or socket error ends the benchmark. From the repo root::
+order; resident memory (the server's process tree) is read once it is ready, and again after
+the load. Medians are reported; any non-2xx response or socket error ends the benchmark. From
+the repo root::
 
     bash bench/install_wrk.sh
     .venv/bin/python bench/serving.py --duration 3 --repeats 1
     .venv/bin/python bench/serving.py --compare-mlflow "$(bash bench/install_mlflow.sh)"
+    .venv/bin/python bench/serving.py --compare-mlserver "$(bash bench/install_mlserver.sh)"
 
 Standard library only.
 """
@@ -52,10 +62,21 @@ LUA = BENCH_DIR / "serving.lua"
 HOST = "127.0.0.1"
 READY_TIMEOUT, POLL = 120.0, 0.01  # seconds
 MODEL_URI = "models:/classifier@production"
+MODEL_NAME = "classifier"
+V2_INPUT = "input"  # the input conveyor's signature names (inferred from a numpy example)
+INVOCATIONS, V2 = "invocations", "v2"
+PATHS = {INVOCATIONS: "/invocations", V2: f"/v2/models/{MODEL_NAME}/infer"}
 
-# scenario -> (rows per request, connections)
-SCENARIOS = {"1row_c1": (1, 1), "1row_c16": (1, 16), "1000rows_c1": (1000, 1)}
-METRICS = ("rps", "rows_per_s", "p50_ms", "p99_ms")
+# scenario -> (protocol, rows per request, connections)
+SCENARIOS = {
+    "1row_c1": (INVOCATIONS, 1, 1),
+    "1row_c16": (INVOCATIONS, 1, 16),
+    "1000rows_c1": (INVOCATIONS, 1000, 1),
+    "v2_1row_c1": (V2, 1, 1),
+    "v2_1row_c16": (V2, 1, 16),
+    "v2_1000rows_c1": (V2, 1000, 1),
+}
+METRICS = ("rps", "rows_per_s", "p50_ms", "p99_ms", "cpu_ms")
 # target -> (scenario, metric, minimum ratio); a ratio is how many times better conveyor is:
 # conveyor / MLflow for throughput, MLflow / conveyor for latency.
 TARGETS = {
@@ -65,6 +86,13 @@ TARGETS = {
     "1,000-row batches: rows/s": ("1000rows_c1", "rows_per_s", 3.0),
 }
 MAX_STARTUP_S = 2.0
+# target -> (scenario, metric, minimum ratio): conveyor against MLServer in the same run.
+MLSERVER_TARGETS = {
+    "v2 1 row, 1 connection: req/s": ("v2_1row_c1", "rps", 2.0),
+    "v2 1 row, 16 connections: req/s": ("v2_1row_c16", "rps", 5.0),
+    "v2 1,000 rows: req/s": ("v2_1000rows_c1", "rps", 1.5),
+}
+MAX_RSS_GROWTH = 1.5  # conveyor's RSS after the load, as a multiple of its RSS once ready
 # MLflow 3.17.2 on this machine, as measured for the issue (medians of 3 runs).
 MLFLOW_REFERENCE = {
     "1row_c1": {"rps": 59, "rows_per_s": 59, "p50_ms": 16.5, "p99_ms": 52},
@@ -77,7 +105,11 @@ NOTES = [
     "wrk -t1 --timeout 10s --latency; bench/serving.lua POSTs the body",
     "mlflow models serve --env-manager local, MLflow's defaults otherwise (1 uvicorn worker)",
     "conveyor serve with its defaults; RSS: the server's process tree, after the load",
+    "cpu_ms: CPU time (user + system) of the server's process tree per request under the load",
     "targets: ratios against MLflow in this run; without --compare-mlflow, the issue's figures",
+    "mlserver start, settings.json: parallel_workers 0 (MLServer's defaults otherwise); its "
+    "scikit-learn runtime loads a joblib file of the same Pipeline, fitted in its venv",
+    "v2 body: one FP64 tensor named input, shape [rows, 30], data flat in row-major order",
 ]
 
 MLFLOW_TRAIN = """
@@ -102,6 +134,36 @@ model = make_pipeline(
 mlflow.sklearn.save_model(model, out, signature=infer_signature(x, model.predict(x)))
 """
 
+# The same fit, saved as MLServer's scikit-learn runtime loads it (a joblib file), with its
+# model-settings.json; the server's settings.json is written at each start (its ports).
+MLSERVER_TRAIN = """
+import json
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+project, out, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+params = json.loads(sys.argv[4])  # train's params: the bench reads params.yaml
+table = np.loadtxt(project / "data/prepared/train.csv", delimiter=",", skiprows=1)
+x, y = table[:, 1:-1], table[:, -1].astype(int)
+model = make_pipeline(
+    StandardScaler(), LogisticRegression(C=float(params["C"]), max_iter=int(params["max_iter"]))
+).fit(x, y)
+out.mkdir(parents=True, exist_ok=True)
+joblib.dump(model, out / "model.joblib")
+settings = {
+    "name": name,
+    "implementation": "mlserver_sklearn.SKLearnModel",
+    "parameters": {"uri": "./model.joblib", "version": "1"},
+}
+(out / "model-settings.json").write_text(json.dumps(settings))
+"""
+
 
 @dataclass
 class Server:
@@ -113,6 +175,8 @@ class Server:
     env: dict[str, str]
     ready_path: str
     log: Path
+    protocols: tuple[str, ...] = (INVOCATIONS,)
+    settings: Path | None = None  # written at each start with its ports (MLServer's)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -120,6 +184,10 @@ class Server:
         """Start the server; the seconds until its readiness endpoint answered 200."""
         self.port = free_port()
         cmd = [arg.replace("{port}", str(self.port)) for arg in self.cmd]
+        if self.settings is not None:
+            settings = {"http_port": self.port, "grpc_port": free_port(), "parallel_workers": 0}
+            settings |= {"metrics_port": free_port(), "host": HOST}
+            self.settings.write_text(json.dumps(settings))
         with self.log.open("ab") as log:
             log.write(f"\n$ {' '.join(cmd)}\n".encode())
             log.flush()
@@ -172,8 +240,8 @@ class Server:
         return self.log.read_text(errors="replace")[-3000:]
 
 
-def tree_rss_mib(root: int) -> float:
-    """Resident memory of a process and all its descendants (VmRSS in /proc)."""
+def tree(root: int) -> list[int]:
+    """A process and all its descendants."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:  # the command name may hold spaces and parentheses: split after the last ")"
@@ -181,10 +249,18 @@ def tree_rss_mib(root: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(stat.parent.name))
-    kib, todo = 0, [root]
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
+        found.append(pid)
         todo += children.get(pid, [])
+    return found
+
+
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of a process and all its descendants (VmRSS in /proc)."""
+    kib = 0
+    for pid in tree(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
@@ -194,13 +270,27 @@ def tree_rss_mib(root: int) -> float:
     return kib / 1024
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user and system) a process and its descendants have used so far: what a
+    request costs the server, which other work on a shared machine hardly changes."""
+    ticks = 0
+    for pid in tree(root):
+        try:  # utime and stime: fields 14 and 15, the 12th and 13th after the name
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Bench:
     wrk: str
     servers: list[Server]
-    bodies: dict[int, Path]  # rows -> request body
+    bodies: dict[tuple[str, int], Path]  # (protocol, rows) -> request body
     duration: int
     repeats: int
+    protocols: set[str]
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def record(self, server: str, figure: str, value: float) -> None:
@@ -227,30 +317,52 @@ def make_project(conveyor: Path, work: Path, env: dict[str, str]) -> Path:
     return project
 
 
-def write_bodies(project: Path, work: Path) -> dict[int, Path]:
+def write_bodies(project: Path, work: Path, protocols: set[str]) -> dict[tuple[str, int], Path]:
     with (project / "data" / "prepared" / "test.csv").open(newline="") as f:
         rows = [[float(v) for v in row[1:-1]] for row in list(csv.reader(f))[1:]]  # no id, label
     bodies = {}
-    for n in sorted({rows for rows, _ in SCENARIOS.values()}):
-        bodies[n] = work / f"body-{n}.json"
-        bodies[n].write_text(json.dumps({"inputs": [rows[i % len(rows)] for i in range(n)]}))
+    for protocol, n, _ in SCENARIOS.values():
+        if protocol not in protocols or (protocol, n) in bodies:
+            continue
+        sent = [rows[i % len(rows)] for i in range(n)]
+        if protocol == INVOCATIONS:
+            doc: dict[str, object] = {"inputs": sent}
+        else:
+            flat = [v for row in sent for v in row]
+            tensor = {"name": V2_INPUT, "shape": [n, len(sent[0])], "datatype": "FP64"}
+            doc = {"inputs": [{**tensor, "data": flat}]}
+        bodies[protocol, n] = work / f"body-{protocol}-{n}.json"
+        bodies[protocol, n].write_text(json.dumps(doc))
     return bodies
 
 
-def check_answers(server: Server, bodies: dict[int, Path]) -> list[object]:
-    """Warm the server up and check its answers; the predictions for the largest body."""
-    predictions: object = None
-    for n, path in sorted(bodies.items()):
+def predictions(protocol: str, status: int, data: bytes) -> object:
+    """The predictions of an answer, or None."""
+    try:
+        doc = json.loads(data) if status == 200 else None
+        if protocol == INVOCATIONS:
+            return doc["predictions"] if doc else None
+        return doc["outputs"][0]["data"] if doc else None
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def check_answers(server: Server, bodies: dict[tuple[str, int], Path]) -> dict[str, list[object]]:
+    """Warm the server up and check its answers; by protocol, the predictions for its largest
+    body."""
+    answers: dict[str, list[object]] = {}
+    for (protocol, n), path in sorted(bodies.items()):
+        if protocol not in server.protocols:
+            continue
         for _ in range(10):
-            status, data = server.request("POST", "/invocations", path.read_bytes())
-            try:
-                predictions = json.loads(data)["predictions"] if status == 200 else None
-            except (ValueError, KeyError, TypeError):
-                predictions = None
-            if not isinstance(predictions, list) or len(predictions) != n:
-                raise BenchError(f"{server.name}: {n}-row request, answer {status}: {data[:500]!r}")
-    assert isinstance(predictions, list)
-    return predictions
+            status, data = server.request("POST", PATHS[protocol], path.read_bytes())
+            found = predictions(protocol, status, data)
+            if not isinstance(found, list) or len(found) != n:
+                raise BenchError(
+                    f"{server.name}: {protocol} {n}-row request, answer {status}: {data[:500]!r}"
+                )
+            answers[protocol] = found
+    return answers
 
 
 UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
@@ -273,16 +385,20 @@ def parse_wrk(text: str, what: str) -> dict[str, float]:
     failed = (int(bad[1]) if bad else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
     if failed or not int(total[1]):
         raise BenchError(f"{what}: {failed} of {total[1]} requests failed:\n{text}")
-    return {"rps": float(rps[1]), **latency}
+    return {"rps": float(rps[1]), "requests": float(total[1]), **latency}
 
 
 def load(b: Bench, server: Server, scenario: str) -> dict[str, float]:
-    rows, connections = SCENARIOS[scenario]
-    url = f"http://{HOST}:{server.port}/invocations"
+    protocol, rows, connections = SCENARIOS[scenario]
+    url = f"http://{HOST}:{server.port}{PATHS[protocol]}"
     cmd = [b.wrk, "-t1", f"-c{connections}", f"-d{b.duration}s", "--timeout", "10s", "--latency"]
-    cmd += ["-s", str(LUA), url, "--", str(b.bodies[rows])]
+    cmd += ["-s", str(LUA), url, "--", str(b.bodies[protocol, rows])]
+    assert server.proc is not None
+    cpu = tree_cpu_s(server.proc.pid)
     figures = parse_wrk(run_checked(cmd, BENCH_DIR, os.environ).stdout, f"{server.name} {scenario}")
-    return {**figures, "rows_per_s": figures["rps"] * rows}
+    cpu = tree_cpu_s(server.proc.pid) - cpu
+    requests = figures.pop("requests")
+    return {**figures, "rows_per_s": figures["rps"] * rows, "cpu_ms": cpu * 1e3 / requests}
 
 
 def run_all(b: Bench) -> None:
@@ -290,27 +406,38 @@ def run_all(b: Bench) -> None:
         order = b.servers if rep % 2 == 0 else b.servers[::-1]
         print(f"repeat {rep + 1}/{b.repeats}", flush=True)
         try:
-            answers = {}
+            answers: dict[str, set[str]] = {}
             for s in order:
                 startup = s.start()
                 b.record(s.name, "startup_s", startup)
-                answers[s.name] = check_answers(s, b.bodies)
+                assert s.proc is not None
+                b.record(s.name, "rss_start_mib", tree_rss_mib(s.proc.pid))
+                for protocol, found in check_answers(s, b.bodies).items():
+                    answers.setdefault(protocol, set()).add(json.dumps(found))
                 print(f"  {s.name:<9} ready in {startup:.2f} s", flush=True)
-            if len({json.dumps(a) for a in answers.values()}) > 1 and rep == 0:
-                warn("the servers' predictions for the 1,000-row body differ")
-            for scenario in SCENARIOS:
+            for protocol, found in answers.items():
+                if len(found) > 1 and rep == 0:
+                    warn(f"the servers' {protocol} predictions for the largest body differ")
+            for scenario, (protocol, _, _) in SCENARIOS.items():
+                if protocol not in b.protocols:
+                    continue
                 for s in order:
+                    if protocol not in s.protocols:
+                        continue
                     fig = load(b, s, scenario)
                     for metric, value in fig.items():
                         b.record(s.name, f"{scenario}.{metric}", value)
                     print(
                         f"  {s.name:<9} {scenario:<12} {fig['rps']:9.1f} req/s "
-                        f"{fig['p50_ms']:9.2f} ms p50 {fig['p99_ms']:9.2f} ms p99",
+                        f"{fig['p50_ms']:9.2f} ms p50 {fig['p99_ms']:9.2f} ms p99 "
+                        f"{fig['cpu_ms']:7.2f} CPU ms per request",
                         flush=True,
                     )
             for s in order:
                 assert s.proc is not None
-                b.record(s.name, "rss_mib", tree_rss_mib(s.proc.pid))
+                rss = tree_rss_mib(s.proc.pid)
+                b.record(s.name, "rss_mib", rss)
+                b.record(s.name, "rss_growth", rss / b.samples[s.name]["rss_start_mib"][-1])
         finally:
             for s in order:
                 s.stop()
@@ -343,22 +470,68 @@ def goals(med: dict[str, dict[str, float]]) -> dict[str, dict[str, float | bool]
     return out
 
 
-def print_tables(b: Bench, med: dict[str, dict[str, float]], met: dict[str, dict]) -> None:
+def mlserver_goals(med: dict[str, dict[str, float]]) -> dict[str, dict[str, float | bool]]:
+    """The targets against MLServer in this run, and conveyor's memory growth under the load."""
+    conv, mls = med.get("conveyor", {}), med.get("mlserver", {})
+    out: dict[str, dict[str, float | bool]] = {}
+    for target, (scenario, metric, minimum) in MLSERVER_TARGETS.items():
+        key = f"{scenario}.{metric}"
+        if key in conv and key in mls:
+            ratio = times_better(metric, conv[key], mls[key])
+            out[target] = {"conveyor": conv[key], "mlserver": mls[key], "ratio": ratio}
+            out[target] |= {"min_ratio": minimum, "met": ratio >= minimum}
+    if "rss_growth" in conv:
+        growth = conv["rss_growth"]
+        out["RSS after the load / at start"] = {
+            "conveyor": growth,
+            "max_ratio": MAX_RSS_GROWTH,
+            "met": growth <= MAX_RSS_GROWTH,
+        }
+    return out
+
+
+def print_tables(
+    b: Bench, med: dict[str, dict[str, float]], met: dict[str, dict], mls: dict[str, dict]
+) -> None:
     rows = [(s.name, med[s.name]) for s in b.servers]
     reference = "mlflow 3.17.2 (issue)"
     print(f"\nmedians of {b.repeats} repeat(s), {b.duration} s per wrk run, 1 wrk thread")
-    for scenario, (n, connections) in SCENARIOS.items():
-        print(f"\n{scenario}: {n:,} row(s) per request, {connections} connection(s)")
+    for scenario, (protocol, n, connections) in SCENARIOS.items():
+        if protocol not in b.protocols:
+            continue
+        print(f"\n{scenario}: {PATHS[protocol]}, {n:,} row(s) per request, {connections} conn.")
         print(f"{'server':<22}" + "".join(f"{m:>12}" for m in METRICS))
         figures = [(name, {m: f.get(f"{scenario}.{m}") for m in METRICS}) for name, f in rows]
-        for name, fig in [*figures, (reference, MLFLOW_REFERENCE[scenario])]:
+        if scenario in MLFLOW_REFERENCE:
+            figures.append((reference, MLFLOW_REFERENCE[scenario]))
+        for name, fig in figures:
+            if all(fig.get(m) is None for m in METRICS):
+                continue  # a server that does not speak this protocol
             cells = (fig.get(m) for m in METRICS)
             print(
                 f"{name:<22}" + "".join(f"{'-':>12}" if v is None else f"{v:12.2f}" for v in cells)
             )
-    print(f"\n{'server':<22}{'start-up s':>12}{'RSS MiB':>12}")
+    print(f"\n{'server':<22}{'start-up s':>12}{'RSS MiB':>12}{'at start':>12}")
     for name, fig in [*rows, (reference, MLFLOW_REFERENCE["server"])]:
-        print(f"{name:<22}{fig['startup_s']:12.2f}{fig['rss_mib']:12.0f}")
+        start = f"{fig['rss_start_mib']:12.0f}" if "rss_start_mib" in fig else f"{'-':>12}"
+        print(f"{name:<22}{fig['startup_s']:12.2f}{fig['rss_mib']:12.0f}{start}")
+    if any("mlflow" in g or "seconds" in g for g in met.values()) or INVOCATIONS in b.protocols:
+        print_mlflow_goals(met)
+    if mls:
+        print(
+            f"\n{'target (vs MLServer)':<34}{'conveyor':>11}{'mlserver':>11}{'ratio':>8}{'goal':>9}"
+        )
+    for target, g in mls.items():
+        if "max_ratio" in g:
+            cells = f"{g['conveyor']:10.2f}x" + f"{'-':>11}{'-':>8}"
+            goal = f"<= {g['max_ratio']:g}x"
+        else:
+            cells = f"{g['conveyor']:11.2f}{g['mlserver']:11.2f}{g['ratio']:7.3g}x"
+            goal = f">= {g['min_ratio']:g}x"
+        print(f"{target:<34}{cells}{goal:>9}  {'met' if g['met'] else 'MISSED'}")
+
+
+def print_mlflow_goals(met: dict[str, dict]) -> None:
     if met:
         head = f"{'target':<26}{'conveyor':>11}{'mlflow':>11}{'ratio':>8}"
         print(f"\n{head}{'issue':>11}{'ratio':>8}{'goal':>9}")
@@ -379,19 +552,27 @@ def print_tables(b: Bench, med: dict[str, dict[str, float]], met: dict[str, dict
 def report(b: Bench, out: Path) -> None:
     med = {s: {f: statistics.median(v) for f, v in figs.items()} for s, figs in b.samples.items()}
     met = goals(med)
-    print_tables(b, med, met)
+    mls = mlserver_goals(med)
+    print_tables(b, med, met, mls)
     machine = {"nproc": os.cpu_count(), "python": platform.python_version()}
+    scenarios = {
+        k: {"protocol": p, "path": PATHS[p], "rows": r, "connections": c}
+        for k, (p, r, c) in SCENARIOS.items()
+        if p in b.protocols
+    }
     result = {
         "repeats": b.repeats,
         "duration_s": b.duration,
         "machine": {**machine, "platform": platform.platform(), "versions": versions(b)},
         "notes": NOTES,
-        "scenarios": {k: {"rows": r, "connections": c} for k, (r, c) in SCENARIOS.items()},
+        "scenarios": scenarios,
         "medians": med,
         "samples": b.samples,
         "targets": met,
+        "mlserver_targets": mls,
         "mlflow_reference": MLFLOW_REFERENCE,
-        "all_targets_met": bool(met) and all(g["met"] for g in met.values()),
+        "all_targets_met": bool(met or mls)
+        and all(g["met"] for g in [*met.values(), *mls.values()]),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -416,14 +597,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs per scenario and server (3)")
     parser.add_argument("--conveyor", default=str(REPO_ROOT / ".venv" / "bin" / "conveyor"))
     parser.add_argument("--compare-mlflow", metavar="PYTHON", help="python of an MLflow venv")
-    parser.add_argument("--skip-conveyor", action="store_true", help="MLflow alone")
+    parser.add_argument("--compare-mlserver", metavar="PYTHON", help="python of an MLServer venv")
+    parser.add_argument("--skip-conveyor", action="store_true", help="the others alone")
     parser.add_argument("--work", default=str(BENCH_DIR / ".work"), help="default bench/.work")
     parser.add_argument("--out", default=str(BENCH_DIR / "results" / "serving.json"))
     args = parser.parse_args(argv)
     if args.duration < 1 or args.repeats < 1:
         parser.error("--duration and --repeats must be at least 1")
-    if args.skip_conveyor and not args.compare_mlflow:
-        parser.error("--skip-conveyor needs --compare-mlflow")
+    if args.skip_conveyor and not (args.compare_mlflow or args.compare_mlserver):
+        parser.error("--skip-conveyor needs --compare-mlflow or --compare-mlserver")
     return args
 
 
@@ -439,7 +621,17 @@ def run(args: argparse.Namespace) -> None:
     env = {**os.environ, "PATH": f"{conveyor.parent}{os.pathsep}{os.environ['PATH']}"}
     project = make_project(conveyor, work, env)
     serve = [str(conveyor), "serve", MODEL_URI, "--host", HOST, "--port", "{port}"]
-    servers = [Server("conveyor", serve, project, env, "/v2/health/ready", work / "conveyor.log")]
+    servers = [
+        Server(
+            "conveyor",
+            serve,
+            project,
+            env,
+            "/v2/health/ready",
+            work / "conveyor.log",
+            protocols=(INVOCATIONS, V2),
+        )
+    ]
     servers = servers[: not args.skip_conveyor]
     if args.compare_mlflow:
         python = find_exe(
@@ -456,10 +648,40 @@ def run(args: argparse.Namespace) -> None:
         cmd = [str(python.parent / "mlflow"), "models", "serve", "-m", str(model)]
         cmd += ["--env-manager", "local", "-h", HOST, "-p", "{port}"]
         servers.append(Server("mlflow", cmd, work, mlflow_env, "/ping", work / "mlflow.log"))
-    bench = Bench(wrk, servers, write_bodies(project, work), args.duration, args.repeats)
+    if args.compare_mlserver:
+        servers.append(mlserver(args.compare_mlserver, conveyor, project, work))
+    compared = {p for s in servers if s.name != "conveyor" for p in s.protocols}
+    protocols = compared or {INVOCATIONS, V2}
+    bodies = write_bodies(project, work, protocols)
+    bench = Bench(wrk, servers, bodies, args.duration, args.repeats, protocols)
     run_all(bench)
     report(bench, Path(args.out).absolute())
     remove(work)
+
+
+def mlserver(raw_python: str, conveyor: Path, project: Path, work: Path) -> Server:
+    """MLServer serving the example's Pipeline, fitted and saved in its own venv."""
+    python = find_exe(raw_python, "MLServer venv's python", "bash bench/install_mlserver.sh")
+    env = {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}
+    folder = work / "mlserver-model"
+    # train's params, read by conveyor's venv (MLServer's need not have PyYAML)
+    read = "import json, yaml; print(json.dumps(yaml.safe_load(open('params.yaml'))['train']))"
+    train = run_checked([str(conveyor.parent / "python"), "-c", read], project, env).stdout
+    (work / "mlserver_train.py").write_text(MLSERVER_TRAIN)
+    script = [str(python), str(work / "mlserver_train.py"), str(project), str(folder)]
+    run_checked([*script, MODEL_NAME, train.strip()], work, env)
+    cmd = [str(python.parent / "mlserver"), "start", str(folder)]
+    ready = "/v2/health/ready"
+    return Server(
+        "mlserver",
+        cmd,
+        work,
+        env,
+        ready,
+        work / "mlserver.log",
+        protocols=(V2,),
+        settings=folder / "settings.json",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,10 +7,11 @@ import re
 import struct
 
 import numpy as np
+import orjson
 import pytest
 
 from conveyor.registry.signature import Column, Signature
-from conveyor.serve import v2
+from conveyor.serve import v2, v2_numbers
 from conveyor.serve.errors import RequestError
 
 ARRAY = Signature((Column("input", "float64", (-1, 2)),), (Column("output", "int64", (-1,)),))
@@ -18,6 +19,12 @@ TABLE = Signature(
     (Column("age", "int64", (-1,)), Column("city", "object", (-1,))),
     (Column("output", "float64", (-1,)),),
 )
+
+
+@pytest.fixture(autouse=True)
+def _fast_way_for_small_bodies_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every body here is read as a large one is (simdjson first), unless a test says not."""
+    monkeypatch.setattr(v2_numbers, "MIN_BYTES", 0)
 
 
 def body(*inputs: dict[str, object], **extra: object) -> bytes:
@@ -222,3 +229,107 @@ def test_an_impossible_shape_without_data_is_refused() -> None:
     shape = [12110, 0, 60, 8548, 33, 27675, 20145]
     with pytest.raises(RequestError, match=r"input 'x': shape \[12110, 0, .*\] is not possible"):
         v2.parse_infer(tensor_body([], "FP64", shape))
+
+
+PARITY = [
+    {"name": "x", "shape": [2, 3], "datatype": "FP64", "data": [0.1, -0.0, 5e-324, 1e308, 3, -7]},
+    {"name": "x", "shape": [3], "datatype": "FP32", "data": [1, 2.5, 16777217]},
+    {"name": "x", "shape": [1], "datatype": "FP32", "data": [1e300]},  # out of range
+    {"name": "x", "shape": [1], "datatype": "FP16", "data": [70000]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [2**63, -(2**63)]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0, True]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0, None]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0, "2"]},
+    {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2], [3, 4]]},
+    {"name": "x", "shape": [2], "datatype": "FP64", "data": [[1, 2], []]},  # ragged
+    {"name": "x", "shape": [3], "datatype": "FP64", "data": [1, [2], 3]},
+    {"name": "x[0]", "shape": [2], "datatype": "FP64", "data": [1, 2]},  # a "[" in a string
+    {"name": "x", "shape": [0], "datatype": "FP64", "data": []},
+    {"name": "x", "shape": [2], "datatype": "INT64", "data": [1, 2]},
+    {"name": "x", "shape": [1], "datatype": "FP64", "data": [1], "parameters": {"a": [1, [2]]}},
+]
+
+
+@pytest.mark.parametrize("tensor", PARITY, ids=[json.dumps(t["data"]) for t in PARITY])
+def test_numbers_read_by_simdjson_are_what_the_general_way_reads(
+    tensor: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = body(tensor, parameters={"p": [1, 2]})
+
+    def parse() -> object:
+        try:
+            request = v2.parse_infer(raw)
+        except RequestError as exc:
+            return ("refused", exc.message)
+        ((name, array),) = request.inputs.items()
+        return name, array.dtype, array.shape, array.tobytes(), array.flags.writeable
+
+    fast = parse()
+    monkeypatch.setattr(v2, "_read", v2.loads)  # the general way alone
+    assert fast == parse()
+
+
+def test_a_repeated_key_counts_once_as_orjson_reads_it() -> None:
+    raw = (
+        b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.5],'
+        b' "data": [2.5]}], "id": "a", "id": "b"}'
+    )
+    request = v2.parse_infer(raw)
+    assert request.inputs["x"].tolist() == [2.5] and request.id == "b"
+
+
+def test_only_flat_data_is_left_to_simdjson() -> None:
+    def kept(tensor: dict[str, object]) -> bool:
+        (read,) = v2._read(body(tensor))["inputs"]
+        return not isinstance(read["data"], list)
+
+    assert kept({"name": "x", "shape": [2], "datatype": "FP64", "data": [1.5, 2]})
+    assert not kept({"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [[1.5, 2]]})
+    assert not kept({"name": "[", "shape": [2], "datatype": "FP64", "data": [1.5, 2]})
+
+
+@pytest.mark.parametrize(
+    ("shape", "data"),
+    [([2, 3], [1.5, 2, -3e-7, 4, 5, 6]), ([3, 1], [1.0, 2.0, 3.0]), ([3], [0.1, 0.2, 0.3])],
+)
+def test_the_log_gets_the_rows_as_sent_nested_as_the_array(
+    shape: list[int], data: list[float]
+) -> None:
+    request = v2.parse_infer(body({"name": "x", "shape": shape, "datatype": "FP64", "data": data}))
+    array = request.inputs["x"]
+    logged = v2.sent_rows(request, array)
+    assert isinstance(logged, orjson.Fragment)
+    assert orjson.loads(orjson.dumps(logged)) == array.tolist()
+    assert v2.sent_rows(request, array.copy()) is not logged  # not what the model took: itself
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        {"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [[1.5, 2]]},  # nested
+        {"name": "x", "shape": [2], "datatype": "FP32", "data": [0.1, 2]},  # the text is finer
+        {"name": "data", "shape": [2], "datatype": "FP64", "data": [0.1, 2]},  # "data" twice
+    ],
+)
+def test_rows_not_sent_as_flat_fp64_are_logged_as_the_model_took_them(
+    tensor: dict[str, object],
+) -> None:
+    request = v2.parse_infer(body(tensor))
+    (array,) = request.inputs.values()
+    assert v2.sent_rows(request, array) is array
+
+
+def test_a_large_body_is_read_the_fast_way_and_a_small_one_by_orjson(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(v2_numbers, "MIN_BYTES", 8192)
+    rows = np.random.default_rng(0).normal(size=(1000, 30))
+    large = body(
+        {"name": "x", "shape": [1000, 30], "datatype": "FP64", "data": rows.ravel().tolist()}
+    )
+    request = v2.parse_infer(large)
+    assert request.sent is not None and np.array_equal(request.inputs["x"], rows)
+    logged = orjson.loads(orjson.dumps(v2.sent_rows(request, request.inputs["x"])))
+    assert logged == rows.tolist()
+    small = v2.parse_infer(body({"name": "x", "shape": [1], "datatype": "FP64", "data": [0.5]}))
+    assert small.sent is None and small.inputs["x"].tolist() == [0.5]

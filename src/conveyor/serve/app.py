@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from conveyor.serve import memory
 from conveyor.serve.catalog import Catalog
 from conveyor.serve.endpoints import Endpoints
 from conveyor.serve.errors import NotAllowed, NotFound, RequestError
@@ -101,6 +102,7 @@ class App:
         """Load the models in the background (``/v2/health/ready`` says when), then follow
         what they should serve; a model that cannot be loaded makes :attr:`failed` say why and
         calls ``on_failure``."""
+        memory.keep_freed_memory()
         self._tasks = [asyncio.get_running_loop().create_task(self._run())]
 
     def stop(self) -> None:

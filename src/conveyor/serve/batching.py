@@ -35,6 +35,7 @@ RunBatch = Callable[[Sequence[Any], Sequence[int]], list[Any]]
 # sys.getswitchinterval() (5 ms) at a time, so the loop waits about as long either way.
 INLINE_SECONDS = 0.002
 _WEIGHT = 0.2  # of the latest call in a moving average
+_MAX_JUMP = 2.0  # the most a call counts for, as a multiple of the average
 
 
 class Job(NamedTuple):
@@ -46,8 +47,9 @@ class Job(NamedTuple):
 
 class Cost:
     """How long the model takes for so many rows: a moving average of seconds per call for each
-    size class (1, 2-3, 4-7, ... rows). A size not seen yet is guessed from the nearest smaller
-    one seen, doubled per class (as if the cost grew with the rows), else from the nearest larger.
+    size class (1, 2-3, 4-7, ... rows), a call counting at most twice the average. A size not
+    seen yet is guessed from the nearest smaller one seen, doubled per class (as if the cost
+    grew with the rows), else from the nearest larger.
     """
 
     def __init__(self) -> None:
@@ -69,7 +71,14 @@ class Cost:
     def observe(self, rows: int, seconds: float) -> None:
         size = rows.bit_length()
         before = self.seconds.get(size)
-        self.seconds[size] = seconds if before is None else before + _WEIGHT * (seconds - before)
+        if before is None:
+            self.seconds[size] = seconds
+            return
+        # A call counts at most twice the average: one the machine held up (another process
+        # ran) must not send the next batches to the thread, and a model that really became
+        # slower still doubles its estimate every few calls.
+        seconds = min(seconds, _MAX_JUMP * before)
+        self.seconds[size] = before + _WEIGHT * (seconds - before)
 
 
 class Batcher:
@@ -80,8 +89,10 @@ class Batcher:
         max_batch_size: int = 64,
         max_latency_ms: float = 0,
         inline_seconds: float = INLINE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.run = run
+        self.clock = clock  # when requests queued and batches fill up: a test's own
         self.max_batch_size = max(1, max_batch_size)
         self.max_latency = max(0.0, max_latency_ms) / 1000
         self.inline_seconds = inline_seconds
@@ -94,7 +105,7 @@ class Batcher:
     async def submit(self, payload: Any, rows: int, *, timeout: float | None = None) -> Any:
         """The result for ``payload``; TimedOut after ``timeout`` seconds (queued or running)."""
         loop = asyncio.get_running_loop()
-        job = Job(payload, rows, loop.create_future(), time.monotonic())
+        job = Job(payload, rows, loop.create_future(), self.clock())
         self._queue.append(job)
         if not self._busy:
             self._busy = True
@@ -154,7 +165,7 @@ class Batcher:
     async def _fill(self) -> None:
         deadline = self._queue[0].queued + self.max_latency
         while sum(j.rows for j in self._queue) < self.max_batch_size:
-            left = deadline - time.monotonic()
+            left = deadline - self.clock()
             if left <= 0:
                 return
             await asyncio.sleep(min(left, 0.0005))

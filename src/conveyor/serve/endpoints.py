@@ -115,6 +115,8 @@ class Endpoints:
             unknown = ", ".join(sorted(set(parsed.outputs) - {output}))
             raise RequestError(f"model {predictor.name} has no output {unknown}; it gives {output}")
         checked, prediction = await predictor.predict(data, timeout=self.options.timeout, key=rid)
+        if self.log is not None:
+            checked = v2.sent_rows(parsed, checked)  # the rows' JSON as sent: not encoded again
         self._log(rid, predictor.name, prediction, "infer", checked)
         answer = v2.infer_response(
             predictor.name, prediction.version, parsed.id or rid, {output: prediction.outputs}

@@ -5,17 +5,22 @@ An infer request carries named tensors: ``{"name", "shape", "datatype", "data"}`
 flat or nested in row-major order, or (Triton's binary extension, which ``tritonclient`` uses by
 default) ``parameters.binary_data_size`` bytes appended after the JSON, whose length the
 ``Inference-Header-Content-Length`` header gives.
+
+Flat numbers for a float tensor are read the fast way (:mod:`conveyor.serve.v2_numbers`).
 """
 
 from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
+import simdjson
 
 from conveyor.registry.signature import Signature
+from conveyor.serve import v2_numbers
 from conveyor.serve.errors import RequestError
 
 # v2 datatype -> numpy dtype name
@@ -32,6 +37,8 @@ class InferRequest(NamedTuple):
     inputs: dict[str, Any]  # name -> array of the declared shape
     outputs: list[str] | None  # names asked for; None: all
     parameters: dict[str, Any]
+    # name -> its data as the JSON text sent, for a flat FP64 input read by simdjson
+    sent: dict[str, bytes] | None = None
 
 
 def datatype(dtype: Any) -> str:
@@ -42,14 +49,16 @@ def datatype(dtype: Any) -> str:
 def parse_infer(body: bytes, json_length: int | None = None) -> InferRequest:
     head = body if json_length is None else body[:json_length]
     binary = b"" if json_length is None else body[json_length:]
-    doc = loads(head)
+    doc = _read(head)
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise RequestError("'inputs' must be a non-empty list of tensors")
     # orjson reads true and false as Python bools, which numpy takes for 1 and 0 among numbers:
-    # only a body that holds the words needs its numbers looked at one by one.
-    bools = b"true" in head or b"false" in head
+    # only a body that holds the words needs its numbers looked at one by one. The search costs
+    # about as much as reading the numbers: done once, when a list of numbers needs it.
+    bools = _Once(lambda: b"true" in head or b"false" in head)
     tensors: dict[str, Any] = {}
+    sent: dict[str, bytes] | None = None
     offset = 0
     for i, item in enumerate(inputs):
         name, shape, dtype = _header(item, i)
@@ -67,7 +76,11 @@ def parse_infer(body: bytes, json_length: int | None = None) -> InferRequest:
             tensors[name] = _from_bytes(binary[offset : offset + size], name, shape, dtype)
             offset += size
         else:
-            tensors[name] = _from_data(item.get("data"), name, shape, dtype, bools)
+            data = item.get("data")
+            tensors[name] = _from_data(data, name, shape, dtype, bools)
+            if dtype == "FP64" and isinstance(data, simdjson.Array):
+                text = v2_numbers.data_text(head)
+                sent = None if text is None else {name: text}
     if offset != len(binary):
         raise RequestError(
             f"the body has {len(binary) - offset} bytes after its last binary input",
@@ -88,7 +101,7 @@ def parse_infer(body: bytes, json_length: int | None = None) -> InferRequest:
     parameters = doc.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise RequestError("'parameters' must be an object")
-    return InferRequest(rid, tensors, wanted, parameters)
+    return InferRequest(rid, tensors, wanted, parameters, sent if len(tensors) == 1 else None)
 
 
 def loads(body: bytes) -> dict[str, Any]:
@@ -99,6 +112,23 @@ def loads(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RequestError("the body must be a JSON object")
     return doc
+
+
+def _read(head: bytes) -> dict[str, Any]:
+    # orjson reads a small body faster: simdjson's fixed costs pay off from a few hundred values
+    doc = v2_numbers.read(head) if len(head) >= v2_numbers.MIN_BYTES else None
+    return loads(head) if doc is None else doc
+
+
+class _Once:
+    def __init__(self, compute: Callable[[], bool]) -> None:
+        self.compute = compute
+        self.value: bool | None = None
+
+    def __call__(self) -> bool:
+        if self.value is None:
+            self.value = self.compute()
+        return self.value
 
 
 MAX_DIMS = 32  # what numpy indexes
@@ -124,19 +154,27 @@ def _header(item: Any, i: int) -> tuple[str, list[int], str]:
     return name, shape, str(dtype)
 
 
-def _from_data(data: Any, name: str, shape: list[int], dtype: str, bools: bool = True) -> Any:
+def _from_data(
+    data: Any, name: str, shape: list[int], dtype: str, bools: Callable[[], bool] = lambda: True
+) -> Any:
     """``data`` as an array of ``dtype``, or a RequestError naming the input: no value is
     converted into another kind (a string into a number, a float into an integer, a bool into
     either), nor out of the datatype's range."""
     import numpy as np
 
+    target = np.dtype(DATATYPES[dtype])
+    if target.kind == "f":
+        fast = v2_numbers.floats(data, target)
+        if fast is not None:
+            return _shaped(fast, name, shape)
+    if isinstance(data, simdjson.Array):
+        data = data.as_list()
     if not isinstance(data, list):
         raise RequestError(f"input {name!r}: 'data' must be a list")
     try:
         found = np.asarray(data)  # numpy's own reading first: it says what kind of values came
     except (TypeError, ValueError) as exc:
         raise RequestError(f"input {name!r}: data is not a regular nested list: {exc}") from exc
-    target = np.dtype(DATATYPES[dtype])
     if found.size == 0:
         return _shaped(np.empty(found.shape, dtype=target), name, shape)
     kind = found.dtype.kind
@@ -152,7 +190,7 @@ def _from_data(data: Any, name: str, shape: list[int], dtype: str, bools: bool =
         raise RequestError(  # numpy keeps integers past 64 bits as Python objects
             f"input {name!r}: a value is out of the range of {dtype}", hint="declare FP64"
         )
-    if kind not in "iuf" or (bools and _holds_bool(data)):
+    if kind not in "iuf" or (bools() and _holds_bool(data)):
         held = "it holds booleans" if kind in "iuf" else _first(found)
         raise RequestError(
             f"input {name!r}: {dtype} data must be numbers; {held}",
@@ -231,6 +269,19 @@ def _shaped(array: Any, name: str, shape: list[int]) -> Any:
         return array.reshape(shape)
     except ValueError as exc:  # no data, but a shape past what numpy can index
         raise RequestError(f"input {name!r}: shape {shape} is not possible: {exc}") from exc
+
+
+def sent_rows(request: InferRequest, checked: Any) -> Any:
+    """What to log of the input the model took: the JSON text the client sent (an
+    ``orjson.Fragment``, nested as the array is) when the model took a flat FP64 input
+    unchanged, else ``checked`` itself. The text reads back to the same numbers, and spares
+    serializing them again (a millisecond for a thousand rows of 30 values)."""
+    for name, text in (request.sent or {}).items():
+        array = request.inputs[name]
+        if array is checked and array.ndim <= 2 and array.size:
+            nested = v2_numbers.rows_text(text, array.shape)
+            return checked if nested is None else orjson.Fragment(nested)
+    return checked
 
 
 def model_input(signature: Signature | None, tensors: dict[str, Any]) -> Any:
