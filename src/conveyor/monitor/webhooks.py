@@ -5,11 +5,11 @@ What a receiver gets, one request per event it subscribed to::
 
     POST <url>
     content-type: application/json
-    webhook-id: msg_<32 hex>            the same at every attempt of one event: an idempotency key
+    webhook-id: msg_<hex>               the same at every attempt of one event: an idempotency key
     webhook-timestamp: 1765108800       this attempt's time, in seconds since the epoch
     webhook-signature: v1,<base64 of HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}")>
 
-    {"type": "rollout.promoted", "timestamp": "2026-12-07T12:00:00.000000Z", "data": {...}}
+    {"type": "rollout.promoted", "timestamp": "2026-12-07T12:00:00.123456Z", "data": {...}}
 
 The key is the secret's bytes; a secret written ``whsec_<base64>`` (the spec's form) stands for the
 bytes that base64 decodes to. A hook without a secret is sent without ``webhook-signature``. The
@@ -18,15 +18,17 @@ timestamp is signed, so a receiver refuses a replay once it is older than its to
 (the spec's secret rotation), and one that matches is enough.
 
 Delivery (:class:`Sender`) must never hold up a rollout: a receiver that is down, slow or wrong
-costs the caller of :meth:`Sender.send` a JSON serialization and a lock, nothing more. One
-background thread does the HTTP; deliveries waiting (queued or waiting to be retried) are bounded
-by ``max_queue``, and past that an event is dropped and counted, never held without bound.
-An attempt answered 2xx is done; a connection error, a timeout, 408, 429 or 5xx is retried with
-exponential backoff and jitter (by default 5 attempts over 15 to 30 seconds; a ``Retry-After``
-is honoured up to a minute); any other answer (4xx, and 3xx: redirects are not followed) is given
-up at once, as retrying cannot change it. :meth:`Sender.close` delivers what it can within its
-timeout. Counters ``sent``, ``failed``, ``dropped``, ``retried`` count deliveries (one event to
-one hook).
+costs the caller of :meth:`Sender.send` (from any thread) a JSON serialization and a short lock,
+nothing more. One background thread does the HTTP; deliveries waiting (queued or waiting to be
+retried) are bounded by ``max_queue``, and past that an event is dropped and counted, never held
+without bound. An attempt answered 2xx is done; a connection error, a timeout, 408, 429 or 5xx
+is retried with exponential backoff and jitter (by default 5 attempts over 15 to 30 seconds; a
+``Retry-After`` is honoured up to a minute); any other answer (4xx, and 3xx: redirects are not
+followed) is given up at once, as retrying cannot change it. The backoff is the receiver's, not
+the event's: while one fails, its next event waits for the next probe instead of opening one
+more connection, and the other receivers are served meanwhile. :meth:`Sender.close` delivers what
+it can within its timeout. Counters ``sent``, ``failed``, ``dropped``, ``retried`` count
+deliveries (one event to one hook).
 
 Errors: :class:`WebhookError` (a ``ConfigError``) when a hook cannot be set up: its secret's
 environment variable unset, a ``whsec_`` secret that is not base64, a URL that is not http(s).
@@ -146,7 +148,7 @@ def verify(
     if missing:
         raise BadSignature(f"the request has no {', '.join(missing)} header")
     msg_id, stamp, signatures = (lowered[name] for name in names)
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit()):
         raise BadSignature(f"webhook-timestamp {stamp[:20]!r} is not seconds since the epoch")
     off = int(stamp) - (time.time() if now is None else now)
     if abs(off) > tolerance:
@@ -259,7 +261,7 @@ def resolve(hook: Hook | HookConfig, environ: Mapping[str, str] | None = None) -
     name = hook.secret_env
     if not name:
         return Hook(hook.url, tuple(hook.events))
-    value = (os.environ if environ is None else environ).get(name, "")
+    value = (os.environ if environ is None else environ).get(name, "").strip()
     if not value:
         raise WebhookError(
             f"the webhook to {where(hook.url)} signs with the secret in environment variable "
