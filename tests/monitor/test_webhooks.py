@@ -478,6 +478,21 @@ def test_a_payload_json_cannot_hold_is_counted_not_raised(receiver: Receiver) ->
     assert "not JSON" in notes[0]
 
 
+def test_a_notify_callback_that_raises_does_not_stop_deliveries() -> None:
+    def broken(_message: str) -> None:
+        raise RuntimeError("the caller's bug")
+
+    receiver = Receiver([400])
+    try:
+        sender = Sender([Hook(receiver.url)], notify=broken, **FAST)
+        sender.send("started", {"n": 1})  # refused: notify is called, and raises
+        sender.send("started", {"n": 2})
+        sender.close(timeout=5)
+    finally:
+        receiver.close()
+    assert (sender.sent, sender.failed) == (1, 1)
+
+
 def test_a_sender_without_hooks_does_nothing() -> None:
     sender = Sender([])
     sender.send("promoted", {"env": "production"})
