@@ -143,9 +143,9 @@ class Feedback:
 
     def _store(self, pairs: list[tuple[str, Any]]) -> tuple[int, int]:
         assert self.writer is not None and self.seen is not None
-        seen = self.seen.refresh()
-        labels, duplicates = feedback.fresh(pairs, seen, time.time())
         try:
+            seen = self.seen.refresh()
+            labels, duplicates = feedback.fresh(pairs, seen, time.time())
             self.writer.write(labels)
         except feedback.FeedbackError as exc:
             raise NotStored(exc.message, hint=exc.hint) from exc
