@@ -114,6 +114,7 @@ def test_over_the_limits_is_413(tmp_path: Path) -> None:
     small = Feedback(tmp_path / "small", TOKEN, max_body_bytes=100)
     reply = post(small, [{"id": f"r{i}", "label": 1} for i in range(10)])
     assert reply.status == 413 and "at most 100 bytes" in answer(reply)["error"]
+    assert "several requests" in answer(reply)["error"]
     handler.close()
 
 

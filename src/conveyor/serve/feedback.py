@@ -132,7 +132,11 @@ class Feedback:
                     "feedback is refused: this server serves no project to store it in",
                     hint="start `conveyor serve` inside a conveyor project",
                 )
-            pairs = parse(await read_body(request, self.max_body_bytes), self.max_items)
+            try:
+                body = await read_body(request, self.max_body_bytes)
+            except TooLarge as exc:
+                raise TooLarge(exc.message, hint="send the labels in several requests") from None
+            pairs = parse(body, self.max_items)
             async with self._lock:
                 accepted, duplicates = await asyncio.to_thread(self._store, pairs)
         except Unauthorized as exc:
