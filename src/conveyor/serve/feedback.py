@@ -12,7 +12,8 @@ when the server was given none (an open endpoint would let anyone steer the anal
 that is not such a list is 400, naming the first bad item; more than ``max_items`` items or
 ``max_body_bytes`` bytes is 413. An id labelled before (here, by another worker, or by
 ``conveyor feedback add``) or twice in one body is a duplicate: skipped (the first label wins)
-and counted in the answer. Labels are on disk before the answer says they were accepted.
+and counted in the answer. Labels are on disk before the answer says they were accepted; a
+feedback folder that cannot be read or written is 503, and nothing of the body is accepted.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class Feedback:
     """The endpoint's handler (``await handler(request)`` gives the :class:`Reply`, errors
     included). ``folder`` None (a server outside a project) refuses feedback with 403. Holds
     one open segment: :meth:`close` it when the server stops (what a killed server leaves is
-    read anyway)."""
+    read anyway). Remembers every id labelled in the folder, to tell duplicates: about a
+    hundred bytes each, read once and then only what was added since."""
 
     def __init__(
         self,
