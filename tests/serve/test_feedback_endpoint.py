@@ -279,3 +279,37 @@ def test_feedback_over_http_joins_the_prediction_log(
     # correct where i % 3 == 0: 0 and 6 on version 1, 3 and 9 on version 2
     assert joined.versions == {"1": feedback.Tally(5, 2), "2": feedback.Tally(5, 2)}
     assert (joined.joined, joined.unknown, joined.duplicates) == (10, 1, 0)
+
+
+def test_mounted_in_the_servers_own_app(tmp_path: Path) -> None:
+    """The route the server's table gets (Route("/feedback", {"POST": handler}, "feedback")),
+    answered through the real app: its request id and headers, the challenge on a 401."""
+    import httpx
+
+    from conveyor.serve.app import App
+
+    app = App([], root=None)
+    handler = Feedback(tmp_path, TOKEN)
+    routes = [*app.routes.fixed.values(), *(r for rs in app.routes.patterns.values() for r in rs)]
+    app.routes = Table([*routes, Route("/feedback", {"POST": handler}, "feedback")])
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+            doc = [{"id": "r1", "label": 1}]
+            auth = {"authorization": f"Bearer {TOKEN}"}
+            ok = await client.post("/feedback", json=doc, headers=auth)
+            assert (ok.status_code, ok.json()) == (200, {"accepted": 1, "duplicates": 0})
+            assert ok.headers["x-request-id"]
+            refused = await client.post("/feedback", json=doc)
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"] == 'Bearer realm="conveyor"'
+            wrong = await client.get("/feedback", headers=auth)
+            assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+
+    try:
+        asyncio.run(main())
+    finally:
+        app.stop()
+        handler.close()
+    assert [x["id"] for x in feedback.read(tmp_path)] == ["r1"]
