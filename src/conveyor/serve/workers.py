@@ -25,7 +25,9 @@ A worker that stopped (killed, or replaced by uvicorn) leaves its file behind: a
 rewritten for :data:`STALE` seconds is a worker that is gone. Its counters and histograms stay
 in the totals, for the same reason (the requests it answered were answered); its gauges (what
 was in flight, which version it served) are dropped, as they describe a present it is no
-longer part of. A new worker that gets a pid already used in this folder moves the old file
+longer part of. What a killed worker answered after its last snapshot (at most
+:data:`INTERVAL` seconds of requests) is not counted; one stopped gracefully writes a last one.
+A new worker that gets a pid already used in this folder moves the old file
 aside first, so it counts as gone rather than being overwritten. The parent removes the folder
 when the server stops; folders of servers that were killed are swept at the next start.
 
