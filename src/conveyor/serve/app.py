@@ -74,7 +74,9 @@ class App:
             if options.log_dir and options.log_rate > 0
             else None
         )
-        self.routes = Endpoints(self.catalog, options, self.metrics, self.log).table()
+        endpoints = Endpoints(self.catalog, options, self.metrics, self.log)
+        self.routes = endpoints.table()
+        self.shared = endpoints.shared
         self.follower = Follower(self.served, interval=options.reload_interval, notify=self.notify)
         self._tasks: list[asyncio.Task[None]] = []
         self._ids = Ids()
@@ -104,6 +106,8 @@ class App:
         calls ``on_failure``."""
         memory.keep_freed_memory()
         self._tasks = [asyncio.get_running_loop().create_task(self._run())]
+        if self.shared is not None:
+            self._tasks.append(asyncio.get_running_loop().create_task(self.shared.run()))
 
     def stop(self) -> None:
         for task in self._tasks:
@@ -112,6 +116,8 @@ class App:
             served.close()
         if self.log is not None:
             self.log.close()
+        if self.shared is not None:
+            self.shared.close()
 
     async def _run(self) -> None:
         self.failed = await self.follower.first()

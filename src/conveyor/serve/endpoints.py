@@ -32,6 +32,7 @@ from conveyor.serve.options import Options
 from conveyor.serve.predictor import Prediction
 from conveyor.serve.predlog import PredictionLog
 from conveyor.serve.routes import Route, Table
+from conveyor.serve.workers import Shared
 
 
 class Endpoints:
@@ -46,6 +47,8 @@ class Endpoints:
         self.options = options
         self.metrics = metrics
         self.log = log
+        # With --workers N, the sum over workers (None with one worker: its metrics are all)
+        self.shared = Shared.from_environment(metrics, before=self._copy_log)
 
     def table(self) -> Table:
         model = "/v2/models/{name}"
@@ -152,10 +155,15 @@ class Endpoints:
     # -- the server's own ----------------------------------------------------------------------
 
     async def prometheus(self, request: Request) -> Reply:
+        if self.shared is not None:
+            return Reply(200, self.shared.render().encode(), TEXT)
+        self._copy_log()
+        return Reply(200, self.metrics.render().encode(), TEXT)
+
+    def _copy_log(self) -> None:
         if self.log is not None:
             self.metrics.log_dropped = self.log.dropped
             self.metrics.log_pending_bytes = self.log.pending_bytes
-        return Reply(200, self.metrics.render().encode(), TEXT)
 
     async def openapi(self, request: Request) -> Reply:
         return as_json(openapi.document(_version()))

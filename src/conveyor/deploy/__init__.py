@@ -1,0 +1,1 @@
+"""Progressive delivery: environments, rollouts and the controller that observes and decides."""
