@@ -282,7 +282,7 @@ class _Reader:
             )  # fmt: skip
         except ConfigError as exc:
             self.failed = True
-            self.errors.append(exc)
+            self.errors.extend(_typos_over_missing(exc))
         self.clean = False
         fields = schema["fields"]
         return {k: item.get(k, f["schema"].get("default")) for k, f in fields.items()}
@@ -368,6 +368,8 @@ class _Reader:
 
     def canary(self, inner: dict[str, Any], at: Where) -> Strategy | None:
         items = inner["steps"]
+        if items is None and not self.clean:  # a misspelt steps: its error says which
+            return None
         if not isinstance(items, list) or not items:
             self.error(
                 (*at, "steps"),
@@ -550,6 +552,25 @@ class _Reader:
         return Webhook(url, tuple(events) if events else Webhook.events, secret)
 
 
+def _typos_over_missing(error: ConfigError) -> list[ConfigError]:
+    """The parts of ``error``, less "needs 'model'" where "no key 'modle'" says it better."""
+    from conveyor.foundation.validation import flatten
+
+    parts = flatten([error])
+    meant = {p.hint for p in parts if p.hint and p.hint.startswith("did you mean")}
+    return [
+        p
+        for p in parts
+        if not _needs(p.message) or f"did you mean {_needs(p.message)}?" not in meant
+    ]
+
+
+def _needs(message: str) -> str:
+    """The key quoted in "... needs 'model'", or ""."""
+    _, found, key = message.rpartition(" needs ")
+    return key if found and key.startswith("'") else ""
+
+
 _CHECK_HINT = {
     "error_rate": "like {metric: error_rate, max_increase: 0.01}: at most 1 point more errors",
     "latency_p50": "like {metric: latency_p50, max_ratio: 1.25}: at most 25 % slower",
@@ -581,9 +602,19 @@ def _describe(problem: Problem, head: str, what: str, part: str) -> ConfigError:
         )
     if problem.type.startswith("str"):
         return ConfigError(f"{head}: {key}: expected text, not {given!r}")
+    bound = _BOUNDS.get(problem.type)
+    if bound is not None:  # pydantic shows a float bound as 100.0
+        word, ctx_key = bound
+        return ConfigError(f"{head}: {key}: {word} {problem.ctx.get(ctx_key):g}, not {given!r}")
     return ConfigError(f"{head}: {key}: {common_message(problem)}")
 
 
+_BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("above", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("below", "lt"),
+}
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("check", "metric"): METRICS,
     ("ab", "metric"): AB_METRICS,
