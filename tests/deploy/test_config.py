@@ -362,6 +362,11 @@ def test_what_is_no_duration(text: object) -> None:
             "did you mean 'promoted'?",
         ),
         (
+            env("    webhooks:\n      - {url: 'https://h.example', events: []}\n"),
+            "conveyor.yaml:5: events: a list of event names",
+            "promoted",
+        ),
+        (
             env("    webhooks:\n      - {url: 'ftp://h.example'}\n"),
             "conveyor.yaml:5: url: 'ftp://h.example' is not an http(s) URL",
             None,

@@ -525,7 +525,11 @@ class _Reader:
         events = spec["events"]
         if isinstance(events, str):
             events = [events]
-        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        if (
+            not isinstance(events, list)
+            or not events
+            or not all(isinstance(e, str) for e in events)
+        ):
             ok = False
             self.error(
                 (*at, "events"), "events: a list of event names", f"events: {', '.join(EVENTS)}"
@@ -549,7 +553,7 @@ class _Reader:
             )
         if not ok:
             return None
-        return Webhook(url, tuple(events) if events else Webhook.events, secret)
+        return Webhook(url, tuple(events), secret)
 
 
 def _typos_over_missing(error: ConfigError) -> list[ConfigError]:
