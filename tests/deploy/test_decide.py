@@ -551,3 +551,16 @@ def test_invariants_hold_whatever_happens(
             assert d.candidate is not None and d.candidate != d.stable
         assert all(e.kind.startswith("rollout.") for e in events)
         assert sum(d.split().values()) == pytest.approx(100.0)
+
+
+def test_a_strategy_changed_under_a_running_rollout_aborts_it() -> None:
+    d, _ = start(CANARY, stable_at(1), 2, now=0.0)
+    d, _ = decide(CANARY, d, results("pass"), now=1.0)
+    d, _ = decide(CANARY, d, None, now=31.0)  # step 3 of 5
+    shorter = with_env(strategy=Strategy("canary", (Step(weight=10),)))
+    aborted, events = decide(shorter, d, None, now=32.0)
+    assert aborted.status == "aborted" and aborted.stable == 1
+    assert events[0].data["reason"] == "the canary has 1 steps now; this rollout was at step 3"
+    other, events = decide(AB, d, results("pass"), now=32.0)
+    assert other.status == "aborted"
+    assert events[-1].data["reason"] == "the strategy is ab now; this rollout began as canary"
