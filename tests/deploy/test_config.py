@@ -12,6 +12,7 @@ from conveyor.deploy.errors import UnknownEnvironment
 from conveyor.foundation import yamlio
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.validation import ConfigErrors
+from tests.conftest import Project
 
 ISSUE_EXAMPLE = """\
 deploy:
@@ -472,3 +473,11 @@ def test_conveyor_check_validates_the_section(tmp_path: Path) -> None:
     assert info.value.message == "conveyor.yaml:4: environment 'prod' has no key 'modle'"
     (tmp_path / "conveyor.yaml").write_text("deploy:\n  prod: {model: clf}\n")
     sections.check(tmp_path)
+
+
+def test_conveyor_check_names_the_mistake_and_exits_2(project: Project) -> None:
+    project.write("conveyor.yaml", "deploy:\n  prod:\n    model: clf\n    strategy: {canery: {}}\n")
+    result = project.run("check")
+    assert result.code == 2
+    assert "conveyor.yaml:4: strategy has no key 'canery'" in result.err
+    assert "did you mean 'canary'?" in result.err
