@@ -20,8 +20,9 @@ Registration follows imports, so a process validates the sections of the layers 
 no others: a model server, which must not import the pipeline, reads ``models:`` without
 compiling ``stages:``; a section whose owner is not imported is accepted as written (its owner
 validates it wherever it is used). :data:`NAMES` lists every section, registered here or not, so
-that no process calls a valid section unknown. ``deploy:`` and ``monitor:`` are placeholders:
-accepted as written until their layers register a parser, which needs no change here. A new
+that no process calls a valid section unknown. ``deploy:`` came
+that way (registered by :mod:`conveyor.deploy.config`); ``monitor:`` is a placeholder, accepted
+as written until its layer registers a parser, which needs no change here. A new
 section registers under a new name. The CLI imports every layer's config module, so that
 ``conveyor check`` (through :func:`check`) reports every mistake in the file at once.
 """
