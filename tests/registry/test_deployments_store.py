@@ -263,6 +263,15 @@ def test_a_record_naming_an_unknown_model_or_version_is_refused(store: SqlStore)
     assert queries.deployments(store.execute) == [] and events.read(store.execute) == []
 
 
+def test_an_environment_whose_name_is_no_alias_is_refused(store: SqlStore) -> None:
+    from conveyor.foundation.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"clf@Prod\), and 'Prod' is not an alias") as bad:
+        save(store, FIRST.but(env="Prod"), [], expected=None)
+    assert "deploy: in conveyor.yaml" in str(bad.value.hint)
+    assert queries.deployments(store.execute) == []
+
+
 def test_a_record_with_a_mode_this_conveyor_does_not_know_is_an_error(store: SqlStore) -> None:
     import sqlalchemy as sa
 
@@ -290,6 +299,14 @@ def test_the_server_reads_the_record_save_wrote(store: SqlStore, root: Path) -> 
     ]
     with pytest.raises(Conflict):
         stored.save_deployment(root, step.but(weight=50.0), [], expected=first.revision)
+    assert stored.last_deployment_event(root, "production", "rollout.analysis") is None
+    for verdict in ("inconclusive", "pass"):
+        analysed = [("rollout.analysis", {"v": verdict})]
+        step = save(store, step.but(), analysed, expected=step.revision)
+    last = stored.last_deployment_event(root, "production", "rollout.analysis")
+    assert last is not None and (last.subject, last.data) == ("deploy:production", {"v": "pass"})
+    analyses = stored.deployment_history(root, "production", kind="rollout.analysis")
+    assert [e.data["v"] for e in analyses] == ["inconclusive", "pass"]
     # The kept PostgreSQL connection sees the next commit (no transaction left open).
     later = save(store, step.but(weight=50.0), [], expected=step.revision)
     assert stored.deployment(root, "production") == later
@@ -298,9 +315,11 @@ def test_the_server_reads_the_record_save_wrote(store: SqlStore, root: Path) -> 
 POLL = """
 import json, sys, time
 from pathlib import Path
-from conveyor.registry.stored import deployment
+from conveyor.registry.stored import deployment, deployment_history, last_deployment_event
 root = Path(sys.argv[1])
 first = deployment(root, "production")
+analysis = last_deployment_event(root, "production", "rollout.analysis")
+kinds = [e.kind for e in deployment_history(root, "production")]
 began = time.perf_counter()
 for _ in range(50):
     deployment(root, "production")
@@ -308,6 +327,8 @@ took = (time.perf_counter() - began) / 50
 print(json.dumps({
     "record": None if first is None else [first.stable, first.candidate, first.weight],
     "unknown": deployment(root, "staging"),
+    "analysis": None if analysis is None else analysis.data,
+    "kinds": kinds,
     "sqlalchemy": "sqlalchemy" in sys.modules,
     "seconds": took,
 }))
@@ -320,7 +341,8 @@ def test_a_server_polls_the_record_without_sqlalchemy(store: SqlStore, root: Pat
     import json
 
     first = save(store, FIRST, [], expected=None)
-    save(store, first.but(candidate=3, status="progressing", weight=25.0), [], expected=1)
+    step = first.but(candidate=3, status="progressing", weight=25.0)
+    save(store, step, [("rollout.analysis", {"verdict": "pass"})], expected=1)
     out = subprocess.run(
         [sys.executable, "-c", POLL, str(root)],
         capture_output=True,
@@ -332,6 +354,7 @@ def test_a_server_polls_the_record_without_sqlalchemy(store: SqlStore, root: Pat
     polled = json.loads(out)
     assert polled["record"] == [1, 3, 25.0]
     assert polled["unknown"] is None
+    assert (polled["analysis"], polled["kinds"]) == ({"verdict": "pass"}, ["rollout.analysis"])
     assert polled["sqlalchemy"] is False
     assert polled["seconds"] < 0.05, polled  # about 0.2 ms on SQLite, 0.1 ms on PostgreSQL
 

@@ -332,12 +332,20 @@ def deployments(root: Path) -> list[Deployment]:
     return _read(root, queries.deployments)
 
 
-def deployment_history(root: Path, env: str) -> list[Event]:
-    """Every event of environment ``env``, oldest first (read as :func:`deployment`)."""
-    from conveyor.registry.deployments import subject
-    from conveyor.tracking import events
+def deployment_history(root: Path, env: str, *, kind: str | None = None) -> list[Event]:
+    """Environment ``env``'s events (of one ``kind`` when given), oldest first (read as
+    :func:`deployment`)."""
+    from conveyor.registry import queries
 
-    return _read(root, lambda execute: events.read(execute, subject=subject(env)))
+    return _read(root, lambda execute: queries.deployment_events(execute, env, kind=kind))
+
+
+def last_deployment_event(root: Path, env: str, kind: str) -> Event | None:
+    """Environment ``env``'s latest event of ``kind`` (``rollout.analysis``, for what
+    ``GET /deployments/{env}`` shows), or None; read as :func:`deployment`."""
+    from conveyor.registry import queries
+
+    return _read(root, lambda execute: queries.last_deployment_event(execute, env, kind))
 
 
 def save_deployment(
