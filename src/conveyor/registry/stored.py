@@ -1,11 +1,13 @@
 """Model packages in the object cache: stored by their folder's tree hash, checked out into
-``.conveyor/models/<hash>`` when a registered version is loaded."""
+``.conveyor/models/<hash>`` when a registered version is loaded; and the reads a server makes
+of the registry (an alias, an environment's deployment record) without SQLAlchemy."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor.data import build
 from conveyor.data.hashing import is_oid
@@ -23,6 +25,11 @@ if TYPE_CHECKING:
     from conveyor.data.remote import Remote
     from conveyor.data.transfer import TransferResult
     from conveyor.foundation.progress import Progress
+    from conveyor.registry.deployment import Deployment
+    from conveyor.tracking.events import Event
+    from conveyor.tracking.reads import Execute
+
+T = TypeVar("T")
 
 
 def register(
@@ -304,3 +311,71 @@ def resolve(root: Path, uri: str) -> ModelVersion:
 
     with opened(root) as store:
         return queries.resolve(store.execute, parsed)
+
+
+def deployment(root: Path, env: str) -> Deployment | None:
+    """Environment ``env``'s deployment record, None before its first deploy: what a server
+    started with ``--env`` polls (several times a second, from every worker). Read with the
+    queries of :mod:`conveyor.registry.queries` and no SQLAlchemy, on a connection kept for
+    the next poll: sqlite3 for an embedded store, psycopg for PostgreSQL (a tenth of a
+    millisecond or so). A store that must be migrated first, or that fails mid-read, is read
+    through the full store."""
+    from conveyor.registry import queries
+
+    return _read(root, lambda execute: queries.deployment(execute, env))
+
+
+def deployments(root: Path) -> list[Deployment]:
+    """Every environment's deployment record, by environment (read as :func:`deployment`)."""
+    from conveyor.registry import queries
+
+    return _read(root, queries.deployments)
+
+
+def deployment_history(root: Path, env: str, *, kind: str | None = None) -> list[Event]:
+    """Environment ``env``'s events (of one ``kind`` when given), oldest first (read as
+    :func:`deployment`)."""
+    from conveyor.registry import queries
+
+    return _read(root, lambda execute: queries.deployment_events(execute, env, kind=kind))
+
+
+def last_deployment_event(root: Path, env: str, kind: str) -> Event | None:
+    """Environment ``env``'s latest event of ``kind`` (``rollout.analysis``, for what
+    ``GET /deployments/{env}`` shows), or None; read as :func:`deployment`."""
+    from conveyor.registry import queries
+
+    return _read(root, lambda execute: queries.last_deployment_event(execute, env, kind))
+
+
+def save_deployment(
+    root: Path,
+    new: Deployment,
+    events: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    expected: int | None,
+) -> Deployment:
+    """Write ``new`` in a transaction of its own, if the stored revision is still ``expected``
+    (see :func:`conveyor.registry.deployments.save`, which raises ``Conflict`` otherwise)."""
+    from conveyor.registry.deployments import save
+    from conveyor.tracking.db import opened
+
+    with opened(root) as store:
+        return save(store, new, events, expected=expected)
+
+
+def _read(root: Path, query: Callable[[Execute], T]) -> T:
+    """``query`` on a connection kept without SQLAlchemy (see :mod:`conveyor.registry.readers`)
+    where the store allows it, else through the full store (which migrates it first, or says
+    why it cannot be read)."""
+    from conveyor.registry import readers
+    from conveyor.tracking.db import opened, url_for
+
+    execute = readers.reader(url_for(root))
+    if execute is not None:
+        try:
+            return query(execute)
+        except readers.Unreadable:
+            pass  # a file replaced, a server restarted: the full store waits and explains
+    with opened(root) as store:
+        return query(store.execute)
