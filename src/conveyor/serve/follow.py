@@ -307,7 +307,9 @@ class DeploymentFollower:
         wanted = d.candidate if d.candidate is not None and d.candidate != d.stable else None
         self._place_candidate(None if wanted is None else str(wanted), active=d.active)
         self.router.apply(d)
+        # Held aside: the versions the record may switch to at once that no slot serves now.
         held = {str(v) for v in (d.stable, d.previous, d.candidate) if v is not None}
+        held -= {stable.version, *(c.version for c in [self.router.candidate] if c is not None)}
         self.kept = {v: k for v, k in self.kept.items() if v in held}
         self._publish(d)
 
@@ -474,26 +476,10 @@ def deployment_state(
 
 
 def _events(root: Path, subject: str, kind: str) -> list[Event]:
-    """Events read as :func:`conveyor.registry.stored.resolve` reads aliases: the standard
-    library's sqlite3 for an embedded store at the current schema, else the full store."""
-    from conveyor.tracking import events, spool
-    from conveyor.tracking.db import url_for
-
-    url = url_for(root)
-    if url.startswith("sqlite:///") and not spool.pending(root):
-        from conveyor.tracking.fast import SqliteReader
-
-        reader = SqliteReader.open(Path(url[len("sqlite:///") :]))
-        if reader is not None:
-            import sqlite3
-
-            try:
-                return events.read(reader.execute, subject=subject, kind=kind)
-            except sqlite3.Error:
-                pass  # locked or changing: the full store waits
-            finally:
-                reader.close()
+    """Events of ``subject`` and ``kind``, read through sqlite3 for an embedded store (no
+    SQLAlchemy on the server's path), else through the full store."""
+    from conveyor.tracking import events
     from conveyor.tracking.db import opened
 
-    with opened(root) as store:
+    with opened(root, write=False) as store:
         return events.read(store.execute, subject=subject, kind=kind)
