@@ -5,6 +5,9 @@ while requests flow, and what the server answers from one follow interval on."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -310,3 +313,43 @@ def test_an_environment_needs_its_model_and_no_uris(
     kw: dict[str, Any] = {"uris": [], "model": "clf", **given}
     with pytest.raises(CannotServe, match="serving environment production needs"):
         App(kw.pop("uris"), root=registered, env="production", **kw)
+
+
+def test_serving_an_environment_imports_neither_sqlalchemy_nor_the_training_stack(
+    registered: Path,
+) -> None:
+    code = f"""
+import asyncio, json, sys
+from pathlib import Path
+import httpx
+from conveyor.registry.deployment import Deployment
+from conveyor.serve.app import App
+from conveyor.serve.options import Options
+
+HEAVY = {{"sqlalchemy", "optuna", "conveyor.pipeline", "conveyor.tune", "conveyor.deploy"}}
+RECORD = Deployment("production", "clf", stable=1, candidate=2, status="progressing", weight=50)
+
+async def main():
+    app = App([], root=Path({str(registered)!r}), env="production", model="clf",
+              options=Options(deploy_interval=0.01), read_deployment=lambda root, env: RECORD)
+    app.start()
+    while not (app.ready and app.deployer.router.routing.weight):
+        assert app.failed is None, app.failed
+        await asyncio.sleep(0.01)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+        for i in range(10):
+            got = await client.post("/invocations", json={{"inputs": [[0.5, 0.0, 0.0]]}})
+            assert got.status_code == 200, got.text
+        got = await client.get("/deployments/production")
+        assert got.status_code == 200, got.text
+    app.stop()
+
+asyncio.run(main())
+print(json.dumps(sorted(HEAVY & set(sys.modules))))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=registered, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,7 @@ def settle() -> None:
 # -- an environment's deployment record ------------------------------------------------------
 
 ReadDeployment = Callable[[Path, str], "Deployment | None"]
+RETRY_SECONDS = 30.0  # a version that failed to load is tried again after this long
 Resolve = Callable[[Path, str], "ModelVersion"]
 
 
@@ -211,9 +213,10 @@ class DeploymentFollower:
     stable's), a rollback to a version still held. A version not loaded yet is loaded in the
     background, one at a time, while the router goes on answering from what is loaded; stable
     alone answers until a candidate is loaded, and a candidate that cannot be loaded leaves
-    stable answering everything and says why (once, in ``notify``, in the reload metrics, and
-    in :attr:`candidate_error`) until the record changes. The previous stable version is kept
-    loaded, so that a rollback is a swap.
+    stable answering everything and says why (in ``notify``, the reload metrics and
+    :attr:`candidate_error`); it is tried again when the record names other versions, or
+    after ``RETRY_SECONDS``. The previous stable version is kept loaded, so that a rollback is
+    a swap.
     """
 
     def __init__(
@@ -240,7 +243,7 @@ class DeploymentFollower:
         self.resolve = resolve
         self.record: Deployment | None = None
         self.kept: dict[str, Version] = {}  # loaded versions held for an instant switch
-        self.failed: dict[str, str] = {}  # version -> why it did not load, until the record moves
+        self.failed: dict[str, float] = {}  # version -> when it last failed to load
         self.candidate_error: str | None = None
         self._queue: list[tuple[Served, str]] = []
         self._loader: asyncio.Task[None] | None = None
@@ -293,7 +296,8 @@ class DeploymentFollower:
             self._say(f"environment {self.env} deploys model {d.model}, not {self.model}: ignored")
             return
         if d is not None and (self.record is None or d.revision != self.record.revision):
-            self.failed.clear()  # a new record: a version that failed may load now
+            if self.record is None or _versions(d) != _versions(self.record):
+                self.failed.clear()  # other versions: one that failed may be tried again
             self._say(_describe(d))
         self.record = d
         stable = self.stable
@@ -377,7 +381,10 @@ class DeploymentFollower:
     def _want(self, served: Served, version: str) -> None:
         """Load ``version`` into ``served`` in the background (once; not again after a failure
         until the record moves)."""
-        if version in self.failed or any(s is served and v == version for s, v in self._queue):
+        failed = self.failed.get(version)
+        if failed is not None and time.monotonic() - failed < RETRY_SECONDS:
+            return
+        if any(s is served and v == version for s, v in self._queue):
             return
         self._queue.append((served, version))
         if self._loader is None or self._loader.done():
@@ -392,7 +399,7 @@ class DeploymentFollower:
                 await self._load_into(served, version)
             except Exception as exc:
                 why = _message(exc)
-                self.failed[version] = why
+                self.failed[version] = time.monotonic()
                 served.metrics.reload(served.name, "failed", served.role)
                 if served is self.stable:
                     told = f"{self.env}: cannot load version {version} as stable: {why}"
@@ -438,6 +445,10 @@ class DeploymentFollower:
         if message != self._told:  # once, not at every read
             self._told = message
             self.notify(message)
+
+
+def _versions(d: Deployment) -> tuple[int | None, int | None]:
+    return d.stable, d.candidate
 
 
 def _describe(d: Deployment) -> str:
