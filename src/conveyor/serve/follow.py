@@ -393,8 +393,8 @@ class DeploymentFollower:
     async def _load_queued(self) -> None:
         while self._queue:
             served, version = self._queue.pop(0)
-            if served is not self.stable and served is not self.router.candidate:
-                continue  # dropped while it waited
+            if not self._wanted(served, version):
+                continue  # the record moved on while it waited
             try:
                 await self._load_into(served, version)
             except Exception as exc:
@@ -414,6 +414,12 @@ class DeploymentFollower:
             self.notify(f"{self.env}: version {version} loaded as {role}")
             if self.record is not None:
                 self.apply(self.record)  # route to it from now on
+
+    def _wanted(self, served: Served, version: str) -> bool:
+        if served is self.stable:
+            record = self.record
+            return record is not None and str(record.stable) == version
+        return served is self.router.candidate  # a candidate's slot holds one version
 
     async def _load_into(self, served: Served, version: str) -> None:
         uri = f"models:/{self.model}/{version}"
