@@ -353,3 +353,47 @@ print(json.dumps(sorted(HEAVY & set(sys.modules))))
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_an_environment_follows_the_record_the_store_holds(tmp_path: Path) -> None:
+    """The default reader: records saved in the project's store, as the controller saves them
+    (own project: the alias moves with the record)."""
+    deployments = pytest.importorskip("conveyor.registry.deployments")
+    from conveyor.tracking.db import opened
+    from tests.serve.conftest import make_project
+
+    root = make_project(tmp_path / "proj")
+
+    def save(record: Deployment, expected: int | None) -> Deployment:
+        with opened(root) as store:
+            saved: Deployment = deployments.save(store, record, [], expected=expected)
+        return saved
+
+    first = save(Deployment("staging", "clf", stable=1, status="promoted"), None)
+
+    async def check(client: httpx.AsyncClient, app: App) -> None:
+        await until(lambda: app.ready)
+        assert await spread(client, 5) == {("1", "stable"): 5}
+        canary = save(first.but(candidate=2, status="progressing", weight=100), first.revision)
+        await until(lambda: app.deployer is not None and app.deployer.router.routing.weight == 100)
+        assert await spread(client, 5, "c") == {("2", "candidate"): 5}
+        aborted = save(canary.but(status="aborted", weight=0), canary.revision)
+        await until(lambda: app.deployer is not None and app.deployer.router.routing == STABLE_ONLY)
+        assert await spread(client, 5, "a") == {("1", "stable"): 5}
+        state = (await client.get("/deployments/staging")).json()
+        assert (state["status"], state["candidate"]) == ("aborted", 2)
+        assert state["revision"] == aborted.revision
+
+    async def main() -> None:
+        app = App(
+            [], root=root, options=Options(deploy_interval=INTERVAL), env="staging", model="clf"
+        )
+        app.start()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+                await asyncio.wait_for(check(client, app), timeout=120)
+        finally:
+            app.stop()
+
+    asyncio.run(main())
