@@ -282,16 +282,15 @@ def test_feedback_over_http_joins_the_prediction_log(
 
 
 def test_mounted_in_the_servers_own_app(tmp_path: Path) -> None:
-    """The route the server's table gets (Route("/feedback", {"POST": handler}, "feedback")),
-    answered through the real app: its request id and headers, the challenge on a 401."""
+    """The server's own route table mounts the handler when it is given a folder and a token:
+    answered through the real app, with its request id and headers, the challenge on a 401."""
     import httpx
 
     from conveyor.serve.app import App
+    from conveyor.serve.options import Options
 
-    app = App([], root=None)
-    handler = Feedback(tmp_path, TOKEN)
-    routes = [*app.routes.fixed.values(), *(r for rs in app.routes.patterns.values() for r in rs)]
-    app.routes = Table([*routes, Route("/feedback", {"POST": handler}, "feedback")])
+    app = App([], root=None, options=Options(feedback_dir=str(tmp_path), feedback_token=TOKEN))
+    handler = app.feedback
 
     async def main() -> None:
         transport = httpx.ASGITransport(app=app)

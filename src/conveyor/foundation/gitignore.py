@@ -29,6 +29,7 @@ LINES = (
     "/queue/",
     "/models/",
     "/predictions/",
+    "/feedback/",
 )
 
 

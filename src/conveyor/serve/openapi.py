@@ -156,6 +156,40 @@ def document(version: str) -> dict[str, Any]:
         "/metrics": _get(
             "Metrics in Prometheus text format", "metrics", "Operations", {"200": _text("metrics")}
         ),
+        "/deployments/{env}": {
+            "get": {
+                "tags": ["Operations"],
+                "summary": "An environment's deployment record and its last analysis",
+                "operationId": "deployment",
+                "parameters": [
+                    {"name": "env", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(_ref("Deployment"), "the record"),
+                    "404": _json(_ref("Error"), "no deployment of that environment"),
+                },
+            }
+        },
+        "/feedback": {
+            "post": {
+                "tags": ["Operations"],
+                "summary": "True labels for answered requests, by their x-request-id",
+                "operationId": "feedback",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Feedback")}},
+                },
+                "responses": {
+                    "200": _json(_ref("FeedbackAccepted"), "labels stored"),
+                    "400": _json(_ref("Error"), "a malformed body or item"),
+                    "401": _json(_ref("Error"), "no token, or a wrong one"),
+                    "403": _json(_ref("Error"), "this server takes no feedback (no token set)"),
+                    "413": _json(_ref("Error"), "too many items or bytes"),
+                    "503": _json(_ref("Error"), "the labels could not be stored"),
+                },
+            }
+        },
         "/openapi.json": _get(
             "This document", "openapi", "Operations", {"200": _json({"type": "object"}, "OpenAPI")}
         ),
@@ -167,12 +201,15 @@ def document(version: str) -> dict[str, Any]:
             "version": version,
             "description": (
                 "Models from the conveyor registry over the Open Inference Protocol v2 and "
-                "MLflow's scoring protocol. Every response has the headers x-request-id and "
-                "x-model-version."
+                "MLflow's scoring protocol. Every response has the headers x-request-id, "
+                "x-model-version and x-model-role (stable, candidate or shadow)."
             ),
         },
         "paths": paths,
-        "components": {"schemas": _SCHEMAS},
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }
 
 
@@ -186,6 +223,30 @@ _TENSOR_DATA = {
 }
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Label": {
+        "type": "object",
+        "required": ["id", "label"],
+        "properties": {
+            "id": {"type": "string", "description": "the x-request-id of the answer"},
+            "label": {"type": ["string", "number", "boolean"]},
+        },
+    },
+    "Feedback": {
+        "oneOf": [
+            {"type": "array", "items": {"$ref": "#/components/schemas/Label"}},
+            {
+                "type": "object",
+                "required": ["feedback"],
+                "properties": {
+                    "feedback": {"type": "array", "items": {"$ref": "#/components/schemas/Label"}}
+                },
+            },
+        ]
+    },
+    "FeedbackAccepted": {
+        "type": "object",
+        "properties": {"accepted": {"type": "integer"}, "duplicates": {"type": "integer"}},
+    },
     "Live": {"type": "object", "properties": {"live": {"type": "boolean"}}},
     "Ready": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
     "ModelReady": {
@@ -311,6 +372,34 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["predictions"],
         "properties": {"predictions": {"type": "array"}},
+    },
+    "Deployment": {
+        "type": "object",
+        "required": ["env", "model", "stable", "candidate", "status", "mode", "weight"],
+        "properties": {
+            "env": {"type": "string"},
+            "model": {"type": "string"},
+            "stable": {"type": ["integer", "null"]},
+            "candidate": {"type": ["integer", "null"]},
+            "status": {
+                "type": "string",
+                "enum": ["idle", "progressing", "paused", "promoted", "aborted", "rolled_back"],
+            },
+            "mode": {"type": "string", "enum": ["canary", "ab", "shadow", "blue_green"]},
+            "step": {"type": "integer"},
+            "weight": {"type": "number", "description": "percent of requests to the candidate"},
+            "revision": {"type": "integer"},
+            "message": {"type": "string"},
+            "analysis": {
+                "type": ["object", "null"],
+                "description": "the last analysis: its checks, verdict and step",
+            },
+            "verdict": {"type": ["string", "null"], "enum": ["pass", "fail", "inconclusive", None]},
+            "serving": {
+                "type": ["object", "null"],
+                "description": "what this server answers with now, for the environment it serves",
+            },
+        },
     },
     "ScoringError": {
         "type": "object",
