@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 from argparse import Namespace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.cli.app import UsageError, arg, command
+
+if TYPE_CHECKING:
+    from conveyor.deploy.config import Environment
+    from conveyor.serve.options import Options
 
 
 @command(
     "serve",
-    arg("uris", nargs="+", metavar="MODEL", help="models:/name@alias, models:/name/3 or a folder"),
-    arg("--host", default="127.0.0.1", help="address to listen on (default: loopback only)"),
-    arg("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)"),
-    arg("--workers", type=int, default=1, help="server processes sharing the port (default: 1)"),
+    arg(
+        "uris",
+        nargs="*",
+        metavar="MODEL",
+        help="models:/name@alias, models:/name/3 or a folder (none with --env)",
+    ),
+    arg(
+        "--env",
+        metavar="ENV",
+        help="serve an environment of deploy: as its deployment record says, follow it, and "
+        "run its rollouts",
+    ),
+    arg("--host", help="address to listen on (default: the environment's, else loopback only)"),
+    arg("--port", type=int, help="port (default: the environment's, else 8080; 0 picks one)"),
+    arg("--workers", type=int, help="server processes sharing the port (default: 1)"),
     arg("--max-batch-size", type=int, default=64, metavar="ROWS", help="rows per model call"),
     arg(
         "--max-latency-ms",
@@ -52,9 +69,25 @@ from conveyor.cli.app import UsageError, arg, command
 def serve_cmd(opts: Namespace) -> None:
     """Serve models over HTTP: the Open Inference Protocol v2 (/v2/...) and MLflow's scoring
     protocol (/invocations), with /metrics for Prometheus. A served alias is followed: when it
-    moves, the new version is loaded and swapped in without dropping requests."""
+    moves, the new version is loaded and swapped in without dropping requests. With --env the
+    environment's deployment record is followed instead (stable, and a candidate while a rollout
+    is on), and this process runs the environment's rollout controller."""
     from conveyor.serve import server
     from conveyor.serve.options import Options
+
+    env = None
+    if opts.env:
+        if opts.uris:
+            raise UsageError("serve either MODEL URIs or --env ENV, not both")
+        from conveyor.deploy.config import environment
+        from conveyor.foundation.paths import find_root
+
+        env = environment(find_root(), opts.env)
+    elif not opts.uris:
+        raise UsageError("name the models to serve (MODEL ...), or an environment (--env ENV)")
+    host = opts.host or (env.host if env else "127.0.0.1")
+    port = opts.port if opts.port is not None else (env.port if env else 8080)
+    opts.workers = opts.workers if opts.workers is not None else (env.workers if env else 1)
 
     for flag, value in (
         ("--workers", opts.workers),
@@ -69,7 +102,7 @@ def serve_cmd(opts: Namespace) -> None:
         )
     if not 0 <= opts.log_sample <= 1:
         raise UsageError("--log-sample is a share of requests, from 0 to 1")
-    root = server.check(opts.uris)
+    root = server.check(opts.uris) if env is None else _project_root()
     options = Options(
         max_body_bytes=int(opts.max_body_mb * 2**20),
         max_rows=opts.max_rows,
@@ -81,6 +114,47 @@ def serve_cmd(opts: Namespace) -> None:
         log_rate=opts.log_sample,
         log_buffer_bytes=int(opts.log_buffer_mb * 2**20),
     )
-    server.run(
-        opts.uris, root=root, host=opts.host, port=opts.port, workers=opts.workers, options=options
-    )
+    if env is None:
+        server.run(
+            opts.uris, root=root, host=host, port=port, workers=opts.workers, options=options
+        )
+        return
+    assert root is not None
+    _serve_env(root, env, host, port, opts.workers, options)
+
+
+def _project_root() -> Path:
+    from conveyor.foundation.paths import find_root
+
+    return find_root()
+
+
+def _serve_env(
+    root: Path, env: Environment, host: str, port: int, workers: int, options: Options
+) -> None:
+    """The server following the environment's record, and its rollout controller on a thread
+    of this process (the supervisor's, with several workers): the controller reads the server's
+    /metrics, so it needs the port before the server binds it."""
+    from conveyor.deploy.controller import start_thread
+    from conveyor.serve import server
+
+    if port == 0:
+        port = _free_port(host)
+    shown = f"[{host}]" if ":" in host else host
+    thread, stop = start_thread(root, env, f"http://{shown}:{port}")
+    try:
+        server.run(
+            [], root=root, host=host, port=port, workers=workers, options=options, env=env.name
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

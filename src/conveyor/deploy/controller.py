@@ -1,0 +1,257 @@
+"""The rollout controller: observe both versions, judge, decide, write; once per interval.
+
+One :meth:`Controller.tick` reads the environment's record and, while a rollout is on,
+
+1. observes the stable and the candidate side by side over the same window: request counts,
+   errors and latency histograms from the server's own ``/metrics`` (the difference between
+   two scrapes; summed over its workers by the server), labelled and correct predictions per
+   version from feedback joined with the prediction log since the rollout started, and shadow
+   agreement (:class:`MetricsSource`);
+2. judges the window with the environment's checks (:func:`conveyor.deploy.analysis.analyse`);
+3. asks the pure decision (:func:`conveyor.deploy.decide.decide`) for the next record and its
+   events, given the wall-clock time;
+4. writes them with the revision it read. A :class:`~conveyor.registry.deployments.Conflict`
+   means someone else moved the record (``rollout abort`` from a terminal): the write is
+   dropped and the next tick starts from theirs;
+5. tells the webhooks.
+
+A window grows until its analysis is conclusive: with little traffic the samples add up over
+several ticks instead of every tick judging too few, and once a window passed or failed the
+next starts fresh, so a candidate that turns bad is seen within one interval under load.
+
+Everything a rollout needs to go on lives in the record (the step, when it started, the
+failures in a row), so a controller started after a restart resumes at the same step; only
+the current window is lost, and the next tick starts a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from conveyor.deploy import analysis, decide, flows
+from conveyor.deploy.config import Environment
+from conveyor.foundation.errors import ConveyorError
+from conveyor.registry.deployment import Deployment
+
+if TYPE_CHECKING:
+    from conveyor.monitor.webhooks import Sender
+    from conveyor.tracking.store import SqlStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class Source(Protocol):
+    """Where observations come from. ``observe`` returns what was seen of ``record``'s two
+    versions since the window started (None: nothing to judge yet, e.g. the first scrape);
+    ``restart`` starts a new window from the last observation; ``idle`` is called on the ticks
+    without a rollout, so that a rollout's first window starts at the tick before it (a source
+    that keeps nothing between ticks does nothing there). None of them raises for a server
+    that is not up yet in ``idle``; ``observe`` raises a ConveyorError saying what failed."""
+
+    def observe(self, record: Deployment) -> analysis.Observations | None: ...
+
+    def restart(self) -> None: ...
+
+    def idle(self) -> None: ...
+
+
+class Controller:
+    """Advances one environment's rollout; ``run`` ticks every ``env.analysis.interval``
+    seconds until its stop event is set. Not thread-safe: one thread drives it."""
+
+    def __init__(
+        self,
+        root: Path,
+        env: Environment,
+        *,
+        url: str,
+        clock: Clock = time.time,
+        source: Source | None = None,
+        sender: Sender | None = None,
+    ) -> None:
+        self.root = root
+        self.env = env
+        self.url = url
+        self.clock = clock
+        self.source: Source = source or MetricsSource(root, url, env)
+        self.sender = sender if sender is not None else flows.webhook_sender(env)
+        self._window: tuple[object, ...] | None = None
+        self._resources = ExitStack()
+        self._store: SqlStore | None = None
+
+    def tick(self) -> Deployment | None:
+        """One round: the record as it is after it (None before the first deploy)."""
+        store = self._opened()
+        record = self._read(store)
+        if record is None or not record.active:
+            self._window = None
+            self.source.idle()
+            return record
+        self._follow(record)
+        observations = self.source.observe(record)
+        results = None
+        if observations is not None:
+            results = analysis.analyse(self.env.analysis.checks, observations)
+            if analysis.overall(results) != "inconclusive":
+                self.source.restart()
+        now = self.clock()
+        new, events = decide.decide(self.env, record, results, now)
+        if new == record and not events:
+            return record
+        from conveyor.registry.deployments import Conflict
+
+        try:
+            saved = flows.save(store, new, events, expected=record.revision)
+        except Conflict:
+            log.info("deploy %s: the record moved under this tick; following it", record.env)
+            return self._read(store)
+        flows.announce(self.sender, saved, events)
+        return saved
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until ``stop`` is set. A failing tick (the store or the server unreachable for
+        a moment) is logged once per distinct reason and the loop goes on."""
+        said = ""
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.tick()
+                    said = ""
+                except ConveyorError as exc:
+                    if exc.message != said:
+                        log.warning("deploy %s: %s", self.env.name, exc.message)
+                        said = exc.message
+                    self._reopen()
+                except Exception:  # a bug: say it, keep the rollout's server up
+                    log.exception("deploy %s: controller tick failed", self.env.name)
+                    self._reopen()
+                elapsed = time.monotonic() - started
+                stop.wait(max(0.0, self.env.analysis.interval - elapsed))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._reopen()
+        if self.sender is not None:
+            self.sender.close()
+
+    def _follow(self, record: Deployment) -> None:
+        """A new step, a new candidate or a status change starts a new window: the last one
+        measured traffic split another way."""
+        window = (record.stable, record.candidate, record.step, record.status, record.weight)
+        if window != self._window:
+            self.source.restart()
+            self._window = window
+
+    def _opened(self) -> SqlStore:
+        if self._store is None:
+            from conveyor.tracking.db import opened
+
+            self._store = self._resources.enter_context(opened(self.root))
+        return self._store
+
+    def _reopen(self) -> None:
+        self._resources.close()
+        self._resources = ExitStack()
+        self._store = None
+
+    def _read(self, store: SqlStore) -> Deployment | None:
+        from conveyor.registry import queries
+
+        return queries.deployment(store.execute, self.env.name)
+
+
+class MetricsSource:
+    """Observations from the server's ``/metrics`` (the difference since the window's first
+    scrape), with labels from feedback joined to the prediction log since the rollout began.
+
+    A window belongs to one pair of versions; the caller restarts it when the split changes.
+    Feedback is read only when a check needs it (accuracy); it is cumulative over the rollout,
+    as labels arrive late and few.
+    """
+
+    def __init__(self, root: Path, url: str, env: Environment, *, timeout: float = 2.0) -> None:
+        from conveyor.foundation.paths import CONTROL_DIR
+
+        self.url = url.rstrip("/")
+        self.env = env
+        self.timeout = timeout
+        self.predictions = root / CONTROL_DIR / "predictions"
+        self.feedback = root / CONTROL_DIR / "feedback"
+        self._base: object | None = None
+        self._last: object | None = None
+        self._labels = any(c.metric == "accuracy" for c in env.analysis.checks) or (
+            env.strategy.kind == "ab"
+        )
+
+    def observe(self, record: Deployment) -> analysis.Observations | None:
+        from conveyor.deploy import observe
+
+        scraped = observe.scrape(self.url + "/metrics", timeout=self.timeout)
+        self._last = scraped
+        if self._base is None:  # the first tick after a start: the window starts now
+            self._base = scraped
+            return None
+        assert record.stable is not None and record.candidate is not None
+        seen = observe.sides(
+            observe.delta(self._base, scraped), record.model, record.stable, record.candidate
+        )
+        if self._labels:
+            seen = self._with_labels(seen, record)
+        return seen
+
+    def restart(self) -> None:
+        self._base = self._last
+
+    def idle(self) -> None:
+        from conveyor.deploy import observe
+
+        try:
+            self._last = observe.scrape(self.url + "/metrics", timeout=self.timeout)
+        except (ConveyorError, OSError):
+            self._last = None  # not up yet, or going down: the next rollout's first tick waits
+        self._base = self._last
+
+    def _with_labels(
+        self, seen: analysis.Observations, record: Deployment
+    ) -> analysis.Observations:
+        """Labelled and correct predictions of each version since the rollout started: the
+        feedback received so far joined with the prediction log by request id."""
+        from conveyor.monitor import feedback, predlog
+
+        joined = feedback.join(
+            predlog.read(self.predictions, record.model),
+            feedback.read(self.feedback),
+            since=record.started,
+        )
+        stable, candidate = joined.tally(str(record.stable)), joined.tally(str(record.candidate))
+        return replace(
+            seen,
+            stable=replace(seen.stable, labelled=stable.labelled, correct=stable.correct),
+            candidate=replace(
+                seen.candidate, labelled=candidate.labelled, correct=candidate.correct
+            ),
+        )
+
+
+def start_thread(
+    root: Path, env: Environment, url: str, *, clock: Clock = time.time
+) -> tuple[threading.Thread, threading.Event]:
+    """A daemon thread running the environment's controller, and the event that stops it."""
+    stop = threading.Event()
+    controller = Controller(root, env, url=url, clock=clock)
+    thread = threading.Thread(
+        target=controller.run, args=(stop,), name=f"conveyor-deploy-{env.name}", daemon=True
+    )
+    thread.start()
+    return thread, stop

@@ -1,0 +1,224 @@
+"""Rollouts against a real ``conveyor serve --env`` process on loopback, under real traffic from
+threads: a good candidate promoted through every step, a failing one aborted within one
+analysis interval, ``conveyor rollback`` under load, and a server restarted mid-rollout.
+Every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GIT_ENV
+from tests.deploy.projects import environment, package
+from tests.serve.conftest import Server
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+ENV = {**os.environ, **GIT_ENV, "PYTHONPATH": SRC}
+ROW = json.dumps({"inputs": [[0.5, 1.0, -1.0]]}).encode()
+
+
+def conveyor(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from conveyor.cli.main import run; sys.argv[0] = 'conveyor'; run()"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=root, env=ENV, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    if check:
+        assert proc.returncode == 0, f"conveyor {' '.join(args)}: {proc.stderr}"
+    return proc
+
+
+def make(root: Path, versions: dict[str, dict[str, float]], **env: str) -> Path:
+    """A project whose clf versions are ``versions`` (folder -> package options), registered in
+    order, with the production environment; version 1 deployed (all traffic)."""
+    root.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True, env=ENV)
+    conveyor(root, "init")
+    for folder, options in versions.items():
+        package(root, folder, **options)  # type: ignore[arg-type]
+        conveyor(root, "models", "register", "clf", folder)
+    with (root / "conveyor.yaml").open("a") as f:
+        f.write(environment(**env))
+    conveyor(root, "deploy", "clf/1", "--env", "production")
+    return root
+
+
+def record(root: Path) -> dict[str, object]:
+    (shown,) = json.loads(conveyor(root, "rollout", "status", "production", "--json").stdout)
+    return shown["record"]  # type: ignore[no-any-return]
+
+
+class Load:
+    """Threads posting one row each to /invocations until stopped; what answered, and the
+    failures (a non-200 or no answer)."""
+
+    def __init__(self, url: str, threads: int = 2) -> None:
+        self.url = url + "/invocations"
+        self.answers: list[tuple[float, str]] = []  # (time, version)
+        self.failures: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            req = urllib.request.Request(self.url, data=ROW, method="POST")
+            req.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    resp.read()
+                    self.answers.append((time.monotonic(), resp.headers["x-model-version"]))
+            except urllib.error.HTTPError as exc:
+                self.failures.append((time.monotonic(), f"{exc.code}: {exc.read()[:200]!r}"))
+            except OSError as exc:
+                self.failures.append((time.monotonic(), repr(exc)))
+
+    def since(self, at: float) -> Counter[str]:
+        return Counter(version for t, version in list(self.answers) if t >= at)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+
+@pytest.fixture
+def started() -> Iterator[Callable[..., object]]:
+    """Start servers and loads; stopped (loads first) at the end whatever happened."""
+    things: list[object] = []
+
+    def start(thing: object) -> object:
+        things.append(thing)
+        return thing
+
+    yield start
+    for thing in reversed(things):
+        thing.stop()  # type: ignore[attr-defined]
+
+
+def until(what: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if what():
+            return True
+        time.sleep(step)
+    return what()
+
+
+def test_a_good_candidate_is_promoted_through_every_step(
+    tmp_path: Path, started: Callable[..., object]
+) -> None:
+    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, pause="1s", interval="500ms")
+    server = started(Server(root, "--env", "production", env=ENV))
+    assert isinstance(server, Server)
+    load = started(Load(server.url))
+    assert isinstance(load, Load)
+    assert until(lambda: len(load.answers) > 20, 10)
+    conveyor(root, "deploy", "clf/2", "--env", "production")
+    assert until(lambda: record(root)["status"] != "progressing", 20, step=0.3), record(root)
+    final = record(root)
+    assert (final["status"], final["stable"], final["candidate"]) == ("promoted", 2, None)
+    done = time.monotonic()
+    assert until(
+        lambda: load.since(done + 0.5).keys() == {"2"} and len(load.since(done + 0.5)) > 10, 5
+    )
+    load.stop()
+    assert load.failures == []
+    assert {"1", "2"} <= {v for _, v in load.answers}
+    shown = conveyor(root, "models", "show", "clf@production", "--json").stdout
+    assert json.loads(shown)["version"] == 2
+    history = conveyor(root, "rollout", "history", "production").stdout
+    assert "promoted" in history and "analysis" in history
+
+
+def test_a_failing_candidate_is_aborted_within_one_interval(
+    tmp_path: Path, started: Callable[..., object]
+) -> None:
+    root = make(tmp_path / "p", {"v1": {}, "v2": {"fail_every": 5}}, interval="1s")
+    server = started(Server(root, "--env", "production", env=ENV))
+    assert isinstance(server, Server)
+    load = started(Load(server.url, threads=3))
+    assert isinstance(load, Load)
+    assert until(lambda: len(load.answers) > 20, 10)
+    conveyor(root, "deploy", "clf/2", "--env", "production")
+    assert until(lambda: bool(load.failures), 5), "the candidate never failed"
+    failing = load.failures[0][0]
+    assert until(lambda: record(root)["status"] == "aborted", 10, step=0.2), record(root)
+    # From its first failure to all traffic on stable: one interval, plus the server's poll.
+    last_candidate = max(t for t, v in list(load.answers) if v == "2")
+    last_failure = max(t for t, _ in load.failures)
+    assert max(last_candidate, last_failure) - failing <= 2.0
+    after = time.monotonic()
+    assert until(lambda: sum(load.since(after).values()) > 20, 5)
+    assert set(load.since(after)) == {"1"}
+    final = record(root)
+    assert (final["stable"], final["candidate"], final["weight"]) == (1, 2, 0)
+    shown = json.loads(conveyor(root, "models", "show", "clf@production", "--json").stdout)
+    assert shown["version"] == 1
+    history = conveyor(root, "rollout", "history", "production", "--json").stdout
+    kinds = [e["kind"] for e in json.loads(history)]
+    assert "rollout.aborted" in kinds
+    fail = [e for e in json.loads(history) if e["kind"] == "rollout.analysis"][-1]
+    assert fail["data"]["verdict"] == "fail"
+
+
+def test_rollback_under_load_fails_no_request(
+    tmp_path: Path, started: Callable[..., object]
+) -> None:
+    root = make(tmp_path / "p", {"v1": {}, "v2": {}})
+    conveyor(root, "deploy", "clf/2", "--env", "production")
+    conveyor(root, "rollout", "promote", "--full", "production")
+    server = started(Server(root, "--env", "production", env=ENV))
+    assert isinstance(server, Server)
+    load = started(Load(server.url))
+    assert isinstance(load, Load)
+    assert until(lambda: len(load.answers) > 20, 10)
+    assert set(load.since(0)) == {"2"}
+    conveyor(root, "rollback", "production")
+    after = time.monotonic()
+    assert until(lambda: sum(load.since(after + 0.5).values()) > 20, 10)
+    assert set(load.since(after + 0.5)) == {"1"}
+    load.stop()
+    assert load.failures == []
+    shown = json.loads(conveyor(root, "models", "show", "clf@production", "--json").stdout)
+    assert shown["version"] == 1
+
+
+def test_a_restarted_server_resumes_the_same_step(
+    tmp_path: Path, started: Callable[..., object]
+) -> None:
+    # A long pause after the first step: the rollout waits there across the restart.
+    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, pause="1h", interval="500ms")
+    first = Server(root, "--env", "production", env=ENV)
+    load = Load(first.url)
+    try:
+        assert until(lambda: len(load.answers) > 20, 10)
+        conveyor(root, "deploy", "clf/2", "--env", "production")
+        assert until(lambda: record(root)["step"] == 1, 15, step=0.3), record(root)
+    finally:
+        load.stop()
+        first.stop()
+    before = record(root)
+    server = started(Server(root, "--env", "production", env=ENV))
+    assert isinstance(server, Server)
+    load = started(Load(server.url))
+    assert isinstance(load, Load)
+    assert until(lambda: {"1", "2"} <= set(load.since(0)), 10)  # the candidate served again
+    time.sleep(1.5)  # three ticks of the new controller
+    after = record(root)
+    assert (after["step"], after["status"], after["weight"]) == (1, "progressing", 20)
+    assert after["step_started"] == before["step_started"]
+    conveyor(root, "rollout", "promote", "production")  # the pause ends by hand
+    assert until(lambda: record(root)["step"] == 2, 5), record(root)
