@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.models_cmds",
     "conveyor.cli.serve_cmds",
     "conveyor.cli.deploy_cmds",
+    "conveyor.cli.feedback_cmds",
     "conveyor.cli.check_cmds",
     "conveyor.cli.report_cmds",
     "conveyor.cli.schema_cmds",
