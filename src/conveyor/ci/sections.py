@@ -16,6 +16,7 @@ from pathlib import Path
 def check(root: Path) -> None:
     """Raise one :class:`~conveyor.foundation.errors.ConfigError` listing every mistake in the
     project's conveyor.yaml, in line order; return when there is none (or no file)."""
+    import conveyor.deploy.config
     import conveyor.gates.config
     import conveyor.pipeline.definition
     import conveyor.registry.config
