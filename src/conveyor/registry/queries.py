@@ -13,12 +13,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.registry.errors import ModelNotFound
+from conveyor.registry.deployment import MODES, STATUSES, Deployment
+from conveyor.registry.errors import ModelNotFound, RegistryError
 from conveyor.registry.records import AliasMove, ModelSummary, ModelVersion
 from conveyor.registry.uris import Uri
 from conveyor.tracking.reads import Execute
 
 _VERSION_COLUMNS = 'name, version, package, flavor, run_id, created, "user", lineage'
+DEPLOYMENT_COLUMNS = (
+    "env, model, stable, candidate, mode, status, step, weight, sticky, started, step_started,"
+    " failures, previous, message, revision"
+)
 
 
 def require(execute: Execute, name: str) -> None:
@@ -148,6 +153,18 @@ def tags(execute: Execute, name: str, version: int | None = None) -> dict[str, s
     return {str(k): str(v) for k, v in rows}
 
 
+def deployment(execute: Execute, env: str) -> Deployment | None:
+    """Environment ``env``'s deployment record; None before its first deploy."""
+    rows = execute(f"SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE env = :e", {"e": env})
+    return _deployment(rows[0]) if rows else None
+
+
+def deployments(execute: Execute) -> list[Deployment]:
+    """Every environment's deployment record, by environment."""
+    rows = execute(f"SELECT {DEPLOYMENT_COLUMNS} FROM deployments ORDER BY env", {})
+    return [_deployment(row) for row in rows]
+
+
 def _range(execute: Execute, uri: Uri) -> str:
     rows = execute("SELECT MAX(version) FROM model_versions WHERE name = :n", {"n": uri.name})
     latest = rows[0][0] if rows else None
@@ -165,4 +182,35 @@ def _version(row: Sequence[Any]) -> ModelVersion:
         created=created,
         user=user or "",
         lineage=json.loads(lineage or "{}"),
+    )
+
+
+def _deployment(row: Sequence[Any]) -> Deployment:
+    env, model, stable, candidate, mode, status, step, weight, sticky = row[:9]
+    started, step_started, failures, previous, message, revision = row[9:]
+    # The store is shared: a mode or status written by a newer conveyor (or by hand) must not
+    # become a value this one's Literal types promise it never holds.
+    if mode not in MODES or status not in STATUSES:
+        raise RegistryError(
+            f"the deployment record of {env!r} has mode {mode!r} and status {status!r}, "
+            "which this conveyor does not know",
+            hint=f"modes: {', '.join(MODES)}; statuses: {', '.join(STATUSES)}; "
+            "upgrade conveyor, or deploy again",
+        )
+    return Deployment(
+        env=env,
+        model=model,
+        stable=None if stable is None else int(stable),
+        candidate=None if candidate is None else int(candidate),
+        mode=mode,
+        status=status,
+        step=int(step),
+        weight=float(weight),
+        sticky=sticky or "",
+        started=float(started),
+        step_started=float(step_started),
+        failures=int(failures),
+        previous=None if previous is None else int(previous),
+        message=message or "",
+        revision=int(revision),
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from conveyor.foundation.errors import ConveyorError
 
-HEAD = "0004"  # the newest migration: the schema these queries are written for
+HEAD = "0005"  # the newest migration: the schema these queries are written for
 VERSION_TABLE = "conveyor_version"  # where Alembic records it (Optuna owns "alembic_version")
 
 Execute = Callable[[str, Mapping[str, Any]], Sequence[Sequence[Any]]]

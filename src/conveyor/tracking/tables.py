@@ -169,3 +169,27 @@ events = sa.Table(
     sa.Column("data", sa.Text, nullable=False, default="{}"),  # JSON: the inputs of a decision
     sa.Index("ix_events_subject", "subject", "id"),
 )
+
+# One row per environment (migration 0005): what its servers serve and how far a rollout has
+# come (see :class:`conveyor.registry.deployment.Deployment`). Rewritten only when ``revision``
+# is still the one the writer read, together with its events (:mod:`conveyor.registry.deployments`).
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("env", sa.String(128), primary_key=True),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("stable", sa.Integer, nullable=True),  # None before the first deploy
+    sa.Column("candidate", sa.Integer, nullable=True),
+    sa.Column("mode", sa.String(16), nullable=False),  # canary, ab, shadow, blue_green
+    sa.Column("status", sa.String(16), nullable=False),  # idle, progressing, paused, ...
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("weight", sa.Float, nullable=False),  # percent to the candidate
+    sa.Column("sticky", sa.String(256), nullable=False),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("step_started", sa.Float, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("previous", sa.Integer, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),  # the optimistic lock: see save()
+    sa.Column("updated", sa.Float, nullable=False),  # wall clock of the last write
+)
