@@ -1,12 +1,17 @@
 """The server's ASGI app: its life (load, follow, stop), and for each request the route, the
 request id, the headers every answer carries, and the metrics.
 
-Every response carries ``x-request-id`` (the client's, or a new one) and ``x-model-version``
-(the version that answered; for an error, the one the path names; for other endpoints, the
-first model's). A request the app cannot read is answered with a 4xx and never reaches the
-model; one that fails inside the model is answered alone (see :mod:`conveyor.serve.batching`).
-The endpoints themselves are :mod:`conveyor.serve.endpoints`'; which version each model serves
-is :mod:`conveyor.serve.follow`'s.
+Every response carries ``x-request-id`` (the client's, or a new one), ``x-model-version`` and
+``x-model-role`` (the version that answered and its role; for an error, the one the path names;
+for other endpoints, the first model's). A request the app cannot read is answered with a 4xx
+and never reaches the model; one that fails inside the model is answered alone (see
+:mod:`conveyor.serve.batching`). The endpoints themselves are :mod:`conveyor.serve.endpoints`';
+which version each model serves is :mod:`conveyor.serve.follow`'s.
+
+The app serves either model URIs (each a :class:`~conveyor.serve.served.Served`, an alias
+followed), or with ``env`` an environment: one :class:`~conveyor.serve.router.Router` for its
+model, splitting traffic between stable and candidate as the environment's deployment record
+says, followed every ``Options.deploy_interval``.
 """
 
 from __future__ import annotations
@@ -20,12 +25,20 @@ from typing import Any
 from conveyor.serve import memory
 from conveyor.serve.catalog import Catalog
 from conveyor.serve.endpoints import Endpoints
-from conveyor.serve.errors import NotAllowed, NotFound, RequestError
+from conveyor.serve.errors import CannotServe, NotAllowed, NotFound, RequestError
 from conveyor.serve.exchange import REQUEST_ID, Ids, Request, error
-from conveyor.serve.follow import Follower
+from conveyor.serve.follow import (
+    DeploymentFollower,
+    Follower,
+    ReadDeployment,
+    deployment_state,
+    stored_deployment,
+)
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.options import Options
+from conveyor.serve.predictor import Predictor, Role
 from conveyor.serve.predlog import PredictionLog
+from conveyor.serve.router import Router
 from conveyor.serve.served import Served
 
 __all__ = ["App", "Options"]
@@ -44,26 +57,49 @@ class App:
         options: Options | None = None,
         notify: Callable[[str], None] | None = None,
         on_failure: Callable[[str], None] | None = None,
+        env: str | None = None,
+        model: str | None = None,
+        read_deployment: ReadDeployment | None = None,
     ) -> None:
+        """Serve ``uris``; or, with ``env`` (and its ``model``), that environment of the project
+        at ``root`` as its deployment record says (``read_deployment`` reads it: the store's
+        by default)."""
         self.options = options = options or Options()
+        self.root = root
+        self.env = env
         self.metrics = Metrics()
         self.notify = notify or (lambda _message: None)
         # Called once, with the reason, when a model cannot be loaded at start-up: nothing
         # loaded before would serve in its place, and retrying would only hide the mistake.
         self.on_failure = on_failure or (lambda _reason: None)
         self.failed: str | None = None
-        self.served = [
-            Served(
-                uri,
-                root,
-                self.metrics,
-                max_batch_size=options.max_batch_size,
-                max_latency_ms=options.max_latency_ms,
-                max_rows=options.max_rows,
+        self.read_deployment = read_deployment or stored_deployment
+        self.served = [self._served(uri) for uri in uris] if env is None else []
+        self.deployer: DeploymentFollower | None = None
+        predictors: list[Predictor] = list(self.served)
+        if env is not None:
+            if uris or model is None or root is None:
+                raise CannotServe(
+                    f"serving environment {env} needs its model, a project, and no model URIs",
+                    hint="`conveyor serve --env ENV` inside the project, without URIs",
+                )
+            router = Router(
+                self._served(f"models:/{model}@{env}"),
+                metrics=self.metrics,
+                max_copies=options.max_shadow_copies,
             )
-            for uri in uris
-        ]
-        self.catalog = Catalog(self.served)
+            self.deployer = DeploymentFollower(
+                router,
+                root=root,
+                env=env,
+                model=model,
+                make=self._served,
+                interval=options.deploy_interval,
+                notify=self.notify,
+                read=self.read_deployment,
+            )
+            predictors = [router]
+        self.catalog = Catalog(predictors)
         self.log = (
             PredictionLog(
                 Path(options.log_dir),
@@ -74,10 +110,29 @@ class App:
             if options.log_dir and options.log_rate > 0
             else None
         )
-        self.routes = Endpoints(self.catalog, options, self.metrics, self.log).table()
+        deployments = self._deployment if root is not None else None
+        self.routes = Endpoints(self.catalog, options, self.metrics, self.log, deployments).table()
         self.follower = Follower(self.served, interval=options.reload_interval, notify=self.notify)
         self._tasks: list[asyncio.Task[None]] = []
         self._ids = Ids()
+
+    def _served(self, uri: str, role: Role = "stable") -> Served:
+        options = self.options
+        return Served(
+            uri,
+            self.root,
+            self.metrics,
+            role=role,
+            max_batch_size=options.max_batch_size,
+            max_latency_ms=options.max_latency_ms,
+            max_rows=options.max_rows,
+        )
+
+    def _deployment(self, env: str) -> dict[str, Any] | None:
+        assert self.root is not None
+        deployer = self.deployer
+        serving = deployer.serving() if deployer is not None and env == self.env else None
+        return deployment_state(self.root, env, self.read_deployment, serving)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -110,15 +165,18 @@ class App:
             task.cancel()
         for served in self.served:
             served.close()
+        if self.deployer is not None:
+            self.deployer.close()
         if self.log is not None:
             self.log.close()
 
     async def _run(self) -> None:
-        self.failed = await self.follower.first()
+        follower: Follower | DeploymentFollower = self.deployer or self.follower
+        self.failed = await follower.first()
         if self.failed is not None:
             self.on_failure(self.failed)
             return
-        await self.follower.run()  # only now: a first load is not a reload
+        await follower.run()  # only now: a first load is not a reload
 
     @property
     def ready(self) -> bool:
@@ -182,6 +240,7 @@ class App:
                     (b"content-length", str(len(reply.body)).encode()),
                     (b"x-request-id", rid.encode()),
                     (b"x-model-version", version.encode()),
+                    (b"x-model-role", role.encode()),
                     *reply.headers,
                 ],
             }

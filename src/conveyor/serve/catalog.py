@@ -6,12 +6,14 @@ from collections.abc import Sequence
 
 from conveyor.serve.errors import NotFound, NotReady
 from conveyor.serve.predictor import Predictor
+from conveyor.serve.router import Router
 
 
 class Catalog:
     """Predictors by model name, in the order the server was given them. Several may share a
     name (two versions of one model served side by side): a request naming a version gets the
-    predictor answering with it; one naming none gets the first."""
+    predictor answering with it; one naming none gets the first. A router answers for both its
+    versions: a request naming the candidate's version gets the candidate alone."""
 
     def __init__(self, predictors: Sequence[Predictor]) -> None:
         self.predictors = list(predictors)
@@ -40,10 +42,10 @@ class Catalog:
             )
         if version is None:
             return candidates[0]
-        for predictor in candidates:
-            if predictor.version == version:
-                return predictor
-        serving = [v for v in (p.version for p in candidates) if v is not None]
+        found = _named(candidates, version)
+        if found is not None:
+            return found
+        serving = [v for v in (v for p in candidates for v in _versions(p)) if v is not None]
         if not serving:
             raise NotReady(f"model {name} is not ready")
         raise NotFound(
@@ -56,7 +58,26 @@ class Catalog:
         even when it fails: the one answering with that version, else the name's first."""
         candidates = self.by_name[name]
         if version is not None:
-            for predictor in candidates:
-                if predictor.version == version:
-                    return predictor
+            found = _named(candidates, version)
+            if found is not None:
+                return found
         return candidates[0]
+
+
+def _named(predictors: Sequence[Predictor], version: str) -> Predictor | None:
+    for predictor in predictors:
+        if predictor.version == version:
+            return predictor
+    for predictor in predictors:
+        if isinstance(predictor, Router):
+            member = predictor.at(version)
+            if member is not None:
+                return member
+    return None
+
+
+def _versions(predictor: Predictor) -> list[str | None]:
+    if isinstance(predictor, Router):
+        candidate = predictor.candidate
+        return [predictor.version, candidate.version if candidate is not None else None]
+    return [predictor.version]

@@ -5,6 +5,7 @@
     POST /v2/models/{name}[/versions/{version}]/infer
     POST /invocations; GET /ping, /health, /version        MLflow's scoring protocol
     GET  /metrics                                          Prometheus text format
+    GET  /deployments/{env}                                an environment's record and analysis
     GET  /openapi.json                                     this API, described
 
 Protocol code asks the :class:`~conveyor.serve.catalog.Catalog` for a
@@ -14,11 +15,13 @@ whether one loaded version or a router over two answers.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from conveyor.serve import openapi, scoring, v2
 from conveyor.serve.catalog import Catalog
-from conveyor.serve.errors import NotReady, RequestError
+from conveyor.serve.errors import NotFound, NotReady, RequestError
 from conveyor.serve.exchange import (
     REQUEST_ID,
     TEXT,
@@ -29,9 +32,13 @@ from conveyor.serve.exchange import (
 )
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.options import Options
-from conveyor.serve.predictor import Prediction
+from conveyor.serve.predictor import Prediction, Predictor
 from conveyor.serve.predlog import PredictionLog
+from conveyor.serve.router import Router, request_key
 from conveyor.serve.routes import Route, Table
+
+# env -> its record and last analysis as GET /deployments/{env} answers (None: no such env)
+Deployments = Callable[[str], "dict[str, Any] | None"]
 
 
 class Endpoints:
@@ -41,11 +48,13 @@ class Endpoints:
         options: Options,
         metrics: Metrics,
         log: PredictionLog | None,
+        deployments: Deployments | None = None,
     ) -> None:
         self.catalog = catalog
         self.options = options
         self.metrics = metrics
         self.log = log
+        self.deployments = deployments
 
     def table(self) -> Table:
         model = "/v2/models/{name}"
@@ -69,6 +78,7 @@ class Endpoints:
                 Route("/health", {"GET": self.health}, scoring=True),
                 Route("/version", {"GET": self.version}, scoring=True),
                 Route("/metrics", {"GET": self.prometheus}),
+                Route("/deployments/{env}", {"GET": self.deployment}),
                 Route("/openapi.json", {"GET": self.openapi}),
             ]
         )
@@ -114,7 +124,8 @@ class Endpoints:
         if parsed.outputs is not None and set(parsed.outputs) - {output}:
             unknown = ", ".join(sorted(set(parsed.outputs) - {output}))
             raise RequestError(f"model {predictor.name} has no output {unknown}; it gives {output}")
-        checked, prediction = await predictor.predict(data, timeout=self.options.timeout, key=rid)
+        key = _key(predictor, request, rid)
+        checked, prediction = await predictor.predict(data, timeout=self.options.timeout, key=key)
         if self.log is not None:
             checked = v2.sent_rows(parsed, checked)  # the rows' JSON as sent: not encoded again
         self._log(rid, predictor.name, prediction, "infer", checked)
@@ -133,9 +144,8 @@ class Endpoints:
         body = await read_body(request, self.options.max_body_bytes)
         content_type = request.headers.get(b"content-type", b"").decode("latin-1")
         data = scoring.parse(body, content_type)
-        checked, prediction = await predictor.predict(
-            data, timeout=self.options.timeout, key=request.request_id
-        )
+        key = _key(predictor, request, request.request_id)
+        checked, prediction = await predictor.predict(data, timeout=self.options.timeout, key=key)
         if self.log is not None:
             rows = scoring.sent_rows(body, checked) if isinstance(data, list) else None
             inputs = checked if rows is None else rows
@@ -157,6 +167,20 @@ class Endpoints:
             self.metrics.log_pending_bytes = self.log.pending_bytes
         return Reply(200, self.metrics.render().encode(), TEXT)
 
+    async def deployment(self, request: Request) -> Reply:
+        env = request.params["env"]
+        state = None
+        if self.deployments is not None:
+            state = await asyncio.to_thread(self.deployments, env)
+        if state is None:
+            hint = (
+                "`conveyor deploy MODEL --env ENV` starts one"
+                if self.deployments is not None
+                else "this server serves no project: start it inside one"
+            )
+            raise NotFound(f"no deployment of environment {env!r}", hint=hint)
+        return as_json(state)
+
     async def openapi(self, request: Request) -> Reply:
         return as_json(openapi.document(_version()))
 
@@ -165,6 +189,13 @@ class Endpoints:
     ) -> None:
         if self.log is not None:
             self.log.record(rid, model, prediction.version, endpoint, inputs, prediction.outputs)
+
+
+def _key(predictor: Predictor, request: Request, rid: str) -> str:
+    """What a router splits by: the request id, or the header or cookie it is sticky by."""
+    if isinstance(predictor, Router) and predictor.sticky:
+        return request_key(predictor.sticky, request.headers, rid)
+    return rid
 
 
 def _version() -> str:

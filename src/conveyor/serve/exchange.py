@@ -81,12 +81,14 @@ def as_json(
 
 def error(exc: RequestError, *, scoring_body: bool) -> Reply:
     """The error reply in the protocol's body: MLflow's ``{"error_code", "message"}`` or v2's
-    ``{"error"}``; a 405 says in Allow which methods are."""
+    ``{"error"}``; a 405 says in Allow which methods are. An error a router's candidate raised
+    names its version and role (:func:`conveyor.serve.router.blame`)."""
+    version, role = getattr(exc, "answered", (None, None))
     if scoring_body:
-        reply = as_json(scoring.error(exc), exc.status)
+        reply = as_json(scoring.error(exc), exc.status, version, role)
     else:
         message = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-        reply = as_json({"error": message}, exc.status)
+        reply = as_json({"error": message}, exc.status, version, role)
     if isinstance(exc, NotAllowed):
         return reply._replace(headers=((b"allow", exc.allow.encode()),))
     return reply

@@ -1,26 +1,36 @@
 """Following a desired state: which version each served model should answer with, read from the
 store, compared with what is loaded, and the difference applied by hot swaps.
 
-Today the desired state is each served alias's version (``models:/clf@production`` -> 4); a
-deployment record (stable and candidate versions of an environment) is the next source, read
-the same way. Deciding what to change is a pure function, :func:`plan`, over plain values; the
+Two sources of desired state. Each served alias's version (``models:/clf@production`` -> 4):
+deciding what to change is a pure function, :func:`plan`, over plain values; the
 :class:`Follower` does the reading and the loading around it, and says what happened through
-``notify`` (once per failure, not at every poll) and the reload metrics.
+``notify`` (once per failure, not at every poll) and the reload metrics. And an environment's
+deployment record (stable and candidate versions, the split): the
+:class:`DeploymentFollower` reads it every ``Options.deploy_interval`` and applies it to a
+:class:`~conveyor.serve.router.Router` (which split applies is the router's pure
+:func:`~conveyor.serve.router.routing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation.errors import ConveyorError
+from conveyor.serve.errors import CannotServe
+from conveyor.serve.predictor import Role, Version
+from conveyor.serve.router import Member, Router
 from conveyor.serve.served import Served
 
 if TYPE_CHECKING:
+    from conveyor.registry.deployment import Deployment
     from conveyor.registry.records import ModelVersion
+    from conveyor.tracking.events import Event
 
 
 @dataclass(frozen=True)
@@ -163,3 +173,327 @@ def settle() -> None:
     way: each full collection would walk it all again, stalling every request in flight for tens
     of milliseconds. (Objects are still freed when nothing refers to them.)"""
     gc.freeze()
+
+
+# -- an environment's deployment record ------------------------------------------------------
+
+ReadDeployment = Callable[[Path, str], "Deployment | None"]
+Resolve = Callable[[Path, str], "ModelVersion"]
+
+
+def stored_deployment(root: Path, env: str) -> Deployment | None:
+    """The environment's record as the store holds it (read without SQLAlchemy when it can)."""
+    stored = importlib.import_module("conveyor.registry.stored")
+    read = getattr(stored, "deployment", None)
+    if read is None:
+        raise CannotServe(
+            "this installation of conveyor cannot read deployment records "
+            "(conveyor.registry.stored.deployment is missing)",
+            hint="upgrade conveyor, or serve a model URI instead of --env",
+        )
+    found: Deployment | None = read(root, env)
+    return found
+
+
+def resolve_version(root: Path, uri: str) -> ModelVersion:
+    from conveyor.registry.stored import resolve
+
+    return resolve(root, uri)
+
+
+class DeploymentFollower:
+    """Serves an environment as its deployment record says, through a
+    :class:`~conveyor.serve.router.Router`, and follows the record.
+
+    Every ``interval`` the record is read again. What needs no loading is applied at once: a new
+    split or mode, an abort (stable alone from the next request, the candidate kept loaded for
+    requests that name its version), a promotion (the candidate's loaded version becomes
+    stable's), a rollback to a version still held. A version not loaded yet is loaded in the
+    background, one at a time, while the router goes on answering from what is loaded; stable
+    alone answers until a candidate is loaded, and a candidate that cannot be loaded leaves
+    stable answering everything and says why (once, in ``notify``, in the reload metrics, and
+    in :attr:`candidate_error`) until the record changes. The previous stable version is kept
+    loaded, so that a rollback is a swap.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        root: Path,
+        env: str,
+        model: str,
+        make: Callable[[str, Role], Served],
+        interval: float,
+        notify: Callable[[str], None],
+        read: ReadDeployment = stored_deployment,
+        resolve: Resolve = resolve_version,
+    ) -> None:
+        self.router = router
+        self.root = root
+        self.env = env
+        self.model = model
+        self.make = make  # a new slot for a candidate version: (uri, role) -> Served
+        self.interval = interval
+        self.notify = notify
+        self.read = read
+        self.resolve = resolve
+        self.record: Deployment | None = None
+        self.kept: dict[str, Version] = {}  # loaded versions held for an instant switch
+        self.failed: dict[str, str] = {}  # version -> why it did not load, until the record moves
+        self.candidate_error: str | None = None
+        self._queue: list[tuple[Served, str]] = []
+        self._loader: asyncio.Task[None] | None = None
+        self._told: str | None = None
+
+    @property
+    def stable(self) -> Served:
+        stable = self.router.stable
+        assert isinstance(stable, Served)
+        return stable
+
+    async def first(self) -> str | None:
+        """Load the stable version the record names; None when it is loaded (or when the
+        environment has no deployment yet: the server waits for one, unready), else why not.
+        A candidate is loaded in the background afterwards."""
+        try:
+            d = await asyncio.to_thread(self.read, self.root, self.env)
+        except Exception as exc:
+            return f"cannot read the deployment of environment {self.env}: {_message(exc)}"
+        if d is not None and d.stable is not None and d.model == self.model:
+            version = str(d.stable)
+            try:
+                await self._load_into(self.stable, version)
+            except Exception as exc:
+                return f"cannot load {self.model} version {version}: {_message(exc)}"
+            self.notify(f"serving {self.model} version {version} (stable in {self.env})")
+            settle()
+        self.apply(d)
+        return None
+
+    async def run(self) -> None:
+        """Follow the record for ever."""
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.step()
+
+    async def step(self) -> Deployment | None:
+        """Read the record once and apply it; the record read."""
+        try:
+            d = await asyncio.to_thread(self.read, self.root, self.env)
+        except Exception as exc:
+            self._say(f"cannot read the deployment of {self.env} (serving as before): {exc}")
+            return self.record
+        self.apply(d)
+        return d
+
+    def apply(self, d: Deployment | None) -> None:
+        """Route as record ``d`` says with what is loaded now; load what is missing."""
+        if d is not None and d.model != self.model:
+            self._say(f"environment {self.env} deploys model {d.model}, not {self.model}: ignored")
+            return
+        if d is not None and (self.record is None or d.revision != self.record.revision):
+            self.failed.clear()  # a new record: a version that failed may load now
+            self._say(_describe(d))
+        self.record = d
+        stable = self.stable
+        if d is None or d.stable is None:
+            if stable.current is None:
+                stable.error = f"environment {self.env} has no deployment yet"
+            self.router.apply(None)
+            self._publish(d)
+            return
+        self._place_stable(str(d.stable))
+        wanted = d.candidate if d.candidate is not None and d.candidate != d.stable else None
+        self._place_candidate(None if wanted is None else str(wanted), active=d.active)
+        self.router.apply(d)
+        held = {str(v) for v in (d.stable, d.previous, d.candidate) if v is not None}
+        self.kept = {v: k for v, k in self.kept.items() if v in held}
+        self._publish(d)
+
+    def close(self) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+        self.router.close()
+        self.stable.close()
+        candidate = self.router.candidate
+        if isinstance(candidate, Served):
+            candidate.close()
+
+    # -- placing versions ----------------------------------------------------------------------
+
+    def _place_stable(self, version: str) -> None:
+        stable = self.stable
+        if stable.version == version:
+            return
+        held = self._held(version)
+        if held is None:
+            self._want(stable, version)
+            return
+        if stable.current is not None:
+            self.kept[stable.current.number] = stable.current
+        stable.swap(held)
+        stable.metrics.reload(stable.name, "loaded", "stable")
+        self.notify(f"{self.env}: version {version} answers as stable now")
+
+    def _place_candidate(self, version: str | None, *, active: bool) -> None:
+        router = self.router
+        current = router.candidate
+        uri = None if version is None else f"models:/{self.model}/{version}"
+        if current is not None and current.uri == uri:
+            if current.version is None and active:
+                self._want_served(current, version)
+            return
+        if current is not None:  # another candidate, or none any more
+            if current.version is not None and isinstance(current, Served):
+                assert current.current is not None
+                self.kept[current.version] = current.current
+                current.close()
+            self.stable.metrics.forget(current.uri)
+            router.candidate = None
+            self.candidate_error = None
+        if uri is None or version is None or not active:
+            return  # a candidate is loaded for a rollout on, else only kept if loaded
+        slot = self.make(uri, "candidate")
+        router.candidate = slot
+        held = self.kept.get(version)
+        if held is not None:
+            slot.swap(held)
+        else:
+            self._want(slot, version)
+
+    def _want_served(self, served: Member, version: str | None) -> None:
+        if isinstance(served, Served) and version is not None:
+            self._want(served, version)
+
+    def _held(self, version: str) -> Version | None:
+        candidate = self.router.candidate
+        if candidate is not None and candidate.version == version and isinstance(candidate, Served):
+            return candidate.current
+        return self.kept.get(version)
+
+    def _want(self, served: Served, version: str) -> None:
+        """Load ``version`` into ``served`` in the background (once; not again after a failure
+        until the record moves)."""
+        if version in self.failed or any(s is served and v == version for s, v in self._queue):
+            return
+        self._queue.append((served, version))
+        if self._loader is None or self._loader.done():
+            self._loader = asyncio.get_running_loop().create_task(self._load_queued())
+
+    async def _load_queued(self) -> None:
+        while self._queue:
+            served, version = self._queue.pop(0)
+            if served is not self.stable and served is not self.router.candidate:
+                continue  # dropped while it waited
+            try:
+                await self._load_into(served, version)
+            except Exception as exc:
+                why = _message(exc)
+                self.failed[version] = why
+                served.metrics.reload(served.name, "failed", served.role)
+                if served is self.stable:
+                    told = f"{self.env}: cannot load version {version} as stable: {why}"
+                    self._say(told + f"; version {served.version or 'none'} answers")
+                else:
+                    self.candidate_error = f"version {version} did not load: {why}"
+                    self._say(f"{self.env}: candidate {self.candidate_error}; stable answers all")
+                continue
+            served.metrics.reload(served.name, "loaded", served.role)
+            settle()
+            role = "stable" if served is self.stable else "candidate"
+            self.notify(f"{self.env}: version {version} loaded as {role}")
+            if self.record is not None:
+                self.apply(self.record)  # route to it from now on
+
+    async def _load_into(self, served: Served, version: str) -> None:
+        uri = f"models:/{self.model}/{version}"
+        record = await asyncio.to_thread(self.resolve, self.root, uri)
+        await asyncio.to_thread(served.load, record)
+
+    def _publish(self, d: Deployment | None) -> None:
+        metrics = self.stable.metrics
+        if d is None:
+            metrics.deployed(self.env, self.model, "", "", "idle", "canary", 0.0)
+            return
+        stable, candidate = (str(v) if v is not None else "" for v in (d.stable, d.candidate))
+        weight = self.router.routing.weight
+        metrics.deployed(self.env, self.model, stable, candidate, d.status, d.mode, weight)
+
+    def serving(self) -> dict[str, Any]:
+        """What this server answers with now, for ``GET /deployments/{env}``."""
+        candidate = self.router.candidate
+        routing = self.router.routing
+        return {
+            "stable": self.stable.version,
+            "candidate": candidate.version if candidate is not None else None,
+            "weight": routing.weight,
+            "copy": routing.copy,
+            "candidate_error": self.candidate_error,
+        }
+
+    def _say(self, message: str) -> None:
+        if message != self._told:  # once, not at every read
+            self._told = message
+            self.notify(message)
+
+
+def _describe(d: Deployment) -> str:
+    where = f"{d.env}: {d.status}, stable {d.stable}"
+    if d.candidate is not None:
+        where += f", candidate {d.candidate} ({d.mode}, {d.weight:g} %)"
+    return where + (f": {d.message}" if d.message else "")
+
+
+def deployment_state(
+    root: Path, env: str, read: ReadDeployment, serving: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """An environment's record and its last analysis, as ``GET /deployments/{env}`` answers
+    (blocking: run in a thread); None for an environment without a record."""
+    d = read(root, env)
+    if d is None:
+        return None
+    analyses = _events(root, f"deploy:{env}", "rollout.analysis")
+    analysis = analyses[-1].data if analyses else None
+    verdict = analysis.get("verdict") if isinstance(analysis, dict) else None
+    return {
+        "env": d.env,
+        "model": d.model,
+        "stable": d.stable,
+        "candidate": d.candidate,
+        "status": d.status,
+        "mode": d.mode,
+        "step": d.step,
+        "weight": d.weight,
+        "revision": d.revision,
+        "message": d.message,
+        "analysis": analysis,
+        "verdict": verdict if verdict in ("pass", "fail", "inconclusive") else None,
+        "serving": serving,
+    }
+
+
+def _events(root: Path, subject: str, kind: str) -> list[Event]:
+    """Events read as :func:`conveyor.registry.stored.resolve` reads aliases: the standard
+    library's sqlite3 for an embedded store at the current schema, else the full store."""
+    from conveyor.tracking import events, spool
+    from conveyor.tracking.db import url_for
+
+    url = url_for(root)
+    if url.startswith("sqlite:///") and not spool.pending(root):
+        from conveyor.tracking.fast import SqliteReader
+
+        reader = SqliteReader.open(Path(url[len("sqlite:///") :]))
+        if reader is not None:
+            import sqlite3
+
+            try:
+                return events.read(reader.execute, subject=subject, kind=kind)
+            except sqlite3.Error:
+                pass  # locked or changing: the full store waits
+            finally:
+                reader.close()
+    from conveyor.tracking.db import opened
+
+    with opened(root) as store:
+        return events.read(store.execute, subject=subject, kind=kind)

@@ -8,11 +8,22 @@
     conveyor_model_info{model,version,role,uri}                     gauge (1 for a served version)
     conveyor_prediction_log_dropped_total                           counter (records not logged)
     conveyor_prediction_log_pending_bytes                           gauge (records not yet written)
+    conveyor_shadow_comparisons_total{model,version,result}         counter (rows of shadow copies)
+    conveyor_shadow_dropped_total{model}                            counter (copies not made)
+    conveyor_deployment_info{env,model,stable,candidate,status,mode} gauge (1 for the record served)
+    conveyor_deployment_weight{env,model}                           gauge (percent to the candidate)
 
 ``role`` is the part a version plays for its model: ``stable``, ``candidate`` or ``shadow``
 (:data:`conveyor.serve.predictor.ROLES`), so that two versions of one model served side by side
 are told apart in every series. Requests in flight are counted by model alone: a queued request
 is answered by the version loaded when its batch runs, not when it arrived.
+
+A shadow copy (:mod:`conveyor.serve.router`) is counted in the request series with role
+``shadow`` and endpoint ``shadow`` (its latency and its errors are the candidate's side of an
+analysis before it answers anyone), and its rows compared with the primary's answer in
+``conveyor_shadow_comparisons_total``: ``agree``, ``disagree``, or ``error`` (the copy failed; its
+rows counted). The deployment series say which record the server applies, and the share of
+requests it sends to the candidate now (0 while the candidate is not loaded).
 
 Plain dictionaries keyed by label values: observing a request is a few dictionary operations.
 With ``--workers N`` each worker process counts its own requests; the metrics of one scrape are
@@ -66,6 +77,11 @@ class Metrics:
         self.models: dict[str, tuple[str, str, str]] = {}  # uri -> (model, version, role)
         self.log_dropped = 0  # the prediction log's, copied at each scrape
         self.log_pending_bytes = 0
+        self.shadow: defaultdict[tuple[str, str, str], int] = defaultdict(int)  # (m, v, result)
+        self.shadow_dropped: defaultdict[str, int] = defaultdict(int)
+        # (env, model, stable, candidate, status, mode) of the record applied, and the weight
+        self.deployment: tuple[str, str, str, str, str, str] | None = None
+        self.deployment_weight = 0.0
 
     def request(
         self,
@@ -89,6 +105,37 @@ class Metrics:
     def reload(self, model: str, result: str, role: str = "stable") -> None:
         """An attempt to load another version for a served model: ``loaded`` or ``failed``."""
         self.reloads[(model, role, result)] += 1
+
+    def forget(self, uri: str) -> None:
+        """The model named by ``uri`` is served no more (a candidate dropped)."""
+        self.models.pop(uri, None)
+
+    def compared(self, model: str, version: str, agreed: int, disagreed: int) -> None:
+        """Rows of a shadow copy answered by ``version``, compared with the primary's."""
+        if agreed:
+            self.shadow[(model, version, "agree")] += agreed
+        if disagreed:
+            self.shadow[(model, version, "disagree")] += disagreed
+
+    def copy_failed(self, model: str, version: str, rows: int) -> None:
+        self.shadow[(model, version, "error")] += rows
+
+    def copy_dropped(self, model: str) -> None:
+        """A copy not made: too many were in flight already."""
+        self.shadow_dropped[model] += 1
+
+    def deployed(
+        self,
+        env: str,
+        model: str,
+        stable: str,
+        candidate: str,
+        status: str,
+        mode: str,
+        weight: float,
+    ) -> None:
+        self.deployment = (env, model, stable, candidate, status, mode)
+        self.deployment_weight = weight
 
     def render(self) -> str:
         out = [
@@ -133,6 +180,7 @@ class Metrics:
             f"conveyor_model_info{{{_labels(_INFO, (m, v, r, u))}}} 1"
             for u, (m, v, r) in sorted(self.models.items(), key=lambda item: (item[1], item[0]))
         ]
+        out += self._deployment_lines()
         out += [
             "# HELP conveyor_prediction_log_dropped_total Predictions the log could not keep "
             "(it could not write, or its buffer was full).",
@@ -144,7 +192,40 @@ class Metrics:
         ]
         return "\n".join(out) + "\n"
 
+    def _deployment_lines(self) -> list[str]:
+        out = [
+            "# HELP conveyor_shadow_comparisons_total Rows of shadow copies compared with the "
+            "primary's answer.",
+            "# TYPE conveyor_shadow_comparisons_total counter",
+        ]
+        out += [
+            f"conveyor_shadow_comparisons_total{{{_labels(('model', 'version', 'result'), k)}}} {v}"
+            for k, v in sorted(self.shadow.items())
+        ]
+        out += [
+            "# HELP conveyor_shadow_dropped_total Shadow copies not made (too many in flight).",
+            "# TYPE conveyor_shadow_dropped_total counter",
+        ]
+        out += [
+            f'conveyor_shadow_dropped_total{{model="{_escape(m)}"}} {n}'
+            for m, n in sorted(self.shadow_dropped.items())
+        ]
+        if self.deployment is None:
+            return out
+        env, model = self.deployment[:2]
+        return [
+            *out,
+            "# HELP conveyor_deployment_info The deployment record this server applies.",
+            "# TYPE conveyor_deployment_info gauge",
+            f"conveyor_deployment_info{{{_labels(_DEPLOYMENT, self.deployment)}}} 1",
+            "# HELP conveyor_deployment_weight Percent of requests sent to the candidate now.",
+            "# TYPE conveyor_deployment_weight gauge",
+            f"conveyor_deployment_weight{{{_labels(('env', 'model'), (env, model))}}} "
+            f"{_number(self.deployment_weight)}",
+        ]
 
+
+_DEPLOYMENT = ("env", "model", "stable", "candidate", "status", "mode")
 _INFO = ("model", "version", "role", "uri")
 
 

@@ -156,6 +156,20 @@ def document(version: str) -> dict[str, Any]:
         "/metrics": _get(
             "Metrics in Prometheus text format", "metrics", "Operations", {"200": _text("metrics")}
         ),
+        "/deployments/{env}": {
+            "get": {
+                "tags": ["Operations"],
+                "summary": "An environment's deployment record and its last analysis",
+                "operationId": "deployment",
+                "parameters": [
+                    {"name": "env", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(_ref("Deployment"), "the record"),
+                    "404": _json(_ref("Error"), "no deployment of that environment"),
+                },
+            }
+        },
         "/openapi.json": _get(
             "This document", "openapi", "Operations", {"200": _json({"type": "object"}, "OpenAPI")}
         ),
@@ -167,8 +181,8 @@ def document(version: str) -> dict[str, Any]:
             "version": version,
             "description": (
                 "Models from the conveyor registry over the Open Inference Protocol v2 and "
-                "MLflow's scoring protocol. Every response has the headers x-request-id and "
-                "x-model-version."
+                "MLflow's scoring protocol. Every response has the headers x-request-id, "
+                "x-model-version and x-model-role (stable, candidate or shadow)."
             ),
         },
         "paths": paths,
@@ -311,6 +325,34 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["predictions"],
         "properties": {"predictions": {"type": "array"}},
+    },
+    "Deployment": {
+        "type": "object",
+        "required": ["env", "model", "stable", "candidate", "status", "mode", "weight"],
+        "properties": {
+            "env": {"type": "string"},
+            "model": {"type": "string"},
+            "stable": {"type": ["integer", "null"]},
+            "candidate": {"type": ["integer", "null"]},
+            "status": {
+                "type": "string",
+                "enum": ["idle", "progressing", "paused", "promoted", "aborted", "rolled_back"],
+            },
+            "mode": {"type": "string", "enum": ["canary", "ab", "shadow", "blue_green"]},
+            "step": {"type": "integer"},
+            "weight": {"type": "number", "description": "percent of requests to the candidate"},
+            "revision": {"type": "integer"},
+            "message": {"type": "string"},
+            "analysis": {
+                "type": ["object", "null"],
+                "description": "the last analysis: its checks, verdict and step",
+            },
+            "verdict": {"type": ["string", "null"], "enum": ["pass", "fail", "inconclusive", None]},
+            "serving": {
+                "type": ["object", "null"],
+                "description": "what this server answers with now, for the environment it serves",
+            },
+        },
     },
     "ScoringError": {
         "type": "object",

@@ -2,6 +2,10 @@
 
 With ``workers > 1`` uvicorn starts that many processes sharing the socket; each builds its own
 :class:`~conveyor.serve.app.App` from the options this process puts in the environment.
+
+``run(..., env=ENV, model=MODEL)`` serves an environment instead of model URIs: its deployment
+record (read every ``Options.deploy_interval`` by each worker) says which versions answer and
+how traffic is split; ``model`` defaults to the one the record names.
 """
 
 from __future__ import annotations
@@ -48,6 +52,19 @@ def check(uris: list[str]) -> Path | None:
     return root
 
 
+def environment_model(root: Path, env: str) -> str:
+    """The model an environment's deployment record names; CannotServe when it has none."""
+    from conveyor.serve.follow import stored_deployment
+
+    record = stored_deployment(root, env)
+    if record is None:
+        raise CannotServe(
+            f"environment {env} has no deployment yet, and no model was named for it",
+            hint=f"`conveyor deploy MODEL --env {env}` first, or name the model to serve",
+        )
+    return record.model
+
+
 def default_log_dir(root: Path | None) -> str | None:
     return str(root / CONTROL_DIR / "predictions") if root else None
 
@@ -77,10 +94,18 @@ def run(
     port: int = 8080,
     workers: int = 1,
     options: Options | None = None,
+    env: str | None = None,
+    model: str | None = None,
 ) -> None:
+    """Serve ``uris`` (or with ``env``, that environment of the project at ``root``, whose
+    model is ``model`` or the record's) until Ctrl-C or SIGTERM."""
     import uvicorn
 
     options = options or Options()
+    if env is not None:
+        if root is None:
+            raise CannotServe(f"environment {env} is served from a project", hint="cd into it")
+        model = model or environment_model(root, env)
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     _notify(f"listening on http://{shown}:{sock.getsockname()[1]} (Ctrl-C stops)")
@@ -93,7 +118,7 @@ def run(
         "proxy_headers": False,  # nothing here reads the client's address
     }
     if workers <= 1:
-        app = App(uris, root=root, options=options, notify=_notify)
+        app = App(uris, root=root, options=options, notify=_notify, env=env, model=model)
         server = uvicorn.Server(uvicorn.Config(app, **settings))
         app.on_failure = lambda _reason: setattr(server, "should_exit", True)
         server.run(sockets=[sock])
@@ -101,7 +126,13 @@ def run(
             raise CannotServe(app.failed, hint=_HINT)
         return
     os.environ[_ENV] = json.dumps(
-        {"uris": uris, "root": str(root) if root else None, "options": asdict(options)}
+        {
+            "uris": uris,
+            "root": str(root) if root else None,
+            "options": asdict(options),
+            "env": env,
+            "model": model,
+        }
     )
     config = uvicorn.Config(
         "conveyor.serve.server:from_environment", factory=True, workers=workers, **settings
@@ -128,6 +159,8 @@ def from_environment() -> App:
         options=Options(**config["options"]),
         notify=_notify,
         on_failure=_worker_failed,
+        env=config.get("env"),
+        model=config.get("model"),
     )
 
 
