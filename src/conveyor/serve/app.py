@@ -111,7 +111,9 @@ class App:
             else None
         )
         deployments = self._deployment if root is not None else None
-        self.routes = Endpoints(self.catalog, options, self.metrics, self.log, deployments).table()
+        endpoints = Endpoints(self.catalog, options, self.metrics, self.log, deployments)
+        self.routes = endpoints.table()
+        self.shared = endpoints.shared
         self.follower = Follower(self.served, interval=options.reload_interval, notify=self.notify)
         self._tasks: list[asyncio.Task[None]] = []
         self._ids = Ids()
@@ -159,6 +161,8 @@ class App:
         calls ``on_failure``."""
         memory.keep_freed_memory()
         self._tasks = [asyncio.get_running_loop().create_task(self._run())]
+        if self.shared is not None:
+            self._tasks.append(asyncio.get_running_loop().create_task(self.shared.run()))
 
     def stop(self) -> None:
         for task in self._tasks:
@@ -169,6 +173,8 @@ class App:
             self.deployer.close()
         if self.log is not None:
             self.log.close()
+        if self.shared is not None:
+            self.shared.close()
 
     async def _run(self) -> None:
         follower: Follower | DeploymentFollower = self.deployer or self.follower

@@ -36,6 +36,7 @@ from conveyor.serve.predictor import Prediction, Predictor
 from conveyor.serve.predlog import PredictionLog
 from conveyor.serve.router import Router, request_key
 from conveyor.serve.routes import Route, Table
+from conveyor.serve.workers import Shared
 
 # env -> its record and last analysis as GET /deployments/{env} answers (None: no such env)
 Deployments = Callable[[str], "dict[str, Any] | None"]
@@ -55,6 +56,8 @@ class Endpoints:
         self.metrics = metrics
         self.log = log
         self.deployments = deployments
+        # With --workers N, the sum over workers (None with one worker: its metrics are all)
+        self.shared = Shared.from_environment(metrics, before=self._copy_log)
 
     def table(self) -> Table:
         model = "/v2/models/{name}"
@@ -162,10 +165,15 @@ class Endpoints:
     # -- the server's own ----------------------------------------------------------------------
 
     async def prometheus(self, request: Request) -> Reply:
+        if self.shared is not None:
+            return Reply(200, self.shared.render().encode(), TEXT)
+        self._copy_log()
+        return Reply(200, self.metrics.render().encode(), TEXT)
+
+    def _copy_log(self) -> None:
         if self.log is not None:
             self.metrics.log_dropped = self.log.dropped
             self.metrics.log_pending_bytes = self.log.pending_bytes
-        return Reply(200, self.metrics.render().encode(), TEXT)
 
     async def deployment(self, request: Request) -> Reply:
         env = request.params["env"]

@@ -26,14 +26,17 @@ rows counted). The deployment series say which record the server applies, and th
 requests it sends to the candidate now (0 while the candidate is not loaded).
 
 Plain dictionaries keyed by label values: observing a request is a few dictionary operations.
-With ``--workers N`` each worker process counts its own requests; the metrics of one scrape are
-those of the worker that answered it.
+With ``--workers N`` each worker process counts its own requests; a scrape answers the sum over
+workers (:func:`merge`, shared by :mod:`conveyor.serve.workers`).
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -239,3 +242,103 @@ def _escape(value: str) -> str:
 
 def _number(value: float) -> str:
     return repr(float(value)) if value != int(value) else str(int(value))
+
+
+# -- snapshots, merged across worker processes ---------------------------------------------------
+#
+# With ``--workers N`` every worker counts its own requests; :mod:`conveyor.serve.workers` shares
+# them through files. What is shared is the exposition itself, cut into samples: a series added
+# to :meth:`Metrics.render` is merged with no change here, by the type its ``# TYPE`` line says.
+
+SUMMED_GAUGES = frozenset({"conveyor_requests_in_flight", "conveyor_prediction_log_pending_bytes"})
+"""Gauges that are each worker's share of one total; every other gauge is a fact (which version
+is served, a deployment's weight) that each worker states, merged as a union."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric of an exposition: its samples as ``(series, value)``, where ``series`` is the
+    sample's text before its value (``name{label="value",...}``), left as rendered: merging only
+    needs it as a key, and every worker renders the same series the same way."""
+
+    name: str
+    kind: str  # counter | histogram | gauge | untyped
+    help: str
+    samples: tuple[tuple[str, float], ...]
+
+
+def snapshot(metrics: Metrics) -> list[Family]:
+    return families(metrics.render())
+
+
+def families(text: str) -> list[Family]:
+    """The families of an exposition :meth:`Metrics.render` wrote (no timestamps)."""
+    found: list[Family] = []
+    name, kind, doc = "", "untyped", ""
+    samples: list[tuple[str, float]] = []
+
+    def close() -> None:
+        if name:
+            found.append(Family(name, kind, doc, tuple(samples)))
+
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            close()
+            name, _, doc = line[7:].partition(" ")
+            kind, samples = "untyped", []
+        elif line.startswith("# TYPE "):
+            typed, _, kind = line[7:].partition(" ")
+            if typed != name:  # a TYPE without its HELP starts a family too
+                close()
+                name, doc, samples = typed, "", []
+        elif line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            if not name:
+                name, kind, doc, samples = series.partition("{")[0], "untyped", "", []
+            samples.append((series, float(value)))
+    close()
+    return found
+
+
+def merge(live: Sequence[Sequence[Family]], gone: Sequence[Sequence[Family]] = ()) -> list[Family]:
+    """One exposition from the snapshots of several workers.
+
+    ``live`` are the snapshots of running workers, the answering worker's first; ``gone`` those of
+    workers that stopped. Counters and histograms are summed over both: a worker that stopped
+    answered its requests, and a total that went down would read as a counter reset to anything
+    computing a rate. Gauges are the present: taken from ``live`` alone, summed for
+    :data:`SUMMED_GAUGES`, else united (the first worker to state a series gives its value).
+    """
+    order: dict[str, Family] = {}
+    values: dict[str, dict[str, float]] = {}
+    for snap, alive in [(s, True) for s in live] + [(s, False) for s in gone]:
+        for family in snap:
+            known = order.setdefault(family.name, family)
+            merged = values.setdefault(family.name, {})
+            kind = known.kind
+            if kind in ("counter", "histogram") or (alive and family.name in SUMMED_GAUGES):
+                for series, value in family.samples:
+                    merged[series] = merged.get(series, 0.0) + value
+            elif alive:
+                for series, value in family.samples:
+                    merged.setdefault(series, value)
+    return [
+        Family(name, family.kind, family.help, tuple(values[name].items()))
+        for name, family in order.items()
+    ]
+
+
+def exposition(merged: Sequence[Family]) -> str:
+    out: list[str] = []
+    for family in merged:
+        if family.help:
+            out.append(f"# HELP {family.name} {family.help}")
+        out.append(f"# TYPE {family.name} {family.kind}")
+        out += [f"{series} {_value(value)}" for series, value in family.samples]
+    return "\n".join(out) + "\n"
+
+
+def _value(value: float) -> str:
+    if math.isfinite(value):
+        return _number(value)
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")

@@ -20,6 +20,7 @@ from typing import Any
 
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.paths import CONTROL_DIR, find_root
+from conveyor.serve import workers as workers_metrics
 from conveyor.serve.app import App
 from conveyor.serve.errors import CannotServe
 from conveyor.serve.options import Options
@@ -141,7 +142,8 @@ def run(
     from uvicorn.supervisors import Multiprocess
 
     supervisor = Multiprocess(config, sockets=[sock])
-    supervisor.run()
+    with workers_metrics.sharing(root):  # /metrics answers the sum over workers
+        supervisor.run()
     if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
         raise CannotServe("a worker could not load its models (why is printed above)", hint=_HINT)
 
