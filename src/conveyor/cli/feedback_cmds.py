@@ -31,4 +31,12 @@ def add_cmd(opts: Namespace) -> None:
         target = feedback.folder(find_root())
     added = feedback.add(target, Path(opts.file))
     skipped = f" ({added.duplicates} duplicates skipped)" if added.duplicates else ""
-    echo(f"added {added.accepted} labels to {target}{skipped}")
+    echo(f"added {added.accepted} labels to {_shown(target)}{skipped}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

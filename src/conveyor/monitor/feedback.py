@@ -346,6 +346,8 @@ class Seen:
             entries = list(os.scandir(self.folder))
         except FileNotFoundError:
             return self.ids
+        except OSError as exc:
+            raise _cannot_read(self.folder, exc) from exc
         for entry in sorted(entries, key=lambda e: e.name):
             name = entry.name.removesuffix(PART)
             if not name.endswith(SUFFIX) or name.startswith("."):
@@ -359,10 +361,19 @@ class Seen:
                     data = file.read()
             except FileNotFoundError:  # renamed from .part meanwhile: read next time
                 continue
+            except OSError as exc:
+                raise _cannot_read(Path(entry.path), exc) from exc
             data = data[: data.rfind(b"\n") + 1]
             self._offsets[name] = offset + len(data)
             self.ids.update(one["id"] for one in _lines(data))
         return self.ids
+
+
+def _cannot_read(path: Path, exc: OSError) -> FeedbackError:
+    return FeedbackError(
+        f"cannot read feedback in {path}: {exc.strerror or exc}",
+        hint="check that the feedback folder is a folder this user can read",
+    )
 
 
 def _segments(folder: Path) -> list[Path]:

@@ -12,7 +12,8 @@ when the server was given none (an open endpoint would let anyone steer the anal
 that is not such a list is 400, naming the first bad item; more than ``max_items`` items or
 ``max_body_bytes`` bytes is 413. An id labelled before (here, by another worker, or by
 ``conveyor feedback add``) or twice in one body is a duplicate: skipped (the first label wins)
-and counted in the answer. Labels are on disk before the answer says they were accepted.
+and counted in the answer. Labels are on disk before the answer says they were accepted; a
+feedback folder that cannot be read or written is 503, and nothing of the body is accepted.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class Feedback:
     """The endpoint's handler (``await handler(request)`` gives the :class:`Reply`, errors
     included). ``folder`` None (a server outside a project) refuses feedback with 403. Holds
     one open segment: :meth:`close` it when the server stops (what a killed server leaves is
-    read anyway)."""
+    read anyway). Remembers every id labelled in the folder, to tell duplicates: about a
+    hundred bytes each, read once and then only what was added since."""
 
     def __init__(
         self,
@@ -132,7 +134,11 @@ class Feedback:
                     "feedback is refused: this server serves no project to store it in",
                     hint="start `conveyor serve` inside a conveyor project",
                 )
-            pairs = parse(await read_body(request, self.max_body_bytes), self.max_items)
+            try:
+                body = await read_body(request, self.max_body_bytes)
+            except TooLarge as exc:
+                raise TooLarge(exc.message, hint="send the labels in several requests") from None
+            pairs = parse(body, self.max_items)
             async with self._lock:
                 accepted, duplicates = await asyncio.to_thread(self._store, pairs)
         except Unauthorized as exc:
@@ -143,9 +149,9 @@ class Feedback:
 
     def _store(self, pairs: list[tuple[str, Any]]) -> tuple[int, int]:
         assert self.writer is not None and self.seen is not None
-        seen = self.seen.refresh()
-        labels, duplicates = feedback.fresh(pairs, seen, time.time())
         try:
+            seen = self.seen.refresh()
+            labels, duplicates = feedback.fresh(pairs, seen, time.time())
             self.writer.write(labels)
         except feedback.FeedbackError as exc:
             raise NotStored(exc.message, hint=exc.hint) from exc
