@@ -45,7 +45,12 @@ deploy:
     model: clf
     strategy:
       canary:
-        steps: [{{weight: 20}}, {{pause: {pause}}}, {{weight: 50}}, {{pause: {pause}}}, {{weight: 100}}]
+        steps:
+          - {{weight: 20}}
+          - {{pause: {pause}}}
+          - {{weight: 50}}
+          - {{pause: {pause}}}
+          - {{weight: 100}}
     analysis:
       interval: {interval}
       failure_limit: 1

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conveyor.deploy import analysis, decide, flows
 from conveyor.deploy.config import Environment
@@ -41,6 +41,7 @@ from conveyor.foundation.errors import ConveyorError
 from conveyor.registry.deployment import Deployment
 
 if TYPE_CHECKING:
+    from conveyor.deploy.observe import Samples
     from conveyor.monitor.webhooks import Sender
     from conveyor.tracking.store import SqlStore
 
@@ -100,8 +101,8 @@ class Controller:
         observations = self.source.observe(record)
         results = None
         if observations is not None:
-            results = analysis.analyse(self.env.analysis.checks, observations)
-            if analysis.overall(results) != "inconclusive":
+            results = analysis.evaluate(self.env, observations)
+            if analysis.overall([r for r in results if r.metric != "ab"]) != "inconclusive":
                 self.source.restart()
         now = self.clock()
         new, events = decide.decide(self.env, record, results, now)
@@ -188,24 +189,24 @@ class MetricsSource:
         self.timeout = timeout
         self.predictions = root / CONTROL_DIR / "predictions"
         self.feedback = root / CONTROL_DIR / "feedback"
-        self._base: object | None = None
-        self._last: object | None = None
+        self._base: Samples | None = None
+        self._last: Samples | None = None
         self._labels = any(c.metric == "accuracy" for c in env.analysis.checks) or (
             env.strategy.kind == "ab"
         )
 
     def observe(self, record: Deployment) -> analysis.Observations | None:
-        from conveyor.deploy import observe
-
-        scraped = observe.scrape(self.url + "/metrics", timeout=self.timeout)
+        scraped = self._scrape()
         self._last = scraped
         if self._base is None:  # the first tick after a start: the window starts now
             self._base = scraped
             return None
-        assert record.stable is not None and record.candidate is not None
-        seen = observe.sides(
-            observe.delta(self._base, scraped), record.model, record.stable, record.candidate
+        from conveyor.deploy import observe
+
+        stable, candidate, agreement = observe.sides(
+            observe.delta(self._base, scraped), record.model
         )
+        seen = analysis.Observations(_side(stable), _side(candidate), agreement)
         if self._labels:
             seen = self._with_labels(seen, record)
         return seen
@@ -214,13 +215,16 @@ class MetricsSource:
         self._base = self._last
 
     def idle(self) -> None:
-        from conveyor.deploy import observe
-
         try:
-            self._last = observe.scrape(self.url + "/metrics", timeout=self.timeout)
-        except (ConveyorError, OSError):
+            self._last = self._scrape()
+        except ConveyorError:
             self._last = None  # not up yet, or going down: the next rollout's first tick waits
         self._base = self._last
+
+    def _scrape(self) -> Samples:
+        from conveyor.deploy import observe
+
+        return observe.parse(observe.scrape(self.url + "/metrics", timeout=self.timeout))
 
     def _with_labels(
         self, seen: analysis.Observations, record: Deployment
@@ -242,6 +246,13 @@ class MetricsSource:
                 seen.candidate, labelled=candidate.labelled, correct=candidate.correct
             ),
         )
+
+
+def _side(seen: Any) -> analysis.Side:
+    """A side as :mod:`conveyor.deploy.observe` counts it, as the analysis takes it."""
+    return analysis.Side(
+        requests=seen.requests, errors=seen.errors, latency_buckets=seen.latency_buckets
+    )
 
 
 def start_thread(

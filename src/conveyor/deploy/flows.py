@@ -75,7 +75,8 @@ def deploy(root: Path, env_name: str, uri: str, *, now: float | None = None) -> 
 
 def promote(root: Path, env_name: str, *, full: bool = False) -> Deployment:
     """The next step of the rollout now (``full``: the candidate becomes stable at once)."""
-    return _change(root, env_name, lambda d, at: decisions.promote(d, at, full))
+    env = environment(root, env_name)
+    return _change(root, env_name, lambda d, at: decisions.promote(d, at, full, env=env))
 
 
 def pause(root: Path, env_name: str) -> Deployment:
@@ -85,7 +86,8 @@ def pause(root: Path, env_name: str) -> Deployment:
 
 def resume(root: Path, env_name: str) -> Deployment:
     """Go on with a paused rollout: its current step starts again from now."""
-    return _change(root, env_name, decisions.resume)
+    env = environment(root, env_name)
+    return _change(root, env_name, lambda d, at: decisions.resume(d, at, env=env))
 
 
 def abort(root: Path, env_name: str, reason: str = "aborted by hand") -> Deployment:
