@@ -3,8 +3,9 @@ given: it advances, aborts, yields to a person's change and resumes after a rest
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,140 @@ def test_run_ticks_until_stopped(root: Path) -> None:
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert stored(root).status == "aborted"
+
+
+class Endpoint:
+    """A real HTTP server on loopback: ``GET /metrics`` answers ``text``; a POST is kept with
+    its headers (a webhook receiver)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.text = ""
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = outer.text.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    served = Endpoint()
+    yield served
+    served.close()
+
+
+def exposition(stable: tuple[int, int], candidate: tuple[int, int]) -> str:
+    """/metrics as the server writes it: (requests, 5xx) per role, and one latency bucket."""
+    lines = ["# TYPE conveyor_requests_total counter"]
+    for role, version, (n, errors) in (("stable", 1, stable), ("candidate", 2, candidate)):
+        for status, count in (("200", n - errors), ("500", errors)):
+            lines.append(
+                f'conveyor_requests_total{{model="clf",version="{version}",role="{role}",'
+                f'endpoint="invocations",status="{status}"}} {count}'
+            )
+        for le in ("0.01", "+Inf"):
+            lines.append(
+                f'conveyor_request_duration_seconds_bucket{{model="clf",version="{version}",'
+                f'role="{role}",endpoint="invocations",le="{le}"}} {n}'
+            )
+    lines.append('conveyor_requests_total{model="clf",version="1",role="stable",'
+                 'endpoint="ready",status="200"} 999')  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def test_metrics_source_judges_the_window_since_it_started(root: Path, endpoint: Endpoint) -> None:
+    from conveyor.deploy.controller import MetricsSource
+
+    env = load_environment(root, "production")
+    source = MetricsSource(root, endpoint.url, env)
+    record = start(root, Clock(1000.0))
+    endpoint.text = exposition((100, 0), (0, 0))
+    source.idle()  # the tick before the rollout: the window's start
+    endpoint.text = exposition((180, 1), (20, 4))
+    seen = source.observe(record)
+    assert seen is not None
+    assert (seen.stable.requests, seen.stable.errors) == (80, 1)  # probes are not traffic
+    assert (seen.candidate.requests, seen.candidate.errors) == (20, 4)
+    assert sum(count for _, count in seen.candidate.latency_buckets) == 20
+    endpoint.text = exposition((200, 1), (25, 4))
+    grown = source.observe(record)  # no restart: the window grows
+    assert grown is not None and grown.candidate.requests == 25
+    source.restart()
+    endpoint.text = exposition((230, 1), (35, 4))
+    fresh = source.observe(record)
+    assert fresh is not None
+    assert (fresh.stable.requests, fresh.candidate.requests, fresh.candidate.errors) == (30, 10, 0)
+
+
+def test_an_unreadable_server_judges_nothing_but_the_deadline_still_acts(root: Path) -> None:
+    clock = Clock(1000.0)
+    start(root, clock)
+    env = load_environment(root, "production")
+    said: list[str] = []
+    ctl = Controller(root, env, url="http://127.0.0.1:9", clock=clock, notify=said.append)
+    for _ in range(2):  # port 9 (discard) is closed: nothing to observe
+        record = ctl.tick()
+        assert record is not None and (record.status, record.step) == ("progressing", 0)
+    assert len(said) == 1 and "cannot read the metrics" in said[0]  # told once
+    clock.now += 40  # past the 30 s deadline
+    record = ctl.tick()
+    assert record is not None and record.status == "aborted"
+    assert any("aborted" in line for line in said)
+
+
+def test_webhooks_hear_the_decisions_signed(
+    project: Project, endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.monitor.webhooks import verify
+
+    monkeypatch.setenv("HOOK_SECRET", "s3cret")
+    for n in (1, 2):
+        package(project.root, f"v{n}")
+        project.ok("models", "register", "clf", f"v{n}")
+    hook = (
+        f'    webhooks:\n      - {{url: "{endpoint.url}/hook", events: [started, aborted], '
+        "secret_env: HOOK_SECRET}\n"
+    )
+    with (project.root / "conveyor.yaml").open("a") as f:
+        f.write(environment() + hook)
+    clock = Clock(1000.0)
+    flows.deploy(project.root, "production", "clf/1")
+    flows.deploy(project.root, "production", "clf/2", now=clock.now)
+    env = load_environment(project.root, "production")
+    ctl = Controller(project.root, env, url=endpoint.url, clock=clock, source=Scripted(rate=0.5))
+    assert ctl.tick() is not None
+    ctl.close()  # delivers what is queued
+    types = []
+    for headers, body in endpoint.received:
+        verify("s3cret", headers, body)
+        doc = json.loads(body)
+        types.append(doc["type"])
+        assert doc["data"]["env"] == "production"
+    assert types == ["rollout.started", "rollout.started", "rollout.aborted"]
+    aborted = json.loads(endpoint.received[-1][1])["data"]
+    assert (aborted["status"], aborted["candidate"], aborted["stable"]) == ("aborted", 2, 1)

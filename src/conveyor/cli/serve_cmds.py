@@ -75,14 +75,15 @@ def serve_cmd(opts: Namespace) -> None:
     from conveyor.serve import server
     from conveyor.serve.options import Options
 
-    env = None
+    env, env_root = None, None
     if opts.env:
         if opts.uris:
             raise UsageError("serve either MODEL URIs or --env ENV, not both")
         from conveyor.deploy.config import environment
         from conveyor.foundation.paths import find_root
 
-        env = environment(find_root(), opts.env)
+        env_root = find_root()
+        env = environment(env_root, opts.env)
     elif not opts.uris:
         raise UsageError("name the models to serve (MODEL ...), or an environment (--env ENV)")
     host = opts.host or (env.host if env else "127.0.0.1")
@@ -102,7 +103,7 @@ def serve_cmd(opts: Namespace) -> None:
         )
     if not 0 <= opts.log_sample <= 1:
         raise UsageError("--log-sample is a share of requests, from 0 to 1")
-    root = server.check(opts.uris) if env is None else _project_root()
+    root = server.check(opts.uris) if env is None else env_root
     options = Options(
         max_body_bytes=int(opts.max_body_mb * 2**20),
         max_rows=opts.max_rows,
@@ -123,12 +124,6 @@ def serve_cmd(opts: Namespace) -> None:
     _serve_env(root, env, host, port, opts.workers, options)
 
 
-def _project_root() -> Path:
-    from conveyor.foundation.paths import find_root
-
-    return find_root()
-
-
 def _serve_env(
     root: Path, env: Environment, host: str, port: int, workers: int, options: Options
 ) -> None:
@@ -140,15 +135,25 @@ def _serve_env(
 
     if port == 0:
         port = _free_port(host)
-    shown = f"[{host}]" if ":" in host else host
-    thread, stop = start_thread(root, env, f"http://{shown}:{port}")
+    # The controller reads /metrics over loopback when the server listens on every address.
+    near = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    shown = f"[{near}]" if ":" in near else near
+    thread, stop = start_thread(root, env, f"http://{shown}:{port}", notify=_notify)
     try:
         server.run(
-            [], root=root, host=host, port=port, workers=workers, options=options, env=env.name
-        )
+            [], root=root, host=host, port=port, workers=workers, options=options,
+            env=env.name, model=env.model,
+        )  # fmt: skip
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def _notify(message: str) -> None:
+    """As the server says what it does: one line on stderr."""
+    import sys
+
+    print(f"conveyor serve: {message}", file=sys.stderr, flush=True)
 
 
 def _free_port(host: str) -> int:

@@ -78,6 +78,7 @@ class Controller:
         clock: Clock = time.time,
         source: Source | None = None,
         sender: Sender | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.root = root
         self.env = env
@@ -85,7 +86,9 @@ class Controller:
         self.clock = clock
         self.source: Source = source or MetricsSource(root, url, env)
         self.sender = sender if sender is not None else flows.webhook_sender(env)
+        self.notify = notify or (lambda message: log.warning("%s", message))
         self._window: tuple[object, ...] | None = None
+        self._said = ""  # the last problem told, told again only when it changes
         self._resources = ExitStack()
         self._store: SqlStore | None = None
 
@@ -98,7 +101,13 @@ class Controller:
             self.source.idle()
             return record
         self._follow(record)
-        observations = self.source.observe(record)
+        try:
+            observations = self.source.observe(record)
+        except ConveyorError as exc:
+            # Nothing seen is nothing judged, not a stop: the clock still moves the rollout
+            # (a pause ends, a deadline passes and aborts a rollout whose server is gone).
+            self._say(f"{exc.message} (the rollout waits: nothing to judge)")
+            observations = None
         results = None
         if observations is not None:
             results = analysis.evaluate(self.env, observations)
@@ -116,22 +125,24 @@ class Controller:
             log.info("deploy %s: the record moved under this tick; following it", record.env)
             return self._read(store)
         flows.announce(self.sender, saved, events)
+        for event in events:
+            if event.kind != "rollout.analysis":
+                self.notify(f"deploy {saved.env}: {event.kind.removeprefix('rollout.')}: "
+                            f"{saved.message}")  # fmt: skip
         return saved
 
-    def run(self, stop: threading.Event) -> None:
-        """Tick until ``stop`` is set. A failing tick (the store or the server unreachable for
-        a moment) is logged once per distinct reason and the loop goes on."""
-        said = ""
+    def run(self, stop: threading.Event, *, delay: float = 0.0) -> None:
+        """Tick until ``stop`` is set, the first time after ``delay`` seconds (a server started
+        with it gets to listen first). A failing tick (the store unreachable for a moment) is
+        told once per distinct reason and the loop goes on."""
         try:
+            stop.wait(delay)
             while not stop.is_set():
                 started = time.monotonic()
                 try:
                     self.tick()
-                    said = ""
                 except ConveyorError as exc:
-                    if exc.message != said:
-                        log.warning("deploy %s: %s", self.env.name, exc.message)
-                        said = exc.message
+                    self._say(exc.message)
                     self._reopen()
                 except Exception:  # a bug: say it, keep the rollout's server up
                     log.exception("deploy %s: controller tick failed", self.env.name)
@@ -142,9 +153,15 @@ class Controller:
             self.close()
 
     def close(self) -> None:
+        """Let go of the store and deliver the webhooks still queued (bounded)."""
         self._reopen()
         if self.sender is not None:
             self.sender.close()
+
+    def _say(self, problem: str) -> None:
+        if problem != self._said:
+            self.notify(f"deploy {self.env.name}: {problem}")
+            self._said = problem
 
     def _follow(self, record: Deployment) -> None:
         """A new step, a new candidate or a status change starts a new window: the last one
@@ -256,13 +273,23 @@ def _side(seen: Any) -> analysis.Side:
 
 
 def start_thread(
-    root: Path, env: Environment, url: str, *, clock: Clock = time.time
+    root: Path,
+    env: Environment,
+    url: str,
+    *,
+    notify: Callable[[str], None] | None = None,
+    delay: float = 1.0,
 ) -> tuple[threading.Thread, threading.Event]:
-    """A daemon thread running the environment's controller, and the event that stops it."""
+    """A daemon thread running the environment's controller (first tick after ``delay``), and
+    the event that stops it."""
     stop = threading.Event()
-    controller = Controller(root, env, url=url, clock=clock)
+    controller = Controller(root, env, url=url, notify=notify)
     thread = threading.Thread(
-        target=controller.run, args=(stop,), name=f"conveyor-deploy-{env.name}", daemon=True
+        target=controller.run,
+        args=(stop,),
+        kwargs={"delay": delay},
+        name=f"conveyor-deploy-{env.name}",
+        daemon=True,
     )
     thread.start()
     return thread, stop
