@@ -12,6 +12,7 @@ from conveyor.deploy.errors import UnknownEnvironment
 from conveyor.foundation import yamlio
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.validation import ConfigErrors
+from tests.conftest import Project
 
 ISSUE_EXAMPLE = """\
 deploy:
@@ -362,6 +363,11 @@ def test_what_is_no_duration(text: object) -> None:
             "did you mean 'promoted'?",
         ),
         (
+            env("    webhooks:\n      - {url: 'https://h.example', events: []}\n"),
+            "conveyor.yaml:5: events: a list of event names",
+            "promoted",
+        ),
+        (
             env("    webhooks:\n      - {url: 'ftp://h.example'}\n"),
             "conveyor.yaml:5: url: 'ftp://h.example' is not an http(s) URL",
             None,
@@ -467,3 +473,11 @@ def test_conveyor_check_validates_the_section(tmp_path: Path) -> None:
     assert info.value.message == "conveyor.yaml:4: environment 'prod' has no key 'modle'"
     (tmp_path / "conveyor.yaml").write_text("deploy:\n  prod: {model: clf}\n")
     sections.check(tmp_path)
+
+
+def test_conveyor_check_names_the_mistake_and_exits_2(project: Project) -> None:
+    project.write("conveyor.yaml", "deploy:\n  prod:\n    model: clf\n    strategy: {canery: {}}\n")
+    result = project.run("check")
+    assert result.code == 2
+    assert "conveyor.yaml:4: strategy has no key 'canery'" in result.err
+    assert "did you mean 'canary'?" in result.err

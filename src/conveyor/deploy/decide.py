@@ -33,7 +33,9 @@ an inconclusive leaves it); ``failures >= failure_limit`` aborts: weight 0 at on
 pass: a step that cannot complete waits, and ``deadline`` seconds after it could have
 completed, ``on_deadline`` decides: abort (the default) or promote (never when the last
 conclusive analysis failed). A paused rollout still aborts on failures; it does not advance
-and its deadline does not run (resume restarts the step's clock).
+and its deadline does not run (resume restarts the step's clock). A strategy changed in
+conveyor.yaml under a running rollout (another kind, fewer steps than the one it is at) aborts
+it rather than guess.
 
 Every change bumps the record's revision, and comes with events (``rollout.*``) that carry
 their inputs: the checks' values, thresholds and sample sizes, the step and weight, the reason.
@@ -162,6 +164,10 @@ def decide(
             return _commit(d, new, events + aborted)
     if new.status == "paused":
         return _commit(d, new, events)
+    if env.strategy.kind != new.mode:  # conveyor.yaml changed under a running rollout
+        reason = f"the strategy is {env.strategy.kind} now; this rollout began as {new.mode}"
+        new, aborted = _abort(new, now, reason)
+        return _commit(d, new, events + aborted)
     if new.mode == "canary":
         new, moved = _canary(env, new, verdict, now)
     elif new.mode == "ab":
@@ -173,8 +179,9 @@ def decide(
 
 def _canary(env: Environment, d: Deployment, verdict: Verdict | None, now: float) -> Decision:
     steps = _steps(env)
-    if d.step >= len(steps):  # the strategy lost steps since the rollout began
-        return _promote(d, now, "every step done")
+    if d.step >= len(steps):  # conveyor.yaml lost steps under a running rollout
+        return _abort(d, now, f"the canary has {len(steps)} steps now; this rollout was at "
+                              f"step {d.step + 1}")  # fmt: skip
     step = steps[d.step]
     if step.weight is not None:
         ready, done = d.step_started, verdict == "pass"
