@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.registry import queries, stored
+from conveyor.registry import queries, readers, stored
 from conveyor.registry.deployment import Deployment
 from conveyor.registry.deployments import Conflict, history, save
 from conveyor.registry.errors import ModelNotFound, RegistryError
@@ -52,7 +52,7 @@ def root(
     """A project whose metadata store is ``store`` (kept PostgreSQL connections closed after)."""
     monkeypatch.setenv("CONVEYOR_DB", url)
     yield tmp_path
-    stored.close_readers()
+    readers.close_all()
 
 
 def kinds(store: SqlStore, env: str = "production") -> list[str]:
@@ -263,6 +263,15 @@ def test_a_record_naming_an_unknown_model_or_version_is_refused(store: SqlStore)
     assert queries.deployments(store.execute) == [] and events.read(store.execute) == []
 
 
+def test_an_environment_whose_name_is_no_alias_is_refused(store: SqlStore) -> None:
+    from conveyor.foundation.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"clf@Prod\), and 'Prod' is not an alias") as bad:
+        save(store, FIRST.but(env="Prod"), [], expected=None)
+    assert "deploy: in conveyor.yaml" in str(bad.value.hint)
+    assert queries.deployments(store.execute) == []
+
+
 def test_a_record_with_a_mode_this_conveyor_does_not_know_is_an_error(store: SqlStore) -> None:
     import sqlalchemy as sa
 
@@ -290,6 +299,14 @@ def test_the_server_reads_the_record_save_wrote(store: SqlStore, root: Path) -> 
     ]
     with pytest.raises(Conflict):
         stored.save_deployment(root, step.but(weight=50.0), [], expected=first.revision)
+    assert stored.last_deployment_event(root, "production", "rollout.analysis") is None
+    for verdict in ("inconclusive", "pass"):
+        analysed = [("rollout.analysis", {"v": verdict})]
+        step = save(store, step.but(), analysed, expected=step.revision)
+    last = stored.last_deployment_event(root, "production", "rollout.analysis")
+    assert last is not None and (last.subject, last.data) == ("deploy:production", {"v": "pass"})
+    analyses = stored.deployment_history(root, "production", kind="rollout.analysis")
+    assert [e.data["v"] for e in analyses] == ["inconclusive", "pass"]
     # The kept PostgreSQL connection sees the next commit (no transaction left open).
     later = save(store, step.but(weight=50.0), [], expected=step.revision)
     assert stored.deployment(root, "production") == later
@@ -298,9 +315,11 @@ def test_the_server_reads_the_record_save_wrote(store: SqlStore, root: Path) -> 
 POLL = """
 import json, sys, time
 from pathlib import Path
-from conveyor.registry.stored import deployment
+from conveyor.registry.stored import deployment, deployment_history, last_deployment_event
 root = Path(sys.argv[1])
 first = deployment(root, "production")
+analysis = last_deployment_event(root, "production", "rollout.analysis")
+kinds = [e.kind for e in deployment_history(root, "production")]
 began = time.perf_counter()
 for _ in range(50):
     deployment(root, "production")
@@ -308,6 +327,8 @@ took = (time.perf_counter() - began) / 50
 print(json.dumps({
     "record": None if first is None else [first.stable, first.candidate, first.weight],
     "unknown": deployment(root, "staging"),
+    "analysis": None if analysis is None else analysis.data,
+    "kinds": kinds,
     "sqlalchemy": "sqlalchemy" in sys.modules,
     "seconds": took,
 }))
@@ -320,7 +341,8 @@ def test_a_server_polls_the_record_without_sqlalchemy(store: SqlStore, root: Pat
     import json
 
     first = save(store, FIRST, [], expected=None)
-    save(store, first.but(candidate=3, status="progressing", weight=25.0), [], expected=1)
+    step = first.but(candidate=3, status="progressing", weight=25.0)
+    save(store, step, [("rollout.analysis", {"verdict": "pass"})], expected=1)
     out = subprocess.run(
         [sys.executable, "-c", POLL, str(root)],
         capture_output=True,
@@ -332,11 +354,62 @@ def test_a_server_polls_the_record_without_sqlalchemy(store: SqlStore, root: Pat
     polled = json.loads(out)
     assert polled["record"] == [1, 3, 25.0]
     assert polled["unknown"] is None
+    assert (polled["analysis"], polled["kinds"]) == ({"verdict": "pass"}, ["rollout.analysis"])
     assert polled["sqlalchemy"] is False
-    assert polled["seconds"] < 0.05, polled  # typically well under a millisecond or two
+    assert polled["seconds"] < 0.05, polled  # about 0.2 ms on SQLite, 0.1 ms on PostgreSQL
 
 
-def test_a_store_at_schema_0004_gains_deployments_on_open_keeping_its_rows(url: str) -> None:
+def test_a_kept_connection_survives_a_server_that_drops_it(
+    store: SqlStore, root: Path, url: str
+) -> None:
+    """A PostgreSQL restart (here: the backend killed) or another SQLite file put in the
+    store's place: the next poll reads the current record, not an error, not a ghost."""
+    first = save(store, FIRST, [], expected=None)
+    assert stored.deployment(root, "production") == first
+    if url.startswith("sqlite"):
+        other = root / "restored.db"  # a backup, say, put in the store's place
+        fresh = SqlStore(f"sqlite:///{other}")
+        Registry(fresh).register("clf", PACKAGE, "sklearn", run_id=None, lineage={}, user="u")
+        again = save(fresh, FIRST.but(env="staging"), [], expected=None)
+        fresh.close()
+        store.close()
+        path = url[len("sqlite:///") :]
+        os.replace(other, path)
+        for log in ("-wal", "-shm"):  # the old file's: SQLite would replay them onto the new
+            Path(path + log).unlink(missing_ok=True)
+        assert stored.deployment(root, "production") is None
+        assert stored.deployments(root) == [again]
+        return
+    killed = store.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        {},
+    )
+    assert killed and all(ok for (ok,) in killed)
+    assert stored.deployment(root, "production") == first  # the full store, this once
+    assert stored.deployment(root, "production") == first  # a new kept connection
+
+
+def test_threads_share_the_kept_connection(store: SqlStore, root: Path) -> None:
+    first = save(store, FIRST, [], expected=None)
+    seen: list[Deployment | None] = []
+
+    def poll() -> None:
+        for _ in range(50):
+            seen.append(stored.deployment(root, "production"))
+
+    threads = [threading.Thread(target=poll) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert seen == [first] * 200
+
+
+def test_a_store_at_schema_0004_gains_deployments_on_open_keeping_its_rows(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's poll finds the old schema, reads through the full store, which migrates."""
     import sqlalchemy as sa
 
     from conveyor.tracking import migrate
@@ -345,9 +418,8 @@ def test_a_store_at_schema_0004_gains_deployments_on_open_keeping_its_rows(url: 
     engine = sa.create_engine(engine_url(url))
     migrate.upgrade(engine, "0004")
     with engine.begin() as conn:
-        conn.execute(
-            sa.text("INSERT INTO models (name, created, description) VALUES ('clf', 1, '')")
-        )
+        model = "INSERT INTO models (name, created, description) VALUES ('clf', 1, '')"
+        conn.execute(sa.text(model))
         conn.execute(
             sa.text(
                 "INSERT INTO model_versions (name, version, package, flavor, run_id, created,"
@@ -358,6 +430,11 @@ def test_a_store_at_schema_0004_gains_deployments_on_open_keeping_its_rows(url: 
         events.append(conn, "alias.moved", "clf@staging", {"to": 1}, at=1.0)
     engine.dispose()
     assert HEAD == "0005"
+    monkeypatch.setenv("CONVEYOR_DB", url)
+    try:
+        assert stored.deployment(tmp_path, "production") is None
+    finally:
+        readers.close_all()
     store = SqlStore(url)
     try:
         version = store.execute("SELECT version_num FROM conveyor_version", {})

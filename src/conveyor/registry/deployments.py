@@ -32,9 +32,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from conveyor.foundation.errors import ConfigError
 from conveyor.registry import queries
 from conveyor.registry.deployment import Deployment
 from conveyor.registry.errors import RegistryError
+from conveyor.registry.queries import subject as subject  # re-exported: events' subject
 from conveyor.registry.uris import check_alias
 from conveyor.registry.versions import set_alias
 from conveyor.tracking import events as events_mod
@@ -48,11 +50,6 @@ __all__ = ["Conflict", "history", "save", "subject"]
 
 class Conflict(RegistryError):
     """The record changed since it was read: read it again, decide again, save again."""
-
-
-def subject(env: str) -> str:
-    """The subject of an environment's events."""
-    return f"deploy:{env}"
 
 
 def save(
@@ -78,8 +75,7 @@ def save(
 
 def history(source: Store | Execute, env: str) -> list[Event]:
     """Every event of environment ``env``, oldest first (from a store, or an ``execute``)."""
-    execute = source if callable(source) else source.execute
-    return events_mod.read(execute, subject=subject(env))
+    return queries.deployment_events(source if callable(source) else source.execute, env)
 
 
 def _save(
@@ -89,7 +85,7 @@ def _save(
     expected: int | None,
     user: str | None,
 ) -> Deployment:
-    check_alias(new.env)  # the alias the environment's stable version is known by
+    _check_env(new)
     execute = executor(conn)
     queries.require(execute, new.model)
     for version in {new.stable, new.candidate} - {None}:
@@ -117,6 +113,19 @@ def _save(
     for kind, data in events:
         events_mod.append(conn, kind, subject(new.env), dict(data))
     return new
+
+
+def _check_env(new: Deployment) -> None:
+    """An environment's name is also the alias of its stable version: it must be one."""
+    try:
+        check_alias(new.env)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"environment {new.env!r} cannot be deployed: its name is also the alias of its "
+            f"stable version ({new.model}@{new.env}), and {exc.message}",
+            hint="rename the environment under deploy: in conveyor.yaml: "
+            "lowercase letters, digits, _ and -, at most 64",
+        ) from exc
 
 
 def _move_alias(conn: sa.Connection, new: Deployment, user: str | None) -> None:

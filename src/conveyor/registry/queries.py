@@ -17,6 +17,8 @@ from conveyor.registry.deployment import MODES, STATUSES, Deployment
 from conveyor.registry.errors import ModelNotFound, RegistryError
 from conveyor.registry.records import AliasMove, ModelSummary, ModelVersion
 from conveyor.registry.uris import Uri
+from conveyor.tracking import events
+from conveyor.tracking.events import Event
 from conveyor.tracking.reads import Execute
 
 _VERSION_COLUMNS = 'name, version, package, flavor, run_id, created, "user", lineage'
@@ -163,6 +165,29 @@ def deployments(execute: Execute) -> list[Deployment]:
     """Every environment's deployment record, by environment."""
     rows = execute(f"SELECT {DEPLOYMENT_COLUMNS} FROM deployments ORDER BY env", {})
     return [_deployment(row) for row in rows]
+
+
+def subject(env: str) -> str:
+    """The subject of environment ``env``'s events."""
+    return f"deploy:{env}"
+
+
+def deployment_events(execute: Execute, env: str, *, kind: str | None = None) -> list[Event]:
+    """Environment ``env``'s events (of one ``kind`` when given), oldest first."""
+    return events.read(execute, subject=subject(env), kind=kind)
+
+
+def last_deployment_event(execute: Execute, env: str, kind: str) -> Event | None:
+    """Environment ``env``'s latest event of ``kind`` (its last analysis, say), or None."""
+    rows = execute(
+        "SELECT id, time, kind, subject, data FROM events WHERE subject = :s AND kind = :k"
+        " ORDER BY id DESC LIMIT 1",
+        {"s": subject(env), "k": kind},
+    )
+    if not rows:
+        return None
+    (i, ts, k, s, data) = rows[0]
+    return Event(int(i), float(ts), k, s, json.loads(data or "{}"))
 
 
 def _range(execute: Execute, uri: Uri) -> str:

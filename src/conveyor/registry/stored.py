@@ -4,9 +4,6 @@ of the registry (an alias, an environment's deployment record) without SQLAlchem
 
 from __future__ import annotations
 
-import os
-import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,8 +22,6 @@ from conveyor.registry.uris import parse_uri
 from conveyor.tracking.api import user_name
 
 if TYPE_CHECKING:
-    import psycopg
-
     from conveyor.data.remote import Remote
     from conveyor.data.transfer import TransferResult
     from conveyor.foundation.progress import Progress
@@ -321,9 +316,10 @@ def resolve(root: Path, uri: str) -> ModelVersion:
 def deployment(root: Path, env: str) -> Deployment | None:
     """Environment ``env``'s deployment record, None before its first deploy: what a server
     started with ``--env`` polls (several times a second, from every worker). Read with the
-    queries of :mod:`conveyor.registry.queries` and no SQLAlchemy: an embedded store through
-    sqlite3, a PostgreSQL one through psycopg on a connection kept for the next poll. A store
-    that must be migrated first, or that fails mid-read, is read through the full store."""
+    queries of :mod:`conveyor.registry.queries` and no SQLAlchemy, on a connection kept for
+    the next poll: sqlite3 for an embedded store, psycopg for PostgreSQL (a tenth of a
+    millisecond or so). A store that must be migrated first, or that fails mid-read, is read
+    through the full store."""
     from conveyor.registry import queries
 
     return _read(root, lambda execute: queries.deployment(execute, env))
@@ -336,12 +332,20 @@ def deployments(root: Path) -> list[Deployment]:
     return _read(root, queries.deployments)
 
 
-def deployment_history(root: Path, env: str) -> list[Event]:
-    """Every event of environment ``env``, oldest first (read as :func:`deployment`)."""
-    from conveyor.registry.deployments import subject
-    from conveyor.tracking import events
+def deployment_history(root: Path, env: str, *, kind: str | None = None) -> list[Event]:
+    """Environment ``env``'s events (of one ``kind`` when given), oldest first (read as
+    :func:`deployment`)."""
+    from conveyor.registry import queries
 
-    return _read(root, lambda execute: events.read(execute, subject=subject(env)))
+    return _read(root, lambda execute: queries.deployment_events(execute, env, kind=kind))
+
+
+def last_deployment_event(root: Path, env: str, kind: str) -> Event | None:
+    """Environment ``env``'s latest event of ``kind`` (``rollout.analysis``, for what
+    ``GET /deployments/{env}`` shows), or None; read as :func:`deployment`."""
+    from conveyor.registry import queries
+
+    return _read(root, lambda execute: queries.last_deployment_event(execute, env, kind))
 
 
 def save_deployment(
@@ -361,116 +365,17 @@ def save_deployment(
 
 
 def _read(root: Path, query: Callable[[Execute], T]) -> T:
-    """``query`` through the standard library's sqlite3 or psycopg where the store allows, else
-    through the full store (which migrates it first, or says why it cannot be read)."""
-    from conveyor.tracking.db import url_for
+    """``query`` on a connection kept without SQLAlchemy (see :mod:`conveyor.registry.readers`)
+    where the store allows it, else through the full store (which migrates it first, or says
+    why it cannot be read)."""
+    from conveyor.registry import readers
+    from conveyor.tracking.db import opened, url_for
 
-    url = url_for(root)
-    if url.startswith("sqlite:///"):
-        import sqlite3
-
-        from conveyor.tracking.fast import SqliteReader
-
-        reader = SqliteReader.open(Path(url[len("sqlite:///") :]))
-        if reader is not None:
-            try:
-                return query(reader.execute)
-            except sqlite3.Error:
-                pass  # a file locked or changed under it: the full store waits and explains
-            finally:
-                reader.close()
-    elif _PG_URL.match(url):
-        import psycopg
-
-        execute = _pg_reader(url)
-        if execute is not None:
-            try:
-                return query(execute)
-            except psycopg.Error:
-                _forget(url)  # a server restarted, a connection cut: reconnect next time
-    from conveyor.tracking.db import opened
-
+    execute = readers.reader(url_for(root))
+    if execute is not None:
+        try:
+            return query(execute)
+        except readers.Unreadable:
+            pass  # a file replaced, a server restarted: the full store waits and explains
     with opened(root) as store:
         return query(store.execute)
-
-
-# PostgreSQL without SQLAlchemy: one connection per process and URL, kept between polls
-# (connecting costs more than the query). Keyed by process too: a forked worker never uses, or
-# closes, its parent's connection. psycopg's connections serialise their threads' queries.
-_PG_URL = re.compile(r"postgres(?:ql)?(?:\+psycopg)?://")
-_PG_READERS: dict[tuple[int, str], psycopg.Connection[Any]] = {}
-_PG_LOCK = threading.Lock()
-
-
-def _pg_reader(url: str) -> Execute | None:
-    """An ``execute`` over this process's connection to ``url``; None when the store cannot
-    be read this way (unreachable, or not at the current schema)."""
-    import psycopg
-
-    from conveyor.tracking.reads import HEAD, VERSION_TABLE
-
-    key = (os.getpid(), url)
-    with _PG_LOCK:
-        conn = _PG_READERS.get(key)
-        if conn is None or conn.closed:
-            try:
-                conn = psycopg.connect(
-                    _PG_URL.sub("postgresql://", url, count=1), autocommit=True, **_pg_args(url)
-                )
-            except psycopg.Error:
-                return None
-            try:
-                row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-            except psycopg.Error:
-                row = None
-            if row is None or row[0] != HEAD:
-                conn.close()
-                return None
-            _PG_READERS[key] = conn
-    live = conn
-
-    def execute(sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
-        return live.execute(_pyformat(sql), dict(params)).fetchall()
-
-    return execute
-
-
-def _forget(url: str) -> None:
-    with _PG_LOCK:
-        conn = _PG_READERS.pop((os.getpid(), url), None)
-    if conn is not None:
-        conn.close()
-
-
-def close_readers() -> None:
-    """Close this process's kept PostgreSQL connections (a server shutting down, a test)."""
-    with _PG_LOCK:
-        mine = [k for k in _PG_READERS if k[0] == os.getpid()]
-        conns = [_PG_READERS.pop(k) for k in mine]
-    for conn in conns:
-        conn.close()
-
-
-def _pyformat(sql: str) -> str:
-    """The shared queries' ``:name`` parameters as psycopg's ``%(name)s``."""
-    return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", sql.replace("%", "%%"))
-
-
-def _pg_args(url: str) -> dict[str, Any]:
-    """The bounds on every wait that the full store sets (see
-    :func:`conveyor.tracking.store._pg_connect_args`), unless the URL sets its own."""
-    from urllib.parse import parse_qs, urlsplit
-
-    query = parse_qs(urlsplit(url).query)
-    args: dict[str, Any] = {
-        "keepalives": 1,
-        "keepalives_idle": 10,
-        "keepalives_interval": 5,
-        "keepalives_count": 3,
-    }
-    if "connect_timeout" not in query:
-        args["connect_timeout"] = 10
-    options = " ".join(query.get("options", []))
-    if "statement_timeout" not in options:
-        args["options"] = f"{options} -c statement_timeout=60000".strip()
-    return args
