@@ -285,3 +285,10 @@ def test_agreement_row_by_row() -> None:
     assert agreement(np.array([1, 2]), np.array([1, 2, 3])) == 0  # another shape: none agree
     assert agreement(np.array([np.nan]), np.array([np.nan])) == 1
     assert agreement(np.array(["a"]), np.array([1.0])) == 0
+
+
+def test_agreement_of_mixed_kinds_and_records() -> None:
+    objects = np.array([{"a": 1}, None, "x"], dtype=object)
+    assert agreement(objects, objects.copy()) == 3
+    assert agreement(np.array([1.0, 2.0]), np.array(["1.0", "2.0"])) == 0
+    assert agreement([[1, 2], [3, 4]], [[1, 2], [3, 5]]) == 1  # lists, as a model may answer

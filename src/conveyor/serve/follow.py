@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,7 @@ def settle() -> None:
 # -- an environment's deployment record ------------------------------------------------------
 
 ReadDeployment = Callable[[Path, str], "Deployment | None"]
+RETRY_SECONDS = 30.0  # a version that failed to load is tried again after this long
 Resolve = Callable[[Path, str], "ModelVersion"]
 
 
@@ -211,9 +213,10 @@ class DeploymentFollower:
     stable's), a rollback to a version still held. A version not loaded yet is loaded in the
     background, one at a time, while the router goes on answering from what is loaded; stable
     alone answers until a candidate is loaded, and a candidate that cannot be loaded leaves
-    stable answering everything and says why (once, in ``notify``, in the reload metrics, and
-    in :attr:`candidate_error`) until the record changes. The previous stable version is kept
-    loaded, so that a rollback is a swap.
+    stable answering everything and says why (in ``notify``, the reload metrics and
+    :attr:`candidate_error`); it is tried again when the record names other versions, or
+    after ``RETRY_SECONDS``. The previous stable version is kept loaded, so that a rollback is
+    a swap.
     """
 
     def __init__(
@@ -240,7 +243,7 @@ class DeploymentFollower:
         self.resolve = resolve
         self.record: Deployment | None = None
         self.kept: dict[str, Version] = {}  # loaded versions held for an instant switch
-        self.failed: dict[str, str] = {}  # version -> why it did not load, until the record moves
+        self.failed: dict[str, float] = {}  # version -> when it last failed to load
         self.candidate_error: str | None = None
         self._queue: list[tuple[Served, str]] = []
         self._loader: asyncio.Task[None] | None = None
@@ -293,7 +296,8 @@ class DeploymentFollower:
             self._say(f"environment {self.env} deploys model {d.model}, not {self.model}: ignored")
             return
         if d is not None and (self.record is None or d.revision != self.record.revision):
-            self.failed.clear()  # a new record: a version that failed may load now
+            if self.record is None or _versions(d) != _versions(self.record):
+                self.failed.clear()  # other versions: one that failed may be tried again
             self._say(_describe(d))
         self.record = d
         stable = self.stable
@@ -307,7 +311,9 @@ class DeploymentFollower:
         wanted = d.candidate if d.candidate is not None and d.candidate != d.stable else None
         self._place_candidate(None if wanted is None else str(wanted), active=d.active)
         self.router.apply(d)
+        # Held aside: the versions the record may switch to at once that no slot serves now.
         held = {str(v) for v in (d.stable, d.previous, d.candidate) if v is not None}
+        held -= {stable.version, *(c.version for c in [self.router.candidate] if c is not None)}
         self.kept = {v: k for v, k in self.kept.items() if v in held}
         self._publish(d)
 
@@ -375,7 +381,10 @@ class DeploymentFollower:
     def _want(self, served: Served, version: str) -> None:
         """Load ``version`` into ``served`` in the background (once; not again after a failure
         until the record moves)."""
-        if version in self.failed or any(s is served and v == version for s, v in self._queue):
+        failed = self.failed.get(version)
+        if failed is not None and time.monotonic() - failed < RETRY_SECONDS:
+            return
+        if any(s is served and v == version for s, v in self._queue):
             return
         self._queue.append((served, version))
         if self._loader is None or self._loader.done():
@@ -384,13 +393,13 @@ class DeploymentFollower:
     async def _load_queued(self) -> None:
         while self._queue:
             served, version = self._queue.pop(0)
-            if served is not self.stable and served is not self.router.candidate:
-                continue  # dropped while it waited
+            if not self._wanted(served, version):
+                continue  # the record moved on while it waited
             try:
                 await self._load_into(served, version)
             except Exception as exc:
                 why = _message(exc)
-                self.failed[version] = why
+                self.failed[version] = time.monotonic()
                 served.metrics.reload(served.name, "failed", served.role)
                 if served is self.stable:
                     told = f"{self.env}: cannot load version {version} as stable: {why}"
@@ -405,6 +414,12 @@ class DeploymentFollower:
             self.notify(f"{self.env}: version {version} loaded as {role}")
             if self.record is not None:
                 self.apply(self.record)  # route to it from now on
+
+    def _wanted(self, served: Served, version: str) -> bool:
+        if served is self.stable:
+            record = self.record
+            return record is not None and str(record.stable) == version
+        return served is self.router.candidate  # a candidate's slot holds one version
 
     async def _load_into(self, served: Served, version: str) -> None:
         uri = f"models:/{self.model}/{version}"
@@ -436,6 +451,10 @@ class DeploymentFollower:
         if message != self._told:  # once, not at every read
             self._told = message
             self.notify(message)
+
+
+def _versions(d: Deployment) -> tuple[int | None, int | None]:
+    return d.stable, d.candidate
 
 
 def _describe(d: Deployment) -> str:
@@ -474,26 +493,10 @@ def deployment_state(
 
 
 def _events(root: Path, subject: str, kind: str) -> list[Event]:
-    """Events read as :func:`conveyor.registry.stored.resolve` reads aliases: the standard
-    library's sqlite3 for an embedded store at the current schema, else the full store."""
-    from conveyor.tracking import events, spool
-    from conveyor.tracking.db import url_for
-
-    url = url_for(root)
-    if url.startswith("sqlite:///") and not spool.pending(root):
-        from conveyor.tracking.fast import SqliteReader
-
-        reader = SqliteReader.open(Path(url[len("sqlite:///") :]))
-        if reader is not None:
-            import sqlite3
-
-            try:
-                return events.read(reader.execute, subject=subject, kind=kind)
-            except sqlite3.Error:
-                pass  # locked or changing: the full store waits
-            finally:
-                reader.close()
+    """Events of ``subject`` and ``kind``, read through sqlite3 for an embedded store (no
+    SQLAlchemy on the server's path), else through the full store."""
+    from conveyor.tracking import events
     from conveyor.tracking.db import opened
 
-    with opened(root) as store:
+    with opened(root, write=False) as store:
         return events.read(store.execute, subject=subject, kind=kind)

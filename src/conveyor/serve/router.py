@@ -139,7 +139,11 @@ def agreement(primary: Any, copy: Any, *, rtol: float = 1e-6, atol: float = 1e-9
 def _equal(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> np.ndarray:
     if a.dtype.kind in "biuf" and b.dtype.kind in "biuf":
         return np.asarray(np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True), dtype=bool)
-    return np.asarray(a == b, dtype=bool)
+    try:
+        same = np.asarray(a == b, dtype=bool)
+    except (TypeError, ValueError):  # kinds numpy will not compare: not the same answers
+        same = np.zeros(a.shape, dtype=bool)
+    return same if same.shape == a.shape else np.zeros(a.shape, dtype=bool)
 
 
 def blame(exc: RequestError, version: str | None, role: Role) -> RequestError:
