@@ -168,6 +168,11 @@ def test_sharing_names_the_folder_for_the_workers_and_removes_it(tmp_path: Path)
         assert not dead.exists()
     assert workers.ENV not in os.environ and not folder.exists()
     assert Shared.from_environment(Metrics()) is None
+    (tmp_path / "readonly").mkdir()
+    (tmp_path / "readonly" / ".conveyor").write_text("not a folder")
+    with workers.sharing(tmp_path / "readonly") as folder:
+        assert folder.is_dir() and tmp_path not in folder.parents
+    assert not folder.exists()
 
 
 # -- a real server with two workers ----------------------------------------------------------

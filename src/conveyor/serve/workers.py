@@ -65,10 +65,15 @@ log = logging.getLogger(__name__)
 def sharing(root: Path | None) -> Iterator[Path]:
     """The folder this server's workers share their metrics through, named in ``ENV`` for the
     processes started inside the block, and removed after it."""
-    base = _base(root)
-    _sweep(base)
-    folder = base / f"{os.getpid()}-{secrets.token_hex(4)}"
-    folder.mkdir(parents=True)
+    name = f"{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        base = _base(root)
+        _sweep(base)
+        (folder := base / name).mkdir(parents=True)
+    except OSError:  # a project the server may not write to: the temporary folder will do
+        base = _base(None)
+        _sweep(base)
+        (folder := base / name).mkdir(parents=True)
     before = os.environ.get(ENV)
     os.environ[ENV] = str(folder)
     try:
