@@ -443,6 +443,29 @@ def test_a_receiver_that_never_answers_does_not_hold_up_send_or_close() -> None:
     assert sender.sent == 0
 
 
+def test_sends_from_several_threads_are_each_delivered_once(receiver: Receiver) -> None:
+    sender = Sender([Hook(receiver.url, ("step",), SECRET)], **FAST)
+
+    def burst(thread: int) -> None:
+        for n in range(50):
+            sender.send("step", {"thread": thread, "n": n})
+
+    threads = [threading.Thread(target=burst, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sender.close(timeout=10)
+    assert (sender.sent, sender.failed, sender.dropped) == (200, 0, 0)
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 200
+    seen = {
+        (d["data"]["thread"], d["data"]["n"])
+        for d in map(json.loads, (r.body for r in receiver.received))
+    }
+    assert seen == {(t, n) for t in range(4) for n in range(50)}
+    assert all(r.verified and r.independently for r in receiver.received)
+
+
 def test_a_payload_json_cannot_hold_is_counted_not_raised(receiver: Receiver) -> None:
     notes: list[str] = []
     sender = Sender([Hook(receiver.url)], notify=notes.append, **FAST)
@@ -453,6 +476,21 @@ def test_a_payload_json_cannot_hold_is_counted_not_raised(receiver: Receiver) ->
     sender.close(timeout=5)
     assert (sender.sent, sender.failed) == (1, 1)
     assert "not JSON" in notes[0]
+
+
+def test_a_notify_callback_that_raises_does_not_stop_deliveries() -> None:
+    def broken(_message: str) -> None:
+        raise RuntimeError("the caller's bug")
+
+    receiver = Receiver([400])
+    try:
+        sender = Sender([Hook(receiver.url)], notify=broken, **FAST)
+        sender.send("started", {"n": 1})  # refused: notify is called, and raises
+        sender.send("started", {"n": 2})
+        sender.close(timeout=5)
+    finally:
+        receiver.close()
+    assert (sender.sent, sender.failed) == (1, 1)
 
 
 def test_a_sender_without_hooks_does_nothing() -> None:

@@ -315,6 +315,8 @@ class _Line:
 
 @dataclass(frozen=True)
 class Counts:
+    """A sender's counters at one moment (deliveries: one event to one hook)."""
+
     sent: int
     failed: int
     dropped: int
@@ -407,7 +409,7 @@ class Sender:
             with self._cond:
                 self.failed += len(lines)
                 self.last_error = f"rollout.{name}: its data is not JSON ({exc})"
-            self.notify(f"webhooks: {self.last_error}")
+            self._tell(f"webhooks: {self.last_error}")
             return
         now = time.monotonic()
         with self._cond:
@@ -440,6 +442,12 @@ class Sender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _tell(self, message: str) -> None:
+        try:
+            self.notify(message)
+        except Exception:  # the caller's callback failing must not stop deliveries
+            log.exception("webhooks: notify failed")
 
     # The worker thread --------------------------------------------------------------------
 
@@ -474,7 +482,7 @@ class Sender:
                 wait = min(soonest, self._deadline) - now
                 self._cond.wait(None if wait == math.inf else wait)
         if left:
-            self.notify(f"webhooks: {left} deliveries not done when the sender closed")
+            self._tell(f"webhooks: {left} deliveries not done when the sender closed")
         return None
 
     def _abandon(self) -> int:
@@ -538,7 +546,7 @@ class Sender:
                 f"webhooks: gave up rollout.{delivery.event} to {where(line.hook.url)} "
                 f"after {delivery.attempts} attempt(s): {self.last_error}"
             )
-        self.notify(message)
+        self._tell(message)
 
 
 def _retry_after(value: str | None) -> float:
