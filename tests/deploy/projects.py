@@ -56,8 +56,8 @@ deploy:
       failure_limit: 1
       deadline: {deadline}
       checks:
-        - {{metric: error_rate, max_increase: 0.05, min_samples: {min_samples}}}
-"""
+{checks}"""
+ERROR_RATE = "        - {{metric: error_rate, max_increase: 0.05, min_samples: {min_samples}}}\n"
 
 EXAMPLE = np.array([[0.5, 1.0, -1.0], [-0.5, 0.0, 2.0]])
 
@@ -78,6 +78,15 @@ def package(root: Path, folder: str, *, fail_every: int = 0, delay: float = 0.0,
 
 
 def environment(
-    *, pause: str = "1s", interval: str = "1s", deadline: str = "60s", min_samples: int = 20
+    *,
+    pause: str = "1s",
+    interval: str = "1s",
+    deadline: str = "60s",
+    min_samples: int = 20,
+    checks: tuple[str, ...] = (),
 ) -> str:
-    return ENV.format(pause=pause, interval=interval, deadline=deadline, min_samples=min_samples)
+    """The production environment; ``checks`` (YAML flow mappings) replace the error rate's."""
+    listed = "".join(f"        - {c}\n" for c in checks) or ERROR_RATE.format(
+        min_samples=min_samples
+    )
+    return ENV.format(pause=pause, interval=interval, deadline=deadline, checks=listed)

@@ -323,3 +323,65 @@ def test_webhooks_hear_the_decisions_signed(
     assert types == ["rollout.started", "rollout.started", "rollout.aborted"]
     aborted = json.loads(endpoint.received[-1][1])["data"]
     assert (aborted["status"], aborted["candidate"], aborted["stable"]) == ("aborted", 2, 1)
+
+
+def test_accuracy_comes_from_feedback_joined_with_the_prediction_log(
+    project: Project, endpoint: Endpoint
+) -> None:
+    """Labels count per version since the rollout started; the candidate 10 points worse is
+    aborted once both sides have enough labels, and not before."""
+    import orjson
+
+    from conveyor.monitor import feedback, predlog
+
+    for n in (1, 2):
+        package(project.root, f"v{n}")
+        project.ok("models", "register", "clf", f"v{n}")
+    check = "{metric: accuracy, min_change: -0.02, confidence: 0.95, min_samples: 200}"
+    with (project.root / "conveyor.yaml").open("a") as f:
+        f.write(environment(checks=(check,)))
+    flows.deploy(project.root, "production", "clf/1")
+    clock = Clock(2_000_000_000.0)
+    flows.deploy(project.root, "production", "clf/2", now=clock.now)
+    logged = project.root / "plog"
+    folder = predlog.model_folder(logged, "clf")
+    folder.mkdir(parents=True)
+    segments = iter(range(1, 100))
+
+    def traffic(per_version: int, accuracy: dict[str, float], at: float) -> None:
+        """Predictions of both versions logged at ``at``, and their labels received."""
+        lines, labels = [], []
+        for version, share in accuracy.items():
+            for i in range(per_version):
+                rid = f"{version}-{at}-{i}"
+                one = predlog.record(rid, "clf", version, "invocations", [[1.0]], [1])
+                lines.append({**one, "ts": at})
+                labels.append(feedback.label(rid, 1 if i < share * per_version else 0, at + 5))
+        name = predlog.segment_name(at, 1, next(segments))
+        (folder / name).write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+        feedback.append(project.root, labels)
+
+    traffic(500, {"1": 0.9, "2": 0.9}, clock.now - 60)  # before the rollout: not counted
+    env = load_environment(project.root, "production")
+    ctl = Controller(project.root, env, url=endpoint.url, clock=clock, predictions=logged)
+    endpoint.text = exposition((0, 0), (0, 0))
+    traffic(100, {"1": 0.9, "2": 0.8}, clock.now + 1)
+    assert ctl.tick() is not None  # the first scrape starts the window
+    clock.now += 1
+    record = ctl.tick()
+    assert record is not None and record.status == "progressing"  # 100 labels each: too few
+    analysed = [
+        e for e in flows.history(project.root, "production") if e.kind == "rollout.analysis"
+    ]
+    (result,) = analysed[-1].data["checks"]
+    assert result["verdict"] == "inconclusive" and tuple(result["samples"]) == (100, 100)
+    traffic(400, {"1": 0.9, "2": 0.8}, clock.now + 1)
+    clock.now += 1
+    record = ctl.tick()
+    assert record is not None and record.status == "aborted", record.message
+    analysed = [
+        e for e in flows.history(project.root, "production") if e.kind == "rollout.analysis"
+    ]
+    (result,) = analysed[-1].data["checks"]
+    assert result["verdict"] == "fail" and tuple(result["samples"]) == (500, 500)
+    assert result["stable"] == pytest.approx(0.9) and result["candidate"] == pytest.approx(0.8)

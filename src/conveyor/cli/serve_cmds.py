@@ -138,7 +138,10 @@ def _serve_env(
     # The controller reads /metrics over loopback when the server listens on every address.
     near = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     shown = f"[{near}]" if ":" in near else near
-    thread, stop = start_thread(root, env, f"http://{shown}:{port}", notify=_notify)
+    logged = Path(options.log_dir) if options.log_dir else None
+    thread, stop = start_thread(
+        root, env, f"http://{shown}:{port}", notify=_notify, predictions=logged
+    )
     try:
         server.run(
             [], root=root, host=host, port=port, workers=workers, options=options,

@@ -79,12 +79,13 @@ class Controller:
         source: Source | None = None,
         sender: Sender | None = None,
         notify: Callable[[str], None] | None = None,
+        predictions: Path | None = None,
     ) -> None:
         self.root = root
         self.env = env
         self.url = url
         self.clock = clock
-        self.source: Source = source or MetricsSource(root, url, env)
+        self.source: Source = source or MetricsSource(root, url, env, predictions=predictions)
         self.sender = sender if sender is not None else flows.webhook_sender(env)
         self.notify = notify or (lambda message: log.warning("%s", message))
         self._window: tuple[object, ...] | None = None
@@ -198,14 +199,24 @@ class MetricsSource:
     as labels arrive late and few.
     """
 
-    def __init__(self, root: Path, url: str, env: Environment, *, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        url: str,
+        env: Environment,
+        *,
+        predictions: Path | None = None,
+        timeout: float = 2.0,
+    ) -> None:
         from conveyor.foundation.paths import CONTROL_DIR
+        from conveyor.monitor import feedback
 
         self.url = url.rstrip("/")
         self.env = env
         self.timeout = timeout
-        self.predictions = root / CONTROL_DIR / "predictions"
-        self.feedback = root / CONTROL_DIR / "feedback"
+        # Where the server logs its predictions (``conveyor serve --log-dir``), and its labels.
+        self.predictions = predictions or root / CONTROL_DIR / "predictions"
+        self.feedback = feedback.folder(root)
         self._base: Samples | None = None
         self._last: Samples | None = None
         self._labels = any(c.metric == "accuracy" for c in env.analysis.checks) or (
@@ -278,12 +289,13 @@ def start_thread(
     url: str,
     *,
     notify: Callable[[str], None] | None = None,
+    predictions: Path | None = None,
     delay: float = 1.0,
 ) -> tuple[threading.Thread, threading.Event]:
     """A daemon thread running the environment's controller (first tick after ``delay``), and
     the event that stops it."""
     stop = threading.Event()
-    controller = Controller(root, env, url=url, notify=notify)
+    controller = Controller(root, env, url=url, notify=notify, predictions=predictions)
     thread = threading.Thread(
         target=controller.run,
         args=(stop,),
