@@ -16,6 +16,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ def conveyor(root: Path, *args: str, check: bool = True) -> subprocess.Completed
     return proc
 
 
-def make(root: Path, versions: dict[str, dict[str, float]], **env: str) -> Path:
+def make(root: Path, versions: dict[str, dict[str, float]], **env: Any) -> Path:
     """A project whose clf versions are ``versions`` (folder -> package options), registered in
     order, with the production environment; version 1 deployed (all traffic)."""
     root.mkdir(parents=True)
@@ -227,3 +228,37 @@ def test_a_restarted_server_resumes_the_same_step(
     assert until(lambda: "2" in load.since(time.time() - 0.5), 5)
     load.stop()
     assert load.failures == []
+
+
+def test_a_slow_candidate_is_aborted(tmp_path: Path, started: Callable[..., object]) -> None:
+    check = "{metric: latency_p99, max_ratio: 1.25, min_samples: 20}"
+    root = make(tmp_path / "p", {"v1": {}, "v2": {"delay": 0.05}}, checks=(check,))
+    server = started(Server(root, "--env", "production", env=ENV))
+    assert isinstance(server, Server)
+    load = started(Load(server.url, threads=3))
+    assert isinstance(load, Load)
+    assert until(lambda: len(load.answers) > 20, 10)
+    conveyor(root, "deploy", "clf/2", "--env", "production")
+    assert until(lambda: record(root)["status"] == "aborted", 15, step=0.3), record(root)
+    load.stop()
+    assert load.failures == []  # slow, not failing: every request was answered
+    history = json.loads(conveyor(root, "rollout", "history", "production", "--json").stdout)
+    (latency,) = [e for e in history if e["kind"] == "rollout.analysis"][-1]["data"]["checks"]
+    assert latency["metric"] == "latency_p99" and latency["verdict"] == "fail"
+    assert latency["candidate"] >= 0.05 > latency["stable"]
+
+
+def test_without_traffic_the_rollout_waits_then_aborts_at_the_deadline(
+    tmp_path: Path, started: Callable[..., object]
+) -> None:
+    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, deadline="3s", interval="500ms")
+    server = started(Server(root, "--env", "production", env=ENV))
+    assert isinstance(server, Server)
+    conveyor(root, "deploy", "clf/2", "--env", "production")
+    began = time.time()
+    time.sleep(1.5)
+    waiting = record(root)
+    assert (waiting["status"], waiting["step"]) == ("progressing", 0)  # inconclusive: no pass
+    assert until(lambda: record(root)["status"] == "aborted", 10, step=0.3), record(root)
+    assert time.time() - began >= 3
+    assert "deadline" in str(record(root)["message"])
