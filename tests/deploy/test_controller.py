@@ -289,7 +289,7 @@ def test_an_unreadable_server_judges_nothing_but_the_deadline_still_acts(root: P
     clock.now += 40  # past the 30 s deadline
     record = ctl.tick()
     assert record is not None and record.status == "aborted"
-    assert any("aborted" in line for line in said)
+    assert len(said) == 1  # decisions are the server's follower's to tell, problems its own
 
 
 def test_webhooks_hear_the_decisions_signed(

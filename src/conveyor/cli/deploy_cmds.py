@@ -126,7 +126,7 @@ def watch_cmd(opts: Namespace) -> int:
     name = _env(root, opts.env)
     shown = 0
     deadline = time.monotonic() + opts.timeout
-    for event in flows.history(root, name)[-5:]:  # where it stands: the last few decisions
+    for event in _current(flows.history(root, name)):  # where it stands
         _print_event(event)
         shown = event.id
     while True:
@@ -211,6 +211,12 @@ def _env(root: Path, name: str | None) -> str:
     raise UsageError(f"name the environment: one of {', '.join(names)}")
 
 
+def _current(events: list[Event], most: int = 20) -> list[Event]:
+    """The events of the latest rollout (from its start), the last ``most`` of them."""
+    starts = [i for i, e in enumerate(events) if e.kind == "rollout.started"]
+    return events[starts[-1] if starts else 0 :][-most:]
+
+
 def _said(record: Deployment) -> None:
     stable = f"version {record.stable}" if record.stable is not None else "nothing"
     if record.active:
@@ -243,9 +249,16 @@ def _status_row(r: Rollout) -> list[str]:
         _v(d.candidate),
         style(d.status, _ENDED.get(d.status)) if d.status in _ENDED else d.status,
         _split(d),
-        str(d.step) if d.active else "-",
+        _step(r) if d.active else "-",
         style(str(verdict), colours.get(str(verdict))) if verdict else "-",
     ]
+
+
+def _step(r: Rollout) -> str:
+    """The current step, counted from 1, of how many (a canary's)."""
+    assert r.record is not None
+    steps = len(r.env.strategy.steps) if r.record.mode == "canary" else 0
+    return f"{r.record.step + 1}/{steps}" if steps else str(r.record.step + 1)
 
 
 def _as_dict(r: Rollout) -> dict[str, Any]:
@@ -267,17 +280,41 @@ def _check(check: dict[str, Any]) -> str:
 
 
 def _detail(event: Event) -> str:
+    """An event's inputs on one line; nested values (the strategy a rollout started with)
+    are left to ``--json``."""
     data = event.data
     if event.kind == "rollout.analysis":
         checks = "; ".join(_check(c) for c in data.get("checks", []))
-        return f"step {data.get('step', '?')}: {data.get('verdict', '?')}" + (
-            f" - {checks}" if checks else ""
+        step = data.get("step")
+        where = f"step {step + 1}" if isinstance(step, int) else "step ?"
+        return f"{where}: {data.get('verdict', '?')}" + (f" - {checks}" if checks else "")
+    if event.kind == "rollout.started" and "strategy" in data:
+        return f"version {data.get('version')} over {data.get('stable')}: " + _strategy(
+            data["strategy"]
         )
-    if event.kind == "rollout.verdict":
-        parts = [f"{k}={_num(v)}" for k, v in data.items() if not isinstance(v, (dict, list))]
-        return ", ".join(parts)
-    parts = [f"{k}={_num(v)}" for k, v in sorted(data.items()) if v not in (None, "")]
+    parts = []
+    for key, value in sorted(data.items()):
+        if value in (None, "") or isinstance(value, (dict, list)):
+            continue
+        if key == "step" and isinstance(value, int):
+            value = value + 1  # people count steps from 1
+        parts.append(f"{key}={_num(value)}")
     return ", ".join(parts)
+
+
+def _strategy(strategy: dict[str, Any]) -> str:
+    kind = strategy.get("kind", "?")
+    if kind != "canary":
+        return str(kind)
+    steps = []
+    for step in strategy.get("steps", []):
+        if step.get("weight") is not None:
+            steps.append(f"{step['weight']:g} %")
+        elif step.get("pause") is not None:
+            steps.append(f"pause {step['pause']:g} s")
+        else:
+            steps.append("pause until resumed")
+    return f"canary {', '.join(steps)}"
 
 
 def _print_event(event: Event) -> None:

@@ -126,10 +126,6 @@ class Controller:
             log.info("deploy %s: the record moved under this tick; following it", record.env)
             return self._read(store)
         flows.announce(self.sender, saved, events)
-        for event in events:
-            if event.kind != "rollout.analysis":
-                self.notify(f"deploy {saved.env}: {event.kind.removeprefix('rollout.')}: "
-                            f"{saved.message}")  # fmt: skip
         return saved
 
     def run(self, stop: threading.Event, *, delay: float = 0.0) -> None:
