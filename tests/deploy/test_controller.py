@@ -233,9 +233,17 @@ def endpoint() -> Iterator[Endpoint]:
     served.close()
 
 
-def exposition(stable: tuple[int, int], candidate: tuple[int, int]) -> str:
-    """/metrics as the server writes it: (requests, 5xx) per role, and one latency bucket."""
+def exposition(
+    stable: tuple[int, int], candidate: tuple[int, int], shadow: tuple[int, int] = (0, 0)
+) -> str:
+    """/metrics as the server writes it: (requests, 5xx) per role, one latency bucket, and
+    the shadow copies compared (agreed, disagreed)."""
     lines = ["# TYPE conveyor_requests_total counter"]
+    for result, count in zip(("agree", "disagree"), shadow, strict=True):
+        lines.append(
+            f'conveyor_shadow_comparisons_total{{model="clf",version="2",result="{result}"}} '
+            f"{count}"
+        )
     for role, version, (n, errors) in (("stable", 1, stable), ("candidate", 2, candidate)):
         for status, count in (("200", n - errors), ("500", errors)):
             lines.append(
@@ -325,15 +333,41 @@ def test_webhooks_hear_the_decisions_signed(
     assert (aborted["status"], aborted["candidate"], aborted["stable"]) == ("aborted", 2, 1)
 
 
+class Traffic:
+    """Predictions logged as the server logs them, and their labels received as feedback."""
+
+    def __init__(self, root: Path, logged: Path) -> None:
+        from conveyor.monitor import predlog
+
+        self.root = root
+        self.folder = predlog.model_folder(logged, "clf")
+        self.folder.mkdir(parents=True)
+        self.segments = iter(range(1, 10_000))
+
+    def __call__(self, per_version: int, accuracy: dict[str, float], at: float) -> None:
+        """``per_version`` predictions of each version at ``at``, right in ``accuracy`` of
+        cases by their labels."""
+        import orjson
+
+        from conveyor.monitor import feedback, predlog
+
+        lines, labels = [], []
+        for version, share in accuracy.items():
+            for i in range(per_version):
+                rid = f"{version}-{at}-{i}"
+                one = predlog.record(rid, "clf", version, "invocations", [[1.0]], [1])
+                lines.append({**one, "ts": at})
+                labels.append(feedback.label(rid, 1 if i < share * per_version else 0, at + 5))
+        name = predlog.segment_name(at, 1, next(self.segments))
+        (self.folder / name).write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+        feedback.append(self.root, labels)
+
+
 def test_accuracy_comes_from_feedback_joined_with_the_prediction_log(
     project: Project, endpoint: Endpoint
 ) -> None:
     """Labels count per version since the rollout started; the candidate 10 points worse is
     aborted once both sides have enough labels, and not before."""
-    import orjson
-
-    from conveyor.monitor import feedback, predlog
-
     for n in (1, 2):
         package(project.root, f"v{n}")
         project.ok("models", "register", "clf", f"v{n}")
@@ -344,23 +378,7 @@ def test_accuracy_comes_from_feedback_joined_with_the_prediction_log(
     clock = Clock(2_000_000_000.0)
     flows.deploy(project.root, "production", "clf/2", now=clock.now)
     logged = project.root / "plog"
-    folder = predlog.model_folder(logged, "clf")
-    folder.mkdir(parents=True)
-    segments = iter(range(1, 100))
-
-    def traffic(per_version: int, accuracy: dict[str, float], at: float) -> None:
-        """Predictions of both versions logged at ``at``, and their labels received."""
-        lines, labels = [], []
-        for version, share in accuracy.items():
-            for i in range(per_version):
-                rid = f"{version}-{at}-{i}"
-                one = predlog.record(rid, "clf", version, "invocations", [[1.0]], [1])
-                lines.append({**one, "ts": at})
-                labels.append(feedback.label(rid, 1 if i < share * per_version else 0, at + 5))
-        name = predlog.segment_name(at, 1, next(segments))
-        (folder / name).write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
-        feedback.append(project.root, labels)
-
+    traffic = Traffic(project.root, logged)
     traffic(500, {"1": 0.9, "2": 0.9}, clock.now - 60)  # before the rollout: not counted
     env = load_environment(project.root, "production")
     ctl = Controller(project.root, env, url=endpoint.url, clock=clock, predictions=logged)
@@ -385,3 +403,105 @@ def test_accuracy_comes_from_feedback_joined_with_the_prediction_log(
     (result,) = analysed[-1].data["checks"]
     assert result["verdict"] == "fail" and tuple(result["samples"]) == (500, 500)
     assert result["stable"] == pytest.approx(0.9) and result["candidate"] == pytest.approx(0.8)
+
+
+AB = """\
+deploy:
+  production:
+    model: clf
+    strategy:
+      ab: {split: 50, sticky: "header:x-user-id", metric: accuracy, confidence: 0.95,
+           min_samples: 1000}
+    analysis:
+      interval: 1s
+      checks: []
+"""
+
+
+@pytest.mark.parametrize(
+    ("candidate", "status", "decision", "said"),
+    [(0.93, "promoted", "promote", "candidate better"), (0.90, "aborted", "abort", "no different")],
+)
+def test_an_ab_test_ends_with_its_verdict(
+    project: Project, endpoint: Endpoint, candidate: float, status: str, decision: str, said: str
+) -> None:
+    """A 3-point accuracy difference is found at 95 % with enough labels; equal versions are
+    told apart from it (no difference: the candidate is not promoted). No verdict before
+    both sides have their samples."""
+    for n in (1, 2):
+        package(project.root, f"v{n}")
+        project.ok("models", "register", "clf", f"v{n}")
+    with (project.root / "conveyor.yaml").open("a") as f:
+        f.write(AB)
+    flows.deploy(project.root, "production", "clf/1")
+    clock = Clock(2_000_000_000.0)
+    record = flows.deploy(project.root, "production", "clf/2", now=clock.now)
+    assert (record.mode, record.weight, record.sticky) == ("ab", 50, "header:x-user-id")
+    logged = project.root / "plog"
+    traffic = Traffic(project.root, logged)
+    env = load_environment(project.root, "production")
+    ctl = Controller(project.root, env, url=endpoint.url, clock=clock, predictions=logged)
+    endpoint.text = exposition((0, 0), (0, 0))
+    traffic(500, {"1": 0.90, "2": candidate}, clock.now + 1)
+    ctl.tick()
+    clock.now += 1
+    record = ctl.tick()
+    assert record is not None and record.status == "progressing"  # 500 of 1000 labels
+    traffic(2500, {"1": 0.90, "2": candidate}, clock.now + 1)
+    clock.now += 1
+    record = ctl.tick()
+    assert record is not None and record.status == status, record.message
+    events = flows.history(project.root, "production")
+    (verdict,) = [e.data for e in events if e.kind == "rollout.verdict"]
+    assert said in verdict["detail"] and verdict["decision"] == status[:-2].replace(
+        "promot", "promote"
+    )
+    assert verdict["n_candidate"] == verdict["n_baseline"] == 3000
+
+
+SHADOW = """\
+deploy:
+  production:
+    model: clf
+    strategy:
+      shadow: {fraction: 1.0, min_agreement: 0.98, duration: 2s}
+    analysis:
+      interval: 1s
+      checks: []
+"""
+
+
+@pytest.mark.parametrize(("disagreed", "status"), [(2, "promoted"), (30, "aborted")])
+def test_a_shadow_rollout_is_judged_on_agreement(
+    project: Project, endpoint: Endpoint, disagreed: int, status: str
+) -> None:
+    for n in (1, 2):
+        package(project.root, f"v{n}")
+        project.ok("models", "register", "clf", f"v{n}")
+    with (project.root / "conveyor.yaml").open("a") as f:
+        f.write(SHADOW)
+    flows.deploy(project.root, "production", "clf/1")
+    clock = Clock(1000.0)
+    record = flows.deploy(project.root, "production", "clf/2", now=clock.now)
+    assert record.mode == "shadow" and record.split() == {1: 100.0}
+    env = load_environment(project.root, "production")
+    ctl = Controller(project.root, env, url=endpoint.url, clock=clock)
+    endpoint.text = exposition((0, 0), (0, 0))
+    ctl.tick()
+    endpoint.text = exposition((300, 0), (0, 0), shadow=(300 - disagreed, disagreed))
+    clock.now += 1  # within the shadow's 2 s: a passing analysis is not enough yet
+    record = ctl.tick()
+    assert record is not None
+    if status == "aborted":
+        assert record.status == "aborted"
+    else:
+        assert record.status == "progressing"
+        endpoint.text = exposition((600, 0), (0, 0), shadow=(598 - disagreed, disagreed + 2))
+        clock.now += 1.5
+        record = ctl.tick()
+        assert record is not None and record.status == "promoted" and record.stable == 2
+    analysed = [
+        e for e in flows.history(project.root, "production") if e.kind == "rollout.analysis"
+    ]
+    agreement = [c for c in analysed[-1].data["checks"] if c["metric"] == "agreement"]
+    assert agreement and agreement[0]["samples"][1] >= 300
