@@ -292,3 +292,14 @@ def test_agreement_of_mixed_kinds_and_records() -> None:
     assert agreement(objects, objects.copy()) == 3
     assert agreement(np.array([1.0, 2.0]), np.array(["1.0", "2.0"])) == 0
     assert agreement([[1, 2], [3, 4]], [[1, 2], [3, 5]]) == 1  # lists, as a model may answer
+
+
+def test_the_error_reply_names_the_candidate_that_failed() -> None:
+    from conveyor.serve.exchange import error
+    from conveyor.serve.router import blame
+
+    for scoring_body in (False, True):
+        reply = error(blame(ModelFailed("boom"), "2", "candidate"), scoring_body=scoring_body)
+        assert (reply.status, reply.version, reply.role) == (500, "2", "candidate")
+    plain = error(ModelFailed("boom"), scoring_body=False)
+    assert (plain.version, plain.role) == (None, None)  # the app's fallback: the path's model
