@@ -31,7 +31,7 @@ class Scripted:
         self.restarts = 0
         self.during: Callable[[], None] | None = None
 
-    def observe(self, record: Deployment) -> Observations:
+    def observe(self, record: Deployment, labels: bool) -> Observations:
         if self.during is not None:
             self.during()
             self.during = None
@@ -263,23 +263,22 @@ def exposition(
 def test_metrics_source_judges_the_window_since_it_started(root: Path, endpoint: Endpoint) -> None:
     from conveyor.deploy.controller import MetricsSource
 
-    env = load_environment(root, "production")
-    source = MetricsSource(root, endpoint.url, env)
+    source = MetricsSource(root, endpoint.url)
     record = start(root, Clock(1000.0))
     endpoint.text = exposition((100, 0), (0, 0))
     source.idle()  # the tick before the rollout: the window's start
     endpoint.text = exposition((180, 1), (20, 4))
-    seen = source.observe(record)
+    seen = source.observe(record, labels=False)
     assert seen is not None
     assert (seen.stable.requests, seen.stable.errors) == (80, 1)  # probes are not traffic
     assert (seen.candidate.requests, seen.candidate.errors) == (20, 4)
     assert sum(count for _, count in seen.candidate.latency_buckets) == 20
     endpoint.text = exposition((200, 1), (25, 4))
-    grown = source.observe(record)  # no restart: the window grows
+    grown = source.observe(record, labels=False)  # no restart: the window grows
     assert grown is not None and grown.candidate.requests == 25
     source.restart()
     endpoint.text = exposition((230, 1), (35, 4))
-    fresh = source.observe(record)
+    fresh = source.observe(record, labels=False)
     assert fresh is not None
     assert (fresh.stable.requests, fresh.candidate.requests, fresh.candidate.errors) == (30, 10, 0)
 
@@ -505,3 +504,33 @@ def test_a_shadow_rollout_is_judged_on_agreement(
     ]
     agreement = [c for c in analysed[-1].data["checks"] if c["metric"] == "agreement"]
     assert agreement and agreement[0]["samples"][1] >= 300
+
+
+def test_the_config_is_read_again_when_conveyor_yaml_changes(root: Path) -> None:
+    import os
+
+    clock = Clock(1000.0)
+    start(root, clock)
+    said: list[str] = []
+    env = load_environment(root, "production")
+    source = Scripted(rate=1.0, requests=5)  # every candidate request fails, but 5 < 20
+    ctl = Controller(root, env, url="http://127.0.0.1:9", clock=clock, source=source,
+                     notify=said.append)  # fmt: skip
+    record = ctl.tick()
+    assert record is not None and record.status == "progressing"  # too few to judge
+    config = root / "conveyor.yaml"
+    text = config.read_text()
+
+    def rewrite(new: str) -> None:
+        config.write_text(new)
+        st = config.stat()
+        os.utime(config, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+    rewrite(text.replace("\ndeploy:\n", "\ndeploy: [\n"))  # being edited: does not parse
+    record = ctl.tick()
+    assert record is not None and record.status == "progressing"
+    assert any("conveyor.yaml changed and cannot be used" in line for line in said), said
+    rewrite(text.replace("min_samples: 20", "min_samples: 2"))
+    record = ctl.tick()
+    assert ctl.env.analysis.checks[0].min_samples == 2
+    assert record is not None and record.status == "aborted"  # judged by the new checks

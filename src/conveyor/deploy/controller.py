@@ -7,7 +7,7 @@ One :meth:`Controller.tick` reads the environment's record and, while a rollout 
    two scrapes; summed over its workers by the server), labelled and correct predictions per
    version from feedback joined with the prediction log since the rollout started, and shadow
    agreement (:class:`MetricsSource`);
-2. judges the window with the environment's checks (:func:`conveyor.deploy.analysis.analyse`);
+2. judges the window with the environment's checks (:func:`conveyor.deploy.analysis.evaluate`);
 3. asks the pure decision (:func:`conveyor.deploy.decide.decide`) for the next record and its
    events, given the wall-clock time;
 4. writes them with the revision it read. A :class:`~conveyor.registry.deployments.Conflict`
@@ -21,7 +21,9 @@ next starts fresh, so a candidate that turns bad is seen within one interval und
 
 Everything a rollout needs to go on lives in the record (the step, when it started, the
 failures in a row), so a controller started after a restart resumes at the same step; only
-the current window is lost, and the next tick starts a new one.
+the current window is lost, and the next tick starts a new one. The environment's config is
+read again when conveyor.yaml changes, so that the controller judges a rollout by the
+strategy and checks ``conveyor deploy`` started it with.
 """
 
 from __future__ import annotations
@@ -51,14 +53,18 @@ Clock = Callable[[], float]
 
 
 class Source(Protocol):
-    """Where observations come from. ``observe`` returns what was seen of ``record``'s two
-    versions since the window started (None: nothing to judge yet, e.g. the first scrape);
-    ``restart`` starts a new window from the last observation; ``idle`` is called on the ticks
-    without a rollout, so that a rollout's first window starts at the tick before it (a source
-    that keeps nothing between ticks does nothing there). None of them raises for a server
-    that is not up yet in ``idle``; ``observe`` raises a ConveyorError saying what failed."""
+    """Where observations come from.
 
-    def observe(self, record: Deployment) -> analysis.Observations | None: ...
+    - ``observe``: what was seen of ``record``'s two versions since the window started (None:
+      nothing to judge yet, e.g. at the first scrape), with their labelled and correct
+      predictions since the rollout started when ``labels`` (an accuracy check, an A/B test
+      need them); a ConveyorError says what could not be read.
+    - ``restart``: a new window starts at the last observation.
+    - ``idle``: called on the ticks without a rollout, so that a rollout's first window starts
+      at the tick before it; never raises (a server that is not up yet is no error there).
+    """
+
+    def observe(self, record: Deployment, labels: bool) -> analysis.Observations | None: ...
 
     def restart(self) -> None: ...
 
@@ -85,11 +91,12 @@ class Controller:
         self.env = env
         self.url = url
         self.clock = clock
-        self.source: Source = source or MetricsSource(root, url, env, predictions=predictions)
+        self.source: Source = source or MetricsSource(root, url, predictions=predictions)
         self.sender = sender if sender is not None else flows.webhook_sender(env)
         self.notify = notify or (lambda message: log.warning("%s", message))
         self._window: tuple[object, ...] | None = None
         self._said = ""  # the last problem told, told again only when it changes
+        self._config: int | None = None  # conveyor.yaml's mtime when ``env`` was read
         self._resources = ExitStack()
         self._store: SqlStore | None = None
 
@@ -97,18 +104,21 @@ class Controller:
         """One round: the record as it is after it (None before the first deploy)."""
         store = self._opened()
         record = self._read(store)
+        self._reread_config()
         if record is None or not record.active:
             self._window = None
             self.source.idle()
             return record
         self._follow(record)
         try:
-            observations = self.source.observe(record)
+            observations = self.source.observe(record, _needs_labels(self.env))
         except ConveyorError as exc:
             # Nothing seen is nothing judged, not a stop: the clock still moves the rollout
             # (a pause ends, a deadline passes and aborts a rollout whose server is gone).
             self._say(f"{exc.message} (the rollout waits: nothing to judge)")
             observations = None
+        else:
+            self._said = ""
         results = None
         if observations is not None:
             results = analysis.evaluate(self.env, observations)
@@ -155,6 +165,27 @@ class Controller:
         if self.sender is not None:
             self.sender.close()
 
+    def _reread_config(self) -> None:
+        """The environment as conveyor.yaml says now, when the file changed since it was read;
+        a file being edited that does not parse leaves the one read before in force."""
+        from conveyor.deploy.config import environment
+        from conveyor.foundation.project import FILE
+
+        try:
+            stamp = (self.root / FILE).stat().st_mtime_ns
+        except OSError:
+            return
+        if stamp == self._config:
+            return
+        first = self._config is None
+        self._config = stamp
+        if first:
+            return  # ``env`` was given read from this state of the file
+        try:
+            self.env = environment(self.root, self.env.name)
+        except ConveyorError as exc:
+            self._say(f"{FILE} changed and cannot be used: {exc.message} (going on as before)")
+
     def _say(self, problem: str) -> None:
         if problem != self._said:
             self.notify(f"deploy {self.env.name}: {problem}")
@@ -191,15 +222,14 @@ class MetricsSource:
     scrape), with labels from feedback joined to the prediction log since the rollout began.
 
     A window belongs to one pair of versions; the caller restarts it when the split changes.
-    Feedback is read only when a check needs it (accuracy); it is cumulative over the rollout,
-    as labels arrive late and few.
+    Feedback is read only when asked for; it is cumulative over the rollout, as labels arrive
+    late and few.
     """
 
     def __init__(
         self,
         root: Path,
         url: str,
-        env: Environment,
         *,
         predictions: Path | None = None,
         timeout: float = 2.0,
@@ -208,18 +238,14 @@ class MetricsSource:
         from conveyor.monitor import feedback
 
         self.url = url.rstrip("/")
-        self.env = env
         self.timeout = timeout
         # Where the server logs its predictions (``conveyor serve --log-dir``), and its labels.
         self.predictions = predictions or root / CONTROL_DIR / "predictions"
         self.feedback = feedback.folder(root)
         self._base: Samples | None = None
         self._last: Samples | None = None
-        self._labels = any(c.metric == "accuracy" for c in env.analysis.checks) or (
-            env.strategy.kind == "ab"
-        )
 
-    def observe(self, record: Deployment) -> analysis.Observations | None:
+    def observe(self, record: Deployment, labels: bool) -> analysis.Observations | None:
         scraped = self._scrape()
         self._last = scraped
         if self._base is None:  # the first tick after a start: the window starts now
@@ -231,7 +257,7 @@ class MetricsSource:
             observe.delta(self._base, scraped), record.model
         )
         seen = analysis.Observations(_side(stable), _side(candidate), agreement)
-        if self._labels:
+        if labels:
             seen = self._with_labels(seen, record)
         return seen
 
@@ -270,6 +296,12 @@ class MetricsSource:
                 seen.candidate, labelled=candidate.labelled, correct=candidate.correct
             ),
         )
+
+
+def _needs_labels(env: Environment) -> bool:
+    """Whether judging ``env``'s rollouts takes feedback (reading it costs a pass over the
+    prediction log, so it is read only then)."""
+    return env.strategy.kind == "ab" or any(c.metric == "accuracy" for c in env.analysis.checks)
 
 
 def _side(seen: Any) -> analysis.Side:
