@@ -43,11 +43,6 @@ _HOOK_WAIT = 5.0
 Change = Callable[[Deployment, float], "tuple[Deployment, list[decisions.Event]]"]
 
 
-def subject(env: str) -> str:
-    """The event log's subject of an environment's rollout events."""
-    return f"deploy:{env}"
-
-
 @dataclass(frozen=True)
 class Rollout:
     """An environment as ``rollout status`` shows it: its config, its record (None before its
@@ -70,40 +65,39 @@ def deploy(root: Path, env_name: str, uri: str, *, now: float | None = None) -> 
         version = _version(store, env, uri)
         _require_gates_passed(store, version)
         change: Change = lambda current, at: decisions.start(env, current, version.version, at)  # noqa: E731
-        return _apply(root, store, env, change, now=now, allow_missing=True)
+        return _apply(store, env, change, now=now, allow_missing=True)
 
 
 def promote(root: Path, env_name: str, *, full: bool = False) -> Deployment:
     """The next step of the rollout now (``full``: the candidate becomes stable at once)."""
     env = environment(root, env_name)
-    return _change(root, env_name, lambda d, at: decisions.promote(d, at, full, env=env))
+    return _change(root, env, lambda d, at: decisions.promote(d, at, full, env=env))
 
 
 def pause(root: Path, env_name: str) -> Deployment:
     """Hold the rollout where it is (the split stays) until :func:`resume` or :func:`promote`."""
-    return _change(root, env_name, decisions.pause)
+    return _change(root, environment(root, env_name), decisions.pause)
 
 
 def resume(root: Path, env_name: str) -> Deployment:
     """Go on with a paused rollout: its current step starts again from now."""
     env = environment(root, env_name)
-    return _change(root, env_name, lambda d, at: decisions.resume(d, at, env=env))
+    return _change(root, env, lambda d, at: decisions.resume(d, at, env=env))
 
 
 def abort(root: Path, env_name: str, reason: str = "aborted by hand") -> Deployment:
     """All traffic back on stable at once; the candidate stays loaded for inspection."""
-    return _change(root, env_name, lambda d, at: decisions.abort(d, at, reason))
+    return _change(root, environment(root, env_name), lambda d, at: decisions.abort(d, at, reason))
 
 
 def rollback(root: Path, env_name: str) -> Deployment:
     """The previous stable version, its alias and all traffic back at once, rollout or not."""
-    return _change(root, env_name, decisions.rollback)
+    return _change(root, environment(root, env_name), decisions.rollback)
 
 
 def status(root: Path, env_name: str | None = None) -> list[Rollout]:
     """Every configured environment (or ``env_name``) with its record and last analysis."""
     from conveyor.registry import queries
-    from conveyor.tracking import events
     from conveyor.tracking.db import exists, opened
 
     envs = [environment(root, env_name)] if env_name else list(environments(root).values())
@@ -113,24 +107,22 @@ def status(root: Path, env_name: str | None = None) -> list[Rollout]:
     with opened(root, write=False) as store:
         for env in envs:
             record = queries.deployment(store.execute, env.name)
-            analyses = events.read(
-                store.execute, subject=subject(env.name), kind="rollout.analysis"
-            )
-            out.append(Rollout(env, record, analyses[-1].data if analyses else None))
+            last = queries.last_deployment_event(store.execute, env.name, "rollout.analysis")
+            out.append(Rollout(env, record, last.data if last is not None else None))
     return out
 
 
 def history(root: Path, env_name: str, *, after: int = 0) -> list[Event]:
-    """The environment's rollout events (and its alias moves), oldest first; only those with
-    an id above ``after`` when given (what ``rollout watch`` has not shown yet)."""
-    from conveyor.tracking import events
+    """The environment's rollout events, oldest first; only those with an id above ``after``
+    when given (what ``rollout watch`` has not shown yet)."""
+    from conveyor.registry import queries
     from conveyor.tracking.db import exists, opened
 
     env = environment(root, env_name)
     if not exists(root):
         return []
     with opened(root, write=False) as store:
-        rows = events.read(store.execute, subject=subject(env.name))
+        rows = queries.deployment_events(store.execute, env.name)
     return [e for e in rows if e.id > after]
 
 
@@ -187,16 +179,14 @@ def save(
     return deployments.save(store, new, [(e.kind, e.data) for e in events], expected=expected)
 
 
-def _change(root: Path, env_name: str, change: Change) -> Deployment:
+def _change(root: Path, env: Environment, change: Change) -> Deployment:
     from conveyor.tracking.db import opened
 
-    env = environment(root, env_name)
     with opened(root) as store:
-        return _apply(root, store, env, change)
+        return _apply(store, env, change)
 
 
 def _apply(
-    root: Path,
     store: SqlStore,
     env: Environment,
     change: Callable[..., tuple[Deployment, list[decisions.Event]]],
