@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from conveyor.deploy import flows
 from conveyor.deploy.analysis import Observations, Side
 from conveyor.deploy.config import environment as load_environment
-from conveyor.deploy.controller import Controller
+from conveyor.deploy.controller import Controller, MetricsSource
 from conveyor.registry import queries
 from conveyor.registry.deployment import Deployment
 from conveyor.tracking.db import opened
@@ -261,8 +262,6 @@ def exposition(
 
 
 def test_metrics_source_judges_the_window_since_it_started(root: Path, endpoint: Endpoint) -> None:
-    from conveyor.deploy.controller import MetricsSource
-
     source = MetricsSource(root, endpoint.url)
     record = start(root, Clock(1000.0))
     endpoint.text = exposition((100, 0), (0, 0))
@@ -380,7 +379,8 @@ def test_accuracy_comes_from_feedback_joined_with_the_prediction_log(
     traffic = Traffic(project.root, logged)
     traffic(500, {"1": 0.9, "2": 0.9}, clock.now - 60)  # before the rollout: not counted
     env = load_environment(project.root, "production")
-    ctl = Controller(project.root, env, url=endpoint.url, clock=clock, predictions=logged)
+    source = MetricsSource(project.root, endpoint.url, predictions=logged, labels_every=0)
+    ctl = Controller(project.root, env, url=endpoint.url, clock=clock, source=source)
     endpoint.text = exposition((0, 0), (0, 0))
     traffic(100, {"1": 0.9, "2": 0.8}, clock.now + 1)
     assert ctl.tick() is not None  # the first scrape starts the window
@@ -439,7 +439,8 @@ def test_an_ab_test_ends_with_its_verdict(
     logged = project.root / "plog"
     traffic = Traffic(project.root, logged)
     env = load_environment(project.root, "production")
-    ctl = Controller(project.root, env, url=endpoint.url, clock=clock, predictions=logged)
+    source = MetricsSource(project.root, endpoint.url, predictions=logged, labels_every=0)
+    ctl = Controller(project.root, env, url=endpoint.url, clock=clock, source=source)
     endpoint.text = exposition((0, 0), (0, 0))
     traffic(500, {"1": 0.90, "2": candidate}, clock.now + 1)
     ctl.tick()
@@ -534,3 +535,29 @@ def test_the_config_is_read_again_when_conveyor_yaml_changes(root: Path) -> None
     record = ctl.tick()
     assert ctl.env.analysis.checks[0].min_samples == 2
     assert record is not None and record.status == "aborted"  # judged by the new checks
+
+
+def test_labels_are_joined_at_most_every_so_often(project: Project, endpoint: Endpoint) -> None:
+    for n in (1, 2):
+        package(project.root, f"v{n}")
+        project.ok("models", "register", "clf", f"v{n}")
+    with (project.root / "conveyor.yaml").open("a") as f:
+        f.write(environment())
+    flows.deploy(project.root, "production", "clf/1")
+    record = flows.deploy(project.root, "production", "clf/2", now=2_000_000_000.0)
+    logged = project.root / "plog"
+    traffic = Traffic(project.root, logged)
+    source = MetricsSource(project.root, endpoint.url, predictions=logged, labels_every=3600)
+    endpoint.text = exposition((0, 0), (0, 0))
+    source.idle()
+    traffic(10, {"1": 1.0, "2": 0.5}, record.started + 1)
+    seen = source.observe(record, labels=True)
+    assert seen is not None
+    assert (seen.stable.labelled, seen.stable.correct) == (10, 10)
+    assert (seen.candidate.labelled, seen.candidate.correct) == (10, 5)
+    traffic(10, {"1": 1.0, "2": 0.5}, record.started + 2)
+    seen = source.observe(record, labels=True)
+    assert seen is not None and seen.candidate.labelled == 10  # the last join's, for an hour
+    restarted = replace(record, started=record.started + 1.5)  # another rollout: joined again
+    seen = source.observe(restarted, labels=True)
+    assert seen is not None and seen.candidate.labelled == 10 and seen.stable.correct == 10

@@ -223,7 +223,10 @@ class MetricsSource:
 
     A window belongs to one pair of versions; the caller restarts it when the split changes.
     Feedback is read only when asked for; it is cumulative over the rollout, as labels arrive
-    late and few.
+    late and few. Joining it is a pass over the prediction log, made at most every
+    ``labels_every`` seconds (the counts in between are the last join's): the controller may
+    share its process with the server, and labels that count in hundreds gain nothing from a
+    join every second.
     """
 
     def __init__(
@@ -233,6 +236,7 @@ class MetricsSource:
         *,
         predictions: Path | None = None,
         timeout: float = 2.0,
+        labels_every: float = 5.0,
     ) -> None:
         from conveyor.foundation.paths import CONTROL_DIR
         from conveyor.monitor import feedback
@@ -242,8 +246,11 @@ class MetricsSource:
         # Where the server logs its predictions (``conveyor serve --log-dir``), and its labels.
         self.predictions = predictions or root / CONTROL_DIR / "predictions"
         self.feedback = feedback.folder(root)
+        self.labels_every = labels_every
         self._base: Samples | None = None
         self._last: Samples | None = None
+        # The last join: for which rollout (start, versions), when, and its counts.
+        self._joined: tuple[tuple[object, ...], float, dict[str, tuple[int, int]]] | None = None
 
     def observe(self, record: Deployment, labels: bool) -> analysis.Observations | None:
         scraped = self._scrape()
@@ -281,21 +288,34 @@ class MetricsSource:
     ) -> analysis.Observations:
         """Labelled and correct predictions of each version since the rollout started: the
         feedback received so far joined with the prediction log by request id."""
+        counts = self._labelled(record)
+        stable = counts.get(str(record.stable), (0, 0))
+        candidate = counts.get(str(record.candidate), (0, 0))
+        return replace(
+            seen,
+            stable=replace(seen.stable, labelled=stable[0], correct=stable[1]),
+            candidate=replace(seen.candidate, labelled=candidate[0], correct=candidate[1]),
+        )
+
+    def _labelled(self, record: Deployment) -> dict[str, tuple[int, int]]:
+        """Version -> (labelled, correct), joined again when the last join is older than
+        ``labels_every`` or was for another rollout."""
         from conveyor.monitor import feedback, predlog
 
+        key = (record.started, record.stable, record.candidate)
+        now = time.monotonic()
+        if self._joined is not None:
+            was, at, counts = self._joined
+            if was == key and now - at < self.labels_every:
+                return counts
         joined = feedback.join(
             predlog.read(self.predictions, record.model),
             feedback.read(self.feedback),
             since=record.started,
         )
-        stable, candidate = joined.tally(str(record.stable)), joined.tally(str(record.candidate))
-        return replace(
-            seen,
-            stable=replace(seen.stable, labelled=stable.labelled, correct=stable.correct),
-            candidate=replace(
-                seen.candidate, labelled=candidate.labelled, correct=candidate.correct
-            ),
-        )
+        counts = {v: (t.labelled, t.correct) for v, t in joined.versions.items()}
+        self._joined = (key, now, counts)
+        return counts
 
 
 def _needs_labels(env: Environment) -> bool:
