@@ -32,6 +32,8 @@ class Model:
             time.sleep({delay})
         x = np.asarray(x, dtype=float)
         answer = (x[:, 0] > 0).astype(int)
+        # wrong where 0 < x0 < {wrong}: about 10 % of standard normal rows for 0.25
+        answer = np.where((x[:, 0] > 0) & (x[:, 0] < {wrong}), 1 - answer, answer)
         return 1 - answer if {flipped} else answer
 
 
@@ -63,14 +65,14 @@ EXAMPLE = np.array([[0.5, 1.0, -1.0], [-0.5, 0.0, 2.0]])
 
 
 def package(root: Path, folder: str, *, fail_every: int = 0, delay: float = 0.0,
-            flipped: bool = False) -> Path:  # fmt: skip
+            flipped: bool = False, wrong: float = 0.0) -> Path:  # fmt: skip
     """A python-flavor package at ``root/folder`` whose code module is named after it."""
     from conveyor import models
 
     module = f"clf_{folder}_{root.name}".replace("-", "_")
     code = root / "src" / f"{module}.py"
     code.parent.mkdir(parents=True, exist_ok=True)
-    code.write_text(CODE.format(fail_every=fail_every, delay=delay, flipped=flipped))
+    code.write_text(CODE.format(fail_every=fail_every, delay=delay, flipped=flipped, wrong=wrong))
     return models.save(
         None, root / folder, flavor="python", loader=f"{module}:load", code=[code],
         example=EXAMPLE, name="clf",

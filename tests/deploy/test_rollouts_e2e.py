@@ -40,9 +40,12 @@ def conveyor(root: Path, *args: str, check: bool = True) -> subprocess.Completed
     return proc
 
 
-def make(root: Path, versions: dict[str, dict[str, float]], **env: Any) -> Path:
+def make(
+    root: Path, versions: dict[str, dict[str, float]], config: str | None = None, **env: Any
+) -> Path:
     """A project whose clf versions are ``versions`` (folder -> package options), registered in
-    order, with the production environment; version 1 deployed (all traffic)."""
+    order, with the production environment (``config``, else ``environment(**env)``); version
+    1 deployed (all traffic)."""
     root.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True, env=ENV)
     conveyor(root, "init")
@@ -50,7 +53,7 @@ def make(root: Path, versions: dict[str, dict[str, float]], **env: Any) -> Path:
         package(root, folder, **options)  # type: ignore[arg-type]
         conveyor(root, "models", "register", "clf", folder)
     with (root / "conveyor.yaml").open("a") as f:
-        f.write(environment(**env))
+        f.write(config or environment(**env))
     conveyor(root, "deploy", "clf/1", "--env", "production")
     return root
 
@@ -275,3 +278,106 @@ def test_without_traffic_the_rollout_waits_then_aborts_at_the_deadline(
     assert until(lambda: record(root)["status"] == "aborted", 10, step=0.3), record(root)
     assert time.time() - began >= 3
     assert "deadline" in str(record(root)["message"])
+
+
+LABELLED = """\
+deploy:
+  production:
+    model: clf
+    strategy:
+      canary:
+        steps: [{weight: 50}, {pause: 1h}, {weight: 100}]
+    analysis:
+      interval: 500ms
+      deadline: 60s
+      checks:
+        - {metric: accuracy, min_change: -0.02, confidence: 0.95, min_samples: 150}
+"""
+
+
+class Labelled:
+    """Threads posting random rows; the request id, the true label (x0 > 0) and the version
+    of each answer, for labels to be sent later as feedback."""
+
+    def __init__(self, url: str, threads: int = 2) -> None:
+        self.url = url + "/invocations"
+        self.answers: list[tuple[str, int, str]] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(seed,), daemon=True) for seed in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, seed: int) -> None:
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        while not self._stop.is_set():
+            row = rng.normal(size=3)
+            body = json.dumps({"inputs": [row.tolist()]}).encode()
+            req = urllib.request.Request(self.url, data=body, method="POST")
+            req.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    resp.read()
+                    rid, version = resp.headers["x-request-id"], resp.headers["x-model-version"]
+                    self.answers.append((rid, int(row[0] > 0), version))
+            except OSError:
+                self.failures += 1
+
+    def count(self, version: str) -> int:
+        return sum(1 for _, _, v in list(self.answers) if v == version)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+
+def test_a_candidate_worse_on_labels_is_aborted_once_they_arrive(
+    tmp_path: Path, started: Callable[..., object]
+) -> None:
+    """Version 2 is wrong on about 10 % of rows; labels arrive through `conveyor feedback add`.
+    Too few labels is no verdict; enough of them aborts the rollout."""
+    root = make(tmp_path / "p", {"v1": {}, "v2": {"wrong": 0.25}}, config=LABELLED)
+    server = started(Server(root, "--env", "production", env=ENV))
+    assert isinstance(server, Server)
+    load = started(Labelled(server.url))
+    assert isinstance(load, Labelled)
+    conveyor(root, "deploy", "clf/2", "--env", "production")
+    sent: set[str] = set()
+
+    def label(most: int | None = None) -> int:
+        """Feedback for the answers not labelled yet (at most ``most`` of the candidate's)."""
+        rows, candidate = [], 0
+        for rid, truth, version in list(load.answers):
+            if rid in sent:
+                continue
+            if version == "2":
+                if most is not None and candidate >= most:
+                    continue
+                candidate += 1
+            rows.append(f"{rid},{truth}")
+            sent.add(rid)
+        (root / "labels.csv").write_text("id,label\n" + "\n".join(rows) + "\n")
+        conveyor(root, "feedback", "add", "labels.csv")
+        return candidate
+
+    assert until(lambda: load.count("2") >= 100, 20), "the candidate got no traffic"
+    assert label(most=100) == 100  # fewer than the check's 150 on the candidate's side
+    time.sleep(6.5)  # past the controller's label join period, several analyses
+    assert record(root)["status"] == "progressing"
+    history = json.loads(conveyor(root, "rollout", "history", "production", "--json").stdout)
+    (accuracy,) = [e for e in history if e["kind"] == "rollout.analysis"][-1]["data"]["checks"]
+    assert accuracy["verdict"] == "inconclusive" and accuracy["samples"][1] == 100
+    assert until(lambda: load.count("2") >= 600, 30)
+    label()
+    assert until(lambda: record(root)["status"] == "aborted", 15, step=0.5), record(root)
+    load.stop()
+    assert load.failures == 0
+    history = json.loads(conveyor(root, "rollout", "history", "production", "--json").stdout)
+    (accuracy,) = [e for e in history if e["kind"] == "rollout.analysis"][-1]["data"]["checks"]
+    assert accuracy["verdict"] == "fail" and accuracy["samples"][1] >= 500
+    assert accuracy["stable"] == 1.0 and 0.8 < accuracy["candidate"] < 0.95
