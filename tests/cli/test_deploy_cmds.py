@@ -70,3 +70,12 @@ def test_mistakes_are_errors_not_tracebacks(proj: Project) -> None:
     proj.ok("deploy", "clf/1", "--env", "production")
     result = proj.run("deploy", "clf/1", "--env", "production")
     assert result.code != 0 and "Traceback" not in result.err
+
+
+def test_serve_takes_models_or_an_environment(proj: Project) -> None:
+    result = proj.run("serve")
+    assert result.code == 2 and "--env ENV" in result.err
+    result = proj.run("serve", "models:/clf/1", "--env", "production")
+    assert result.code == 2 and "not both" in result.err
+    result = proj.run("serve", "--env", "prodution")
+    assert result.code == 2 and "production" in result.err and "Traceback" not in result.err

@@ -561,3 +561,28 @@ def test_labels_are_joined_at_most_every_so_often(project: Project, endpoint: En
     restarted = replace(record, started=record.started + 1.5)  # another rollout: joined again
     seen = source.observe(restarted, labels=True)
     assert seen is not None and seen.candidate.labelled == 10 and seen.stable.correct == 10
+
+
+def test_a_webhook_receiver_that_is_down_does_not_hold_up_a_tick(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    for n in (1, 2):
+        package(project.root, f"v{n}")
+        project.ok("models", "register", "clf", f"v{n}")
+    hook = '    webhooks:\n      - {url: "http://127.0.0.1:9/down", events: [aborted]}\n'
+    with (project.root / "conveyor.yaml").open("a") as f:
+        f.write(environment() + hook)
+    clock = Clock(1000.0)
+    flows.deploy(project.root, "production", "clf/1")
+    flows.deploy(project.root, "production", "clf/2", now=clock.now)
+    env = load_environment(project.root, "production")
+    ctl = Controller(project.root, env, url="http://127.0.0.1:9", clock=clock,
+                     source=Scripted(rate=0.5))  # fmt: skip
+    began = time.monotonic()
+    record = ctl.tick()
+    assert time.monotonic() - began < 1.0
+    assert record is not None and record.status == "aborted"
+    assert ctl.sender is not None
+    ctl.sender.close(timeout=0.1)
