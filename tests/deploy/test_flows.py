@@ -111,3 +111,46 @@ def test_status_and_history_before_any_deploy(proj: Project) -> None:
     assert flows.history(proj.root, "production") == []
     with pytest.raises(ConveyorError, match="no deployment"):
         flows.promote(proj.root, "production")
+
+
+def test_a_rollout_on_postgresql(
+    project: Project, pg_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same flows and a controller tick on the PostgreSQL store (the server-backed one)."""
+    from conveyor.deploy.analysis import Observations, Side
+    from conveyor.deploy.config import environment as load_environment
+    from conveyor.deploy.controller import Controller
+
+    class Failing:
+        def observe(self, record: object, labels: bool) -> Observations:
+            return Observations(Side(requests=100), Side(requests=100, errors=50))
+
+        def restart(self) -> None:
+            pass
+
+        def idle(self) -> None:
+            pass
+
+    monkeypatch.setenv("CONVEYOR_DB", pg_db)
+    for n in (1, 2, 3):
+        package(project.root, f"v{n}")
+        project.ok("models", "register", "clf", f"v{n}")
+    with (project.root / "conveyor.yaml").open("a") as f:
+        f.write(environment())
+    flows.deploy(project.root, "production", "clf/1")
+    flows.deploy(project.root, "production", "clf/2")
+    env = load_environment(project.root, "production")
+    ctl = Controller(project.root, env, url="http://127.0.0.1:9", source=Failing())
+    record = ctl.tick()
+    ctl.close()
+    assert record is not None and (record.status, record.candidate) == ("aborted", 2)
+    flows.deploy(project.root, "production", "clf/3")
+    done = flows.promote(project.root, "production", full=True)
+    assert (done.stable, done.previous) == (3, 1) and alias(project.root) == 3
+    back = flows.rollback(project.root, "production")
+    assert back.stable == 1 and alias(project.root) == 1
+    (rollout,) = flows.status(project.root, "production")
+    assert rollout.record is not None and rollout.analysis is not None
+    assert rollout.analysis["verdict"] == "fail"
+    kinds = [e.kind for e in flows.history(project.root, "production")]
+    assert kinds.count("rollout.started") == 3 and kinds[-1] == "rollout.rolled_back"
