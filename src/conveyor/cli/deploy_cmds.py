@@ -99,7 +99,8 @@ def history_cmd(opts: Namespace) -> None:
     if not events:
         echo("No rollout events yet: `conveyor deploy MODEL --env ENV`.")
         return
-    table(["when", "event", "detail"], [[_when(e.time), _kind(e.kind), _detail(e)] for e in events])
+    rows = [[_when(e.time, seconds=True), _kind(e.kind), _detail(e)] for e in events]
+    table(["when", "event", "detail"], rows)
 
 
 @command(
