@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.plots_cmds",
     "conveyor.cli.models_cmds",
     "conveyor.cli.serve_cmds",
+    "conveyor.cli.deploy_cmds",
     "conveyor.cli.feedback_cmds",
     "conveyor.cli.check_cmds",
     "conveyor.cli.report_cmds",

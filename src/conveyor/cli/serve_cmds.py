@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 from argparse import Namespace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.cli.app import UsageError, arg, command
+
+if TYPE_CHECKING:
+    from conveyor.deploy.config import Environment
+    from conveyor.serve.options import Options
 
 
 @command(
     "serve",
-    arg("uris", nargs="+", metavar="MODEL", help="models:/name@alias, models:/name/3 or a folder"),
-    arg("--host", default="127.0.0.1", help="address to listen on (default: loopback only)"),
-    arg("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)"),
-    arg("--workers", type=int, default=1, help="server processes sharing the port (default: 1)"),
+    arg(
+        "uris",
+        nargs="*",
+        metavar="MODEL",
+        help="models:/name@alias, models:/name/3 or a folder (none with --env)",
+    ),
+    arg(
+        "--env",
+        metavar="ENV",
+        help="serve an environment of deploy: as its deployment record says, follow it, and "
+        "run its rollouts",
+    ),
+    arg("--host", help="address to listen on (default: the environment's, else loopback only)"),
+    arg("--port", type=int, help="port (default: the environment's, else 8080; 0 picks one)"),
+    arg("--workers", type=int, help="server processes sharing the port (default: 1)"),
     arg("--max-batch-size", type=int, default=64, metavar="ROWS", help="rows per model call"),
     arg(
         "--max-latency-ms",
@@ -47,14 +64,38 @@ from conveyor.cli.app import UsageError, arg, command
         help="predictions held while the log cannot keep up; past it they are dropped and "
         "counted (default: 64)",
     ),
+    arg(
+        "--feedback-token",
+        metavar="TOKEN",
+        help="the token POST /feedback needs (default: $CONVEYOR_ADMIN_TOKEN; without one, "
+        "feedback is refused)",
+    ),
     help="serve registered models over HTTP (OIP v2 and MLflow scoring)",
 )
 def serve_cmd(opts: Namespace) -> None:
     """Serve models over HTTP: the Open Inference Protocol v2 (/v2/...) and MLflow's scoring
     protocol (/invocations), with /metrics for Prometheus. A served alias is followed: when it
-    moves, the new version is loaded and swapped in without dropping requests."""
+    moves, the new version is loaded and swapped in without dropping requests. With --env the
+    environment's deployment record is followed instead (stable, and a candidate while a rollout
+    is on), and this process runs the environment's rollout controller."""
+    from conveyor.monitor import feedback
     from conveyor.serve import server
     from conveyor.serve.options import Options
+
+    env, env_root = None, None
+    if opts.env:
+        if opts.uris:
+            raise UsageError("serve either MODEL URIs or --env ENV, not both")
+        from conveyor.deploy.config import environment
+        from conveyor.foundation.paths import find_root
+
+        env_root = find_root()
+        env = environment(env_root, opts.env)
+    elif not opts.uris:
+        raise UsageError("name the models to serve (MODEL ...), or an environment (--env ENV)")
+    host = opts.host or (env.host if env else "127.0.0.1")
+    port = opts.port if opts.port is not None else (env.port if env else 8080)
+    opts.workers = opts.workers if opts.workers is not None else (env.workers if env else 1)
 
     for flag, value in (
         ("--workers", opts.workers),
@@ -69,7 +110,7 @@ def serve_cmd(opts: Namespace) -> None:
         )
     if not 0 <= opts.log_sample <= 1:
         raise UsageError("--log-sample is a share of requests, from 0 to 1")
-    root = server.check(opts.uris)
+    root = server.check(opts.uris) if env is None else env_root
     options = Options(
         max_body_bytes=int(opts.max_body_mb * 2**20),
         max_rows=opts.max_rows,
@@ -80,7 +121,57 @@ def serve_cmd(opts: Namespace) -> None:
         log_dir=opts.log_dir or server.default_log_dir(root),
         log_rate=opts.log_sample,
         log_buffer_bytes=int(opts.log_buffer_mb * 2**20),
+        feedback_token=opts.feedback_token,
+        feedback_dir=str(feedback.folder(root)) if root is not None else None,
     )
-    server.run(
-        opts.uris, root=root, host=opts.host, port=opts.port, workers=opts.workers, options=options
+    if env is None:
+        server.run(
+            opts.uris, root=root, host=host, port=port, workers=opts.workers, options=options
+        )
+        return
+    assert root is not None
+    _serve_env(root, env, host, port, opts.workers, options)
+
+
+def _serve_env(
+    root: Path, env: Environment, host: str, port: int, workers: int, options: Options
+) -> None:
+    """The server following the environment's record, and its rollout controller on a thread
+    of this process (the supervisor's, with several workers): the controller reads the server's
+    /metrics, so it needs the port before the server binds it."""
+    from conveyor.deploy.controller import start_thread
+    from conveyor.serve import server
+
+    if port == 0:
+        port = _free_port(host)
+    # The controller reads /metrics over loopback when the server listens on every address.
+    near = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    shown = f"[{near}]" if ":" in near else near
+    logged = Path(options.log_dir) if options.log_dir else None
+    thread, stop = start_thread(
+        root, env, f"http://{shown}:{port}", notify=_notify, predictions=logged
     )
+    try:
+        server.run(
+            [], root=root, host=host, port=port, workers=workers, options=options,
+            env=env.name, model=env.model,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _notify(message: str) -> None:
+    """As the server says what it does: one line on stderr."""
+    import sys
+
+    print(f"conveyor serve: {message}", file=sys.stderr, flush=True)
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
