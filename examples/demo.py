@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -37,18 +41,23 @@ class Demo:
         self.step += 1
         print(f"\n\033[1m== {self.step}. {title}\033[0m", flush=True)
 
-    def sh(self, *cmd: str, expect: int = 0) -> str:
+    def sh(self, *cmd: str, expect: int | None = 0) -> str:
+        """Run and print a command; exit unless it exits ``expect`` (None: any code)."""
         print(f"$ {' '.join(cmd)}", flush=True)
         proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True)
         output = (proc.stdout + proc.stderr).rstrip()
         if output:
             print("  " + output.replace("\n", "\n  "), flush=True)
-        if proc.returncode != expect:
+        if expect is not None and proc.returncode != expect:
             print(f"demo step exited with {proc.returncode}, not {expect}", file=sys.stderr)
             sys.exit(proc.returncode or 1)
         if expect:
             print(f"  (exit code {proc.returncode}, as expected)", flush=True)
         return proc.stdout
+
+    def passes(self, *cmd: str) -> bool:
+        """Run a command without printing it: did it exit 0?"""
+        return subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True).returncode == 0
 
     def quiet(self, *cmd: str) -> str:
         """Run a command for its output, without printing it."""
@@ -185,6 +194,7 @@ def run(demo: Demo, remote: Path) -> None:
     )
     gates(demo)
     serve(demo)
+    deploy(demo)
 
 
 def safety(demo: Demo) -> None:
@@ -276,6 +286,208 @@ def serve(demo: Demo) -> None:
         f"answered by version {record['version']}: {record['outputs']}",
         flush=True,
     )
+
+
+TOKEN = "demo-admin-token"  # what POST /feedback needs; a real one comes from a secret store
+
+# A damaged version: the right answers' shape, a broken dependency that fails one call in five.
+DAMAGED = """
+import numpy as np
+
+class Model:
+    calls = 0
+
+    def predict(self, x):
+        Model.calls += 1
+        if Model.calls % 5 == 0:
+            raise RuntimeError("a broken dependency")
+        return np.zeros(len(x), dtype=int)
+
+def load(folder):
+    return Model()
+"""
+
+
+class Traffic:
+    """Users of a served environment: one-row requests with fresh ids (and a user id, for an
+    A/B's sticky split), and the true labels posted to /feedback a moment later."""
+
+    def __init__(self, demo: Demo, url: str) -> None:
+        lines = (demo.root / "data/prepared/test.csv").read_text().splitlines()[1:]
+        self.rows = [([float(v) for v in ln.split(",")[1:-1]], int(float(ln.split(",")[-1])))
+                     for ln in lines]  # fmt: skip
+        self.url = url
+        self.answered: dict[str, int] = {}  # version -> requests it answered
+        self.failed: dict[str, int] = {}  # version -> requests it failed
+        self.labels = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        pending: list[dict[str, object]] = []
+        rng = random.Random(0)
+        while not self.stopping.is_set():
+            features, label = rng.choice(self.rows)
+            rid = uuid.uuid4().hex
+            headers = {"x-request-id": rid, "x-user-id": f"user-{rng.randrange(10_000)}"}
+            req = urllib.request.Request(
+                self.url + "/invocations", data=json.dumps({"inputs": [features]}).encode(),
+                headers={"Content-Type": "application/json", **headers}, method="POST",
+            )  # fmt: skip
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    resp.read()
+                    version = resp.headers["x-model-version"]
+                    self.answered[version] = self.answered.get(version, 0) + 1
+                    pending.append({"id": rid, "label": label})
+            except urllib.error.HTTPError as exc:
+                version = exc.headers.get("x-model-version", "?")
+                self.failed[version] = self.failed.get(version, 0) + 1
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.05)
+            if len(pending) >= 25:  # the truth arrives later, in batches
+                body = json.dumps(pending).encode()
+                auth = {"Authorization": f"Bearer {TOKEN}"}
+                fb = urllib.request.Request(
+                    self.url + "/feedback", data=body, method="POST", headers=auth
+                )
+                with urllib.request.urlopen(fb, timeout=10) as resp:
+                    self.labels += json.loads(resp.read())["accepted"]
+                pending = []
+
+    def summary(self) -> str:
+        answered = ", ".join(f"version {v}: {n}" for v, n in sorted(self.answered.items()))
+        failed = ", ".join(f"version {v}: {n}" for v, n in sorted(self.failed.items())) or "none"
+        return (
+            f"traffic so far: answered by {answered}; failed: {failed}; "
+            f"labels posted: {self.labels}"
+        )
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(15)
+
+
+class Serving:
+    """`conveyor serve --env ENV` in the background, ready, with its URL."""
+
+    def __init__(self, demo: Demo, env: str) -> None:
+        cmd = ["conveyor", "serve", "--env", env, "--port", "0"]
+        print(f"$ CONVEYOR_ADMIN_TOKEN=... {' '.join(cmd)} &", flush=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=demo.root, env={**demo.env, "CONVEYOR_ADMIN_TOKEN": TOKEN},
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stderr is not None
+        first = self.proc.stderr.readline()
+        print("  " + first.rstrip(), flush=True)
+        if "listening on " not in first:
+            print(self.proc.stderr.read(), file=sys.stderr)
+            sys.exit("demo step failed: the server did not start")
+        self.url = first.split("listening on ", 1)[1].split()[0]
+        deadline = time.monotonic() + 60
+        while _get(self.url + "/v2/health/ready")[0] != 200:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                print(self.proc.stderr.read(), file=sys.stderr)
+                sys.exit("demo step failed: the server did not get ready")
+            time.sleep(0.05)
+        # what the server and its controller say, on the demo's output, as they say it
+        threading.Thread(target=self._relay, daemon=True).start()
+
+    def _relay(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            print("  [server] " + line.rstrip(), flush=True)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def deploy(demo: Demo) -> None:
+    """Production follows its deployment record: a canary judged on live traffic and labels, a
+    refused version, a damaged one aborted by itself, a rollback, and an A/B test's verdict."""
+    demo.section("Progressive delivery: production serves what its deployment record says")
+    demo.sh("conveyor", "deploy", "classifier@production", "--env", "production")
+    server = Serving(demo, "production")
+    traffic = Traffic(demo, server.url)
+    try:
+        demo.section("A new version rolls out as a canary, judged against production on live "
+                     "traffic and labels")  # fmt: skip
+        # a retrain with another C that passes the gates against production (the first of these)
+        for c in ("1.0", "0.5", "2", "0.3"):
+            demo.sh("conveyor", "run", "-S", f"train.C={c}")
+            if demo.passes("conveyor", "check"):
+                break
+        demo.sh("conveyor", "check")
+        last = json.loads(demo.quiet("conveyor", "runs", "list", "--json", "--limit", "1"))[0]
+        new = _registered(demo.sh("conveyor", "models", "register", "classifier",
+                                  "models/classifier", "--run", last["id"]))  # fmt: skip
+        demo.sh("conveyor", "deploy", f"models:/classifier/{new}", "--env", "production")
+        demo.sh("conveyor", "rollout", "watch", "production", "--timeout", "120")
+        print(traffic.summary(), flush=True)
+        demo.sh("conveyor", "rollout", "status", "production")
+
+        demo.section("A version whose gates failed is refused")
+        demo.sh("conveyor", "run", "-S", "train.C=0.002")
+        demo.sh("conveyor", "check", expect=1)
+        last = json.loads(demo.quiet("conveyor", "runs", "list", "--json", "--limit", "1"))[0]
+        failed = _registered(demo.sh("conveyor", "models", "register", "classifier",
+                                     "models/classifier", "--run", last["id"]))  # fmt: skip
+        demo.sh("conveyor", "deploy", f"models:/classifier/{failed}", "--env", "production",
+                expect=1)  # fmt: skip
+        demo.sh("conveyor", "run")  # back to the good params, from the run-cache
+
+        demo.section("A damaged version (one call in five fails) is aborted by itself")
+        code = demo.root / "damaged" / "damaged_model.py"
+        code.parent.mkdir()
+        code.write_text(DAMAGED)
+        demo.quiet(
+            str(BIN / "python"), "-c",
+            "import numpy as np; from conveyor import models; "
+            "x = np.loadtxt('data/prepared/test.csv', delimiter=',', skiprows=1)[:2, 1:-1]; "
+            "models.save(None, 'damaged/package', flavor='python', "
+            "loader='damaged_model:load', code=['damaged/damaged_model.py'], example=x, "
+            "name='classifier')",
+        )  # fmt: skip
+        damaged = _registered(
+            demo.sh("conveyor", "models", "register", "classifier", "damaged/package")
+        )
+        demo.sh("conveyor", "deploy", f"models:/classifier/{damaged}", "--env", "production")
+        demo.sh("conveyor", "rollout", "watch", "production", "--timeout", "60", expect=1)
+        demo.sh("conveyor", "rollout", "history", "production")
+        print(traffic.summary(), flush=True)
+
+        demo.section("Roll back: the previous version, its alias and all traffic, at once")
+        demo.sh("conveyor", "rollback", "production")
+        demo.sh("conveyor", "models", "list")
+        time.sleep(1)
+        print(traffic.summary(), flush=True)
+    finally:
+        traffic.stop()
+        server.stop()
+
+    demo.section("An A/B test: half the users each (sticky by x-user-id), ended by a verdict")
+    demo.sh("conveyor", "deploy", "classifier@production", "--env", "experiment")
+    server = Serving(demo, "experiment")
+    traffic = Traffic(demo, server.url)
+    try:
+        demo.sh("conveyor", "deploy", f"models:/classifier/{new}", "--env", "experiment")
+        demo.sh("conveyor", "rollout", "watch", "experiment", "--timeout", "120", expect=None)
+        print(traffic.summary(), flush=True)
+        demo.sh("conveyor", "rollout", "history", "experiment")
+    finally:
+        traffic.stop()
+        server.stop()
+
+
+def _registered(output: str) -> int:
+    """The version `conveyor models register` says it registered."""
+    found = re.search(r"registered \S+ version (\d+)", output)
+    if found is None:
+        sys.exit(f"demo step failed: no version in {output!r}")
+    return int(found[1])
 
 
 def _get(url: str) -> tuple[int, str]:
