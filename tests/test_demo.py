@@ -17,10 +17,17 @@ def test_demo_runs_every_step() -> None:
         [sys.executable, str(ROOT / "examples" / "demo.py")],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "demo finished: every step passed" in out
     assert "clean     data/raw" in out  # after the cache and workspace were wiped and pulled
     assert "570 data/raw/cells.csv" in out and "770 data/raw/cells.csv" in out  # time travel
+    # progressive delivery: a canary promoted, a failed-gates version refused, a damaged one
+    # aborted by its analysis, a rollback, an A/B test's verdict
+    assert "production: promoted" in out
+    assert "its gates did not pass" in out
+    assert "production: aborted" in out and "error_rate: fail" in out
+    assert "classifier version 1 serves all traffic" in out
+    assert "verdict " in out and "experiment: " in out
