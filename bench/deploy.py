@@ -91,7 +91,7 @@ import numpy as np
 from conveyor import models
 
 folder, trigger = Path(sys.argv[1]), sys.argv[2]
-code = folder.parent / "failing_model.py"
+code = folder.parent / "failing_model.py"  # in the project: a package's code travels with it
 code.write_text(f"""
 import os
 import numpy as np
@@ -105,7 +105,7 @@ class Model:
 def load(folder):
     return Model()
 """)
-example = np.loadtxt(folder.parent / "project/data/prepared/test.csv", delimiter=",",
+example = np.loadtxt(folder.parent / "data/prepared/test.csv", delimiter=",",
                      skiprows=1)[:2, 1:-1]
 models.save(None, folder, flavor="python", loader="failing_model:load", code=[code],
             example=example, name="classifier")
@@ -157,9 +157,9 @@ def setup(conveyor: Path, work: Path, env: dict[str, str]) -> Path:
     (work / "failing.py").write_text(FAILING)
     python = conveyor.parent / "python"
     run_checked(
-        [str(python), str(work / "failing.py"), str(work / "failing"), str(trigger)], work, env
+        [str(python), str(work / "failing.py"), str(project / "failing"), str(trigger)], work, env
     )
-    cli(conveyor, project, env, "models", "register", "classifier", str(work / "failing"))
+    cli(conveyor, project, env, "models", "register", "classifier", "failing")
     with (project / "conveyor.yaml").open("a") as f:
         f.write(ENVIRONMENTS)
     for name in ("held", "shadowed", "failing"):
