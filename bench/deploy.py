@@ -160,8 +160,13 @@ def setup(conveyor: Path, work: Path, env: dict[str, str]) -> Path:
         [str(python), str(work / "failing.py"), str(project / "failing"), str(trigger)], work, env
     )
     cli(conveyor, project, env, "models", "register", "classifier", "failing")
-    with (project / "conveyor.yaml").open("a") as f:
-        f.write(ENVIRONMENTS)
+    config = project / "conveyor.yaml"  # the example's own environments give way to these
+    text = config.read_text()
+    config.write_text(
+        text[: text.index("\ndeploy:")] + ENVIRONMENTS
+        if "\ndeploy:" in text
+        else text + ENVIRONMENTS
+    )
     for name in ("held", "shadowed", "failing"):
         cli(conveyor, project, env, "deploy", "models:/classifier/1", "--env", name)
     for name in ("held", "shadowed"):

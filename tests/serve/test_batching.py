@@ -188,3 +188,30 @@ def test_one_call_the_machine_held_up_does_not_move_the_estimate_far() -> None:
     for _ in range(30):  # a model that really became slower
         cost.observe(1, 0.050)
     assert cost.estimate(1) == pytest.approx(0.050, rel=0.05)
+
+
+def test_held_work_waits_for_more_and_runs_off_the_loop() -> None:
+    """A shadow's copies (hold > 0): arriving one by one, they share one call, made on the
+    model's thread even when the model is fast enough to run on the loop."""
+    model = Recorder()
+    threads: list[str] = []
+
+    def run(payloads: Sequence[Any], sizes: Sequence[int]) -> list[Any]:
+        threads.append(threading.current_thread().name)
+        return model(payloads, sizes)
+
+    async def main() -> list[int]:
+        batcher = Batcher(run, max_batch_size=64)
+        await batcher.submit(0, 1)  # timed: fast enough to run inline from now on
+        await batcher.submit(0, 1)
+        assert threads[-1] == threading.current_thread().name  # inline, on the loop
+        batcher.hold = 0.05
+        tasks = []
+        for i in range(1, 6):  # one at a time, as requests' copies come
+            tasks.append(asyncio.ensure_future(batcher.submit(i, 1)))
+            await asyncio.sleep(0.002)
+        return list(await asyncio.gather(*tasks))
+
+    assert asyncio.run(main()) == [2, 4, 6, 8, 10]
+    assert model.calls[2:] == [[1, 2, 3, 4, 5]]
+    assert threads[-1].startswith("conveyor-predict")

@@ -303,3 +303,16 @@ def test_the_error_reply_names_the_candidate_that_failed() -> None:
         assert (reply.status, reply.version, reply.role) == (500, "2", "candidate")
     plain = error(ModelFailed("boom"), scoring_body=False)
     assert (plain.version, plain.role) == (None, None)  # the app's fallback: the path's model
+
+
+def test_a_shadow_batches_its_copies_and_a_canary_answers_at_once() -> None:
+    from conveyor.serve.batching import Batcher
+    from conveyor.serve.router import SHADOW_HOLD
+
+    member = Member("2")
+    member.batcher = Batcher(lambda payloads, sizes: list(payloads))  # type: ignore[attr-defined]
+    r, _, _ = router(member)
+    r.apply(ROLLOUT.but(mode="shadow"))
+    assert member.batcher.hold == SHADOW_HOLD > 0  # type: ignore[attr-defined]
+    r.apply(ROLLOUT)  # a canary's answers are waited on
+    assert member.role == "candidate" and member.batcher.hold == 0  # type: ignore[attr-defined]

@@ -96,6 +96,10 @@ class Batcher:
         self.max_batch_size = max(1, max_batch_size)
         self.max_latency = max(0.0, max_latency_ms) / 1000
         self.inline_seconds = inline_seconds
+        # > 0 for work nobody waits on (a shadow's copies): each batch first waits this long for
+        # more rows in one sleep, then runs on the model's thread, never on the event loop, so
+        # that a hundred copies cost the model about one call and the answers keep the loop.
+        self.hold = 0.0
         self.cost = Cost()
         self._queue: deque[Job] = deque()
         self._busy = False
@@ -124,7 +128,9 @@ class Batcher:
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
-                if self.max_latency:
+                if self.hold:
+                    await asyncio.sleep(self.hold)
+                elif self.max_latency:
                     await self._fill()
                 batch = self._take()
                 if not batch:
@@ -133,7 +139,7 @@ class Batcher:
                 sizes = [j.rows for j in batch]
                 rows = sum(sizes)
                 estimate = self.cost.estimate(rows)
-                inline = estimate is not None and estimate <= self.inline_seconds
+                inline = not self.hold and estimate is not None and estimate <= self.inline_seconds
                 try:
                     if inline:
                         results = self._timed(payloads, sizes, rows)

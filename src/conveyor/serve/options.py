@@ -14,7 +14,7 @@ class Options:
     max_latency_ms: float = 0.0
     reload_interval: float = 5.0  # seconds between reads of the desired state
     deploy_interval: float = 0.2  # seconds between reads of an environment's deployment record
-    max_shadow_copies: int = 64  # shadow copies in flight at once; more are dropped
+    max_shadow_copies: int = 512  # shadow copies in flight at once; more are dropped
     log_dir: str | None = None
     log_rate: float = 1.0
     log_buffer_bytes: int = 64 * 2**20
