@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,11 @@ def test_a_rollout_on_postgresql(
     assert rollout.analysis["verdict"] == "fail"
     kinds = [e.kind for e in flows.history(project.root, "production")]
     assert kinds.count("rollout.started") == 3 and kinds[-1] == "rollout.rolled_back"
+    # What a server following the environment reads (psycopg, no SQLAlchemy): the events
+    # by kind and the last analysis; read again after the last id, nothing new.
+    from conveyor.registry.stored import deployment_activity
+
+    counts, last, analysis = deployment_activity(project.root, "production")
+    assert counts == Counter(kinds) and sum(counts.values()) == len(kinds)
+    assert analysis is not None and analysis.data["verdict"] == "fail"
+    assert deployment_activity(project.root, "production", after=last) == ({}, last, None)

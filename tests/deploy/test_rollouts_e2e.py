@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from conveyor.registry.deployment import EVENT_KINDS
 from tests.conftest import GIT_ENV
 from tests.deploy.projects import environment, package
 from tests.serve.conftest import Server
@@ -131,6 +133,17 @@ def timeline(root: Path, load: Load, origin: float) -> str:
     return "\n".join([*lines, f"candidate answers {answers}", f"failures {failures}"])
 
 
+def exported_events(server: Server) -> dict[str, float]:
+    """``conveyor_rollout_events_total`` by kind, as the server's ``/metrics`` says."""
+    text = server.request("GET", "/metrics")[1].decode()
+    return {
+        s.labels["kind"]: s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "conveyor_rollout_events"
+        for s in family.samples
+    }
+
+
 def until(what: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -202,6 +215,10 @@ def test_a_failing_candidate_is_aborted_within_one_interval(
     assert "rollout.aborted" in kinds
     fail = [e for e in json.loads(history) if e["kind"] == "rollout.analysis"][-1]
     assert fail["data"]["verdict"] == "fail"
+    # /metrics counts the store's events once, however many workers read them.
+    stored = Counter(kinds)
+    wanted = {kind: float(stored[kind]) for kind in EVENT_KINDS}
+    assert until(lambda: exported_events(server) == wanted, 5), exported_events(server)
 
 
 def test_rollback_under_load_fails_no_request(

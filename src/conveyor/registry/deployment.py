@@ -29,6 +29,18 @@ STATUSES: tuple[Status, ...] = (
 Mode = Literal["canary", "ab", "shadow", "blue_green"]
 MODES: tuple[Mode, ...] = ("canary", "ab", "shadow", "blue_green")
 ACTIVE: frozenset[str] = frozenset({"progressing", "paused"})
+# The kinds of an environment's events (subject ``deploy:<env>``): every decision about a
+# rollout is one (see :mod:`conveyor.deploy.decide`); webhooks name them without "rollout.".
+EVENT_KINDS: tuple[str, ...] = (
+    "rollout.started", "rollout.step", "rollout.analysis", "rollout.paused", "rollout.resumed",
+    "rollout.promoted", "rollout.aborted", "rollout.rolled_back", "rollout.verdict",
+)  # fmt: skip
+# What a ``rollout.analysis`` event's checks may measure: the checks of ``deploy:`` and ``ab``,
+# the A/B test's verdict; and the verdicts a check gives. A server exports no other values.
+CHECK_METRICS: tuple[str, ...] = (
+    "error_rate", "latency_p50", "latency_p99", "accuracy", "prediction_drift", "agreement", "ab",
+)  # fmt: skip
+VERDICTS: tuple[str, ...] = ("pass", "fail", "inconclusive")
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,20 @@ def last_deployment_event(execute: Execute, env: str, kind: str) -> Event | None
     return Event(int(i), float(ts), k, s, json.loads(data or "{}"))
 
 
+def deployment_event_counts(
+    execute: Execute, env: str, *, after: int = 0
+) -> tuple[dict[str, int], int]:
+    """Environment ``env``'s events with an id above ``after``, counted by kind, and the highest
+    id among them (``after`` when there is none): counted again from there, only what was
+    added since is read (the index on subject and id bounds the read)."""
+    rows = execute(
+        "SELECT kind, COUNT(*), MAX(id) FROM events WHERE subject = :s AND id > :a GROUP BY kind",
+        {"s": subject(env), "a": after},
+    )
+    counts = {str(kind): int(n) for kind, n, _ in rows}
+    return counts, max([after, *(int(last) for _, _, last in rows)])
+
+
 def _range(execute: Execute, uri: Uri) -> str:
     rows = execute("SELECT MAX(version) FROM model_versions WHERE name = :n", {"n": uri.name})
     latest = rows[0][0] if rows else None

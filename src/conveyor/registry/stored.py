@@ -348,6 +348,25 @@ def last_deployment_event(root: Path, env: str, kind: str) -> Event | None:
     return _read(root, lambda execute: queries.last_deployment_event(execute, env, kind))
 
 
+def deployment_activity(
+    root: Path, env: str, *, after: int = 0
+) -> tuple[dict[str, int], int, Event | None]:
+    """Environment ``env``'s events with an id above ``after``: counted by kind, the highest
+    id among them (``after`` when none), and the latest ``rollout.analysis`` when one is among
+    them (else None); what a server following the environment adds to its rollout metrics
+    when the record moves. Read as :func:`deployment`."""
+    from conveyor.registry import queries
+
+    def query(execute: Execute) -> tuple[dict[str, int], int, Event | None]:
+        counts, last = queries.deployment_event_counts(execute, env, after=after)
+        analysis = None
+        if counts.get("rollout.analysis"):
+            analysis = queries.last_deployment_event(execute, env, "rollout.analysis")
+        return counts, last, analysis
+
+    return _read(root, query)
+
+
 def save_deployment(
     root: Path,
     new: Deployment,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.foundation.errors import ConveyorError
 from conveyor.serve.errors import CannotServe
 from conveyor.serve.predictor import Role, Version
+from conveyor.serve.rollout import Activity, ReadActivity, stored_activity
 from conveyor.serve.router import Member, Router
 from conveyor.serve.served import Served
 
@@ -216,7 +217,8 @@ class DeploymentFollower:
     stable answering everything and says why (in ``notify``, the reload metrics and
     :attr:`candidate_error`); it is tried again when the record names other versions, or
     after ``RETRY_SECONDS``. The previous stable version is kept loaded, so that a rollback is
-    a swap.
+    a swap. When the record's revision moves, the environment's events added since are read
+    too (``read_activity``; see :mod:`conveyor.serve.rollout`) for the rollout metrics.
     """
 
     def __init__(
@@ -231,6 +233,7 @@ class DeploymentFollower:
         notify: Callable[[str], None],
         read: ReadDeployment = stored_deployment,
         resolve: Resolve = resolve_version,
+        read_activity: ReadActivity = stored_activity,
     ) -> None:
         self.router = router
         self.root = root
@@ -242,6 +245,8 @@ class DeploymentFollower:
         self.read = read
         self.resolve = resolve
         self.record: Deployment | None = None
+        # The environment's events and last analysis, for the rollout metrics
+        self.activity = Activity(root, env, read_activity)
         self.kept: dict[str, Version] = {}  # loaded versions held for an instant switch
         self.failed: dict[str, float] = {}  # version -> when it last failed to load
         self.candidate_error: str | None = None
@@ -263,6 +268,7 @@ class DeploymentFollower:
             d = await asyncio.to_thread(self.read, self.root, self.env)
         except Exception as exc:
             return f"cannot read the deployment of environment {self.env}: {_message(exc)}"
+        await self._count(d)
         if d is not None and d.stable is not None and d.model == self.model:
             version = str(d.stable)
             try:
@@ -287,8 +293,17 @@ class DeploymentFollower:
         except Exception as exc:
             self._say(f"cannot read the deployment of {self.env} (serving as before): {exc}")
             return self.record
+        await self._count(d)
         self.apply(d)
         return d
+
+    async def _count(self, d: Deployment | None) -> None:
+        """Read the events added since the last revision, when the record moved; a failed
+        read leaves the rollout metrics as they were, and is tried again at the next step."""
+        try:
+            await asyncio.to_thread(self.activity.update, d)
+        except Exception as exc:
+            self._say(f"cannot read the events of {self.env} (rollout metrics as before): {exc}")
 
     def apply(self, d: Deployment | None) -> None:
         """Route as record ``d`` says with what is loaded now; load what is missing."""
@@ -428,6 +443,7 @@ class DeploymentFollower:
 
     def _publish(self, d: Deployment | None) -> None:
         metrics = self.stable.metrics
+        metrics.rolled(self.activity.state(d))
         if d is None:
             metrics.deployed(self.env, self.model, "", "", "idle", "canary", 0.0)
             return

@@ -12,6 +12,14 @@
     conveyor_shadow_dropped_total{model}                            counter (copies not made)
     conveyor_deployment_info{env,model,stable,candidate,status,mode} gauge (1 for the record served)
     conveyor_deployment_weight{env,model}                           gauge (percent to the candidate)
+    conveyor_rollout_events_total{env,kind}                         counter (the store's events)
+    conveyor_rollout_step{env}                                      gauge (the record's step)
+    conveyor_rollout_failures{env}                                  gauge (failed analyses in a row)
+    conveyor_rollout_analysis_timestamp_seconds{env}                gauge (the last analysis's time)
+    conveyor_rollout_check_value{env,metric,side}                   gauge (the last analysis's)
+    conveyor_rollout_check_threshold{env,metric}                    gauge
+    conveyor_rollout_check_samples{env,metric,side}                 gauge
+    conveyor_rollout_check_verdict{env,metric,verdict}              gauge (1 for the verdict given)
 
 ``role`` is the part a version plays for its model: ``stable``, ``candidate`` or ``shadow``
 (:data:`conveyor.serve.predictor.ROLES`), so that two versions of one model served side by side
@@ -25,9 +33,18 @@ analysis before it answers anyone), and its rows compared with the primary's ans
 rows counted). The deployment series say which record the server applies, and the share of
 requests it sends to the candidate now (0 while the candidate is not loaded).
 
+The rollout series (a server started with ``--env``) are the store's, not the server's own:
+``conveyor_rollout_events_total`` counts the environment's events of each kind of
+:data:`~conveyor.registry.deployment.EVENT_KINDS` (``rollout.aborted``...), every kind from 0;
+the check series are the last ``rollout.analysis`` event's: each check's value on each
+``side`` (``stable``, ``candidate``; none when it was not measured), its threshold, its samples,
+and its verdict (1 for the one given, 0 for the other two of pass, fail and inconclusive).
+They follow the record's revision (:mod:`conveyor.serve.rollout`).
+
 Plain dictionaries keyed by label values: observing a request is a few dictionary operations.
 With ``--workers N`` each worker process counts its own requests; a scrape answers the sum over
-workers (:func:`merge`, shared by :mod:`conveyor.serve.workers`).
+workers (:func:`merge`, shared by :mod:`conveyor.serve.workers`), except for the counts every
+worker reads alike from the store (:data:`STORE_COUNTERS`), which are not summed.
 """
 
 from __future__ import annotations
@@ -37,6 +54,9 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from conveyor.registry.deployment import VERDICTS
+from conveyor.serve.rollout import Rollout
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -85,6 +105,7 @@ class Metrics:
         # (env, model, stable, candidate, status, mode) of the record applied, and the weight
         self.deployment: tuple[str, str, str, str, str, str] | None = None
         self.deployment_weight = 0.0
+        self.rollout: Rollout | None = None  # an environment's rollout, from the store
 
     def request(
         self,
@@ -140,6 +161,10 @@ class Metrics:
         self.deployment = (env, model, stable, candidate, status, mode)
         self.deployment_weight = weight
 
+    def rolled(self, rollout: Rollout) -> None:
+        """The environment's rollout as the store says now (its events, its last analysis)."""
+        self.rollout = rollout
+
     def render(self) -> str:
         out = [
             "# HELP conveyor_requests_total Requests answered by model, version, role, endpoint, "
@@ -184,6 +209,8 @@ class Metrics:
             for u, (m, v, r) in sorted(self.models.items(), key=lambda item: (item[1], item[0]))
         ]
         out += self._deployment_lines()
+        if self.rollout is not None:
+            out += _rollout_lines(self.rollout)
         out += [
             "# HELP conveyor_prediction_log_dropped_total Predictions the log could not keep "
             "(it could not write, or its buffer was full).",
@@ -228,6 +255,67 @@ class Metrics:
         ]
 
 
+def _rollout_lines(r: Rollout) -> list[str]:
+    env = _escape(r.env)
+    out = [
+        "# HELP conveyor_rollout_events_total Events of the environment's rollouts in the "
+        "metadata store, by kind.",
+        "# TYPE conveyor_rollout_events_total counter",
+        *(
+            f'conveyor_rollout_events_total{{env="{env}",kind="{_escape(k)}"}} {n}'
+            for k, n in r.events
+        ),
+    ]
+    if r.step is not None and r.failures is not None:
+        out += _gauge("conveyor_rollout_step", "The step of the strategy the rollout is at.")
+        out.append(f'conveyor_rollout_step{{env="{env}"}} {r.step}')
+        out += _gauge("conveyor_rollout_failures", "Failed analyses in a row.")
+        out.append(f'conveyor_rollout_failures{{env="{env}"}} {r.failures}')
+    if r.analysed is None:
+        return out
+    out += _gauge(
+        "conveyor_rollout_analysis_timestamp_seconds",
+        "When the last analysis was made (Unix time).",
+    )
+    out.append(f'conveyor_rollout_analysis_timestamp_seconds{{env="{env}"}} {_number(r.analysed)}')
+    values, thresholds, samples, verdicts = [], [], [], []
+    for c in r.checks:
+        at = f'env="{env}",metric="{_escape(c.metric)}"'
+        for side, value in (("stable", c.stable), ("candidate", c.candidate)):
+            if value is not None:
+                values.append(
+                    f'conveyor_rollout_check_value{{{at},side="{side}"}} {_number(value)}'
+                )
+        if c.threshold is not None:
+            thresholds.append(f"conveyor_rollout_check_threshold{{{at}}} {_number(c.threshold)}")
+        if c.samples is not None:
+            for side, n in zip(("stable", "candidate"), c.samples, strict=True):
+                samples.append(f'conveyor_rollout_check_samples{{{at},side="{side}"}} {n}')
+        verdicts += [
+            f'conveyor_rollout_check_verdict{{{at},verdict="{v}"}} {int(v == c.verdict)}'
+            for v in VERDICTS
+        ]
+    return [
+        *out,
+        *_gauge("conveyor_rollout_check_value", "Each check's value on each side, last analysis."),
+        *values,
+        *_gauge("conveyor_rollout_check_threshold", "Each check's limit, last analysis."),
+        *thresholds,
+        *_gauge(
+            "conveyor_rollout_check_samples", "Each check's samples on each side, last analysis."
+        ),
+        *samples,
+        *_gauge(
+            "conveyor_rollout_check_verdict", "1 for each check's verdict in the last analysis."
+        ),
+        *verdicts,
+    ]
+
+
+def _gauge(name: str, doc: str) -> list[str]:
+    return [f"# HELP {name} {doc}", f"# TYPE {name} gauge"]
+
+
 _DEPLOYMENT = ("env", "model", "stable", "candidate", "status", "mode")
 _INFO = ("model", "version", "role", "uri")
 
@@ -253,6 +341,10 @@ def _number(value: float) -> str:
 SUMMED_GAUGES = frozenset({"conveyor_requests_in_flight", "conveyor_prediction_log_pending_bytes"})
 """Gauges that are each worker's share of one total; every other gauge is a fact (which version
 is served, a deployment's weight) that each worker states, merged as a union."""
+STORE_COUNTERS = frozenset({"conveyor_rollout_events_total"})
+"""Counters of what the metadata store holds, which every worker reads alike: a sum would count
+each event once per worker. Merged as the highest value a running worker states (the one that
+read the store last); a worker that stopped states nothing, its count being in the others'."""
 
 
 @dataclass(frozen=True)
@@ -308,6 +400,7 @@ def merge(live: Sequence[Sequence[Family]], gone: Sequence[Sequence[Family]] = (
     answered its requests, and a total that went down would read as a counter reset to anything
     computing a rate. Gauges are the present: taken from ``live`` alone, summed for
     :data:`SUMMED_GAUGES`, else united (the first worker to state a series gives its value).
+    :data:`STORE_COUNTERS` are the highest value a live worker states.
     """
     order: dict[str, Family] = {}
     values: dict[str, dict[str, float]] = {}
@@ -316,7 +409,10 @@ def merge(live: Sequence[Sequence[Family]], gone: Sequence[Sequence[Family]] = (
             known = order.setdefault(family.name, family)
             merged = values.setdefault(family.name, {})
             kind = known.kind
-            if kind in ("counter", "histogram") or (alive and family.name in SUMMED_GAUGES):
+            if family.name in STORE_COUNTERS:
+                for series, value in family.samples if alive else ():
+                    merged[series] = max(merged.get(series, value), value)
+            elif kind in ("counter", "histogram") or (alive and family.name in SUMMED_GAUGES):
                 for series, value in family.samples:
                     merged[series] = merged.get(series, 0.0) + value
             elif alive:
