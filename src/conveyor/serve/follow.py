@@ -32,7 +32,6 @@ from conveyor.serve.served import Served
 if TYPE_CHECKING:
     from conveyor.registry.deployment import Deployment
     from conveyor.registry.records import ModelVersion
-    from conveyor.tracking.events import Event
 
 
 @dataclass(frozen=True)
@@ -488,8 +487,10 @@ def deployment_state(
     d = read(root, env)
     if d is None:
         return None
-    analyses = _events(root, f"deploy:{env}", "rollout.analysis")
-    analysis = analyses[-1].data if analyses else None
+    from conveyor.registry.stored import last_deployment_event  # plain SQL, no SQLAlchemy
+
+    last = last_deployment_event(root, env, "rollout.analysis")
+    analysis = last.data if last is not None else None
     verdict = analysis.get("verdict") if isinstance(analysis, dict) else None
     return {
         "env": d.env,
@@ -506,13 +507,3 @@ def deployment_state(
         "verdict": verdict if verdict in ("pass", "fail", "inconclusive") else None,
         "serving": serving,
     }
-
-
-def _events(root: Path, subject: str, kind: str) -> list[Event]:
-    """Events of ``subject`` and ``kind``, read through sqlite3 for an embedded store (no
-    SQLAlchemy on the server's path), else through the full store."""
-    from conveyor.tracking import events
-    from conveyor.tracking.db import opened
-
-    with opened(root, write=False) as store:
-        return events.read(store.execute, subject=subject, kind=kind)
