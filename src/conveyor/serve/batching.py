@@ -97,8 +97,9 @@ class Batcher:
         self.max_latency = max(0.0, max_latency_ms) / 1000
         self.inline_seconds = inline_seconds
         # > 0 for work nobody waits on (a shadow's copies): each batch first waits this long for
-        # more rows in one sleep, then runs on the model's thread, never on the event loop, so
-        # that a hundred copies cost the model about one call and the answers keep the loop.
+        # more rows, in one sleep, so that the copies of 20 ms of traffic cost the model about
+        # one call. It then runs as any batch: on the loop when fast (an answer waits for it at
+        # most INLINE_SECONDS), else on the model's thread.
         self.hold = 0.0
         self.cost = Cost()
         self._queue: deque[Job] = deque()
@@ -139,7 +140,7 @@ class Batcher:
                 sizes = [j.rows for j in batch]
                 rows = sum(sizes)
                 estimate = self.cost.estimate(rows)
-                inline = not self.hold and estimate is not None and estimate <= self.inline_seconds
+                inline = estimate is not None and estimate <= self.inline_seconds
                 try:
                     if inline:
                         results = self._timed(payloads, sizes, rows)
