@@ -34,6 +34,7 @@ bench: $(STAMP)
 	bash bench/install_wrk.sh >/dev/null
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/serving_memory.py
+	$(BIN)/python bench/deploy.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src

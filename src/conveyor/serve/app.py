@@ -60,10 +60,15 @@ class App:
         env: str | None = None,
         model: str | None = None,
         read_deployment: ReadDeployment | None = None,
+        serve_when_loaded: bool = False,
     ) -> None:
         """Serve ``uris``; or, with ``env`` (and its ``model``), that environment of the project
         at ``root`` as its deployment record says (``read_deployment`` reads it: the store's
-        by default)."""
+        by default). With ``serve_when_loaded`` (one of several workers sharing a socket) the
+        app completes its start-up only once the models are loaded, so that the worker takes no
+        connection before it can answer: its siblings, or the socket's queue, take them."""
+        self.serve_when_loaded = serve_when_loaded
+        self._loaded = asyncio.Event()
         self.options = options = options or Options()
         self.root = root
         self.env = env
@@ -150,6 +155,8 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.start()
+                if self.serve_when_loaded:  # uvicorn accepts connections once this returns
+                    await self._loaded.wait()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.stop()
@@ -181,6 +188,7 @@ class App:
     async def _run(self) -> None:
         follower: Follower | DeploymentFollower = self.deployer or self.follower
         self.failed = await follower.first()
+        self._loaded.set()
         if self.failed is not None:
             self.on_failure(self.failed)
             return

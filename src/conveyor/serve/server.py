@@ -163,6 +163,7 @@ def from_environment() -> App:
         on_failure=_worker_failed,
         env=config.get("env"),
         model=config.get("model"),
+        serve_when_loaded=True,  # a worker still loading must not take a sibling's requests
     )
 
 
