@@ -136,9 +136,10 @@ def serve_cmd(opts: Namespace) -> None:
 def _serve_env(
     root: Path, env: Environment, host: str, port: int, workers: int, options: Options
 ) -> None:
-    """The server following the environment's record, and its rollout controller on a thread
-    of this process (the supervisor's, with several workers): the controller reads the server's
-    /metrics, so it needs the port before the server binds it."""
+    """The server following the environment's record, in worker processes, and its rollout
+    controller on a thread of this process (the workers' supervisor), so that a tick never
+    holds the interpreter a request is waiting for: the controller reads the server's /metrics,
+    so it needs the port before the server binds it."""
     from conveyor.deploy.controller import start_thread
     from conveyor.serve import server
 
@@ -154,7 +155,7 @@ def _serve_env(
     try:
         server.run(
             [], root=root, host=host, port=port, workers=workers, options=options,
-            env=env.name, model=env.model,
+            env=env.name, model=env.model, supervised=True,
         )  # fmt: skip
     finally:
         stop.set()

@@ -10,6 +10,7 @@ how traffic is split; ``model`` defaults to the one the record names.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -97,9 +98,12 @@ def run(
     options: Options | None = None,
     env: str | None = None,
     model: str | None = None,
+    supervised: bool = False,
 ) -> None:
     """Serve ``uris`` (or with ``env``, that environment of the project at ``root``, whose
-    model is ``model`` or the record's) until Ctrl-C or SIGTERM."""
+    model is ``model`` or the record's) until Ctrl-C or SIGTERM. ``supervised`` runs even one
+    worker in a process of its own, under uvicorn's supervisor: this process then does other
+    work (a rollout controller's) without taking the interpreter from the request path."""
     import uvicorn
 
     options = options or Options()
@@ -118,7 +122,7 @@ def run(
         "server_header": False,
         "proxy_headers": False,  # nothing here reads the client's address
     }
-    if workers <= 1:
+    if workers <= 1 and not supervised:
         app = App(uris, root=root, options=options, notify=_notify, env=env, model=model)
         server = uvicorn.Server(uvicorn.Config(app, **settings))
         app.on_failure = lambda _reason: setattr(server, "should_exit", True)
@@ -142,7 +146,8 @@ def run(
     from uvicorn.supervisors import Multiprocess
 
     supervisor = Multiprocess(config, sockets=[sock])
-    with workers_metrics.sharing(root):  # /metrics answers the sum over workers
+    # /metrics answers the sum over workers; one worker's metrics are all there is
+    with workers_metrics.sharing(root) if workers > 1 else contextlib.nullcontext():
         supervisor.run()
     if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
         raise CannotServe("a worker could not load its models (why is printed above)", hint=_HINT)
