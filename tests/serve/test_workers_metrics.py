@@ -199,10 +199,13 @@ def test_two_workers_scrape_sums_to_every_request(registered: Path) -> None:
         def call(_: int) -> int:
             return server.request("POST", "/invocations", body)[0]
 
-        ready, deadline = 0, time.monotonic() + 60
-        while ready < 20:  # both workers ready (each new connection goes to either)
+        # Both workers loaded: a loading worker takes no connection, so asking /ready cannot
+        # tell; each worker's snapshot names the version it serves once it is loaded.
+        shared = registered / ".conveyor" / "serve"
+        deadline = time.monotonic() + 60
+        while sum(_loaded(p) for p in shared.glob("*/*.json")) < 2:
             assert time.monotonic() < deadline, "the workers did not get ready"
-            ready = ready + 1 if server.ready() else 0
+            time.sleep(0.05)
         with ThreadPoolExecutor(8) as pool:
             assert set(pool.map(call, range(sent))) == {200}
         (folder,) = (registered / ".conveyor" / "serve").iterdir()
@@ -244,3 +247,11 @@ def requests_in(path: Path) -> float:
     doc = json.loads(path.read_text())
     (family,) = (f for f in doc["families"] if f[0] == "conveyor_requests_total")
     return sum(value for _, value in family[3])
+
+
+def _loaded(snapshot: Path) -> bool:
+    """Whether a worker's snapshot says it serves a version (it may be replaced meanwhile)."""
+    try:
+        return "conveyor_model_info{" in snapshot.read_text()
+    except OSError:
+        return False
