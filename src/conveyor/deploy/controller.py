@@ -35,7 +35,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from conveyor.deploy import analysis, decide, flows
 from conveyor.deploy.config import Environment
@@ -263,7 +263,7 @@ class MetricsSource:
         stable, candidate, agreement = observe.sides(
             observe.delta(self._base, scraped), record.model
         )
-        seen = analysis.Observations(_side(stable), _side(candidate), agreement)
+        seen = analysis.Observations(stable, candidate, agreement)
         if labels:
             seen = self._with_labels(seen, record)
         return seen
@@ -322,13 +322,6 @@ def _needs_labels(env: Environment) -> bool:
     """Whether judging ``env``'s rollouts takes feedback (reading it costs a pass over the
     prediction log, so it is read only then)."""
     return env.strategy.kind == "ab" or any(c.metric == "accuracy" for c in env.analysis.checks)
-
-
-def _side(seen: Any) -> analysis.Side:
-    """A side as :mod:`conveyor.deploy.observe` counts it, as the analysis takes it."""
-    return analysis.Side(
-        requests=seen.requests, errors=seen.errors, latency_buckets=seen.latency_buckets
-    )
 
 
 def start_thread(

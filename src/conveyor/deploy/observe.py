@@ -29,8 +29,8 @@ import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from conveyor.deploy.analysis import Observations, Side
 from conveyor.foundation.errors import ConveyorError
 
 __all__ = [
@@ -56,26 +56,6 @@ REQUESTS = "conveyor_requests_total"
 LATENCY = "conveyor_request_duration_seconds_bucket"
 COMPARISONS = "conveyor_shadow_comparisons_total"
 _HISTOGRAM_PARTS = ("_bucket", "_sum", "_count")
-
-
-# Defined by conveyor.deploy.analysis per the shared interfaces; here until that module lands.
-@dataclass(frozen=True)
-class Side:
-    """One version's observations over the same interval."""
-
-    requests: int = 0
-    errors: int = 0  # 5xx answered by that version
-    latency_buckets: tuple[tuple[float, float], ...] = ()  # (upper bound s, count in bucket)
-    labelled: int = 0
-    correct: int = 0
-    predictions: tuple[float, ...] | dict[str, int] = ()
-
-
-@dataclass(frozen=True)
-class Observations:
-    stable: Side
-    candidate: Side
-    agreement: tuple[int, int] = (0, 0)  # (agreed, compared) shadow copies
 
 
 class ScrapeError(ConveyorError):
