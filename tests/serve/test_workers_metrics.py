@@ -255,3 +255,17 @@ def _loaded(snapshot: Path) -> bool:
         return "conveyor_model_info{" in snapshot.read_text()
     except OSError:
         return False
+
+
+def test_a_link_among_the_shared_folders_is_never_followed(tmp_path: Path) -> None:
+    """A cloned project may hold .conveyor/serve/<dead pid>-x as a link elsewhere: sweeping
+    the folders of stopped servers removes neither the link's target nor what it holds."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    base = tmp_path / "project" / ".conveyor" / "serve"
+    base.mkdir(parents=True)
+    (base / "999999999-abcd").symlink_to(outside, target_is_directory=True)
+    with workers.sharing(tmp_path / "project") as folder:
+        assert folder.parent == base
+    assert (outside / "keep.txt").read_text() == "mine"

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from conveyor.foundation.lock import alive
 from conveyor.foundation.paths import CONTROL_DIR
 from conveyor.serve.metrics import Family, Metrics, exposition, families, merge
 
@@ -221,15 +222,5 @@ def _sweep(base: Path) -> None:
         return
     for entry in entries:
         pid, _, tail = entry.name.partition("-")
-        if entry.is_dir() and pid.isdigit() and tail and not _running(int(pid)):
+        if entry.is_dir(follow_symlinks=False) and pid.isdigit() and tail and not alive(int(pid)):
             shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from conveyor.foundation import project
 from conveyor.foundation.errors import ConfigError
+from conveyor.foundation.lock import alive
 from conveyor.pipeline import definition, experiments
 from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline.record import TAGS_ENV
@@ -94,19 +95,9 @@ def open_study(store: optuna.storages.RDBStorage, spec: TuneSpec, *, resume: boo
         # trial another live search (here or elsewhere) runs is left to it.
         owner = trial.user_attrs.get("owner", "")
         host, _, pid = owner.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        if host == socket.gethostname() and pid.isdigit() and not alive(int(pid)):
             store.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     return study
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _sampler(spec: TuneSpec) -> optuna.samplers.BaseSampler:
