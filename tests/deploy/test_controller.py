@@ -123,6 +123,32 @@ def test_a_failing_candidate_is_aborted_at_the_first_analysis(root: Path) -> Non
     assert events[-1].kind == "rollout.aborted"
 
 
+def test_a_candidate_whose_process_stopped_during_the_rollout_is_aborted(root: Path) -> None:
+    clock = Clock(1000.0)
+    start(root, clock)
+    stops: list[tuple[float, str]] = [(990.0, "the candidate's process exited with code 1")]
+
+    def health(since: float) -> str | None:
+        return next((why for when, why in reversed(stops) if when >= since), None)
+
+    env = load_environment(root, "production")
+    ctl = Controller(
+        root, env, url="http://127.0.0.1:9", clock=clock, source=Scripted(), health=health
+    )
+    record = ctl.tick()  # stopped before this rollout began: nothing to do with it
+    assert record is not None and record.status == "progressing"
+    clock.now += 1
+    stops.append((clock.now, "the candidate's process was killed (SIGKILL)"))
+    record = ctl.tick()
+    assert record is not None
+    assert (record.status, record.weight, record.candidate) == ("aborted", 0, 2)
+    assert alias(root) == 1
+    aborted = flows.history(root, "production")[-1]
+    assert aborted.kind == "rollout.aborted"
+    assert aborted.data["reason"] == "the candidate's process was killed (SIGKILL)"
+    assert "manual" not in aborted.data
+
+
 def test_too_little_traffic_waits_then_aborts_at_the_deadline(root: Path) -> None:
     clock = Clock(1000.0)
     start(root, clock)

@@ -221,6 +221,91 @@ def test_a_failing_candidate_is_aborted_within_one_interval(
     assert until(lambda: exported_events(server) == wanted, 5), exported_events(server)
 
 
+def children(pid: int) -> list[tuple[int, str]]:
+    """The processes ``pid`` started: (pid, command line)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            raw = Path(f"/proc/{child}/cmdline").read_bytes()
+            found.append((int(child), raw.replace(b"\0", b" ").decode(errors="replace")))
+    return found
+
+
+def test_the_candidates_process_killed_stable_answers_everything_and_the_rollout_aborts(
+    tmp_path: Path, started: Callable[..., object]
+) -> None:
+    """The candidate answers from a process of its own: killed mid-canary, no request fails
+    (what was at the candidate is answered by stable), the rollout aborts, the alias stays."""
+    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, pause="60s", deadline="120s")
+    server = started(Server(root, "--env", "production", env=ENV))
+    assert isinstance(server, Server)
+    load = started(Load(server.url, threads=3))
+    assert isinstance(load, Load)
+    assert until(load.steady, 20), load.failures[-3:]
+    conveyor(root, "deploy", "clf/2", "--env", "production")
+    assert until(lambda: load.since(time.time() - 1)["2"] > 10, 20), "the candidate never answered"
+    (host,) = [pid for pid, line in children(server.proc.pid) if "conveyor.serve.host" in line]
+    os.kill(host, 9)
+    killed = time.time()
+    assert until(lambda: record(root)["status"] == "aborted", 10, step=0.2), record(root)
+    assert "candidate's process was killed" in str(record(root)["message"])
+    after = time.time() + 0.5
+    assert until(lambda: sum(load.since(after).values()) > 20, 10)
+    assert set(load.since(after)) == {"1"}
+    assert sum(load.since(killed).values()) > 20
+    load.stop()
+    assert load.failures == [], load.failures[:3]
+    shown = json.loads(conveyor(root, "models", "show", "clf@production", "--json").stdout)
+    assert shown["version"] == 1
+    (aborted,) = [
+        e for e in json.loads(conveyor(root, "rollout", "history", "production", "--json").stdout)
+        if e["kind"] == "rollout.aborted"
+    ]  # fmt: skip
+    assert "candidate's process" in aborted["data"]["reason"]
+    # started again for the next rollout
+    assert until(lambda: any("conveyor.serve.host" in c for _, c in children(server.proc.pid)), 10)
+
+
+def post(server: Server, path: str, body: bytes = b"", token: str | None = None) -> int:
+    req = urllib.request.Request(server.url + path, data=body, method="POST")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_promoted_over_http_with_the_token_and_no_request_fails(
+    tmp_path: Path, started: Callable[..., object]
+) -> None:
+    """``POST /deployments/production/promote`` as ``rollout promote --full``; the candidate's
+    process answers everything until the workers hold the promoted version."""
+    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, pause="60s", deadline="120s")
+    token = "t0ken-for-the-test"
+    server = started(
+        Server(root, "--env", "production", env={**ENV, "CONVEYOR_ADMIN_TOKEN": token})
+    )
+    assert isinstance(server, Server)
+    load = started(Load(server.url, threads=3))
+    assert isinstance(load, Load)
+    assert until(load.steady, 20), load.failures[-3:]
+    conveyor(root, "deploy", "clf/2", "--env", "production")
+    assert until(lambda: load.since(time.time() - 1)["2"] > 5, 20), "the candidate never answered"
+    assert post(server, "/deployments/production/promote", b'{"full": true}') == 401
+    assert record(root)["status"] == "progressing"
+    assert post(server, "/deployments/production/promote", b'{"full": true}', token) == 200
+    final = record(root)
+    assert (final["status"], final["stable"], final["candidate"]) == ("promoted", 2, None)
+    after = time.time() + 0.5
+    assert until(lambda: sum(load.since(after).values()) > 20, 10)
+    assert set(load.since(after)) == {"2"}
+    assert post(server, "/deployments/production/promote", b"", token) == 409  # nothing to promote
+    load.stop()
+    assert load.failures == [], load.failures[:3]
+
+
 def test_rollback_under_load_fails_no_request(
     tmp_path: Path, started: Callable[..., object]
 ) -> None:

@@ -19,6 +19,7 @@ from conveyor.serve.errors import ModelFailed
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.predictor import Prediction, Role
 from conveyor.serve.router import (
+    PROMOTED,
     STABLE_ONLY,
     Router,
     agreement,
@@ -160,7 +161,7 @@ def test_ab_keeps_a_user_on_one_side_whatever_the_request_id() -> None:
     "record",
     [
         ROLLOUT.but(weight=30, status="aborted"),  # abort: stable alone, at once
-        ROLLOUT.but(weight=30, status="promoted", stable=2, candidate=None),
+        ROLLOUT.but(weight=30, status="promoted", stable=1, previous=1, candidate=2),
         ROLLOUT.but(weight=30, candidate=3),  # the record's candidate is not the one loaded
         ROLLOUT.but(weight=0),
         None,
@@ -173,6 +174,18 @@ def test_stable_alone_answers_unless_the_loaded_candidate_is_in_a_rollout(
     assert r.apply(record) == STABLE_ONLY
     assert answered(r, [f"r{i}" for i in range(500)]) == {"1": 500}
     assert r.candidate is not None and r.candidate.calls == 0  # type: ignore[attr-defined]
+
+
+def test_a_promoted_version_held_only_by_the_candidate_slot_answers_everything_as_stable() -> None:
+    # promoted while the stable slot still loads version 2 (the candidate answered from a
+    # process of its own): version 1 must not answer again in between
+    r, _, _ = router()
+    record = ROLLOUT.but(weight=30, status="promoted", stable=2, candidate=None)
+    assert r.apply(record) == PROMOTED
+    assert r.candidate is not None and r.candidate.role == "stable"
+    assert answered(r, [f"r{i}" for i in range(200)]) == {"2": 200}
+    assert routing(record, "2", "2") == STABLE_ONLY  # the stable slot holds it: as usual
+    assert routing(record, "2", None) == STABLE_ONLY  # nothing loaded as stable yet
 
 
 def test_routing_per_mode() -> None:

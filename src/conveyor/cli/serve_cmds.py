@@ -136,26 +136,32 @@ def serve_cmd(opts: Namespace) -> None:
 def _serve_env(
     root: Path, env: Environment, host: str, port: int, workers: int, options: Options
 ) -> None:
-    """The server following the environment's record, in worker processes, and its rollout
-    controller on a thread of this process (the workers' supervisor), so that a tick never
-    holds the interpreter a request is waiting for: the controller reads the server's /metrics,
-    so it needs the port before the server binds it."""
+    """The server following the environment's record, in worker processes, the candidate of a
+    rollout in a process of its own, and the rollout controller on a thread of this process
+    (the supervisor of both), so that a tick never holds the interpreter a request is waiting
+    for. The controller reads the server's /metrics, so the socket is bound first (a port 0
+    becomes the one the system picked), and it aborts a rollout whose candidate's process
+    stopped."""
+    from conveyor.deploy.admin import FACTORY
     from conveyor.deploy.controller import start_thread
     from conveyor.serve import server
+    from conveyor.serve.host import Hosting
 
-    if port == 0:
-        port = _free_port(host)
+    sock = server.bind(host, port)  # before the controller is told where to read /metrics
+    port = int(sock.getsockname()[1])
     # The controller reads /metrics over loopback when the server listens on every address.
     near = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     shown = f"[{near}]" if ":" in near else near
     logged = Path(options.log_dir) if options.log_dir else None
+    hosting = Hosting(root, env.model, options, notify=_notify)
     thread, stop = start_thread(
-        root, env, f"http://{shown}:{port}", notify=_notify, predictions=logged
-    )
+        root, env, f"http://{shown}:{port}", notify=_notify, predictions=logged,
+        health=hosting.stopped_since,
+    )  # fmt: skip
     try:
         server.run(
             [], root=root, host=host, port=port, workers=workers, options=options,
-            env=env.name, model=env.model, supervised=True,
+            env=env.name, model=env.model, hosting=hosting, sock=sock, factory=FACTORY,
         )  # fmt: skip
     finally:
         stop.set()
@@ -167,12 +173,3 @@ def _notify(message: str) -> None:
     import sys
 
     print(f"conveyor serve: {message}", file=sys.stderr, flush=True)
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])

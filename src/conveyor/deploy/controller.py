@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+# Why the candidate's process stopped, if it did at or after the given time (a rollout's start)
+Health = Callable[[float], "str | None"]
 
 
 class Source(Protocol):
@@ -86,8 +88,10 @@ class Controller:
         sender: Sender | None = None,
         notify: Callable[[str], None] | None = None,
         predictions: Path | None = None,
+        health: Health | None = None,
     ) -> None:
         self.root = root
+        self.health = health
         self.env = env
         self.url = url
         self.clock = clock
@@ -110,6 +114,9 @@ class Controller:
             self.source.idle()
             return record
         self._follow(record)
+        down = self.health(record.started) if self.health is not None else None
+        if down is not None:  # nothing of the candidate's to judge: it is gone
+            return self._write(store, record, decide.fail(record, self.clock(), down))
         try:
             observations = self.source.observe(record, _needs_labels(self.env))
         except ConveyorError as exc:
@@ -124,8 +131,13 @@ class Controller:
             results = analysis.evaluate(self.env, observations)
             if analysis.overall([r for r in results if r.metric != "ab"]) != "inconclusive":
                 self.source.restart()
-        now = self.clock()
-        new, events = decide.decide(self.env, record, results, now)
+        return self._write(store, record, decide.decide(self.env, record, results, self.clock()))
+
+    def _write(
+        self, store: SqlStore, record: Deployment, decision: decide.Decision
+    ) -> Deployment | None:
+        """Save a decision on ``record`` and tell the webhooks; the record as it is after."""
+        new, events = decision
         if new == record and not events:
             return record
         from conveyor.registry.deployments import Conflict
@@ -332,11 +344,14 @@ def start_thread(
     notify: Callable[[str], None] | None = None,
     predictions: Path | None = None,
     delay: float = 1.0,
+    health: Health | None = None,
 ) -> tuple[threading.Thread, threading.Event]:
     """A daemon thread running the environment's controller (first tick after ``delay``), and
     the event that stops it."""
     stop = threading.Event()
-    controller = Controller(root, env, url=url, notify=notify, predictions=predictions)
+    controller = Controller(
+        root, env, url=url, notify=notify, predictions=predictions, health=health
+    )
     thread = threading.Thread(
         target=controller.run,
         args=(stop,),

@@ -343,6 +343,13 @@ def abort(d: Deployment, now: float, reason: str = "aborted by hand") -> Decisio
     return _commit(d, *_abort(d, now, reason, manual=True))
 
 
+def fail(d: Deployment, now: float, reason: str) -> Decision:
+    """The candidate cannot be judged any more (its process stopped): abort, as a failed
+    analysis would, with ``reason``."""
+    _need_rollout(d, "abort")
+    return _commit(d, *_abort(d, now, reason))
+
+
 def rollback(d: Deployment, now: float) -> Decision:
     """``conveyor rollback``: the previous stable version serves 100 % again (and its alias
     moves back), whether or not a rollout is on; a running rollout's candidate is dropped."""

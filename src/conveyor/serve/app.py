@@ -22,7 +22,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from conveyor.registry.uris import parse_uri
 from conveyor.serve import memory
+from conveyor.serve.admin import Act
 from conveyor.serve.catalog import Catalog
 from conveyor.serve.endpoints import Endpoints
 from conveyor.serve.errors import CannotServe, NotAllowed, NotFound, RequestError
@@ -38,6 +40,7 @@ from conveyor.serve.metrics import Metrics
 from conveyor.serve.options import Options
 from conveyor.serve.predictor import Predictor, Role
 from conveyor.serve.predlog import PredictionLog
+from conveyor.serve.remote import Link, Remote, host_token
 from conveyor.serve.router import Router
 from conveyor.serve.served import Served
 
@@ -61,12 +64,14 @@ class App:
         model: str | None = None,
         read_deployment: ReadDeployment | None = None,
         serve_when_loaded: bool = False,
+        act: Act | None = None,
     ) -> None:
         """Serve ``uris``; or, with ``env`` (and its ``model``), that environment of the project
         at ``root`` as its deployment record says (``read_deployment`` reads it: the store's
         by default). With ``serve_when_loaded`` (one of several workers sharing a socket) the
         app completes its start-up only once the models are loaded, so that the worker takes no
-        connection before it can answer: its siblings, or the socket's queue, take them."""
+        connection before it can answer: its siblings, or the socket's queue, take them.
+        ``act`` steers the environment's rollouts (``POST /deployments/{env}/{action}``)."""
         self.serve_when_loaded = serve_when_loaded
         self._loaded = asyncio.Event()
         self.options = options = options or Options()
@@ -81,6 +86,7 @@ class App:
         self.read_deployment = read_deployment or stored_deployment
         self.served = [self._served(uri) for uri in uris] if env is None else []
         self.deployer: DeploymentFollower | None = None
+        self.link: Link | None = None
         predictors: list[Predictor] = list(self.served)
         if env is not None:
             if uris or model is None or root is None:
@@ -88,6 +94,8 @@ class App:
                     f"serving environment {env} needs its model, a project, and no model URIs",
                     hint="`conveyor serve --env ENV` inside the project, without URIs",
                 )
+            if options.candidate_socket:  # a candidate answers from its own process
+                self.link = Link(options.candidate_socket, host_token())
             router = Router(
                 self._served(f"models:/{model}@{env}"),
                 metrics=self.metrics,
@@ -98,7 +106,7 @@ class App:
                 root=root,
                 env=env,
                 model=model,
-                make=self._served,
+                make=self._slot,
                 interval=options.deploy_interval,
                 notify=self.notify,
                 read=self.read_deployment,
@@ -116,7 +124,7 @@ class App:
             else None
         )
         deployments = self._deployment if root is not None else None
-        endpoints = Endpoints(self.catalog, options, self.metrics, self.log, deployments)
+        endpoints = Endpoints(self.catalog, options, self.metrics, self.log, deployments, act)
         self.routes = endpoints.table()
         self.shared = endpoints.shared
         self.feedback = endpoints.feedback
@@ -135,6 +143,13 @@ class App:
             max_latency_ms=options.max_latency_ms,
             max_rows=options.max_rows,
         )
+
+    def _slot(self, uri: str, role: Role = "candidate") -> Served | Remote:
+        """Where a candidate version is loaded: the candidate's own process when the server
+        has one, else here."""
+        if self.link is None or role == "stable":
+            return self._served(uri, role)
+        return Remote(uri, parse_uri(uri).name, self.link, self.metrics, role=role)
 
     def _deployment(self, env: str) -> dict[str, Any] | None:
         assert self.root is not None
@@ -179,6 +194,8 @@ class App:
             served.close()
         if self.deployer is not None:
             self.deployer.close()
+        if self.link is not None:
+            self.link.close()
         if self.log is not None:
             self.log.close()
         if self.shared is not None:

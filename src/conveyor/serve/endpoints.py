@@ -6,6 +6,8 @@
     POST /invocations; GET /ping, /health, /version        MLflow's scoring protocol
     GET  /metrics                                          Prometheus text format
     GET  /deployments/{env}                                an environment's record and analysis
+    POST /deployments/{env}/{action}                       promote, pause, resume, abort,
+                                                           rollback (a token)
     POST /feedback                                         true labels by request id (a token)
     GET  /openapi.json                                     this API, described
 
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.serve import openapi, scoring, v2
+from conveyor.serve.admin import Act, Admin
 from conveyor.serve.catalog import Catalog
 from conveyor.serve.errors import NotFound, NotReady, RequestError
 from conveyor.serve.exchange import (
@@ -53,6 +56,7 @@ class Endpoints:
         metrics: Metrics,
         log: PredictionLog | None,
         deployments: Deployments | None = None,
+        act: Act | None = None,
     ) -> None:
         self.catalog = catalog
         self.options = options
@@ -63,6 +67,7 @@ class Endpoints:
         self.shared = Shared.from_environment(metrics, before=self._copy_log)
         folder = Path(options.feedback_dir) if options.feedback_dir else None
         self.feedback = Feedback(folder, configured_token(options.feedback_token))
+        self.admin = Admin(act, configured_token(options.feedback_token))
 
     def table(self) -> Table:
         model = "/v2/models/{name}"
@@ -87,6 +92,7 @@ class Endpoints:
                 Route("/version", {"GET": self.version}, scoring=True),
                 Route("/metrics", {"GET": self.prometheus}),
                 Route("/deployments/{env}", {"GET": self.deployment}),
+                Route("/deployments/{env}/{action}", {"POST": self.admin}, "admin"),
                 Route("/feedback", {"POST": self.feedback}, "feedback"),
                 Route("/openapi.json", {"GET": self.openapi}),
             ]

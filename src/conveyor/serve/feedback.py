@@ -34,7 +34,7 @@ from conveyor.serve.exchange import Reply, Request, as_json, error, read_body
 TOKEN_ENV = "CONVEYOR_ADMIN_TOKEN"
 MAX_ITEMS = 10_000
 MAX_BODY_BYTES = 4 * 2**20
-_CHALLENGE = ((b"www-authenticate", b'Bearer realm="conveyor"'),)
+CHALLENGE = ((b"www-authenticate", b'Bearer realm="conveyor"'),)
 
 
 class Unauthorized(RequestError):
@@ -58,19 +58,20 @@ def configured_token(flag: str | None) -> str | None:
     return flag or os.environ.get(TOKEN_ENV) or None
 
 
-def authorize(authorization: bytes | None, token: str | None) -> None:
+def authorize(authorization: bytes | None, token: str | None, what: str = "feedback") -> None:
     """Nothing when ``authorization`` (the header's value) carries ``token``; else
-    :class:`Forbidden` (no token configured) or :class:`Unauthorized`."""
+    :class:`Forbidden` (no token configured) or :class:`Unauthorized`. ``what`` names what is
+    refused, in the messages."""
     if not token:
         raise Forbidden(
-            "feedback is refused: this server was started without a token",
+            f"{what} is refused: this server was started without a token",
             hint=f"start it with --feedback-token TOKEN or set {TOKEN_ENV}, then send "
             "'Authorization: Bearer TOKEN'",
         )
     scheme, _, given = (authorization or b"").partition(b" ")
     if not given or scheme.lower() != b"bearer":
         raise Unauthorized(
-            "feedback needs the server's token",
+            f"{what} needs the server's token",
             hint="send 'Authorization: Bearer TOKEN' (the server's --feedback-token or "
             f"{TOKEN_ENV})",
         )
@@ -142,7 +143,7 @@ class Feedback:
             async with self._lock:
                 accepted, duplicates = await asyncio.to_thread(self._store, pairs)
         except Unauthorized as exc:
-            return error(exc, scoring_body=False)._replace(headers=_CHALLENGE)
+            return error(exc, scoring_body=False)._replace(headers=CHALLENGE)
         except RequestError as exc:
             return error(exc, scoring_body=False)
         return as_json({"accepted": accepted, "duplicates": duplicates})

@@ -25,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 from conveyor.foundation.errors import ConveyorError
 from conveyor.serve.errors import CannotServe
 from conveyor.serve.predictor import Role, Version
+from conveyor.serve.remote import Remote, Unavailable
 from conveyor.serve.rollout import Activity, ReadActivity, stored_activity
 from conveyor.serve.router import Member, Router
 from conveyor.serve.served import Served
+
+Slot = Served | Remote  # a version loaded here, or in the candidate's own process
 
 if TYPE_CHECKING:
     from conveyor.registry.deployment import Deployment
@@ -227,7 +230,7 @@ class DeploymentFollower:
         root: Path,
         env: str,
         model: str,
-        make: Callable[[str, Role], Served],
+        make: Callable[[str, Role], Slot],
         interval: float,
         notify: Callable[[str], None],
         read: ReadDeployment = stored_deployment,
@@ -238,7 +241,7 @@ class DeploymentFollower:
         self.root = root
         self.env = env
         self.model = model
-        self.make = make  # a new slot for a candidate version: (uri, role) -> Served
+        self.make = make  # a new slot for a candidate version: (uri, role) -> Served/Remote
         self.interval = interval
         self.notify = notify
         self.read = read
@@ -249,7 +252,7 @@ class DeploymentFollower:
         self.kept: dict[str, Version] = {}  # loaded versions held for an instant switch
         self.failed: dict[str, float] = {}  # version -> when it last failed to load
         self.candidate_error: str | None = None
-        self._queue: list[tuple[Served, str]] = []
+        self._queue: list[tuple[Slot, str]] = []
         self._loader: asyncio.Task[None] | None = None
         self._told: str | None = None
 
@@ -323,6 +326,8 @@ class DeploymentFollower:
             return
         self._place_stable(str(d.stable))
         wanted = d.candidate if d.candidate is not None and d.candidate != d.stable else None
+        if wanted is None and self._bridging(d):
+            wanted = d.stable
         self._place_candidate(None if wanted is None else str(wanted), active=d.active)
         self.router.apply(d)
         # Held aside: the versions the record may switch to at once that no slot serves now.
@@ -331,13 +336,19 @@ class DeploymentFollower:
         self.kept = {v: k for v, k in self.kept.items() if v in held}
         self._publish(d)
 
+    def _bridging(self, d: Deployment) -> bool:
+        """Whether ``d`` promoted the version the candidate's slot holds while the stable slot
+        does not hold it yet: the candidate's answers everything until then."""
+        held = self.router.candidate
+        return held is not None and held.version == str(d.stable) != self.stable.version
+
     def close(self) -> None:
         if self._loader is not None:
             self._loader.cancel()
         self.router.close()
         self.stable.close()
         candidate = self.router.candidate
-        if isinstance(candidate, Served):
+        if candidate is not None:
             candidate.close()
 
     # -- placing versions ----------------------------------------------------------------------
@@ -377,13 +388,13 @@ class DeploymentFollower:
         slot = self.make(uri, "candidate")
         router.candidate = slot
         held = self.kept.get(version)
-        if held is not None:
+        if held is not None and isinstance(slot, Served):
             slot.swap(held)
         else:
             self._want(slot, version)
 
     def _want_served(self, served: Member, version: str | None) -> None:
-        if isinstance(served, Served) and version is not None:
+        if isinstance(served, Served | Remote) and version is not None:
             self._want(served, version)
 
     def _held(self, version: str) -> Version | None:
@@ -392,7 +403,7 @@ class DeploymentFollower:
             return candidate.current
         return self.kept.get(version)
 
-    def _want(self, served: Served, version: str) -> None:
+    def _want(self, served: Slot, version: str) -> None:
         """Load ``version`` into ``served`` in the background (once; not again after a failure
         until the record moves)."""
         failed = self.failed.get(version)
@@ -411,6 +422,10 @@ class DeploymentFollower:
                 continue  # the record moved on while it waited
             try:
                 await self._load_into(served, version)
+            except Unavailable as exc:  # not the version's fault: asked again at the next read
+                self.candidate_error = exc.message
+                self._say(f"{self.env}: candidate not loaded: {exc.message}; stable answers all")
+                continue
             except Exception as exc:
                 why = _message(exc)
                 self.failed[version] = time.monotonic()
@@ -429,16 +444,16 @@ class DeploymentFollower:
             if self.record is not None:
                 self.apply(self.record)  # route to it from now on
 
-    def _wanted(self, served: Served, version: str) -> bool:
+    def _wanted(self, served: Slot, version: str) -> bool:
         if served is self.stable:
             record = self.record
             return record is not None and str(record.stable) == version
         return served is self.router.candidate  # a candidate's slot holds one version
 
-    async def _load_into(self, served: Served, version: str) -> None:
+    async def _load_into(self, served: Slot, version: str) -> None:
         uri = f"models:/{self.model}/{version}"
         record = await asyncio.to_thread(self.resolve, self.root, uri)
-        await asyncio.to_thread(served.load, record)
+        await served.fetch(record)
 
     def _publish(self, d: Deployment | None) -> None:
         metrics = self.stable.metrics

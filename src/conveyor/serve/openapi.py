@@ -170,6 +170,49 @@ def document(version: str) -> dict[str, Any]:
                 },
             }
         },
+        "/deployments/{env}/{action}": {
+            "post": {
+                "tags": ["Operations"],
+                "summary": "Steer an environment's rollout (as `conveyor rollout` does)",
+                "operationId": "steer",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "env", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "action",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "enum": ["promote", "pause", "resume", "abort", "rollback"],
+                        },
+                    },
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "full": {"type": "boolean"},
+                                    "reason": {"type": "string", "maxLength": 500},
+                                },
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json({"type": "object"}, "the record after the action"),
+                    "400": _json(_ref("Error"), "a malformed body"),
+                    "401": _json(_ref("Error"), "no token, or a wrong one"),
+                    "403": _json(_ref("Error"), "this server takes no action (no token set)"),
+                    "404": _json(_ref("Error"), "no such action, or a server without actions"),
+                    "409": _json(_ref("Error"), "the rollout's state refuses it"),
+                },
+            }
+        },
         "/feedback": {
             "post": {
                 "tags": ["Operations"],

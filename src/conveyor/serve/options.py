@@ -20,3 +20,4 @@ class Options:
     log_buffer_bytes: int = 64 * 2**20
     feedback_token: str | None = None  # --feedback-token; else $CONVEYOR_ADMIN_TOKEN
     feedback_dir: str | None = None  # <root>/.conveyor/feedback; None: feedback refused
+    candidate_socket: str | None = None  # the candidate's own process (serve --env), else here

@@ -40,6 +40,7 @@ import numpy as np
 from conveyor.serve.errors import RequestError
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.predictor import Prediction, Role, Version
+from conveyor.serve.remote import Remote, Unavailable
 
 if TYPE_CHECKING:
     from conveyor.registry.deployment import Deployment
@@ -72,6 +73,8 @@ class Member(Protocol):
         self, data: Any, *, timeout: float | None = None, key: str | None = None
     ) -> tuple[Any, Prediction]: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class Routing:
@@ -87,10 +90,20 @@ class Routing:
 STABLE_ONLY = Routing()
 
 
-def routing(d: Deployment | None, candidate: str | None) -> Routing:
+PROMOTED = Routing(100.0, 0.0, "", "", "promoted")
+
+
+def routing(d: Deployment | None, candidate: str | None, stable: str | None = None) -> Routing:
     """The routing for record ``d`` when the candidate slot holds version ``candidate`` (None:
-    nothing loaded). Stable alone unless a rollout is on and its candidate is the one loaded:
-    an abort, a promotion or a candidate still loading all answer from stable at once."""
+    nothing loaded) and the stable slot ``stable``. Stable alone unless a rollout is on and its
+    candidate is the one loaded: an abort, a promotion or a candidate still loading all answer
+    from stable at once. One exception: the record's stable version loaded only in the
+    candidate's slot (promoted, while the stable slot loads it; the candidate's own process
+    holds it) answers everything from there."""
+    if d is not None and d.stable is not None and stable is not None:
+        promoted = str(d.stable)
+        if promoted == candidate and promoted != stable:
+            return PROMOTED
     if d is None or not d.active or d.candidate is None or str(d.candidate) != candidate:
         return STABLE_ONLY
     weight = min(max(float(d.weight), 0.0), 100.0)
@@ -157,6 +170,36 @@ def blame(exc: RequestError, version: str | None, role: Role) -> RequestError:
     return exc
 
 
+async def compare(
+    candidate: Member,
+    data: Any,
+    primary: Any,
+    timeout: float | None,
+    metrics: Metrics,
+    name: str,
+) -> None:
+    """Ask ``candidate`` for a copy of a request whose answer was ``primary`` (its outputs);
+    count the rows it agreed on, or its failure, and time it, as a shadow's."""
+    start = time.perf_counter()
+    version = candidate.version or ""
+    rows = len(primary) if np.ndim(primary) else 1
+    status = 200
+    try:
+        _, copy = await candidate.predict(data, timeout=timeout)
+    except RequestError as exc:
+        status = exc.status
+        metrics.copy_failed(name, version, rows)
+    except Exception:  # a copy must never take the server down
+        status = 500
+        metrics.copy_failed(name, version, rows)
+    else:
+        version = copy.version
+        agreed = agreement(primary, copy.outputs)
+        metrics.compared(name, version, agreed, rows - agreed)
+    seconds = time.perf_counter() - start
+    metrics.request(name, version, "shadow", status, seconds, "shadow")
+
+
 class Router:
     """A predictor over ``stable`` and, while a rollout is on, ``candidate``; see the module."""
 
@@ -210,9 +253,11 @@ class Router:
     def apply(self, d: Deployment | None) -> Routing:
         """Route as record ``d`` says, from the next request on."""
         candidate = self.candidate
-        new = routing(d, candidate.version if candidate is not None else None)
+        new = routing(d, candidate.version if candidate is not None else None, self.stable.version)
         if candidate is not None:
             role: Role = "shadow" if new.copy > 0 and new.weight == 0 else "candidate"
+            if new is PROMOTED:
+                role = "stable"
             batcher = getattr(candidate, "batcher", None)  # a loaded version's (Served)
             if batcher is not None:
                 batcher.hold = SHADOW_HOLD if role == "shadow" else 0.0
@@ -231,13 +276,23 @@ class Router:
             return await self.stable.predict(data, timeout=timeout, key=key)
         slot = bucket(key, route.salt) if key else random.randrange(BUCKETS)
         if slot < route.weight * 100 and candidate.ready:
+            start = time.perf_counter()
+            version = candidate.version
             try:
                 return await candidate.predict(data, timeout=timeout, key=key)
+            except Unavailable:  # its process went: nothing reached it, stable answers
+                seconds = time.perf_counter() - start
+                role = candidate.role
+                self.metrics.request(self.name, version or "", "failover", 503, seconds, role)
             except RequestError as exc:
                 raise blame(exc, candidate.version, candidate.role) from None
         checked, prediction = await self.stable.predict(data, timeout=timeout, key=key)
         if slot < route.copy * 100 and candidate.ready:
-            self._copy(candidate, data, prediction, timeout)
+            if isinstance(candidate, Remote):  # compared in its process: nothing to await here
+                if not candidate.copy(data, prediction.outputs, timeout, self.max_copies):
+                    self.metrics.copy_dropped(self.name)
+            else:
+                self._copy(candidate, data, prediction, timeout)
         return checked, prediction
 
     # -- shadow copies -----------------------------------------------------------------------
@@ -257,24 +312,7 @@ class Router:
     async def _compare(
         self, candidate: Member, data: Any, primary: Prediction, timeout: float | None
     ) -> None:
-        start = time.perf_counter()
-        version = candidate.version or ""
-        rows = len(primary.outputs) if np.ndim(primary.outputs) else 1
-        status = 200
-        try:
-            _, copy = await candidate.predict(data, timeout=timeout)
-        except RequestError as exc:
-            status = exc.status
-            self.metrics.copy_failed(self.name, version, rows)
-        except Exception:  # a copy must never take the server down
-            status = 500
-            self.metrics.copy_failed(self.name, version, rows)
-        else:
-            version = copy.version
-            agreed = agreement(primary.outputs, copy.outputs)
-            self.metrics.compared(self.name, version, agreed, rows - agreed)
-        seconds = time.perf_counter() - start
-        self.metrics.request(self.name, version, "shadow", status, seconds, "shadow")
+        await compare(candidate, data, primary.outputs, timeout, self.metrics, self.name)
 
     def close(self) -> None:
         for task in list(self.copies):

@@ -11,6 +11,7 @@ not decided here but by :mod:`conveyor.serve.follow`, from the desired state in 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,10 @@ class Served:
         self.error = None
         self.swap(version)
         return version
+
+    async def fetch(self, record: ModelVersion | None) -> Version:
+        """:meth:`load` in a thread, awaited."""
+        return await asyncio.to_thread(self.load, record)
 
     def _load(self, record: ModelVersion | None) -> Version:
         if record is None or not self.registered:

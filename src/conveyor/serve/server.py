@@ -15,16 +15,21 @@ import json
 import os
 import socket
 import sys
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.paths import CONTROL_DIR, find_root
 from conveyor.serve import workers as workers_metrics
+from conveyor.serve.admin import Act
 from conveyor.serve.app import App
 from conveyor.serve.errors import CannotServe
 from conveyor.serve.options import Options
+
+if TYPE_CHECKING:
+    from conveyor.serve.host import Hosting
 
 _ENV = "CONVEYOR_SERVE_CONFIG"
 _HINT = "fix the package (or serve another version); `conveyor models show` says what it holds"
@@ -99,11 +104,19 @@ def run(
     env: str | None = None,
     model: str | None = None,
     supervised: bool = False,
+    hosting: Hosting | None = None,
+    sock: socket.socket | None = None,
+    factory: str = "conveyor.serve.server:from_environment",
+    act: Act | None = None,
 ) -> None:
     """Serve ``uris`` (or with ``env``, that environment of the project at ``root``, whose
     model is ``model`` or the record's) until Ctrl-C or SIGTERM. ``supervised`` runs even one
     worker in a process of its own, under uvicorn's supervisor: this process then does other
-    work (a rollout controller's) without taking the interpreter from the request path."""
+    work (a rollout controller's) without taking the interpreter from the request path.
+    ``hosting`` (with ``env``) answers the rollout's candidate from a process of its own, which
+    this one starts and supervises beside the workers; ``sock`` is a socket already bound.
+    ``factory`` names the function that makes a worker's app (a higher layer's, to give it
+    more), ``act`` the rollout actions of a server run in this process."""
     import uvicorn
 
     options = options or Options()
@@ -111,7 +124,7 @@ def run(
         if root is None:
             raise CannotServe(f"environment {env} is served from a project", hint="cd into it")
         model = model or environment_model(root, env)
-    sock = bind(host, port)
+    sock = sock or bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     _notify(f"listening on http://{shown}:{sock.getsockname()[1]} (Ctrl-C stops)")
     settings: dict[str, Any] = {
@@ -122,8 +135,12 @@ def run(
         "server_header": False,
         "proxy_headers": False,  # nothing here reads the client's address
     }
+    if hosting is not None:
+        supervised = True
+        options = replace(options, candidate_socket=hosting.socket)
+        os.environ.update(hosting.environment())
     if workers <= 1 and not supervised:
-        app = App(uris, root=root, options=options, notify=_notify, env=env, model=model)
+        app = App(uris, root=root, options=options, notify=_notify, env=env, model=model, act=act)
         server = uvicorn.Server(uvicorn.Config(app, **settings))
         app.on_failure = lambda _reason: setattr(server, "should_exit", True)
         server.run(sockets=[sock])
@@ -139,22 +156,29 @@ def run(
             "model": model,
         }
     )
-    config = uvicorn.Config(
-        "conveyor.serve.server:from_environment", factory=True, workers=workers, **settings
-    )
+    config = uvicorn.Config(factory, factory=True, workers=workers, **settings)
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
     supervisor = Multiprocess(config, sockets=[sock])
-    # /metrics answers the sum over workers; one worker's metrics are all there is
-    with workers_metrics.sharing(root) if workers > 1 else contextlib.nullcontext():
-        supervisor.run()
+    # /metrics answers the sum over workers (and the candidate's process); one worker's
+    # metrics are all there is
+    shared = workers > 1 or hosting is not None
+    with workers_metrics.sharing(root) if shared else contextlib.nullcontext():
+        if hosting is not None:
+            hosting.start()  # in the folder's environment: its metrics are summed in
+        try:
+            supervisor.run()
+        finally:
+            if hosting is not None:
+                hosting.close()
     if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
         raise CannotServe("a worker could not load its models (why is printed above)", hint=_HINT)
 
 
-def from_environment() -> App:
-    """The app of one worker process (uvicorn's factory)."""
+def from_environment(actions: Callable[[Path], Act] | None = None) -> App:
+    """The app of one worker process (uvicorn's factory); ``actions`` gives the rollout
+    actions for its project's root."""
     raw = os.environ.get(_ENV)
     if not raw:
         raise CannotServe(f"{_ENV} is not set: start workers with `conveyor serve --workers N`")
@@ -169,6 +193,7 @@ def from_environment() -> App:
         env=config.get("env"),
         model=config.get("model"),
         serve_when_loaded=True,  # a worker still loading must not take a sibling's requests
+        act=actions(root) if actions is not None and root is not None else None,
     )
 
 

@@ -1,0 +1,180 @@
+"""The candidate's own process, its protocol run in one event loop: a real :class:`Host` on a
+real Unix socket loading real versions of ``clf``, reached through a :class:`Link` by
+:class:`Remote` members and a router, as a worker reaches it. The process itself (started,
+killed, started again by ``conveyor serve --env``) is tested in tests/deploy/test_rollouts_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conveyor.foundation.errors import ConveyorError
+from conveyor.registry.deployment import Deployment
+from conveyor.registry.stored import resolve
+from conveyor.serve.errors import RequestError
+from conveyor.serve.host import Host, HostConfig, Hosting
+from conveyor.serve.metrics import Metrics
+from conveyor.serve.options import Options
+from conveyor.serve.remote import Link, Remote, Unavailable
+from conveyor.serve.router import Router
+from conveyor.serve.served import Served
+
+TOKEN = b"t" * 64
+ROWS = np.array([[0.5, 1.0, -1.0], [-0.5, 0.0, 2.0], [1.5, 0.0, 0.0]])
+CANARY = Deployment(
+    "production", "clf", stable=1, candidate=2, status="progressing", weight=100, revision=2
+)
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="conveyor-host-test-"))  # a Unix socket's path is short
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Rig:
+    def __init__(self, root: Path, folder: Path) -> None:
+        self.root = root
+        config = HostConfig(str(folder / "c.sock"), str(root), "clf", {})
+        self.host = Host(config, TOKEN)
+        self.link = Link(config.socket, TOKEN)
+        self.metrics = Metrics()  # the worker's
+
+    def remote(self, role: str = "candidate") -> Remote:
+        return Remote("models:/clf/2", "clf", self.link, self.metrics, role=role)  # type: ignore[arg-type]
+
+    async def fetched(self, version: int = 2) -> Remote:
+        remote = self.remote()
+        await remote.fetch(resolve(self.root, f"models:/clf/{version}"))
+        return remote
+
+
+def run(root: Path, folder: Path, check: Callable[[Rig], Awaitable[None]]) -> None:
+    async def main() -> None:
+        rig = Rig(root, folder)
+        server = await rig.host.serve()
+        try:
+            await asyncio.wait_for(check(rig), timeout=60)
+        finally:
+            rig.link.close()
+            server.close()
+            rig.host.close()
+
+    asyncio.run(main())
+
+
+def test_a_version_loaded_there_answers_here(registered: Path, folder: Path) -> None:
+    async def check(rig: Rig) -> None:
+        remote = rig.remote()
+        assert not remote.ready and remote.version is None
+        # two workers asking for one version at once: one load
+        loaded = await asyncio.gather(
+            rig.fetched(), remote.fetch(resolve(registered, "models:/clf/2"))
+        )
+        assert loaded[1].number == "2" and remote.ready
+        assert remote.require().signature is not None  # the package described, no model here
+        data, prediction = await remote.predict(ROWS, timeout=5)
+        assert data is ROWS
+        assert prediction.version == "2" and prediction.role == "candidate"
+        assert list(prediction.outputs) == [0, 1, 0]  # version 2 is the flipped one
+        assert rig.host.metrics.batches.counts  # the model call counted where it ran
+
+    run(registered, folder, check)
+
+
+def test_errors_come_back_as_the_errors_they_were(registered: Path, folder: Path) -> None:
+    async def check(rig: Rig) -> None:
+        remote = await rig.fetched()
+        with pytest.raises(RequestError) as caught:
+            await remote.predict([["a", "b"]], timeout=5)
+        assert caught.value.status == 400 and not isinstance(caught.value, Unavailable)
+        with pytest.raises(ConveyorError, match="9"):
+            await remote.fetch(SimpleNamespace(version=9))  # type: ignore[arg-type]
+        assert remote.ready  # what was loaded still answers
+
+    run(registered, folder, check)
+
+
+def test_a_peer_without_the_token_is_not_heard(registered: Path, folder: Path) -> None:
+    async def check(rig: Rig) -> None:
+        rig.link.token = b"x" * 64
+        remote = rig.remote()
+        with pytest.raises(Unavailable):
+            await remote.fetch(resolve(registered, "models:/clf/2"))
+        assert rig.host.served is None  # nothing it sent was acted on
+
+    run(registered, folder, check)
+
+
+def test_copies_are_compared_and_counted_in_the_host(registered: Path, folder: Path) -> None:
+    async def check(rig: Rig) -> None:
+        remote = await rig.fetched()
+        primary = np.array([1, 0, 0])  # version 2 answers [0, 1, 0]: one row of three agrees
+        assert remote.copy(ROWS, primary, 5.0, limit=4)
+        while rig.link.copies:
+            await asyncio.sleep(0.01)
+        assert rig.host.metrics.shadow[("clf", "2", "agree")] == 1
+        assert rig.host.metrics.shadow[("clf", "2", "disagree")] == 2
+        # bounded: with the limit reached nothing is sent
+        rig.link.copies = 4
+        assert not remote.copy(ROWS, primary, 5.0, limit=4)
+
+    run(registered, folder, check)
+
+
+def test_when_the_host_goes_waiting_requests_fail_over_to_stable(
+    registered: Path, folder: Path
+) -> None:
+    """A request at the candidate when its process stops is answered by stable, and charged to
+    the candidate as a failover; the candidate is not ready until loaded again."""
+
+    async def check(rig: Rig) -> None:
+        remote = await rig.fetched()
+        stable = Served("models:/clf@production", registered, rig.metrics)
+        await stable.fetch(resolve(registered, "models:/clf/1"))
+        router = Router(stable, remote, metrics=rig.metrics)
+        router.apply(CANARY)
+        assert router.routing.weight == 100
+        slow = asyncio.Event()
+        served = rig.host.served
+        assert served is not None
+        real = served.batcher.submit
+
+        async def held(*args: object, **kw: object) -> object:
+            await slow.wait()  # the host stops before answering
+            return await real(*args, **kw)  # type: ignore[arg-type]
+
+        served.batcher.submit = held  # type: ignore[method-assign]
+        waiting = asyncio.ensure_future(router.predict(ROWS, timeout=5, key="r1"))
+        await asyncio.sleep(0.1)
+        assert rig.link.pending  # the request is at the host
+        rig.host.close()  # its connections close, as they do when its process dies
+        _, prediction = await asyncio.wait_for(waiting, 5)
+        assert prediction.version == "1"  # stable answered it
+        assert not remote.ready
+        failover = {k: v for k, v in rig.metrics.requests.items() if k[3] == "failover"}
+        assert failover == {("clf", "2", "candidate", "failover", "503"): 1}
+
+    run(registered, folder, check)
+
+
+def test_hosting_says_why_and_since_when_its_process_stopped(tmp_path: Path) -> None:
+    hosting = Hosting(tmp_path, "clf", Options())
+    try:
+        assert hosting.stopped_since(0) is None
+        hosting.stops.append((100.0, "was killed (SIGKILL)"))
+        assert hosting.stopped_since(50.0) == "the candidate's process was killed (SIGKILL)"
+        assert hosting.stopped_since(150.0) is None  # before this rollout began
+        assert Path(hosting.socket).parent.stat().st_mode & 0o777 == 0o700
+    finally:
+        hosting.close()
+    assert not Path(hosting.socket).parent.exists()
