@@ -7,8 +7,10 @@ killed, started again by ``conveyor serve --env``) is tested in tests/deploy/tes
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +22,7 @@ from conveyor.foundation.errors import ConveyorError
 from conveyor.registry.deployment import Deployment
 from conveyor.registry.stored import resolve
 from conveyor.serve.errors import RequestError
-from conveyor.serve.host import Host, HostConfig, Hosting
+from conveyor.serve.host import SHADOW_NICE, Host, HostConfig, Hosting
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.options import Options
 from conveyor.serve.remote import Link, Remote, Unavailable
@@ -124,6 +126,17 @@ def test_copies_are_compared_and_counted_in_the_host(registered: Path, folder: P
             await asyncio.sleep(0.01)
         assert rig.host.metrics.shadow[("clf", "2", "agree")] == 1
         assert rig.host.metrics.shadow[("clf", "2", "disagree")] == 2
+        # a copy the candidate's signature refuses fails alone, counted as the shadow's error
+        assert remote.copy([["a", "b"]], np.array([1]), 5.0, limit=4)
+        assert remote.copy(ROWS, primary, 5.0, limit=4)
+        while rig.link.copies:
+            await asyncio.sleep(0.01)
+        assert rig.host.metrics.shadow[("clf", "2", "error")] == 1
+        assert rig.host.metrics.shadow[("clf", "2", "agree")] == 2
+        shadow = [t for t in threading.enumerate() if t.name.startswith("conveyor-shadow")]
+        assert shadow and shadow[0].native_id is not None
+        nice = os.getpriority(os.PRIO_PROCESS, shadow[0].native_id)
+        assert nice == min(os.getpriority(os.PRIO_PROCESS, 0) + SHADOW_NICE, 19)
         # bounded: with the limit reached nothing is sent
         rig.link.copies = 4
         assert not remote.copy(ROWS, primary, 5.0, limit=4)

@@ -9,7 +9,10 @@ socket (:mod:`conveyor.serve.remote` is the worker's side), so that
   answering from stable (a request that was at the candidate is answered by stable instead), and
   the rollout controller, told by :class:`Hosting`, aborts the rollout;
 - the candidate's model calls, and a shadow's copies with their comparison, run on another core
-  than stable's: a copy costs the worker that sent it one write to a socket.
+  than stable's: a copy costs the worker that sent it a pickle (the writes of one turn of its
+  event loop go out together). Copies are compared in batches on a thread of lower priority
+  (nice 10): a shadow uses the processor time the answers leave, and when there is none its
+  copies queue, until the workers' bound on copies in flight drops the next ones (counted).
 
 The workers say what to load (the record they follow names it); a worker asking for a version
 already loaded, or loading, waits for that load. A shadow's comparison and counts are made here
@@ -27,7 +30,9 @@ processes the server starts, never on disk) before anything it sends is unpickle
                                                  ("failed", n, why)
     ("predict", n, role, data, timeout)          ("answer", n, version, outputs)
                                                  ("error", n, status, message, hint)
-    ("copy", n, data, primary outputs, timeout)  ("copied", n)
+    ("copy", 0, data, primary outputs, timeout)  ("copied", 0, copies done since the last)
+
+Messages are written once per turn of the event loop (:class:`~conveyor.serve.remote.Outbox`).
 """
 
 from __future__ import annotations
@@ -46,21 +51,25 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from conveyor.serve import errors
+import numpy as np
+
+from conveyor.serve import errors, payload
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.options import Options
 from conveyor.serve.predictor import Role
-from conveyor.serve.remote import TOKEN, frame, receive
-from conveyor.serve.router import SHADOW_HOLD, compare
+from conveyor.serve.remote import TOKEN, Outbox, receive
+from conveyor.serve.router import agreement
 from conveyor.serve.served import Served
 
 __all__ = ["CONFIG", "TOKEN", "Host", "HostConfig", "Hosting", "main"]
 
 CONFIG = "CONVEYOR_SERVE_HOST"  # the host's settings (JSON), in its environment
+SHADOW_NICE = 10  # the shadow's thread's nice value: a copy waits for a free processor
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,9 @@ class Host:
         self.served: Served | None = None
         self.loading: dict[str, asyncio.Task[Served]] = {}
         self.peers: set[asyncio.StreamWriter] = set()
+        self.copies: list[Copy] = []  # waiting for the shadow's thread
+        self._copying: asyncio.Task[None] | None = None
+        self._shadow = ThreadPoolExecutor(1, "conveyor-shadow", initializer=_lower_priority)
 
     async def serve(self) -> asyncio.base_events.Server:
         path = self.config.socket
@@ -102,13 +114,17 @@ class Host:
     async def _peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         tasks: set[asyncio.Task[None]] = set()
         self.peers.add(writer)
+        outbox = Outbox(writer)
         try:
             given = await asyncio.wait_for(reader.readexactly(len(self.token)), 5.0)
             if not hmac.compare_digest(given, self.token):
                 return
             while True:
                 message = await receive(reader)
-                task = asyncio.get_running_loop().create_task(self._answer(message, writer))
+                if message[0] == "copy":  # no task each: they queue for the shadow's thread
+                    self._copy(message[2], message[3], outbox)
+                    continue
+                task = asyncio.get_running_loop().create_task(self._answer(message, outbox))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, ValueError):
@@ -121,22 +137,15 @@ class Host:
             self.peers.discard(writer)
             writer.close()
 
-    async def _answer(self, message: tuple[Any, ...], writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, message: tuple[Any, ...], outbox: Outbox) -> None:
         kind, n = message[0], message[1]
         if kind == "load":
             reply = await self._load(n, str(message[2]))
         elif kind == "predict":
             reply = await self._predict(n, message[2], message[3], message[4])
-        elif kind == "copy":
-            served = self.served
-            if served is not None:
-                self._role(served, "shadow")
-                await compare(served, message[2], message[3], message[4], self.metrics, served.name)
-            reply = ("copied", n)
         else:
             return
-        if not writer.is_closing():
-            writer.write(frame(reply))
+        outbox.put(reply)
 
     async def _load(self, n: int, version: str) -> tuple[Any, ...]:
         served = self.served
@@ -190,18 +199,95 @@ class Host:
             return ("error", n, 500, f"internal error: {type(exc).__name__}: {exc}", None)
         return ("answer", n, prediction.version, prediction.outputs)
 
+    # -- a shadow's copies ----------------------------------------------------------------------
+
+    def _copy(self, data: Any, primary: Any, outbox: Outbox) -> None:
+        self.copies.append(Copy(data, primary, outbox, time.perf_counter()))
+        if self._copying is None or self._copying.done():
+            self._copying = asyncio.get_running_loop().create_task(self._compare_copies())
+
+    async def _compare_copies(self) -> None:
+        """Compare the copies queued, a batch at a time, on the shadow's thread: what queues
+        while one batch runs is the next (one model call for all of them)."""
+        loop = asyncio.get_running_loop()
+        while self.copies:
+            served = self.served
+            batch, self.copies = self.copies[:_COPIES], self.copies[_COPIES:]
+            if served is None:  # nothing loaded (the rollout moved on): counted as done
+                for copy in batch:
+                    copy.outbox.copied()
+                continue
+            self._role(served, "shadow")
+            results = await loop.run_in_executor(self._shadow, _compared, served, batch)
+            name, metrics, now = served.name, self.metrics, time.perf_counter()
+            for copy, (version, status, agreed, rows) in zip(batch, results, strict=True):
+                if status == 200:
+                    metrics.compared(name, version, agreed, rows - agreed)
+                else:
+                    metrics.copy_failed(name, version, rows)
+                metrics.request(name, version, "shadow", status, now - copy.queued, "shadow")
+                copy.outbox.copied()
+
     def _role(self, served: Served, role: Role) -> None:
         if served.role != role:
             served.role = role
-            served.batcher.hold = SHADOW_HOLD if role == "shadow" else 0.0
             if served.version is not None:
                 self.metrics.serving(served.uri, served.name, served.version, role)
 
     def close(self) -> None:
+        if self._copying is not None:
+            self._copying.cancel()
+        self._shadow.shutdown(wait=False, cancel_futures=True)
         for writer in list(self.peers):
             writer.close()
         if self.served is not None:
             self.served.close()
+
+
+class Copy(NamedTuple):
+    data: Any  # the request's input, as the worker read it
+    primary: Any  # stable's outputs for it
+    outbox: Outbox  # of the worker that sent it
+    queued: float
+
+
+_COPIES = 256  # copies compared in one model call at most
+
+
+def _compared(served: Served, batch: list[Copy]) -> list[tuple[str, int, int, int]]:
+    """(version, status, rows agreed, rows) of each copy: checked against the candidate's
+    signature one by one (a bad one fails alone), predicted together, compared with stable."""
+    current = served.require()
+    signature = current.model.signature
+    results: list[tuple[str, int, int, int] | None] = []
+    payloads, sizes, where = [], [], []
+    for i, copy in enumerate(batch):
+        rows = len(copy.primary) if np.ndim(copy.primary) else 1
+        try:
+            checked = payload.conform(signature, copy.data)
+        except errors.RequestError as exc:
+            results.append((current.number, exc.status, 0, rows))
+            continue
+        results.append(None)
+        payloads.append(checked)
+        sizes.append(payload.rows(checked))
+        where.append(i)
+    answers = served.run_batch(payloads, sizes) if payloads else []
+    for i, answer in zip(where, answers, strict=True):
+        primary = batch[i].primary
+        rows = len(primary) if np.ndim(primary) else 1
+        if isinstance(answer, errors.RequestError):
+            results[i] = (current.number, answer.status, 0, rows)
+        else:
+            results[i] = (answer.version, 200, agreement(primary, answer.outputs), rows)
+    return [r for r in results if r is not None]
+
+
+def _lower_priority() -> None:
+    """The shadow's thread yields the processor to anything answering a client: its answers
+    are only compared. (Linux sets a nice value per thread; elsewhere, nothing happens.)"""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SHADOW_NICE)
 
 
 def errors_message(exc: BaseException) -> str:

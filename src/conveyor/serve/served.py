@@ -51,7 +51,7 @@ class Served:
         self.current: Version | None = None
         self.error: str | None = None  # why the last load failed, until one works
         self.batcher = Batcher(
-            self._run, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms
+            self.run_batch, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms
         )
 
     @property
@@ -132,7 +132,10 @@ class Served:
     def close(self) -> None:
         self.batcher.close()
 
-    def _run(self, payloads: Sequence[Any], sizes: Sequence[int]) -> list[Any]:
+    def run_batch(self, payloads: Sequence[Any], sizes: Sequence[int]) -> list[Any]:
+        """The predictions of checked payloads (``sizes`` rows each) made together: a
+        :class:`Prediction` each, or the RequestError of the one that failed (each retried
+        alone when the batch fails). Blocking."""
         current = self.current
         assert current is not None
         try:
@@ -140,7 +143,7 @@ class Served:
             parts = payload.split(current.model.model.predict(merged), sizes)
         except Exception as exc:
             if len(payloads) > 1:  # find the bad request: each alone
-                return [self._run([p], [n])[0] for p, n in zip(payloads, sizes, strict=True)]
+                return [self.run_batch([p], [n])[0] for p, n in zip(payloads, sizes, strict=True)]
             return [_failure(self.name, exc)]
         role = self.role
         self.metrics.batch(self.name, current.number, sum(sizes), role)
