@@ -233,7 +233,8 @@ def test_seen_reads_only_what_was_added_since(tmp_path: Path) -> None:
     writer.close()  # renamed: the offset read so far carries over
     feedback.append(tmp_path / "feedback", [feedback.label("c", 0)])
     assert seen.refresh() == {"a", "b", "c"}
-    assert seen._offsets == {p.name: p.stat().st_size for p in (tmp_path / "feedback").iterdir()}
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "feedback").iterdir()}
+    assert seen._tail.offsets == sizes
 
 
 def test_append_writes_one_finished_segment_in_a_projects_folder(tmp_path: Path) -> None:

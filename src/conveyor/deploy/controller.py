@@ -252,6 +252,7 @@ class MetricsSource:
     ) -> None:
         from conveyor.foundation.paths import CONTROL_DIR
         from conveyor.monitor import feedback
+        from conveyor.monitor.joiner import Joiner
 
         self.url = url.rstrip("/")
         self.timeout = timeout
@@ -263,6 +264,8 @@ class MetricsSource:
         self._last: Samples | None = None
         # The last join: for which rollout (start, versions), when, and its counts.
         self._joined: tuple[tuple[object, ...], float, dict[str, tuple[int, int]]] | None = None
+        # The rollout's join, kept up to date with what was logged and labelled since.
+        self._joiner: tuple[tuple[object, ...], Joiner] | None = None
 
     def observe(self, record: Deployment, labels: bool) -> analysis.Observations | None:
         scraped = self._scrape()
@@ -310,9 +313,11 @@ class MetricsSource:
         )
 
     def _labelled(self, record: Deployment) -> dict[str, tuple[int, int]]:
-        """Version -> (labelled, correct), joined again when the last join is older than
-        ``labels_every`` or was for another rollout."""
-        from conveyor.monitor import feedback, predlog
+        """Version -> (labelled, correct), updated when the last update is older than
+        ``labels_every`` or was for another rollout. One joiner per rollout reads only what was
+        logged and labelled since its last update; another rollout starts a new one."""
+        from conveyor.monitor import predlog
+        from conveyor.monitor.joiner import Joiner
 
         key = (record.started, record.stable, record.candidate)
         now = time.monotonic()
@@ -320,11 +325,10 @@ class MetricsSource:
             was, at, counts = self._joined
             if was == key and now - at < self.labels_every:
                 return counts
-        joined = feedback.join(
-            predlog.read(self.predictions, record.model),
-            feedback.read(self.feedback),
-            since=record.started,
-        )
+        if self._joiner is None or self._joiner[0] != key:
+            logged = predlog.model_folder(self.predictions, record.model)
+            self._joiner = (key, Joiner(logged, self.feedback, since=record.started))
+        joined = self._joiner[1].update()
         counts = {v: (t.labelled, t.correct) for v, t in joined.versions.items()}
         self._joined = (key, now, counts)
         return counts

@@ -1,12 +1,12 @@
 """Feedback: the true labels of requests the server answered, which arrive later (a customer
 churned, a transaction was disputed) and are joined with the prediction log by request id.
 
-Layout: JSON-lines segments in one folder, ``<project>/.conveyor/feedback/``, named like the
-prediction log's (``<start>-<pid>-<n>.jsonl``, see :mod:`conveyor.monitor.predlog`) and written
-with its discipline: a segment being written is ``.jsonl.part``, renamed when finished; a reader
-takes finished segments whole and, from a ``.part`` (one being written, or one a killed process
-left), every complete line, never a half-written one. One record per line (:class:`Label`): the
-request id, the label (a JSON scalar), and when it was received.
+Layout: JSON-lines segments in one folder, ``<project>/.conveyor/feedback/``, named, written and
+read like the prediction log's (:mod:`conveyor.monitor.segments`): a segment being written is
+``.jsonl.part``, renamed when finished; a reader takes finished segments whole and, from a
+``.part`` (one being written, or one a killed process left), every complete line, never a
+half-written one. One record per line (:class:`Label`): the request id, the label (a JSON
+scalar), and when it was received.
 
     Writer(folder).write(labels)   the server's: one open segment, appended to per request
     append(root_or_dir, labels)    one finished segment at once
@@ -14,6 +14,7 @@ request id, the label (a JSON scalar), and when it was received.
     read(folder)                   every label, oldest segment first
     Seen(folder)                   the ids labelled so far, read incrementally
     join(predictions, labels)      per-version labelled/correct counts, and what did not join
+                                   (:class:`conveyor.monitor.joiner.Joiner` keeps one up to date)
 
 Duplicates: the first label of a request id wins (the earliest received). The server and
 ``conveyor feedback add`` skip an id already labelled and say how many they skipped; two
@@ -23,10 +24,7 @@ first and counts the other.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import math
-import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,15 +37,14 @@ import orjson
 from conveyor.foundation import atomic
 from conveyor.foundation.errors import ConveyorError, PathError
 from conveyor.foundation.paths import CONTROL_DIR
-from conveyor.monitor.predlog import PART, SUFFIX, Record, segment_name
+from conveyor.monitor import segments
+from conveyor.monitor.predlog import Record
 
 FOLDER = "feedback"  # under the project's .conveyor/
 MAX_ID = 128  # characters: the longest request id a server gives or takes
 LATE_AFTER = 7 * 24 * 3600.0  # seconds from a prediction to its label, past which it is late
 SEGMENT_RECORDS = 50_000
 SEGMENT_SECONDS = 300.0
-
-_SEGMENTS = itertools.count()
 
 
 class FeedbackError(ConveyorError):
@@ -148,7 +145,7 @@ class Writer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._lock = threading.Lock()
-        self._segment: _Segment | None = None
+        self._segment: segments.Segment | None = None
 
     def write(self, labels: Sequence[Label]) -> None:
         if not labels:
@@ -161,7 +158,12 @@ class Writer:
                 segment = self._segment = None
             try:
                 if segment is None:
-                    segment = self._segment = _Segment(self.folder)
+                    segment = self._segment = segments.Segment(
+                        self.folder,
+                        records=SEGMENT_RECORDS,
+                        seconds=SEGMENT_SECONDS,
+                        durable=True,  # a label the server said it took is kept
+                    )
                 segment.write(data, len(labels))
             except OSError as exc:
                 if self._segment is not None:
@@ -183,7 +185,7 @@ def append(root_or_dir: Path, labels: Sequence[Label]) -> Path | None:
     target = folder(root_or_dir) if (root_or_dir / CONTROL_DIR).is_dir() else root_or_dir
     if not labels:
         return None
-    path = target / segment_name(time.time(), os.getpid(), next(_SEGMENTS))
+    path = target / segments.new_name(time.time())
     data = b"".join(orjson.dumps(one, option=orjson.OPT_APPEND_NEWLINE) for one in labels)
     try:
         atomic.write_bytes(path, data, parents=True)
@@ -197,48 +199,6 @@ def _cannot_store(target: Path, exc: OSError) -> FeedbackError:
         f"cannot store feedback in {target}: {exc.strerror or exc}",
         hint="check that the folder can be written and the disk has room",
     )
-
-
-class _Segment:
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.started = time.time()
-        self.path = folder / segment_name(self.started, os.getpid(), next(_SEGMENTS))
-        self.part = self.path.with_name(self.path.name + PART)
-        self.count = 0
-        self.written = 0  # bytes of whole lines in the file
-        self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-    def write(self, data: bytes, count: int) -> None:
-        atomic.write_all(self.fd, data)
-        os.fdatasync(self.fd)
-        self.written += len(data)
-        self.count += count
-
-    def full(self) -> bool:
-        return self.count >= SEGMENT_RECORDS or time.time() - self.started >= SEGMENT_SECONDS
-
-    def gone(self) -> bool:
-        """The file was removed (with its folder, say): what is written to it would be lost."""
-        return os.fstat(self.fd).st_nlink == 0
-
-    def finish(self) -> None:
-        self._close()
-        with contextlib.suppress(OSError):  # the folder is gone: there is nothing to rename
-            os.replace(self.part, self.path)
-            atomic.fsync_dir(self.path.parent)
-
-    def abandon(self) -> None:
-        """Cut a half-written batch and leave the file as ``.part`` (its whole lines count)."""
-        with contextlib.suppress(OSError):
-            os.ftruncate(self.fd, self.written)
-        self._close()
-
-    def _close(self) -> None:
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 # -- a table of labels (conveyor feedback add) -------------------------------------------------
@@ -326,9 +286,8 @@ def _empty(value: Any) -> bool:
 
 def read(folder: Path) -> Iterator[Label]:
     """Every label in ``folder``, oldest segment first; nothing for a folder not made yet."""
-    for path in _segments(folder):
-        data = path.read_bytes()
-        yield from _lines(data[: data.rfind(b"\n") + 1] if path.suffix == PART else data)
+    for path in segments.files(folder):
+        yield from segments.records(segments.complete(path, path.read_bytes()))
 
 
 class Seen:
@@ -339,54 +298,22 @@ class Seen:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.ids: set[str] = set()
-        self._offsets: dict[str, int] = {}  # segment (without .part) -> bytes read
+        self._tail = segments.Tail(folder)
 
     def refresh(self) -> set[str]:
         try:
-            entries = list(os.scandir(self.folder))
-        except FileNotFoundError:
-            return self.ids
+            for _, _, data in self._tail.read():
+                self.ids.update(one["id"] for one in segments.records(data))
         except OSError as exc:
-            raise _cannot_read(self.folder, exc) from exc
-        for entry in sorted(entries, key=lambda e: e.name):
-            name = entry.name.removesuffix(PART)
-            if not name.endswith(SUFFIX) or name.startswith("."):
-                continue
-            offset = self._offsets.get(name, 0)
-            try:
-                if entry.stat().st_size <= offset:
-                    continue
-                with open(entry.path, "rb") as file:
-                    file.seek(offset)
-                    data = file.read()
-            except FileNotFoundError:  # renamed from .part meanwhile: read next time
-                continue
-            except OSError as exc:
-                raise _cannot_read(Path(entry.path), exc) from exc
-            data = data[: data.rfind(b"\n") + 1]
-            self._offsets[name] = offset + len(data)
-            self.ids.update(one["id"] for one in _lines(data))
+            raise cannot_read(Path(exc.filename or self.folder), exc) from exc
         return self.ids
 
 
-def _cannot_read(path: Path, exc: OSError) -> FeedbackError:
+def cannot_read(path: Path, exc: OSError) -> FeedbackError:
     return FeedbackError(
         f"cannot read feedback in {path}: {exc.strerror or exc}",
         hint="check that the feedback folder is a folder this user can read",
     )
-
-
-def _segments(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    found = (p for p in folder.iterdir() if not p.name.startswith("."))
-    return sorted(p for p in found if p.name.endswith((SUFFIX, SUFFIX + PART)))
-
-
-def _lines(data: bytes) -> Iterator[Label]:
-    for line in data.splitlines():
-        if line:
-            yield orjson.loads(line)
 
 
 # -- joining with the prediction log (pure) ---------------------------------------------------
@@ -465,7 +392,7 @@ def join(
             late += 1
         for version, (_, outputs) in answered.items():
             value = single(outputs)
-            if value is _MANY:
+            if value is MANY:
                 uncomparable += 1
                 continue
             tally = counts.setdefault(version, [0, 0])
@@ -481,16 +408,16 @@ def join(
     )
 
 
-_MANY = object()  # a prediction that is not one value
+MANY = object()  # what :func:`single` says of a prediction that is not one value
 
 
 def single(outputs: Any) -> Any:
     """The one value of a one-row prediction: ``1``, ``[1]`` and ``[[1]]`` are ``1``."""
     while isinstance(outputs, list):
         if len(outputs) != 1:
-            return _MANY
+            return MANY
         outputs = outputs[0]
-    return _MANY if isinstance(outputs, dict) else outputs
+    return MANY if isinstance(outputs, dict) else outputs
 
 
 def same(label: Any, prediction: Any) -> bool:

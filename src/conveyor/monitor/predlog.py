@@ -1,10 +1,10 @@
 """The prediction log's format and its reader: what the server's writer
 (:class:`conveyor.serve.predlog.PredictionLog`) leaves on disk, and how monitoring reads it back.
 
-Layout: one folder per model, ``<folder>/<model>/``, holding JSON-lines segments named
-``<start>-<pid>-<n>.jsonl`` (``start`` in UTC, ``%Y%m%dT%H%M%S``). A segment being written is
-``.jsonl.part`` and is renamed when finished; a reader takes finished segments whole and, from a
-``.part`` a killed server left, every complete line (never a half-written one).
+Layout: one folder per model, ``<folder>/<model>/``, holding JSON-lines segments
+(:mod:`conveyor.monitor.segments`: ``<start>-<pid>-<n>.jsonl``, ``.jsonl.part`` while written;
+a reader takes finished segments whole and, from a ``.part`` a killed server left, every
+complete line, never a half-written one).
 
 One record per line (:class:`Record`): the request id, the time it was answered, the model, the
 version that answered, the endpoint, and the request's inputs and the model's outputs as JSON.
@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
-import orjson
-
-SUFFIX = ".jsonl"
-PART = ".part"  # appended to SUFFIX while a segment is written
+from conveyor.monitor import segments
+from conveyor.monitor.segments import PART as PART
+from conveyor.monitor.segments import SUFFIX as SUFFIX
+from conveyor.monitor.segments import segment_name as segment_name
 
 
 class Record(TypedDict):
@@ -64,13 +64,6 @@ def model_folder(folder: Path, model: str) -> Path:
     return folder / "".join(c if c.isalnum() or c in "._-" else "_" for c in model)
 
 
-def segment_name(started: float, pid: int, number: int) -> str:
-    """A finished segment's file name; several may start within one second of one process,
-    hence the number."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started))
-    return f"{stamp}-{pid}-{number:04d}{SUFFIX}"
-
-
 def read(folder: Path, model: str | None = None) -> Iterator[dict[str, Any]]:
     """Every record logged under ``folder`` (one model's, or all), oldest segment first."""
     folders = (
@@ -79,12 +72,5 @@ def read(folder: Path, model: str | None = None) -> Iterator[dict[str, Any]]:
         else sorted(p for p in folder.glob("*") if p.is_dir())
     )
     for sub in folders:
-        for path in sorted(sub.glob(f"*{SUFFIX}*")):
-            if path.suffix not in (SUFFIX, PART):
-                continue
-            data = path.read_bytes()
-            if path.suffix == PART:
-                data = data[: data.rfind(b"\n") + 1]  # a killed writer's last line may be cut
-            for line in data.splitlines():
-                if line:
-                    yield orjson.loads(line)
+        for path in segments.files(sub):
+            yield from segments.records(segments.complete(path, path.read_bytes()))

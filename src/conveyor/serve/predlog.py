@@ -12,21 +12,16 @@ event loop, holding up requests for milliseconds at a time.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from conveyor.foundation import atomic
-from conveyor.monitor.predlog import PART, model_folder, record, sampled, segment_name
+from conveyor.monitor.predlog import model_folder, record, sampled
+from conveyor.monitor.segments import Segment
 
-_SEGMENTS = itertools.count()
 SEGMENT_RECORDS = 50_000
 SEGMENT_SECONDS = 300.0
 
@@ -58,7 +53,7 @@ class PredictionLog:
         self._pending: list[tuple[str, bytes]] = []  # (model, JSON line with its \n)
         self._size = 0  # bytes in _pending
         self._lock = threading.Lock()  # _pending and _size: the loop adds, the writer takes
-        self._files: dict[str, _Segment] = {}
+        self._files: dict[str, Segment] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="conveyor-predlog", daemon=True)
@@ -110,7 +105,8 @@ class PredictionLog:
             try:
                 segment = self._segment(model)
                 written = segment.count
-                segment.write(batch)
+                for line in batch:  # not joined first: a copy of megabytes would hold the GIL
+                    segment.write(line)
             except OSError as exc:
                 if model in self._files:
                     written = self._files.pop(model).abandon() - written
@@ -132,13 +128,18 @@ class PredictionLog:
         with self._lock:  # the event loop and the writer both count
             self.dropped += records
 
-    def _segment(self, model: str) -> _Segment:
+    def _segment(self, model: str) -> Segment:
         segment = self._files.get(model)
         if segment is not None and (segment.full() or segment.gone()):
             self._files.pop(model).finish()
             segment = None
         if segment is None:
-            segment = self._files[model] = _Segment(model_folder(self.folder, model))
+            # Not durable: no sync per batch (only the machine's crash loses what was written).
+            segment = self._files[model] = Segment(
+                model_folder(self.folder, model),
+                records=SEGMENT_RECORDS,
+                seconds=SEGMENT_SECONDS,
+            )
         return segment
 
     def _loop(self) -> None:
@@ -147,59 +148,6 @@ class PredictionLog:
             self._wake.clear()
             if not self._stop.is_set() and self.flush() >= _TRIM_BYTES:
                 _trim()
-
-
-class _Segment:
-    """One ``.jsonl.part`` file, written through its descriptor: no buffer that a failed write
-    would leave half-flushed for a later close to write out of place."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.started = time.time()
-        self.path = folder / segment_name(self.started, os.getpid(), next(_SEGMENTS))
-        self.part = self.path.with_name(self.path.name + PART)
-        self.count = 0
-        self.written = 0  # bytes of whole lines in the file
-        self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-    def write(self, lines: list[bytes]) -> None:
-        for line in lines:  # not joined first: a copy of megabytes would hold the GIL
-            atomic.write_all(self.fd, line)
-            self.written += len(line)
-            self.count += 1
-
-    def full(self) -> bool:
-        return self.count >= SEGMENT_RECORDS or time.time() - self.started >= SEGMENT_SECONDS
-
-    def gone(self) -> bool:
-        """The file was removed (with its folder, say): what is written to it is lost."""
-        return os.fstat(self.fd).st_nlink == 0
-
-    def finish(self) -> None:
-        try:
-            os.fsync(self.fd)
-        except OSError:
-            self.abandon()
-            return
-        self._close()
-        with contextlib.suppress(OSError):  # its folder is gone: there is nothing to rename
-            os.replace(self.part, self.path)
-
-    def abandon(self) -> int:
-        """After a failed write: cut a half-written line and leave the file as ``.part``
-        (whose complete lines a reader takes). The number of lines in it."""
-        if self.fd >= 0:  # if even that fails, a reader still skips a cut last line
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, self.written)
-        self._close()
-        return self.count
-
-    def _close(self) -> None:
-        # Never closed twice: by then the number may be another file's.
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 _TRIM_BYTES = 2**20
