@@ -45,6 +45,7 @@ ENV = """\
 deploy:
   production:
     model: clf
+    serve: {{candidate: {candidate}}}
     strategy:
       canary:
         steps:
@@ -86,9 +87,12 @@ def environment(
     deadline: str = "60s",
     min_samples: int = 20,
     checks: tuple[str, ...] = (),
+    candidate: str = "auto",
 ) -> str:
     """The production environment; ``checks`` (YAML flow mappings) replace the error rate's."""
     listed = "".join(f"        - {c}\n" for c in checks) or ERROR_RATE.format(
         min_samples=min_samples
     )
-    return ENV.format(pause=pause, interval=interval, deadline=deadline, checks=listed)
+    return ENV.format(
+        pause=pause, interval=interval, deadline=deadline, checks=listed, candidate=candidate
+    )

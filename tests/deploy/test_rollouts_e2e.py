@@ -236,7 +236,9 @@ def test_the_candidates_process_killed_stable_answers_everything_and_the_rollout
 ) -> None:
     """The candidate answers from a process of its own: killed mid-canary, no request fails
     (what was at the candidate is answered by stable), the rollout aborts, the alias stays."""
-    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, pause="60s", deadline="120s")
+    root = make(
+        tmp_path / "p", {"v1": {}, "v2": {}}, pause="60s", deadline="120s", candidate="process"
+    )
     server = started(Server(root, "--env", "production", env=ENV))
     assert isinstance(server, Server)
     load = started(Load(server.url, threads=3))
@@ -282,7 +284,9 @@ def test_promoted_over_http_with_the_token_and_no_request_fails(
 ) -> None:
     """``POST /deployments/production/promote`` as ``rollout promote --full``; the candidate's
     process answers everything until the workers hold the promoted version."""
-    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, pause="60s", deadline="120s")
+    root = make(
+        tmp_path / "p", {"v1": {}, "v2": {}}, pause="60s", deadline="120s", candidate="process"
+    )
     token = "t0ken-for-the-test"
     server = started(
         Server(root, "--env", "production", env={**ENV, "CONVEYOR_ADMIN_TOKEN": token})

@@ -136,12 +136,12 @@ def serve_cmd(opts: Namespace) -> None:
 def _serve_env(
     root: Path, env: Environment, host: str, port: int, workers: int, options: Options
 ) -> None:
-    """The server following the environment's record, in worker processes, the candidate of a
-    rollout in a process of its own, and the rollout controller on a thread of this process
-    (the supervisor of both), so that a tick never holds the interpreter a request is waiting
-    for. The controller reads the server's /metrics, so the socket is bound first (a port 0
-    becomes the one the system picked), and it aborts a rollout whose candidate's process
-    stopped."""
+    """The server following the environment's record, in worker processes (the candidate of a
+    rollout in a process of its own when the environment says so), and the rollout controller
+    on a thread of this process (their supervisor), so that a tick never holds the interpreter
+    a request is waiting for. The controller reads the server's /metrics, so the socket is
+    bound first (a port 0 becomes the one the system picked); it aborts a rollout whose
+    candidate's process stopped."""
     from conveyor.deploy.admin import FACTORY
     from conveyor.deploy.controller import start_thread
     from conveyor.serve import server
@@ -153,15 +153,16 @@ def _serve_env(
     near = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     shown = f"[{near}]" if ":" in near else near
     logged = Path(options.log_dir) if options.log_dir else None
-    hosting = Hosting(root, env.model, options, notify=_notify)
+    hosting = Hosting(root, env.model, options, notify=_notify) if env.isolated else None
     thread, stop = start_thread(
         root, env, f"http://{shown}:{port}", notify=_notify, predictions=logged,
-        health=hosting.stopped_since,
+        health=hosting.stopped_since if hosting is not None else None,
     )  # fmt: skip
     try:
         server.run(
             [], root=root, host=host, port=port, workers=workers, options=options,
-            env=env.name, model=env.model, hosting=hosting, sock=sock, factory=FACTORY,
+            env=env.name, model=env.model, supervised=True, hosting=hosting, sock=sock,
+            factory=FACTORY,
         )  # fmt: skip
     finally:
         stop.set()

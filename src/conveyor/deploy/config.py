@@ -5,7 +5,7 @@ reaches the traffic.
       production:
         model: classifier            # its alias named like the environment marks the stable version
         target: local                # local (this release) or kubernetes
-        serve: {host: 127.0.0.1, port: 8080, workers: 2}
+        serve: {host: 127.0.0.1, port: 8080, workers: 2, candidate: auto}
         strategy:
           canary:
             steps: [{weight: 10}, {pause: 30s}, {weight: 50}, {pause: 30s}, {weight: 100}]
@@ -160,6 +160,17 @@ class Environment:
     strategy: Strategy = DEFAULT_STRATEGY
     analysis: Analysis = Analysis()
     webhooks: tuple[Webhook, ...] = ()
+    candidate: Literal["auto", "process", "inline"] = "auto"  # serve: {candidate: ...}
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the candidate answers from a process of its own: asked for (``process``),
+        or by default for a shadow, whose answers go to nobody. Inline, a canary's candidate
+        answers from the workers' hot processes, as fast as stable and timed alike; in its own
+        process it cannot take stable down with it, at the cost of a hop per request."""
+        return self.candidate == "process" or (
+            self.candidate == "auto" and self.strategy.kind == "shadow"
+        )
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -323,6 +334,7 @@ class _Reader:
         return Environment(
             name, spec["model"], spec["target"], serve.get("host", "127.0.0.1"),
             serve.get("port", 8080), serve.get("workers", 1), strategy, analysis, hooks,
+            serve.get("candidate", "auto"),
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------- strategy

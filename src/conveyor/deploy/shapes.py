@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from conveyor.foundation.validation import Problem
 
 Kind = Literal["canary", "ab", "shadow", "blue_green"]
+# Where a rollout's candidate answers: a process of its own, the workers' (inline), or auto
+CANDIDATE_PLACES = ("auto", "process", "inline")
 Metric = Literal[
     "error_rate", "latency_p50", "latency_p99", "accuracy", "prediction_drift", "agreement"
 ]
@@ -151,6 +153,7 @@ def schema(part: str) -> tuple[Any, Any]:
                 "host": field(text, "127.0.0.1"),
                 "port": field(whole(ge=1, le=65535), 8080),
                 "workers": field(whole(ge=1, le=256), 1),
+                "candidate": field(cs.literal_schema(list(CANDIDATE_PLACES)), "auto"),
             },
             "strategy": {k: field(cs.any_schema()) for k in KINDS},
             "canary": {"steps": field(cs.any_schema(), required=True)},
