@@ -5,18 +5,23 @@ failing candidate loses its traffic.
 The example project (examples/classifier) is set up in a scratch folder as bench/serving.py sets
 it up (its model registered as version 1 of ``classifier``); a second fit with another ``C`` is
 version 2, and version 3 is a python-flavor package that answers like a classifier until a
-trigger file exists, then fails every call. conveyor.yaml gains three environments:
+trigger file exists, then fails every call. conveyor.yaml gains five environments:
 
-    held      canary held at 10 %: steps [{weight: 10}, {pause: }] (a pause until resumed)
-    shadowed  shadow, every request copied (fraction 1.0) for an hour
-    failing   canary at 50 % with an error-rate check, interval 1 s, failure limit 1
+    held             canary held at 10 %: steps [{weight: 10}, {pause: }] (a pause until resumed)
+    held_apart       the same, with serve: {candidate: process}
+    shadowed         shadow, every request copied (fraction 1.0) for an hour
+    shadowed_inline  the same, with serve: {candidate: inline}
+    failing          canary at 50 % with an error-rate check, interval 1 s, failure limit 1
 
 1. Router overhead and shadow cost, with wrk (bench/serving.lua, 1-row /invocations bodies, 1
    and 16 connections), the servers interleaved in alternating order in every repeat:
    ``conveyor serve models:/classifier@held`` (one version), ``conveyor serve --env held`` (v1
    stable, v2 candidate at 10 %: requests carry no id, so the server's fresh ids split them) and
    ``conveyor serve --env shadowed`` (v1 answers, v2 gets a copy of every request). Targets: the
-   10 % canary adds <= 5 % to p50 and p99; shadowing keeps the primary's p99 within 10 %.
+   10 % canary adds <= 5 % to p50 and p99; shadowing keeps the primary's p99 within 10 %. Each
+   strategy's candidate answers where it does by default (a canary's in the workers, a
+   shadow's in a process of its own); the other place of each (held_apart, shadowed_inline)
+   is measured alongside and shown without a target.
 2. Abort time: ``conveyor serve --env failing`` with v3 at 50 % under a steady load from 4
    threads (each request with a fresh ``x-request-id``); the trigger file is created, and the
    time from the first failed request to the last request the candidate answered is measured.
@@ -67,8 +72,18 @@ deploy:
     model: classifier
     strategy: {canary: {steps: [{weight: 10}, {pause: }]}}
     analysis: {interval: 1s, deadline: 1h, checks: []}
+  held_apart:
+    model: classifier
+    serve: {candidate: process}
+    strategy: {canary: {steps: [{weight: 10}, {pause: }]}}
+    analysis: {interval: 1s, deadline: 1h, checks: []}
   shadowed:
     model: classifier
+    strategy: {shadow: {fraction: 1.0, min_agreement: 0.5, duration: 1h}}
+    analysis: {interval: 1s, deadline: 1h, checks: []}
+  shadowed_inline:
+    model: classifier
+    serve: {candidate: inline}
     strategy: {shadow: {fraction: 1.0, min_agreement: 0.5, duration: 1h}}
     analysis: {interval: 1s, deadline: 1h, checks: []}
   failing:
@@ -121,6 +136,15 @@ TARGETS = [
     ("shadow p99, 1 connection", "shadow", "1row_c1", "p99_ms", 1.10),
     ("shadow p99, 16 connections", "shadow", "1row_c16", "p99_ms", 1.10),
 ]
+# The other place for each strategy's candidate (serve: {candidate: ...}): shown, no target
+OTHERS = [
+    ("canary in its own process p50, c1", "canary_apart", "1row_c1", "p50_ms"),
+    ("canary in its own process p99, c1", "canary_apart", "1row_c1", "p99_ms"),
+    ("canary in its own process p50, c16", "canary_apart", "1row_c16", "p50_ms"),
+    ("canary in its own process p99, c16", "canary_apart", "1row_c16", "p99_ms"),
+    ("shadow inline p99, c1", "shadow_inline", "1row_c1", "p99_ms"),
+    ("shadow inline p99, c16", "shadow_inline", "1row_c16", "p99_ms"),
+]
 MAX_ABORT_S = 2.0
 
 
@@ -167,9 +191,9 @@ def setup(conveyor: Path, work: Path, env: dict[str, str]) -> Path:
         if "\ndeploy:" in text
         else text + ENVIRONMENTS
     )
-    for name in ("held", "shadowed", "failing"):
+    for name in ("held", "held_apart", "shadowed", "shadowed_inline", "failing"):
         cli(conveyor, project, env, "deploy", "models:/classifier/1", "--env", name)
-    for name in ("held", "shadowed"):
+    for name in ("held", "held_apart", "shadowed", "shadowed_inline"):
         cli(conveyor, project, env, "deploy", "models:/classifier/2", "--env", name)
     return project
 
@@ -211,7 +235,29 @@ def overhead(
             "/v2/health/ready",
             work / "shadow.log",
         ),
+        Server(
+            "canary_apart",
+            [*base, "--env", "held_apart"],
+            project,
+            env,
+            "/v2/health/ready",
+            work / "canary_apart.log",
+        ),
+        Server(
+            "shadow_inline",
+            [*base, "--env", "shadowed_inline"],
+            project,
+            env,
+            "/v2/health/ready",
+            work / "shadow_inline.log",
+        ),
     ]
+    rollout_of = {
+        "canary": "held",
+        "shadow": "shadowed",
+        "canary_apart": "held_apart",
+        "shadow_inline": "shadowed_inline",
+    }
     bodies = write_bodies(project, work, {INVOCATIONS})
 
     class Bench:  # what serving.load reads
@@ -232,7 +278,7 @@ def overhead(
                     if status != 200:
                         raise BenchError(f"{s.name}: {status} {answer[:300]!r}")
                 if s.name != "single":
-                    doc = deployment(s, "held" if s.name == "canary" else "shadowed")
+                    doc = deployment(s, rollout_of[s.name])
                     if doc.get("status") not in ("progressing", "paused"):
                         raise BenchError(f"{s.name}: the rollout is not on: {doc}")
                 for scenario in SCENARIOS:
@@ -369,6 +415,10 @@ def report(
             f"{what:<34} {one:10.2f}ms {two:8.2f}ms {ratio:7.2f} {limit:6.2f}"
             f"{'' if ratio <= limit else '  MISSED'}"
         )
+    for what, server, scenario, metric in OTHERS:
+        one, two = med["single"][f"{scenario}.{metric}"], med[server][f"{scenario}.{metric}"]
+        goals[what] = {"single": one, server: two, "ratio": two / one}
+        print(f"{what:<34} {one:10.2f}ms {two:8.2f}ms {two / one:7.2f}      -")
     worst = max(aborts)
     goals["failing candidate to 100 % stable"] = {
         "seconds": aborts,
@@ -390,6 +440,8 @@ def report(
         "notes": [
             "wrk -t1 --latency, 1-row POST /invocations, servers interleaved per repeat",
             "canary: v1 stable, v2 candidate held at 10 %; shadow: every request copied to v2",
+            "canary's candidate inline (its default), shadow's in its own process (its default);"
+            " canary_apart and shadow_inline: the other place, shown without a target",
             "abort: 4 threads, fresh x-request-id each; interval 1 s, failure_limit 1",
         ],
     }
