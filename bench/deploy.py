@@ -58,8 +58,8 @@ from serving import (
     INVOCATIONS,
     PATHS,
     Server,
-    load,
     make_project,
+    measure,
     write_bodies,
 )
 
@@ -260,11 +260,6 @@ def overhead(
     }
     bodies = write_bodies(project, work, {INVOCATIONS})
 
-    class Bench:  # what serving.load reads
-        pass
-
-    b = Bench()
-    b.wrk, b.duration, b.bodies = wrk, args.duration, bodies  # type: ignore[attr-defined]
     samples: dict[str, dict[str, list[float]]] = {s.name: {} for s in servers}
     for rep in range(args.repeats):
         order = servers if rep % 2 == 0 else servers[::-1]
@@ -282,7 +277,7 @@ def overhead(
                     if doc.get("status") not in ("progressing", "paused"):
                         raise BenchError(f"{s.name}: the rollout is not on: {doc}")
                 for scenario in SCENARIOS:
-                    fig = load(b, s, scenario)  # type: ignore[arg-type]
+                    fig = measure(wrk, args.duration, bodies, s, scenario)
                     for metric, value in fig.items():
                         samples[s.name].setdefault(f"{scenario}.{metric}", []).append(value)
                     print(

@@ -389,10 +389,22 @@ def parse_wrk(text: str, what: str) -> dict[str, float]:
 
 
 def load(b: Bench, server: Server, scenario: str) -> dict[str, float]:
+    return measure(b.wrk, b.duration, b.bodies, server, scenario)
+
+
+def measure(
+    wrk: str,
+    duration: int,
+    bodies: dict[tuple[str, int], Path],
+    server: Server,
+    scenario: str,
+) -> dict[str, float]:
+    """One wrk run of ``scenario`` against ``server``: its figures, and the server's CPU time
+    per request."""
     protocol, rows, connections = SCENARIOS[scenario]
     url = f"http://{HOST}:{server.port}{PATHS[protocol]}"
-    cmd = [b.wrk, "-t1", f"-c{connections}", f"-d{b.duration}s", "--timeout", "10s", "--latency"]
-    cmd += ["-s", str(LUA), url, "--", str(b.bodies[protocol, rows])]
+    cmd = [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency"]
+    cmd += ["-s", str(LUA), url, "--", str(bodies[protocol, rows])]
     assert server.proc is not None
     cpu = tree_cpu_s(server.proc.pid)
     figures = parse_wrk(run_checked(cmd, BENCH_DIR, os.environ).stdout, f"{server.name} {scenario}")
