@@ -139,6 +139,17 @@ def test_each_strategy_kind(strategy: str, expected: Strategy) -> None:
     assert parse(env(f"    strategy: {strategy}\n"))["prod"].strategy == expected
 
 
+def test_a_shadow_is_judged_on_errors_and_agreement_and_answers_from_its_own_process() -> None:
+    shadow = parse(env("    strategy: shadow\n"))["prod"]
+    assert [c.metric for c in shadow.analysis.checks] == ["error_rate"]
+    assert shadow.candidate == "auto" and shadow.isolated
+    canary = parse(env("    serve: {candidate: process}\n"))["prod"]
+    assert [c.metric for c in canary.analysis.checks] == ["error_rate", "latency_p99"]
+    assert canary.isolated
+    assert not parse(env(""))["prod"].isolated  # a canary answers inline by default
+    assert not parse(env("    strategy: shadow\n    serve: {candidate: inline}\n"))["prod"].isolated
+
+
 def test_a_pause_without_duration_waits_for_resume() -> None:
     steps = parse(env("    strategy: {canary: {steps: [{weight: 5}, {pause: }, {pause: {}}]}}\n"))
     waits = steps["prod"].strategy.steps[1:]
@@ -394,6 +405,16 @@ def test_what_is_no_duration(text: object) -> None:
          "least model:", None),
         ("deploy: [prod]\n", "conveyor.yaml:1: 'deploy' maps environment names to their "
          "settings", None),
+        (  # a shadow's copies are batched at a low priority: their latency is not the model's
+            env("    strategy: shadow\n    analysis:\n      checks:\n"
+                "        - {metric: latency_p99, max_ratio: 1.5}\n"),
+            "conveyor.yaml:6: checks: a shadow cannot be judged on latency_p99: its copies are "
+            "batched and compared at a lower priority than the answers, so their latency says "
+            "nothing of the candidate's",
+            "judge latency with a canary",
+        ),
+        (env("    serve: {candidate: elsewhere}\n"), "conveyor.yaml:4: candidate: 'elsewhere' "
+         "is not one of auto, process, inline", None),
     ],
 )  # fmt: skip
 def test_each_mistake_names_its_line_and_the_fix(text: str, message: str, hint: str | None) -> None:

@@ -268,6 +268,57 @@ def test_the_candidates_process_killed_stable_answers_everything_and_the_rollout
     assert until(lambda: any("conveyor.serve.host" in c for _, c in children(server.proc.pid)), 10)
 
 
+SHADOW = """\
+deploy:
+  production:
+    model: clf
+    strategy:
+      shadow: {fraction: 1.0, min_agreement: 0.95, duration: 2s}
+    analysis:
+      interval: 500ms
+      deadline: 60s
+"""
+
+
+def test_a_shadow_copied_every_request_to_its_own_process_and_was_promoted_on_agreement(
+    tmp_path: Path, started: Callable[..., object]
+) -> None:
+    """Stable answers everything while every request is copied to the candidate's process,
+    where the answers are compared; the rollout is judged on that agreement."""
+    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, config=SHADOW)
+    server = started(Server(root, "--env", "production", env=ENV))
+    assert isinstance(server, Server)
+    load = started(Load(server.url, threads=2))
+    assert isinstance(load, Load)
+    assert until(load.steady, 20), load.failures[-3:]
+    conveyor(root, "deploy", "clf/2", "--env", "production")
+    assert any("conveyor.serve.host" in line for _, line in children(server.proc.pid))
+    done = until(lambda: record(root)["status"] != "progressing", 30, step=0.3)
+    assert done, timeline(root, load, time.time())
+    final = record(root)
+    assert (final["status"], final["stable"]) == ("promoted", 2), timeline(root, load, time.time())
+    history = json.loads(conveyor(root, "rollout", "history", "production", "--json").stdout)
+    judged = [e for e in history if e["kind"] == "rollout.analysis"]
+    checks = {c["metric"]: c for c in judged[-1]["data"]["checks"]}
+    assert checks["agreement"]["verdict"] == "pass"
+    text = server.request("GET", "/metrics")[1].decode()
+    compared = {
+        s.labels["result"]: s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "conveyor_shadow_comparisons"
+        for s in family.samples
+    }
+    assert compared.get("agree", 0) > 50 and "disagree" not in compared  # v2 answers as v1
+    load.stop()
+    assert load.failures == []
+    shadowed = [t for t, v in load.answers if v == "2"]
+    assert (
+        not shadowed
+        or min(shadowed)
+        >= max(e["time"] for e in history if e["kind"] in ("rollout.promoted", "alias.moved")) - 1.0
+    )  # the shadow never answered a client before its promotion
+
+
 def post(server: Server, path: str, body: bytes = b"", token: str | None = None) -> int:
     req = urllib.request.Request(server.url + path, data=body, method="POST")
     if token is not None:

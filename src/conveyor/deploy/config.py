@@ -126,6 +126,9 @@ class Check:
 
 
 DEFAULT_CHECKS = (Check("error_rate", max_increase=0.01), Check("latency_p99", max_ratio=1.25))
+# A shadow's copies are batched and compared at a lower priority than the answers: their
+# latency says nothing of the candidate's, so a shadow is judged on errors (and agreement)
+SHADOW_CHECKS = (Check("error_rate", max_increase=0.01),)
 
 
 @dataclass(frozen=True)
@@ -327,7 +330,8 @@ class _Reader:
                 self.error((*at, "model"), f"model: {exc.message}", exc.hint)
         serve = self.shape("serve", spec["serve"], (*at, "serve"), "serve") or {}
         strategy = self.strategy(spec["strategy"], (*at, "strategy"))
-        analysis = self.analysis(spec["analysis"], (*at, "analysis"))
+        shadow = strategy is not None and strategy.kind == "shadow"
+        analysis = self.analysis(spec["analysis"], (*at, "analysis"), shadow=shadow)
         hooks = self.webhooks(spec["webhooks"], (*at, "webhooks"))
         if strategy is None or analysis is None or hooks is None:
             return None
@@ -432,15 +436,26 @@ class _Reader:
 
     # ---------------------------------------------------------------------------- analysis
 
-    def analysis(self, item: Any, at: Where) -> Analysis | None:
+    def analysis(self, item: Any, at: Where, *, shadow: bool = False) -> Analysis | None:
         spec = self.shape("analysis", item, at, "analysis")
         if spec is None:
             return None
         interval = self.seconds(spec["interval"], at, "interval", positive=True)
         deadline = self.seconds(spec["deadline"], at, "deadline", positive=True)
-        checks: tuple[Check, ...] | None = DEFAULT_CHECKS
+        checks: tuple[Check, ...] | None = SHADOW_CHECKS if shadow else DEFAULT_CHECKS
         if spec["checks"] is not None:
             checks = self.checks(spec["checks"], (*at, "checks"))
+            timed = [c.metric for c in checks or () if c.metric.startswith("latency")]
+            if shadow and timed:
+                self.error(
+                    (*at, "checks"),
+                    f"checks: a shadow cannot be judged on {timed[0]}: its copies are batched "
+                    "and compared at a lower priority than the answers, so their latency says "
+                    "nothing of the candidate's",
+                    "judge latency with a canary; a shadow is judged on error_rate, agreement "
+                    "and prediction_drift",
+                )
+                checks = None
         if interval is None or deadline is None or checks is None:
             return None
         return Analysis(interval, spec["failure_limit"], deadline, spec["on_deadline"], checks)

@@ -49,7 +49,10 @@ __all__ = [
 Series = tuple[str, tuple[tuple[str, str], ...]]  # (name, labels sorted by name)
 Samples = dict[Series, float]
 
-PREDICTION_ENDPOINTS = frozenset({"infer", "invocations"})
+# The endpoints whose requests are predictions: the protocols', a shadow's copies (answered by
+# the candidate, compared, never returned) and a candidate's failovers (a request its process
+# was gone for: an error of the candidate's, answered by stable)
+PREDICTION_ENDPOINTS = frozenset({"infer", "invocations", "shadow", "failover"})
 SIDE_OF_ROLE = {"stable": "stable", "candidate": "candidate", "shadow": "candidate"}
 
 REQUESTS = "conveyor_requests_total"

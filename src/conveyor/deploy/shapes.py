@@ -117,6 +117,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("check", "metric"): METRICS,
     ("ab", "metric"): AB_METRICS,
     ("environment", "target"): TARGETS,
+    ("serve", "candidate"): CANDIDATE_PLACES,
     ("analysis", "on_deadline"): ("abort", "promote"),
 }
 
