@@ -1,17 +1,20 @@
 """The incremental join: the same counts as :func:`feedback.join` over everything, whatever order
-labels and predictions arrive in, reading each line of the segments once."""
+labels and predictions arrive in, reading each line of the segments once (and a prediction's
+again when a label of its id comes after it: until then only where it is is kept)."""
 
 from __future__ import annotations
 
 import random
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
 from conveyor.monitor import feedback, predlog, segments
-from conveyor.monitor.joiner import Joiner, Running
+from conveyor.monitor.joiner import Index, Joiner, Running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -215,3 +218,121 @@ def test_a_bad_line_is_named_and_not_half_counted(tmp_path: Path) -> None:
         assert "after byte 0" in caught.value.message
     bad.write_bytes(b'{"id": "a", "label": 1, "ts": 1.0}\n')
     assert joiner.update().unknown == 1
+
+
+# -- the index of predictions no label has come for ------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_index_finds_every_line_of_the_hashes_asked(seed: int) -> None:
+    """Chunks of lines (few hashes, so many collide) merged in runs: the lines of the hashes
+    asked, each once, wherever the merges put them."""
+    rng = random.Random(seed)
+    index = Index()
+    lines: list[tuple[int, int, int]] = []  # (hash, segment, offset)
+    for segment in range(rng.randint(1, 30)):
+        hashes = [rng.randint(-5, 5) * 2**60 for _ in range(rng.randint(0, 40))]
+        offsets = sorted(rng.sample(range(10_000), len(hashes)))
+        index.add(np.array(hashes, dtype=np.int64), segment, np.array(offsets, dtype=np.uint64))
+        lines += [(h, segment, o) for h, o in zip(hashes, offsets, strict=True)]
+        asked = {rng.randint(-6, 6) * 2**60 for _ in range(3)}
+        found = index.find(asked)
+        assert sorted(found) == sorted((s, o) for h, s, o in lines if h in asked)
+    assert (index.nbytes, len(index)) == (20 * len(lines), len(lines))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_ids_whose_hashes_collide_are_told_apart(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three hashes for all ids: every label reads again predictions of other ids too."""
+    monkeypatch.setattr("conveyor.monitor.joiner._hash", lambda request_id: len(request_id) % 3)
+    test_joiner_over_files_is_join_of_a_full_read(tmp_path, seed)
+
+
+def test_a_label_colliding_with_an_id_answered_before_since_is_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("conveyor.monitor.joiner._hash", lambda request_id: 0)
+    folder = predlog.model_folder(tmp_path / "predictions", "clf")
+    folder.mkdir(parents=True)
+    answers = [("before", SINCE - 5), ("after", SINCE + 1)]
+    segment = folder / predlog.segment_name(SINCE, 1, 1)
+    segment.write_bytes(b"".join(orjson.dumps(answer(i, ts)) + b"\n" for i, ts in answers))
+    follower = Joiner(folder, tmp_path / "feedback", since=SINCE)
+    assert follower.update().unknown == 0 and follower.indexed == 2
+    labels = [feedback.label(i, 1, SINCE + 10) for i in ("other", "before", "after")]
+    feedback.append(tmp_path / "feedback", labels)
+    result = follower.update()
+    assert (result.joined, result.unknown, follower.reread) == (1, 1, 2)
+    assert result == joined(list(predlog.read(tmp_path / "predictions", "clf")), labels, SINCE)
+
+
+def answer(request_id: str, ts: float, version: str = "1", output: Any = 1) -> Any:
+    return {**predlog.record(request_id, "clf", version, "infer", [[0.5, 1.5]], [output]), "ts": ts}
+
+
+@pytest.mark.timeout(120)
+def test_an_unlabelled_prediction_takes_twenty_bytes(tmp_path: Path) -> None:
+    """200,000 predictions with no label yet, in eight segments (one of them a ``.part`` that
+    is renamed later): the joiner keeps 20 bytes of each, and takes under 60 more while it
+    reads them (the chunk being read included). Labels that come later for some of them (and
+    for ids answered before ``since`` only, by two versions, or never) join as a full read."""
+    count, per_segment = 200_000, 25_000
+    folder = predlog.model_folder(tmp_path / "predictions", "clf")
+    folder.mkdir(parents=True)
+    for n in range(count // per_segment):
+        data = b"".join(
+            orjson.dumps(answer(f"r{i}", SINCE + (-1 if i % 10 == 0 else 1), str(i % 3 // 2)))
+            + b"\n"
+            for i in range(n * per_segment, (n + 1) * per_segment)
+        )
+        name = predlog.segment_name(SINCE, 1, n)
+        (folder / (name + segments.PART if n == 7 else name)).write_bytes(data)
+    follower = Joiner(folder, tmp_path / "feedback", since=SINCE, late_after=LATE)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        follower.update()
+        grew = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    print(f"{follower.nbytes / count} bytes a prediction kept, {grew / count:.1f} at the peak")
+    assert (follower.indexed, follower.parsed) == (count, count)
+    assert follower.nbytes / count <= 20 < 40
+    assert grew / count < 60, f"{grew / count:.1f} bytes a prediction at the peak"
+    assert follower.update() == feedback.Joined() and follower.parsed == count
+
+    (folder / (name + segments.PART)).rename(folder / name)  # the last one finished
+    another = orjson.dumps(answer("r199999", SINCE + 2, "9")) + b"\n"  # read once labelled
+    (folder / predlog.segment_name(SINCE, 1, 8)).write_bytes(another)
+    rng = random.Random(0)
+    sample = [f"r{i}" for i in rng.sample(range(count), 1_000)] + ["r0", "r199999", "nobody"]
+    labels = [feedback.label(i, rng.choice([0, 1]), SINCE + 100) for i in sample]
+    feedback.append(tmp_path / "feedback", labels)
+    result = follower.update()
+    assert result == joined(list(predlog.read(tmp_path / "predictions", "clf")), labels, SINCE)
+    assert (result.unknown, result.tally(9).labelled) == (1, 1)
+    assert follower.reread == len(set(sample)) - 1  # each line of a labelled id, read again
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lines_are_where_they_are_read_again(tmp_path: Path, seed: int) -> None:
+    """The lines records() reads, breaks of every kind, with the offsets a segment's lines are
+    read again at: in its ``.part``, once renamed, and none once it is gone."""
+    rng = random.Random(seed)
+    breaks = [b"\n", b"\n", b"\r\n", b"\r", b"\n\n", b"\r\r\n"]
+    data = b"".join(
+        orjson.dumps({"id": f"r{i}"}) + rng.choice(breaks) for i in range(rng.randint(0, 30))
+    )
+    found = list(segments.lines(data))
+    assert [orjson.loads(line) for _, line in found] == list(segments.records(data))
+    assert all(data[at : at + len(line)] == line for at, line in found)
+    name = predlog.segment_name(SINCE, 1, 1)
+    (tmp_path / (name + segments.PART)).write_bytes(data)
+    starts = [at for at, _ in found]
+    assert list(segments.lines_at(tmp_path, name, starts)) == found
+    (tmp_path / (name + segments.PART)).rename(tmp_path / name)
+    assert list(segments.lines_at(tmp_path, name, starts)) == found
+    (tmp_path / name).unlink()
+    assert list(segments.lines_at(tmp_path, name, starts)) == []

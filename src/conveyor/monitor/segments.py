@@ -11,6 +11,8 @@ being written, or one a killed process left), every complete line, never a half-
     files(folder)          the segments in a folder, oldest first
     complete(path, data)   what of a segment's bytes a reader takes
     records(data)          the records of whole lines
+    lines(data)            those lines, each with its byte offset
+    lines_at(folder, key, offsets)  lines read again, in a .part or once it is renamed
     Tail(folder)           the lines added to a folder's segments since the last read
 """
 
@@ -20,7 +22,7 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,43 @@ def records(data: bytes) -> Iterator[Any]:
     for line in data.splitlines():
         if line:
             yield orjson.loads(line)
+
+
+def lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """The lines :func:`records` reads, each with the byte offset in ``data`` it starts at.
+    Found one at a time: a list of a chunk's lines would take as much memory as the chunk."""
+    start, end = 0, len(data)
+    while start < end:
+        stop = data.find(b"\n", start)
+        stop = end if stop < 0 else stop
+        line = data[start:stop]
+        if b"\r" in line:  # splitlines (hence records) breaks lines there too
+            at = start
+            for piece in line.splitlines(keepends=True):
+                if piece.rstrip(b"\r"):
+                    yield at, piece.rstrip(b"\r")
+                at += len(piece)
+        elif line:
+            yield start, line
+        start = stop + 1
+
+
+def lines_at(folder: Path, name: str, offsets: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    """The line that starts at each of ``offsets`` (as :func:`lines` gave them) in ``folder``'s
+    segment of key ``name``, ``.part`` or finished: a ``.part`` keeps its bytes when renamed,
+    so an offset read in one holds in the other. Nothing of a segment removed since."""
+    for file_name in (name, name + PART, name):  # renamed between two tries: found the third
+        try:
+            file = open(folder / file_name, "rb")  # noqa: SIM115 (closed below, when read)
+        except FileNotFoundError:
+            continue
+        with file:
+            for offset in offsets:
+                file.seek(offset)
+                line = file.readline().splitlines()
+                if line and line[0]:
+                    yield offset, line[0]
+        return
 
 
 class Tail:
