@@ -60,6 +60,16 @@ deploy:
       deadline: {deadline}
       checks:
 {checks}"""
+SHADOW = """\
+deploy:
+  production:
+    model: clf
+    strategy:
+      shadow: {{fraction: 1.0, min_agreement: {min_agreement}, duration: 2s}}
+    analysis:
+      interval: {interval}
+      deadline: 60s
+{checks}"""
 ERROR_RATE = "        - {{metric: error_rate, max_increase: 0.05, min_samples: {min_samples}}}\n"
 
 EXAMPLE = np.array([[0.5, 1.0, -1.0], [-0.5, 0.0, 2.0]])
@@ -96,3 +106,12 @@ def environment(
     return ENV.format(
         pause=pause, interval=interval, deadline=deadline, checks=listed, candidate=candidate
     )
+
+
+def shadow_environment(
+    *, min_agreement: float = 0.95, interval: str = "500ms", checks: str | None = None
+) -> str:
+    """Production as a shadow of every request for 2 s; ``checks`` (a YAML flow list) replaces
+    the default ones."""
+    listed = "" if checks is None else f"      checks: {checks}\n"
+    return SHADOW.format(min_agreement=min_agreement, interval=interval, checks=listed)

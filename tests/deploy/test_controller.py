@@ -19,7 +19,7 @@ from conveyor.registry import queries
 from conveyor.registry.deployment import Deployment
 from conveyor.tracking.db import opened
 from tests.conftest import Project
-from tests.deploy.projects import environment, package
+from tests.deploy.projects import environment, package, shadow_environment
 
 
 class Scripted:
@@ -485,18 +485,6 @@ def test_an_ab_test_ends_with_its_verdict(
     assert verdict["n_candidate"] == verdict["n_baseline"] == 3000
 
 
-SHADOW = """\
-deploy:
-  production:
-    model: clf
-    strategy:
-      shadow: {fraction: 1.0, min_agreement: 0.98, duration: 2s}
-    analysis:
-      interval: 1s
-      checks: []
-"""
-
-
 @pytest.mark.parametrize(("disagreed", "status"), [(2, "promoted"), (30, "aborted")])
 def test_a_shadow_rollout_is_judged_on_agreement(
     project: Project, endpoint: Endpoint, disagreed: int, status: str
@@ -505,7 +493,7 @@ def test_a_shadow_rollout_is_judged_on_agreement(
         package(project.root, f"v{n}")
         project.ok("models", "register", "clf", f"v{n}")
     with (project.root / "conveyor.yaml").open("a") as f:
-        f.write(SHADOW)
+        f.write(shadow_environment(min_agreement=0.98, interval="1s", checks="[]"))
     flows.deploy(project.root, "production", "clf/1")
     clock = Clock(1000.0)
     record = flows.deploy(project.root, "production", "clf/2", now=clock.now)

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.registry.deployment import EVENT_KINDS
 from tests.conftest import GIT_ENV
-from tests.deploy.projects import environment, package
+from tests.deploy.projects import environment, package, shadow_environment
 from tests.serve.conftest import Server
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -144,6 +144,18 @@ def exported_events(server: Server) -> dict[str, float]:
     }
 
 
+def up(
+    started: Callable[..., object], root: Path, threads: int = 2, env: dict[str, str] = ENV
+) -> tuple[Server, Load]:
+    """Production served from ``root`` and under load: answered, and no failure for a second."""
+    server = started(Server(root, "--env", "production", env=env))
+    assert isinstance(server, Server)
+    load = started(Load(server.url, threads=threads))
+    assert isinstance(load, Load)
+    assert until(load.steady, 20), load.failures[-3:]
+    return server, load
+
+
 def until(what: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -239,11 +251,7 @@ def test_the_candidates_process_killed_stable_answers_everything_and_the_rollout
     root = make(
         tmp_path / "p", {"v1": {}, "v2": {}}, pause="60s", deadline="120s", candidate="process"
     )
-    server = started(Server(root, "--env", "production", env=ENV))
-    assert isinstance(server, Server)
-    load = started(Load(server.url, threads=3))
-    assert isinstance(load, Load)
-    assert until(load.steady, 20), load.failures[-3:]
+    server, load = up(started, root, threads=3)
     conveyor(root, "deploy", "clf/2", "--env", "production")
     assert until(lambda: load.since(time.time() - 1)["2"] > 10, 20), "the candidate never answered"
     (host,) = [pid for pid, line in children(server.proc.pid) if "conveyor.serve.host" in line]
@@ -268,29 +276,13 @@ def test_the_candidates_process_killed_stable_answers_everything_and_the_rollout
     assert until(lambda: any("conveyor.serve.host" in c for _, c in children(server.proc.pid)), 10)
 
 
-SHADOW = """\
-deploy:
-  production:
-    model: clf
-    strategy:
-      shadow: {fraction: 1.0, min_agreement: 0.95, duration: 2s}
-    analysis:
-      interval: 500ms
-      deadline: 60s
-"""
-
-
 def test_a_shadow_copied_every_request_to_its_own_process_and_was_promoted_on_agreement(
     tmp_path: Path, started: Callable[..., object]
 ) -> None:
     """Stable answers everything while every request is copied to the candidate's process,
     where the answers are compared; the rollout is judged on that agreement."""
-    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, config=SHADOW)
-    server = started(Server(root, "--env", "production", env=ENV))
-    assert isinstance(server, Server)
-    load = started(Load(server.url, threads=2))
-    assert isinstance(load, Load)
-    assert until(load.steady, 20), load.failures[-3:]
+    root = make(tmp_path / "p", {"v1": {}, "v2": {}}, config=shadow_environment())
+    server, load = up(started, root)
     conveyor(root, "deploy", "clf/2", "--env", "production")
     assert any("conveyor.serve.host" in line for _, line in children(server.proc.pid))
     done = until(lambda: record(root)["status"] != "progressing", 30, step=0.3)
@@ -339,13 +331,7 @@ def test_promoted_over_http_with_the_token_and_no_request_fails(
         tmp_path / "p", {"v1": {}, "v2": {}}, pause="60s", deadline="120s", candidate="process"
     )
     token = "t0ken-for-the-test"
-    server = started(
-        Server(root, "--env", "production", env={**ENV, "CONVEYOR_ADMIN_TOKEN": token})
-    )
-    assert isinstance(server, Server)
-    load = started(Load(server.url, threads=3))
-    assert isinstance(load, Load)
-    assert until(load.steady, 20), load.failures[-3:]
+    server, load = up(started, root, threads=3, env={**ENV, "CONVEYOR_ADMIN_TOKEN": token})
     conveyor(root, "deploy", "clf/2", "--env", "production")
     assert until(lambda: load.since(time.time() - 1)["2"] > 5, 20), "the candidate never answered"
     assert post(server, "/deployments/production/promote", b'{"full": true}') == 401

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import pytest
 from conveyor.foundation.errors import PathError
 from conveyor.monitor import feedback, predlog
 from conveyor.serve.predlog import PredictionLog
+from tests.monitor.killed import killed_after
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -182,23 +182,12 @@ def test_a_full_segment_is_finished_and_a_new_one_begun(
 def test_a_killed_writer_leaves_only_whole_records(tmp_path: Path) -> None:
     """A process killed (SIGKILL) while writing: its ``.part`` is read up to the last whole
     line; a line cut in the middle is never read."""
-    code = (
-        "import sys, time\n"
-        "from pathlib import Path\n"
+    killed_after(
         "from conveyor.monitor import feedback\n"
         "w = feedback.Writer(Path(sys.argv[1]))\n"
-        "w.write([feedback.label(f'r{i}', i % 2) for i in range(100)])\n"
-        "print('written', flush=True)\n"
-        "time.sleep(60)\n"
+        "w.write([feedback.label(f'r{i}', i % 2) for i in range(100)])\n",
+        tmp_path,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "written"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    proc.stdout.close()
     (part,) = tmp_path.iterdir()
     assert part.name.endswith(".jsonl.part")
     with part.open("ab") as file:  # what a write cut by the kill would have left

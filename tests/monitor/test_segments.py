@@ -4,15 +4,13 @@ descriptor and renamed when finished, and readers that take only its complete li
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
 from conveyor.monitor import segments
+from tests.monitor.killed import killed_after
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,25 +29,14 @@ def new_lines(tail: segments.Tail) -> list[str]:
 
 @pytest.mark.parametrize("durable", [True, False])
 def test_a_killed_writer_leaves_a_part_read_line_by_line(tmp_path: Path, durable: bool) -> None:
-    code = (
-        "import sys, time\n"
-        "from pathlib import Path\n"
+    killed_after(
         "from conveyor.monitor import segments\n"
         "s = segments.Segment(Path(sys.argv[1]), records=10**6, seconds=3600.0, "
         f"durable={durable})\n"
         "for i in range(100):\n"
-        '    s.write(b\'{"id": "r%d"}\\n\' % i)\n'
-        "print('written', flush=True)\n"
-        "time.sleep(60)\n"
+        '    s.write(b\'{"id": "r%d"}\\n\' % i)\n',
+        tmp_path,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "written"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    proc.stdout.close()
     (part,) = segments.files(tmp_path)
     assert part.name.endswith(".jsonl.part")
     with part.open("ab") as file:  # what a write cut by the kill would have left
