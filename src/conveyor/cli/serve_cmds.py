@@ -153,7 +153,10 @@ def _serve_env(
     near = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     shown = f"[{near}]" if ":" in near else near
     logged = Path(options.log_dir) if options.log_dir else None
-    hosting = Hosting(root, env.model, options, notify=_notify) if env.isolated else None
+    hosting = None
+    if env.isolated:
+        shadow = env.strategy.kind == "shadow"
+        hosting = Hosting(root, env.model, options, notify=_notify, shadow=shadow)
     thread, stop = start_thread(
         root, env, f"http://{shown}:{port}", notify=_notify, predictions=logged,
         health=hosting.stopped_since if hosting is not None else None,

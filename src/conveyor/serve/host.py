@@ -78,6 +78,7 @@ class HostConfig:
     root: str
     model: str
     options: dict[str, Any]
+    nice: int = 0  # added to the process's nice value: a shadow's answers go to nobody
 
     def dumps(self) -> str:
         return json.dumps(self.__dict__)
@@ -301,7 +302,9 @@ class Hosting:
     aborts a rollout whose candidate's process stopped (:meth:`stopped_since`).
 
     The socket lives in a new folder only this user can open; :meth:`environment` is what the
-    workers need to reach it (the token and the socket's path)."""
+    workers need to reach it (the token and the socket's path). With ``shadow`` (an
+    environment whose candidates only ever shadow) the whole process runs at nice 10, not only
+    the thread that compares copies."""
 
     def __init__(
         self,
@@ -311,11 +314,13 @@ class Hosting:
         *,
         notify: Callable[[str], None] | None = None,
         pause: float = 1.0,
+        shadow: bool = False,
     ) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="conveyor-serve-"))  # mode 0700
         self.socket = str(self.folder / "candidate.sock")
         self.token = secrets.token_hex(32)
-        self.config = HostConfig(self.socket, str(root), model, asdict(options))
+        nice = SHADOW_NICE if shadow else 0  # only ever a shadow: all of it yields to answers
+        self.config = HostConfig(self.socket, str(root), model, asdict(options), nice)
         self.notify = notify or (lambda _message: None)
         self.pause = pause
         self.stops: list[tuple[float, str]] = []  # (wall-clock time, why)
@@ -390,6 +395,9 @@ async def _main(config: HostConfig, token: bytes) -> None:
     from conveyor.serve import memory, workers
 
     memory.keep_freed_memory()
+    if config.nice:
+        with contextlib.suppress(OSError):
+            os.nice(config.nice)
     host = Host(config, token)
     shared = workers.Shared.from_environment(host.metrics)
     server = await host.serve()

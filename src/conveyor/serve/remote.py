@@ -36,6 +36,7 @@ TOKEN = "CONVEYOR_SERVE_HOST_TOKEN"  # a peer sends it first; in the server proc
 MAX_FRAME = 1 << 30  # bytes; a peer sending more is not this server's
 RETRY = 0.5  # seconds between two attempts to reach a host that is not there
 ACK_DELAY = 0.05  # seconds the host may wait before it says how many copies it compared
+COPY_DELAY = 0.005  # seconds a worker may hold copies before it sends them
 _LENGTH = struct.Struct(">I")
 _ERRORS: dict[int, type[errors.RequestError]] = {
     404: errors.NotFound,
@@ -97,15 +98,24 @@ class Outbox:
             self._soon = True
             asyncio.get_running_loop().call_soon(self.flush)
 
+    def put_later(self, message: tuple[Any, ...]) -> None:
+        """As :meth:`put`, for a message nobody waits on (a copy): it goes with the next frame,
+        or after ``COPY_DELAY``, so that the peer wakes once for many."""
+        self.frames.append(frame(message))
+        self._flush_in(COPY_DELAY)
+
     def copied(self) -> None:
         self.copies += 1
+        self._flush_in(ACK_DELAY)
+
+    def _flush_in(self, seconds: float) -> None:
         if not self._later:
             self._later = True
-            asyncio.get_running_loop().call_later(ACK_DELAY, self._acknowledge)
+            asyncio.get_running_loop().call_later(seconds, self._flush_later)
 
-    def _acknowledge(self) -> None:
+    def _flush_later(self) -> None:
         self._later = False
-        if self.copies:
+        if self.copies or self.frames:
             self.flush()
 
     def flush(self) -> None:
@@ -217,7 +227,7 @@ class Link:
             return False
         listed = getattr(primary, "tolist", None)  # plain values pickle several times faster
         primary = listed() if listed is not None else primary
-        outbox.put(("copy", 0, data, primary, timeout))  # no reply: the host counts them done
+        outbox.put_later(("copy", 0, data, primary, timeout))  # the host counts them done
         self.copies += 1
         return True
 
