@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -191,3 +193,37 @@ def test_hosting_says_why_and_since_when_its_process_stopped(tmp_path: Path) -> 
     finally:
         hosting.close()
     assert not Path(hosting.socket).parent.exists()
+
+
+def test_hosting_starts_its_process_again_and_counts_only_failures(tmp_path: Path) -> None:
+    """Killed: a failure, remembered (the controller aborts on it). Exited 0 (a SIGTERM sent to
+    the whole server reached it first): no failure, or a server stopped mid-rollout would abort
+    the rollout the next one resumes. Started again after either."""
+    said: list[str] = []
+    hosting = Hosting(tmp_path, "clf", Options(), notify=said.append, pause=0.1)
+    hosting.start()
+    try:
+        first = _running(hosting, None)
+        os.kill(first, signal.SIGTERM)
+        second = _running(hosting, first)
+        assert hosting.stopped_since(0) is None and said == []
+        os.kill(second, signal.SIGKILL)
+        _running(hosting, second)
+        assert hosting.stopped_since(0) == "the candidate's process was killed (SIGKILL)"
+        assert said == ["the candidate's process was killed (SIGKILL); starting it again"]
+    finally:
+        hosting.close()
+    assert hosting.process is not None and hosting.process.poll() is not None
+
+
+def _running(hosting: Hosting, other_than: int | None) -> int:
+    """The pid of the host once a new one listens on its socket."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid = hosting.pid
+        if pid is not None and pid != other_than and Path(hosting.socket).exists():
+            process = hosting.process
+            if process is not None and process.poll() is None:
+                return pid
+        time.sleep(0.05)
+    raise AssertionError("the candidate's process did not start again")

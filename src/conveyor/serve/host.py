@@ -298,8 +298,11 @@ def errors_message(exc: BaseException) -> str:
 
 class Hosting:
     """The supervisor's side: starts the host, starts it again when it stops (after
-    ``pause`` seconds), and remembers when and why it stopped, so that the rollout controller
-    aborts a rollout whose candidate's process stopped (:meth:`stopped_since`).
+    ``pause`` seconds), and remembers when and why it failed (killed, or exited with an error),
+    so that the rollout controller aborts a rollout whose candidate's process failed
+    (:meth:`stopped_since`). A host that exits 0 was asked to stop: a Ctrl-C or SIGTERM sent to
+    the whole server reaches it before the server's own shutdown, and must not abort the
+    rollout the next server resumes.
 
     The socket lives in a new folder only this user can open; :meth:`environment` is what the
     workers need to reach it (the token and the socket's path). With ``shadow`` (an
@@ -349,10 +352,11 @@ class Hosting:
             code = process.wait()
             if self._closing.is_set():
                 return
-            why = _ended(code)
-            self.stops.append((time.time(), why))
-            del self.stops[:-16]
-            self.notify(f"the candidate's process {why}; starting it again")
+            if code != 0:  # 0: asked to stop (the server's Ctrl-C or SIGTERM reached it first)
+                why = _ended(code)
+                self.stops.append((time.time(), why))
+                del self.stops[:-16]
+                self.notify(f"the candidate's process {why}; starting it again")
             if self._closing.wait(self.pause):
                 return
             self.process = self._spawn()
