@@ -10,6 +10,8 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,7 +26,7 @@ from conveyor.foundation.errors import ConveyorError
 from conveyor.registry.deployment import Deployment
 from conveyor.registry.stored import resolve
 from conveyor.serve.errors import RequestError
-from conveyor.serve.host import SHADOW_NICE, Host, HostConfig, Hosting
+from conveyor.serve.host import SHADOW_NICE, Host, HostConfig, Hosting, sweep
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.options import Options
 from conveyor.serve.remote import Link, Remote, Unavailable
@@ -227,3 +229,18 @@ def _running(hosting: Hosting, other_than: int | None) -> int:
                 return pid
         time.sleep(0.05)
     raise AssertionError("the candidate's process did not start again")
+
+
+def test_the_socket_folders_of_servers_gone_are_swept(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (tmp_path / f"conveyor-serve-{gone}-abc").mkdir()
+    (tmp_path / f"conveyor-serve-{os.getpid()}-def").mkdir()  # a server still running
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    (tmp_path / f"conveyor-serve-{gone}-lnk").symlink_to(outside)  # never followed
+    sweep(tmp_path)
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {f"conveyor-serve-{gone}-lnk", f"conveyor-serve-{os.getpid()}-def", "outside"}
+    assert (outside / "keep").exists()

@@ -58,6 +58,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from conveyor.foundation.lock import alive
 from conveyor.serve import errors, payload
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.options import Options
@@ -319,7 +320,8 @@ class Hosting:
         pause: float = 1.0,
         shadow: bool = False,
     ) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="conveyor-serve-"))  # mode 0700
+        sweep()
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))  # mode 0700
         self.socket = str(self.folder / "candidate.sock")
         self.token = secrets.token_hex(32)
         nice = SHADOW_NICE if shadow else 0  # only ever a shadow: all of it yields to answers
@@ -385,6 +387,20 @@ class Hosting:
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_FOLDER = "conveyor-serve-"  # + the server's pid + random: the socket's folder
+
+
+def sweep(base: Path | None = None) -> None:
+    """Remove the socket folders of servers no longer running (killed before they could)."""
+    base = base or Path(tempfile.gettempdir())
+    for entry in base.glob(f"{_FOLDER}*"):
+        pid = entry.name[len(_FOLDER) :].partition("-")[0]
+        if not pid.isdigit() or entry.is_symlink() or not entry.is_dir() or alive(int(pid)):
+            continue
+        if entry.stat().st_uid == os.getuid():  # another user's is theirs to remove
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _ended(code: int) -> str:
