@@ -26,12 +26,13 @@ from conveyor.foundation.errors import ConveyorError
 from conveyor.registry.deployment import Deployment
 from conveyor.registry.stored import resolve
 from conveyor.serve.errors import RequestError
-from conveyor.serve.host import SHADOW_NICE, Host, HostConfig, Hosting, sweep
+from conveyor.serve.host import SHADOW_NICE, Host, HostConfig, Hosting
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.options import Options
 from conveyor.serve.remote import Link, Remote, Unavailable
 from conveyor.serve.router import Router
 from conveyor.serve.served import Served
+from conveyor.serve.workers import sweep
 
 TOKEN = b"t" * 64
 ROWS = np.array([[0.5, 1.0, -1.0], [-0.5, 0.0, 2.0], [1.5, 0.0, 0.0]])
@@ -240,7 +241,45 @@ def test_the_socket_folders_of_servers_gone_are_swept(tmp_path: Path) -> None:
     outside.mkdir()
     (outside / "keep").write_text("x")
     (tmp_path / f"conveyor-serve-{gone}-lnk").symlink_to(outside)  # never followed
-    sweep(tmp_path)
+    sweep(tmp_path, "conveyor-serve-")
     left = {p.name for p in tmp_path.iterdir()}
     assert left == {f"conveyor-serve-{gone}-lnk", f"conveyor-serve-{os.getpid()}-def", "outside"}
     assert (outside / "keep").exists()
+
+
+def test_a_host_that_stops_reading_does_not_grow_the_workers_memory(folder: Path) -> None:
+    """A hostile or hung peer on the socket reads the token and then nothing: the worker stops
+    queueing for it past its bound, fails what waits on it (stable answers those), and drops
+    copies instead of buffering them."""
+
+    async def main() -> None:
+        peers: list[asyncio.StreamWriter] = []
+
+        async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peers.append(writer)
+            await reader.readexactly(len(TOKEN))
+            await asyncio.sleep(60)  # reads nothing more
+
+        path = str(folder / "deaf.sock")
+        server = await asyncio.start_unix_server(deaf, path)
+        link = Link(path, TOKEN, max_buffered=2**20)
+        try:
+            assert await link.connect()
+            big = np.zeros(2**15)  # 256 KiB a request
+            waiting = []
+            with pytest.raises(Unavailable, match="stopped reading"):
+                for _ in range(200):
+                    waiting.append(link.send("predict", "candidate", big, 5.0))
+                    await asyncio.sleep(0.01)  # the turn's frames are written
+            assert len(waiting) < 40  # about 1 MiB and what the socket holds, not 50 MiB
+            results = await asyncio.gather(*waiting, return_exceptions=True)
+            assert all(isinstance(r, Unavailable) for r in results)
+            assert not link.up and not link.copy(big, [0], 5.0, limit=512)
+        finally:
+            link.close()
+            for writer in peers:
+                writer.close()
+            server.close()
+            await asyncio.sleep(0.05)  # the transports close before the loop does
+
+    asyncio.run(asyncio.wait_for(main(), 30))

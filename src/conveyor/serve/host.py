@@ -56,16 +56,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
-from conveyor.foundation.lock import alive
-from conveyor.serve import errors, payload
+from conveyor.serve import errors, payload, workers
 from conveyor.serve.metrics import Metrics
 from conveyor.serve.options import Options
 from conveyor.serve.predictor import Role
 from conveyor.serve.remote import TOKEN, Outbox, receive
-from conveyor.serve.router import agreement
-from conveyor.serve.served import Served
+from conveyor.serve.router import agreement, counted, rows_of
+from conveyor.serve.served import Served, reason
 
 __all__ = ["CONFIG", "TOKEN", "Host", "HostConfig", "Hosting", "main"]
 
@@ -160,7 +157,7 @@ class Host:
             try:
                 served = await asyncio.shield(task)
             except Exception as exc:
-                return ("failed", n, errors_message(exc))
+                return ("failed", n, reason(exc))
         current = served.require()
         model = current.model
         return ("loaded", n, current.number, str(model.folder), model.manifest, current.package)
@@ -221,13 +218,9 @@ class Host:
                 continue
             self._role(served, "shadow")
             results = await loop.run_in_executor(self._shadow, _compared, served, batch)
-            name, metrics, now = served.name, self.metrics, time.perf_counter()
+            now = time.perf_counter()
             for copy, (version, status, agreed, rows) in zip(batch, results, strict=True):
-                if status == 200:
-                    metrics.compared(name, version, agreed, rows - agreed)
-                else:
-                    metrics.copy_failed(name, version, rows)
-                metrics.request(name, version, "shadow", status, now - copy.queued, "shadow")
+                counted(self.metrics, served.name, version, status, agreed, rows, now - copy.queued)
                 copy.outbox.copied()
 
     def _role(self, served: Served, role: Role) -> None:
@@ -261,28 +254,26 @@ def _compared(served: Served, batch: list[Copy]) -> list[tuple[str, int, int, in
     signature one by one (a bad one fails alone), predicted together, compared with stable."""
     current = served.require()
     signature = current.model.signature
-    results: list[tuple[str, int, int, int] | None] = []
+    rows = [rows_of(copy.primary) for copy in batch]
+    results = [(current.number, 200, 0, n) for n in rows]  # each replaced below
     payloads, sizes, where = [], [], []
     for i, copy in enumerate(batch):
-        rows = len(copy.primary) if np.ndim(copy.primary) else 1
         try:
             checked = payload.conform(signature, copy.data)
         except errors.RequestError as exc:
-            results.append((current.number, exc.status, 0, rows))
+            results[i] = (current.number, exc.status, 0, rows[i])
             continue
-        results.append(None)
         payloads.append(checked)
         sizes.append(payload.rows(checked))
         where.append(i)
     answers = served.run_batch(payloads, sizes) if payloads else []
     for i, answer in zip(where, answers, strict=True):
-        primary = batch[i].primary
-        rows = len(primary) if np.ndim(primary) else 1
         if isinstance(answer, errors.RequestError):
-            results[i] = (current.number, answer.status, 0, rows)
+            results[i] = (current.number, answer.status, 0, rows[i])
         else:
-            results[i] = (answer.version, 200, agreement(primary, answer.outputs), rows)
-    return [r for r in results if r is not None]
+            agreed = agreement(batch[i].primary, answer.outputs)
+            results[i] = (answer.version, 200, agreed, rows[i])
+    return results
 
 
 def _lower_priority() -> None:
@@ -290,11 +281,6 @@ def _lower_priority() -> None:
     are only compared. (Linux sets a nice value per thread; elsewhere, nothing happens.)"""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SHADOW_NICE)
-
-
-def errors_message(exc: BaseException) -> str:
-    message = getattr(exc, "message", None)
-    return str(message) if message else f"{type(exc).__name__}: {exc}"
 
 
 class Hosting:
@@ -320,7 +306,7 @@ class Hosting:
         pause: float = 1.0,
         shadow: bool = False,
     ) -> None:
-        sweep()
+        workers.sweep(Path(tempfile.gettempdir()), _FOLDER)  # of servers killed before
         self.folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))  # mode 0700
         self.socket = str(self.folder / "candidate.sock")
         self.token = secrets.token_hex(32)
@@ -392,17 +378,6 @@ class Hosting:
 _FOLDER = "conveyor-serve-"  # + the server's pid + random: the socket's folder
 
 
-def sweep(base: Path | None = None) -> None:
-    """Remove the socket folders of servers no longer running (killed before they could)."""
-    base = base or Path(tempfile.gettempdir())
-    for entry in base.glob(f"{_FOLDER}*"):
-        pid = entry.name[len(_FOLDER) :].partition("-")[0]
-        if not pid.isdigit() or entry.is_symlink() or not entry.is_dir() or alive(int(pid)):
-            continue
-        if entry.stat().st_uid == os.getuid():  # another user's is theirs to remove
-            shutil.rmtree(entry, ignore_errors=True)
-
-
 def _ended(code: int) -> str:
     if code < 0:
         with contextlib.suppress(ValueError):
@@ -412,7 +387,7 @@ def _ended(code: int) -> str:
 
 
 async def _main(config: HostConfig, token: bytes) -> None:
-    from conveyor.serve import memory, workers
+    from conveyor.serve import memory
 
     memory.keep_freed_memory()
     if config.nice:

@@ -37,6 +37,7 @@ MAX_FRAME = 1 << 30  # bytes; a peer sending more is not this server's
 RETRY = 0.5  # seconds between two attempts to reach a host that is not there
 ACK_DELAY = 0.05  # seconds the host may wait before it says how many copies it compared
 COPY_DELAY = 0.005  # seconds a worker may hold copies before it sends them
+MAX_BUFFERED = 64 * 2**20  # bytes waiting for a host that does not read: then it is gone
 _LENGTH = struct.Struct(">I")
 _ERRORS: dict[int, type[errors.RequestError]] = {
     404: errors.NotFound,
@@ -132,9 +133,10 @@ class Link:
     """One worker's connection to the host at ``path``: messages numbered, replies matched to
     them. Opened on first use, and again after the host restarted (at most every ``RETRY``)."""
 
-    def __init__(self, path: str, token: bytes) -> None:
+    def __init__(self, path: str, token: bytes, *, max_buffered: int = MAX_BUFFERED) -> None:
         self.path = path
         self.token = token
+        self.max_buffered = max_buffered
         self.generation = 0  # connections made: a load made over an older one is gone
         self.copies = 0  # copies sent and not answered yet
         self.pending: dict[int, asyncio.Future[tuple[Any, ...]]] = {}
@@ -202,6 +204,10 @@ class Link:
         outbox = self._outbox
         if outbox is None or not self.up:
             raise Unavailable("the candidate's process is not running")
+        if self._stalled():  # it reads nothing: stable answers, its connection is dropped
+            assert self._writer is not None
+            self._writer.transport.abort()  # the reader fails what waits on it
+            raise Unavailable("the candidate's process stopped reading its requests")
         number = next(self._numbers)
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self.pending[number] = future
@@ -223,13 +229,19 @@ class Link:
         """Send a shadow's copy without waiting for it; False (nothing sent) when ``limit``
         copies are in flight already or the host is not there."""
         outbox = self._outbox
-        if self.copies >= limit or outbox is None or not self.up:
+        if self.copies >= limit or outbox is None or not self.up or self._stalled():
             return False
         listed = getattr(primary, "tolist", None)  # plain values pickle several times faster
         primary = listed() if listed is not None else primary
         outbox.put_later(("copy", 0, data, primary, timeout))  # the host counts them done
         self.copies += 1
         return True
+
+    def _stalled(self) -> bool:
+        """Whether more than ``max_buffered`` bytes wait to be written to the host: a host that
+        hangs (a stuck model, a stopped process) must not make the worker's memory grow."""
+        writer = self._writer
+        return writer is not None and writer.transport.get_write_buffer_size() > self.max_buffered
 
     def close(self) -> None:
         if self._writer is not None:

@@ -170,34 +170,20 @@ def blame(exc: RequestError, version: str | None, role: Role) -> RequestError:
     return exc
 
 
-async def compare(
-    candidate: Member,
-    data: Any,
-    primary: Any,
-    timeout: float | None,
-    metrics: Metrics,
-    name: str,
+def counted(
+    metrics: Metrics, name: str, version: str, status: int, agreed: int, rows: int, seconds: float
 ) -> None:
-    """Ask ``candidate`` for a copy of a request whose answer was ``primary`` (its outputs);
-    count the rows it agreed on, or its failure, and time it, as a shadow's."""
-    start = time.perf_counter()
-    version = candidate.version or ""
-    rows = len(primary) if np.ndim(primary) else 1
-    status = 200
-    try:
-        _, copy = await candidate.predict(data, timeout=timeout)
-    except RequestError as exc:
-        status = exc.status
-        metrics.copy_failed(name, version, rows)
-    except Exception:  # a copy must never take the server down
-        status = 500
-        metrics.copy_failed(name, version, rows)
-    else:
-        version = copy.version
-        agreed = agreement(primary, copy.outputs)
+    """One shadow copy of ``rows`` rows, answered with ``status``: its comparison (``agreed``
+    rows the same as stable's) or its failure, and its time."""
+    if status == 200:
         metrics.compared(name, version, agreed, rows - agreed)
-    seconds = time.perf_counter() - start
+    else:
+        metrics.copy_failed(name, version, rows)
     metrics.request(name, version, "shadow", status, seconds, "shadow")
+
+
+def rows_of(outputs: Any) -> int:
+    return len(outputs) if np.ndim(outputs) else 1
 
 
 class Router:
@@ -312,7 +298,18 @@ class Router:
     async def _compare(
         self, candidate: Member, data: Any, primary: Prediction, timeout: float | None
     ) -> None:
-        await compare(candidate, data, primary.outputs, timeout, self.metrics, self.name)
+        start = time.perf_counter()
+        version, status, agreed = candidate.version or "", 200, 0
+        try:
+            _, copy = await candidate.predict(data, timeout=timeout)
+        except RequestError as exc:
+            status = exc.status
+        except Exception:  # a copy must never take the server down
+            status = 500
+        else:
+            version, agreed = copy.version, agreement(primary.outputs, copy.outputs)
+        rows, seconds = rows_of(primary.outputs), time.perf_counter() - start
+        counted(self.metrics, self.name, version, status, agreed, rows, seconds)
 
     def close(self) -> None:
         for task in list(self.copies):

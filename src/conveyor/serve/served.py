@@ -79,7 +79,7 @@ class Served:
         try:
             version = self._load(record)
         except Exception as exc:
-            self.error = _reason(exc)
+            self.error = reason(exc)
             raise
         self.error = None
         self.swap(version)
@@ -150,7 +150,8 @@ class Served:
         return [Prediction(current.number, part, role) for part in parts]
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
+    """Why loading or calling a model failed, in one line."""
     if isinstance(exc, ConveyorError):
         return exc.message
     return f"{type(exc).__name__}: {exc}"  # a broken package: a missing module, a corrupt file...

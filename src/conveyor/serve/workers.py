@@ -52,7 +52,7 @@ from conveyor.foundation.lock import alive
 from conveyor.foundation.paths import CONTROL_DIR
 from conveyor.serve.metrics import Family, Metrics, exposition, families, merge
 
-__all__ = ["ENV", "INTERVAL", "STALE", "Shared", "read", "sharing"]
+__all__ = ["ENV", "INTERVAL", "STALE", "Shared", "read", "sharing", "sweep"]
 
 ENV = "CONVEYOR_SERVE_METRICS_DIR"
 INTERVAL = 0.5  # seconds between two snapshots of a worker
@@ -69,11 +69,11 @@ def sharing(root: Path | None) -> Iterator[Path]:
     name = f"{os.getpid()}-{secrets.token_hex(4)}"
     try:
         base = _base(root)
-        _sweep(base)
+        sweep(base)
         (folder := base / name).mkdir(parents=True)
     except OSError:  # a project the server may not write to: the temporary folder will do
         base = _base(None)
-        _sweep(base)
+        sweep(base)
         (folder := base / name).mkdir(parents=True)
     before = os.environ.get(ENV)
     os.environ[ENV] = str(folder)
@@ -214,13 +214,18 @@ def _base(root: Path | None) -> Path:
     return Path(tempfile.gettempdir()) / f"conveyor-{os.getuid()}" / "serve"
 
 
-def _sweep(base: Path) -> None:
-    """Remove the folders of servers whose parent process is no longer running."""
+def sweep(base: Path, prefix: str = "") -> None:
+    """Remove the folders ``<prefix><pid>-...`` in ``base`` whose server (``pid``) is no longer
+    running; never through a link, and never another user's."""
     try:
         entries = list(os.scandir(base))
     except FileNotFoundError:
         return
     for entry in entries:
-        pid, _, tail = entry.name.partition("-")
-        if entry.is_dir(follow_symlinks=False) and pid.isdigit() and tail and not alive(int(pid)):
+        if not entry.name.startswith(prefix):
+            continue
+        pid, _, tail = entry.name[len(prefix) :].partition("-")
+        if not (entry.is_dir(follow_symlinks=False) and pid.isdigit() and tail):
+            continue
+        if not alive(int(pid)) and entry.stat(follow_symlinks=False).st_uid == os.getuid():
             shutil.rmtree(entry.path, ignore_errors=True)
