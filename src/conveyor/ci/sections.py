@@ -18,6 +18,7 @@ def check(root: Path) -> None:
     project's conveyor.yaml, in line order; return when there is none (or no file)."""
     import conveyor.deploy.config
     import conveyor.gates.config
+    import conveyor.monitor.config
     import conveyor.pipeline.definition
     import conveyor.registry.config
     import conveyor.tune.spec  # noqa: F401  (each registers its section on import)
