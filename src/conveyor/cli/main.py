@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.serve_cmds",
     "conveyor.cli.deploy_cmds",
     "conveyor.cli.feedback_cmds",
+    "conveyor.cli.monitor_cmds",
     "conveyor.cli.check_cmds",
     "conveyor.cli.report_cmds",
     "conveyor.cli.schema_cmds",

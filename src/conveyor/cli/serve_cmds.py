@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from argparse import Namespace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +71,13 @@ if TYPE_CHECKING:
         help="the token POST /feedback needs (default: $CONVEYOR_ADMIN_TOKEN; without one, "
         "feedback is refused)",
     ),
+    arg(
+        "--no-monitor",
+        dest="monitor",
+        action="store_false",
+        help="with --env: do not run the environment's monitor: here (conveyor monitor watch "
+        "can run it elsewhere)",
+    ),
     help="serve registered models over HTTP (OIP v2 and MLflow scoring)",
 )
 def serve_cmd(opts: Namespace) -> None:
@@ -130,11 +138,18 @@ def serve_cmd(opts: Namespace) -> None:
         )
         return
     assert root is not None
-    _serve_env(root, env, host, port, opts.workers, options)
+    _serve_env(root, env, host, port, opts.workers, options, monitor=opts.monitor)
 
 
 def _serve_env(
-    root: Path, env: Environment, host: str, port: int, workers: int, options: Options
+    root: Path,
+    env: Environment,
+    host: str,
+    port: int,
+    workers: int,
+    options: Options,
+    *,
+    monitor: bool = True,
 ) -> None:
     """The server following the environment's record, in worker processes (the candidate of a
     rollout in a process of its own when the environment says so), and the rollout controller
@@ -161,6 +176,7 @@ def _serve_env(
         root, env, f"http://{shown}:{port}", notify=_notify, predictions=logged,
         health=hosting.stopped_since if hosting is not None else None,
     )  # fmt: skip
+    watching = _monitor(root, env, f"http://{shown}:{port}", logged, stop) if monitor else None
     try:
         server.run(
             [], root=root, host=host, port=port, workers=workers, options=options,
@@ -170,6 +186,34 @@ def _serve_env(
     finally:
         stop.set()
         thread.join(timeout=5)
+        if watching is not None:
+            watching.join(timeout=5)
+
+
+def _monitor(
+    root: Path, env: Environment, url: str, logged: Path | None, stop: threading.Event
+) -> threading.Thread | None:
+    """The environment's monitor on a thread of this process, when conveyor.yaml monitors it;
+    one that cannot start (its reference missing, say) is told, and serving goes on."""
+    from conveyor.monitor.config import monitors
+
+    if env.name not in monitors(root):
+        return None
+    from conveyor.ci.retrain import action
+    from conveyor.deploy.monitoring import open_watch
+    from conveyor.deploy.monitoring import start_thread as start_monitor
+    from conveyor.foundation.errors import ConveyorError
+
+    try:
+        watch = open_watch(
+            root, env.name, predictions=logged, url=url,
+            actions={"retrain": action(root, env.name, say=_notify)},
+        )  # fmt: skip
+    except ConveyorError as exc:
+        _notify(f"monitor {env.name}: not started: {exc.message}")
+        return None
+    _notify(f"monitoring {env.name} every {watch.spec.interval:g} s")
+    return start_monitor(watch, stop=stop, notify=_notify)
 
 
 def _notify(message: str) -> None:

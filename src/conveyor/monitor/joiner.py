@@ -20,7 +20,7 @@ answer kept as Python objects) and reads a line again when its id is labelled. I
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,11 @@ from conveyor.monitor.feedback import (
 # ``feedback.read`` give the records.
 Position = tuple[str, int]
 # A version's first answer to a request: the version, where it was read, when it was made, its
-# one value (or MANY). An id keeps a tuple of them, one per version: most ids have one, and a
-# tuple of one is smaller than a dict.
-Answer = tuple[str, Position, float, Any]
+# one value (or MANY), and the group it counts in (a monitoring window; None). An id keeps a tuple
+# of them, one per version: most ids have one, and a tuple of one is smaller than a dict.
+Answer = tuple[str, Position, float, Any, Hashable]
+# What group a logged prediction's labels count in, from its record (a monitoring window).
+Group = Callable[[Any], Hashable]
 
 # An id's hash in an Index. Python's own: fast, and the same for an id all through one process,
 # which is as long as an Index lives (it is salted per process, so never store one). A module
@@ -74,6 +76,7 @@ class Running:
         self._before: set[str] = set()  # ids answered before ``since``
         self._duplicates = 0
         self._counts: dict[str, list[int]] = {}  # version -> [labelled, correct]
+        self._grouped: dict[tuple[str, Hashable], list[int]] = {}  # (version, group) -> same
         self._joined = self._unknown = self._late = self._uncomparable = 0
 
     def labelled(self, request_id: str) -> bool:
@@ -91,10 +94,17 @@ class Running:
         self._count(request_id, 1)
 
     def prediction(
-        self, request_id: str, ts: float, version: str, value: Any, where: Position
+        self,
+        request_id: str,
+        ts: float,
+        version: str,
+        value: Any,
+        where: Position,
+        group: Hashable = None,
     ) -> None:
         """``value``: the one value of the prediction's outputs (what
-        :func:`~conveyor.monitor.feedback.single` says of them)."""
+        :func:`~conveyor.monitor.feedback.single` says of them); ``group``: where its label
+        also counts (:attr:`groups`), None for nowhere."""
         labelled = request_id in self._labels  # else no count changes: most ids, most of the time
         if self.since is not None and ts < self.since:
             if request_id not in self._before:
@@ -112,9 +122,14 @@ class Running:
             answers = tuple(a for a in answers if a is not kept)
         if labelled:
             self._count(request_id, -1)
-        self._answers[request_id] = (*answers, (version, where, ts, value))
+        self._answers[request_id] = (*answers, (version, where, ts, value, group))
         if labelled:
             self._count(request_id, 1)
+
+    @property
+    def groups(self) -> dict[tuple[str, Hashable], Tally]:
+        """(version, group) -> its labels so far, for the predictions given a group."""
+        return {k: Tally(n, ok) for k, (n, ok) in self._grouped.items() if n}
 
     def result(self) -> Joined:
         return Joined(
@@ -139,15 +154,20 @@ class Running:
             return
         received, _, value = labelled
         self._joined += sign
-        if any(received - ts > self.late_after for _, _, ts, _ in answers):
+        if any(received - ts > self.late_after for _, _, ts, _, _ in answers):
             self._late += sign
-        for version, _, _, output in answers:
+        for version, _, _, output, group in answers:
             if output is MANY:
                 self._uncomparable += sign
                 continue
+            right = same(value, output)
             tally = self._counts.setdefault(version, [0, 0])
             tally[0] += sign
-            tally[1] += sign * same(value, output)
+            tally[1] += sign * right
+            if group is not None:
+                grouped = self._grouped.setdefault((version, group), [0, 0])
+                grouped[0] += sign
+                grouped[1] += sign * right
 
 
 class Index:
@@ -233,8 +253,10 @@ class Joiner:
         *,
         since: float | None = None,
         late_after: float = LATE_AFTER,
+        group: Group | None = None,
     ) -> None:
         self.predictions = predictions
+        self.group = group
         self.feedback = feedback
         self.parsed = 0
         self.reread = 0
@@ -258,6 +280,11 @@ class Joiner:
         """Bytes the index holds (those of labelled ids' answers are not counted)."""
         return self._index.nbytes
 
+    @property
+    def groups(self) -> dict[tuple[str, Hashable], Tally]:
+        """(version, group) -> the labels joined so far, as ``group`` put the predictions."""
+        return self._running.groups
+
     def update(self) -> Joined:
         running = self._running
         for name, offset, data in _chunks(self._labelled, cannot_read):
@@ -277,10 +304,10 @@ class Joiner:
         with a bad line raises, and raises again next time, never half counted."""
         running = self._running
         hashes, offsets = array("q"), array("Q")  # 8 bytes a line, not a Python int's 32
-        answers: list[tuple[Position, tuple[str, float, str, Any]]] = []
+        answers: list[tuple[Position, tuple[str, float, str, Any, Hashable]]] = []
         try:
             for at, line in segments.lines(data):
-                answer = _answer(orjson.loads(line))
+                answer = _answer(orjson.loads(line), self.group)
                 if running.labelled(answer[0]):
                     answers.append(((name, offset + at), answer))
                 else:
@@ -289,8 +316,8 @@ class Joiner:
         except (ValueError, KeyError, TypeError) as exc:
             raise _not_records(self._logged.folder / name, offset, exc) from exc
         self.parsed += len(answers) + len(hashes)
-        for where, answer in answers:
-            running.prediction(*answer, where)
+        for where, (request_id, ts, version, value, group) in answers:
+            running.prediction(request_id, ts, version, value, where, group)
         if hashes:
             number = self._numbers.setdefault(name, len(self._segments))
             if number == len(self._segments):
@@ -316,9 +343,9 @@ class Joiner:
             try:
                 for at, line in segments.lines_at(self.predictions, name, sorted(offsets)):
                     self.reread += 1
-                    answer = _answer(orjson.loads(line))
-                    if answer[0] in wanted:  # else another id of the same hash
-                        self._running.prediction(*answer, (name, at))
+                    request_id, ts, version, value, group = _answer(orjson.loads(line), self.group)
+                    if request_id in wanted:  # else another id of the same hash
+                        self._running.prediction(request_id, ts, version, value, (name, at), group)
             except OSError as exc:
                 raise _unlogged(Path(exc.filename or self.predictions), exc) from exc
             except (ValueError, KeyError, TypeError) as exc:  # the segment changed since
@@ -362,9 +389,11 @@ def _label(one: Any) -> tuple[str, float, Any]:
     return one["id"], one["ts"], one["label"]
 
 
-def _answer(one: Any) -> tuple[str, float, str, Any]:
-    """A logged prediction without its inputs, its outputs down to their one value."""
-    return one["id"], one["ts"], str(one["version"]), single(one["outputs"])
+def _answer(one: Any, group: Group | None) -> tuple[str, float, str, Any, Hashable]:
+    """A logged prediction without its inputs, its outputs down to their one value, and the
+    group its label counts in."""
+    where = None if group is None else group(one)
+    return one["id"], one["ts"], str(one["version"]), single(one["outputs"]), where
 
 
 def _unlogged(path: Path, exc: OSError) -> FeedbackError:

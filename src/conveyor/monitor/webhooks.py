@@ -337,6 +337,8 @@ class Sender:
     ``hooks`` are :class:`Hook` values or configs naming their secret's environment variable
     (read here, from ``environ`` or the process's; an unset one is a :class:`WebhookError`).
     ``notify`` hears about each delivery given up (default: a warning in this module's log).
+    ``render`` makes the body of an event (default: :func:`envelope`; monitoring's alerts send
+    Alertmanager's webhook body instead).
 
     >>> sender = Sender([Hook("http://127.0.0.1:9/hook")], attempts=1, timeout=0.1)
     >>> sender.send("promoted", {"env": "production", "stable": 3})
@@ -355,8 +357,10 @@ class Sender:
         backoff: float = 2.0,
         environ: Mapping[str, str] | None = None,
         notify: Callable[[str], None] | None = None,
+        render: Callable[[str, Mapping[str, Any], float], bytes] | None = None,
     ) -> None:
         self.hooks = tuple(resolve(hook, environ) for hook in hooks)
+        self.render = render or envelope  # (event, payload, time) -> the body sent
         self.max_queue = max_queue
         self.timeout = timeout
         self.attempts = max(1, attempts)
@@ -404,7 +408,7 @@ class Sender:
                 self.dropped += len(lines)
                 return
         try:
-            body = envelope(name, payload, time.time())
+            body = self.render(name, payload, time.time())
         except Exception as exc:  # orjson refuses e.g. a cycle; the caller must not see it
             with self._cond:
                 self.failed += len(lines)

@@ -1,0 +1,592 @@
+"""Monitoring one environment: the prediction log read as it grows, folded into windows, each
+closed window checked against the reference, labels joined as they come, alerts fired and
+resolved, receivers notified and actions taken.
+
+    watch = Watch(root, spec, model="classifier", predictions=..., feedback=...)
+    tick = watch.tick()          # read what is new, close due windows, evaluate, alert
+    watch.status()               # the latest checks, a table's rows
+
+Everything a tick learns is kept under ``.conveyor/monitor/<env>/``:
+
+    reference.json            the reference's bins and profile, made once per reference file
+    state.json                where the log was read to, the open windows, the alerts' states
+    windows/<version>/<n>.json  each closed window: its profile and its checks
+    events.jsonl              alerts fired and resolved, and what their actions did
+
+``state.json`` is written (temp file, fsync, rename) after the closed windows' files, so a
+monitor killed at any point starts again from the last state written: the lines read since are
+read again into the same open windows, and a window closed again is written again to the same
+file, never counted twice. Labels are joined (:class:`~conveyor.monitor.joiner.Joiner`) from
+the start of the log at each start of the monitor: they are few, and a window's quality keeps
+changing as late labels come.
+
+Actions (``retrain``, ``rollback``) are callables given by the layer that owns them (a monitor
+does not import the pipeline or the deploy controller); a failing action, receiver or model
+never stops the loop: it is logged and recorded as the alert's action result.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from conveyor.foundation.atomic import write_bytes
+from conveyor.foundation.errors import ConveyorError, DataError
+from conveyor.monitor import predlog, rules, segments
+from conveyor.monitor.alerts import Notice, Notifier
+from conveyor.monitor.config import Monitor
+from conveyor.monitor.profiles import Bins, Profile
+from conveyor.monitor.windows import Batch, Check, Quality, Window, Windows, evaluate, quality_check
+
+log = logging.getLogger(__name__)
+FOLDER = ".conveyor/monitor"
+STATE_FORMAT = 1
+Action = Callable[[Notice], str]
+
+
+class MonitorError(ConveyorError):
+    """The monitor cannot work: its reference cannot be read, its state is damaged."""
+
+
+def folder(root: Path, env: str) -> Path:
+    return root / FOLDER / env
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What the last tick of an environment's monitor left: when, its checks, its alerts."""
+
+    at: float
+    checks: list[Check]
+    alerts: dict[str, rules.AlertState]
+
+
+def saved(root: Path, env: str) -> Saved | None:
+    """The last state a monitor of ``env`` wrote (read without taking it over), or None."""
+    try:
+        state = orjson.loads((folder(root, env) / "state.json").read_bytes())
+        return Saved(
+            float(state.get("at", 0.0)),
+            [Check(**c) for c in state.get("checks", [])],
+            {k: rules.AlertState(**v) for k, v in state.get("alerts", {}).items()},
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# ------------------------------------------------------------------------------- reference
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference's bins and profile, and its label's (for the predictions), if declared."""
+
+    source: str
+    digest: str
+    features: tuple[str, ...]
+    bins: Bins
+    profile: Profile
+    label_bins: Bins | None = None
+    label_profile: Profile | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "digest": self.digest,
+            "features": list(self.features),
+            "bins": self.bins.to_json(),
+            "profile": self.profile.to_json(),
+            "label_bins": self.label_bins.to_json() if self.label_bins else None,
+            "label_profile": self.label_profile.to_json() if self.label_profile else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Reference:
+        lb, lp = data.get("label_bins"), data.get("label_profile")
+        return cls(
+            data["source"],
+            data["digest"],
+            tuple(data["features"]),
+            Bins.from_json(data["bins"]),
+            Profile.from_json(data["profile"]),
+            Bins.from_json(lb) if lb else None,
+            Profile.from_json(lp) if lp else None,
+        )
+
+
+def reference(root: Path, spec: Monitor) -> Reference:
+    """The environment's reference profile: read from its cache when the reference file is
+    unchanged (by content), else profiled and cached."""
+    from conveyor.monitor import profiles
+
+    raw = _reference_bytes(root, spec)
+    import hashlib
+
+    digest = hashlib.sha256(raw).hexdigest()
+    cache = folder(root, spec.env) / "reference.json"
+    try:
+        cached = Reference.from_json(orjson.loads(cache.read_bytes()))
+        if cached.digest == digest and cached.source == spec.reference:
+            return cached
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or from another format: made again
+    frame = _read_table(Path(spec.reference), raw, spec)
+    features = _features(spec, list(frame.columns))
+    bins, profile = profiles.reference(
+        frame[list(features)], categorical=[c for c in spec.categorical if c in features]
+    )
+    label_bins = label_profile = None
+    if spec.label:
+        from conveyor.monitor.windows import PREDICTION
+
+        labels = frame[[spec.label]].rename(columns={spec.label: PREDICTION})
+        label_bins, label_profile = profiles.reference(labels, categorical=[PREDICTION])
+    made = Reference(spec.reference, digest, features, bins, profile, label_bins, label_profile)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(cache, orjson.dumps(made.to_json(), option=orjson.OPT_SERIALIZE_NUMPY))
+    return made
+
+
+def _reference_bytes(root: Path, spec: Monitor) -> bytes:
+    """The reference file's bytes: a file of the project (never through a link out of it)."""
+    from conveyor.foundation.paths import read_inside
+
+    if ":" in spec.reference.split("/")[0]:
+        raise MonitorError(
+            f"monitor {spec.env}: reference {spec.reference!r}: only a file of the project is "
+            "supported as a reference in this release",
+            hint="reference: data/prepared/train.csv",
+        )
+    raw = read_inside(root.resolve(), spec.reference)
+    if raw is None:
+        raise MonitorError(
+            f"monitor {spec.env}: cannot read the reference {spec.reference}: no such file in "
+            "the project",
+            hint="reference: names a CSV or Parquet file of the project (the training data); "
+            "run the pipeline that writes it (conveyor run)",
+        )
+    return raw
+
+
+def _read_table(path: Path, raw: bytes, spec: Monitor) -> Any:
+    import io
+
+    import pandas as pd
+
+    try:
+        if path.suffix in (".parquet", ".pq"):
+            return pd.read_parquet(io.BytesIO(raw))
+        return pd.read_csv(io.BytesIO(raw))
+    except Exception as exc:  # pandas raises many kinds for a bad file
+        raise MonitorError(
+            f"monitor {spec.env}: the reference {spec.reference} is not a readable table: {exc}",
+            hint="a CSV with a header row, or a Parquet file",
+        ) from exc
+
+
+def _features(spec: Monitor, columns: list[str]) -> tuple[str, ...]:
+    left_out = {*spec.exclude, *([spec.label] if spec.label else [])}
+    if spec.features is None:
+        return tuple(c for c in columns if c not in left_out)
+    missing = [f for f in spec.features if f not in columns]
+    if missing:
+        raise MonitorError(
+            f"monitor {spec.env}: features not in the reference {spec.reference}: "
+            f"{', '.join(missing)}",
+            hint=f"its columns: {', '.join(columns)}",
+        )
+    return spec.features
+
+
+# ------------------------------------------------------------------------------------ watch
+
+
+@dataclass
+class Tick:
+    """What one look at the log did."""
+
+    read: int = 0  # records read
+    closed: list[Window] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)  # the current checks (status)
+    notices: list[Notice] = field(default_factory=list)  # alerts that fired or resolved
+
+
+class Watch:
+    """Monitoring of one environment (see the module). Not thread-safe: one loop ticks it."""
+
+    def __init__(
+        self,
+        root: Path,
+        spec: Monitor,
+        *,
+        model: str,
+        predictions: Path,
+        feedback: Path,
+        roles: Callable[[], Mapping[str, str]] | None = None,
+        server: Callable[[], Mapping[str, float | None]] | None = None,
+        actions: Mapping[str, Action] | None = None,
+        notifier: Notifier | None = None,
+        columns: Callable[[str], tuple[str, ...] | None] | None = None,
+        scorer: Callable[[str], Callable[[Any], Any] | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root
+        self.spec = spec
+        self.model = model
+        self.folder = folder(root, spec.env)
+        self.roles = roles or (lambda: {})
+        self.server = server
+        self.actions = dict(actions or {})
+        self.notifier = notifier
+        self.columns = columns or (lambda version: None)
+        self.scorer = scorer or (lambda version: None)
+        self.clock = clock
+        self.reference = reference(root, spec)
+        self.windows = Windows(spec.window, self.reference.bins, self.reference.label_bins)
+        self.alerts: dict[str, rules.AlertState] = {r.name: rules.AlertState() for r in spec.alerts}
+        self._log = segments.Tail(predlog.model_folder(predictions, model))
+        self._starts: dict[str, list[tuple[float, int]]] = {}  # row windows: version -> starts
+        self.last: list[Check] = []  # the checks of the last tick
+        self._restore()
+        from conveyor.monitor.joiner import Joiner
+
+        self._joiner = Joiner(
+            predlog.model_folder(predictions, model), feedback, group=self._window_of
+        )
+
+    # -- one look -------------------------------------------------------------------------
+
+    def tick(self) -> Tick:
+        now = self.clock()
+        done = Tick()
+        for name, offset, data in self._log.read():
+            batches, count = self._batches(name, offset, data)
+            done.read += count
+            for batch in batches:
+                done.closed += self.windows.add(batch)
+        done.closed += self.windows.close_due(now)
+        for window in done.closed:
+            self._close(window)
+        done.checks = self.last = self.checks()
+        done.notices = self._alert(done.checks, now)
+        self._save(now)
+        return done
+
+    def checks(self) -> list[Check]:
+        """The latest checks of the version watched: its last closed window's, the quality of
+        its latest window with enough labels, and the server's figures now."""
+        version = self._watched()
+        out: list[Check] = []
+        latest = self._closed(version)[-1:] if version else []
+        for window in latest:
+            out += self._stored_checks(window)
+        if self.spec.quality is not None and version is not None:
+            out.append(self._quality(version))
+        if self.server is not None:
+            try:
+                figures = self.server()
+            except Exception as exc:  # a server not up: its figures are unknown, nothing more
+                log.debug("monitor %s: no server figures: %s", self.spec.env, exc)
+                figures = {}
+            for name in rules.TICK_METRICS:
+                if name in figures:
+                    out.append(Check(name, figures[name], "", "info"))
+        return out
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _batches(self, name: str, offset: int, data: bytes) -> tuple[list[Batch], int]:
+        per_version: dict[str, list[dict[str, Any]]] = {}
+        count = 0
+        for _, line in segments.lines(data):
+            try:
+                record = orjson.loads(line)
+                version = str(record["version"])
+            except (ValueError, KeyError, TypeError):
+                continue  # not a record: counted by nobody, skipped
+            per_version.setdefault(version, []).append(record)
+            count += 1
+        return [self._batch(v, records) for v, records in per_version.items()], count
+
+    def _batch(self, version: str, records: list[dict[str, Any]]) -> Batch:
+        names = self.columns(version) or self.reference.features
+        wanted = set(self.reference.features)
+        columns: dict[str, list[Any]] = {n: [] for n in self.reference.features}
+        times: list[float] = []
+        said: list[Any] = []
+        rows_for_scoring: list[list[Any]] = []
+        for record in records:
+            rows = _rows(record.get("inputs"), names)
+            outputs = _flat(record.get("outputs"), len(rows))
+            for i, row in enumerate(rows):
+                times.append(float(record["ts"]))
+                for n in wanted:
+                    columns[n].append(row.get(n))
+                said.append(outputs[i] if outputs is not None else None)
+                rows_for_scoring.append([row.get(n) for n in names])
+        confidence = None
+        scorer = self.scorer(version) if self.spec.estimate else None
+        if scorer is not None and rows_for_scoring:
+            confidence = _confidence(scorer, rows_for_scoring, names)
+        return Batch(version, times, columns, said, confidence)
+
+    def _window_of(self, record: Any) -> Hashable:
+        """The window a logged prediction belongs to (labels of it count there)."""
+        version, ts = str(record["version"]), float(record["ts"])
+        every = self.spec.window.every
+        if every:
+            return f"{version}:{math.floor(ts / every)}"
+        starts = self._starts.get(version)
+        open_ = self.windows.open.get(version)
+        if open_ is not None and (not starts or starts[-1][1] != open_.number):
+            starts = [*(starts or []), (open_.first, open_.number)]
+        if not starts:
+            return None
+        at = bisect.bisect_right(starts, (ts, math.inf)) - 1
+        return f"{version}:{starts[max(at, 0)][1]}"
+
+    # -- windows --------------------------------------------------------------------------
+
+    def _close(self, window: Window) -> None:
+        checks = evaluate(
+            self.spec,
+            self.reference.bins,
+            self.reference.profile,
+            window,
+            label_bins=self.reference.label_bins,
+            label_reference=self.reference.label_profile,
+        )
+        path = self.folder / "windows" / _safe(window.version) / f"{window.number}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"window": window.to_json(), "checks": [c.to_json() for c in checks]}
+        write_bytes(path, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY))
+        self._starts.setdefault(window.version, []).append((window.first, window.number))
+        self._starts[window.version].sort()
+
+    def _closed(self, version: str | None) -> list[Path]:
+        if version is None:
+            return []
+        found = (self.folder / "windows" / _safe(version)).glob("*.json")
+        return sorted(found, key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+
+    def windows_of(self, version: str) -> list[tuple[Window, list[Check]]]:
+        """Every closed window of ``version`` kept, oldest first, with its checks."""
+        out = []
+        for path in self._closed(version):
+            try:
+                body = orjson.loads(path.read_bytes())
+                out.append((Window.from_json(body["window"]), [Check(**c) for c in body["checks"]]))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning(
+                    "monitor %s: window %s unreadable, left out: %s", self.spec.env, path, exc
+                )
+        return out
+
+    def _stored_checks(self, path: Path) -> list[Check]:
+        try:
+            body = orjson.loads(path.read_bytes())
+            return [Check(**c) for c in body["checks"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def _quality(self, version: str) -> Check:
+        assert self.spec.quality is not None
+        self._joiner.update()
+        groups = self._joiner.groups
+        tallies = {
+            str(group): Quality(t.labelled, t.correct)
+            for (v, group), t in groups.items()
+            if v == version and group is not None
+        }
+        # the latest window with enough labels; else the latest with any
+        order = sorted(tallies, key=_window_number, reverse=True)
+        enough = [k for k in order if tallies[k].labelled >= self.spec.quality.min_labels]
+        key = (enough or order or [""])[0]
+        return quality_check(self.spec, key, tallies.get(key, Quality(0, 0)))
+
+    def quality_by_window(self, version: str) -> dict[str, Quality]:
+        self._joiner.update()
+        return {
+            str(g): Quality(t.labelled, t.correct)
+            for (v, g), t in self._joiner.groups.items()
+            if v == version and g is not None
+        }
+
+    def _watched(self) -> str | None:
+        """The version alerts watch: the stable one, else the one with the most windows."""
+        roles = self.roles()
+        stable = [v for v, role in roles.items() if role == "stable"]
+        if stable:
+            return stable[0]
+        versions = [p.name for p in (self.folder / "windows").glob("*") if p.is_dir()]
+        versions += list(self.windows.open)
+        return max(versions, key=lambda v: len(self._closed(v)), default=None)
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    def _alert(self, checks: list[Check], now: float) -> list[Notice]:
+        seen = {c.name: c for c in checks}
+        notices: list[Notice] = []
+        for rule in self.spec.alerts:
+            check = seen.get(rule.condition.metric)
+            observation = rules.Observation(
+                check.value if check is not None else None,
+                (check.window or None) if check is not None and rule.condition.per_window else None,
+            )
+            state, moved = rules.step(rule, self.alerts[rule.name], observation, now)
+            self.alerts[rule.name] = state
+            if moved is None:
+                continue
+            result = ""
+            if moved.to == "firing" and rule.action:
+                result = self._act(rule, Notice(self.spec.env, self.model, rule, moved))
+            notice = Notice(self.spec.env, self.model, rule, moved, result)
+            notices.append(notice)
+            self._event(notice)
+        if notices and self.notifier is not None:
+            self.notifier.send(notices)
+        return notices
+
+    def _act(self, rule: rules.Rule, notice: Notice) -> str:
+        action = self.actions.get(rule.action or "")
+        if action is None:
+            return f"{rule.action}: not available here (only where conveyor serve --env runs)"
+        try:
+            return action(notice)
+        except Exception as exc:  # an action's failure is reported, never stops monitoring
+            log.warning("monitor %s: action %s failed: %s", self.spec.env, rule.action, exc)
+            return f"{rule.action} failed: {exc}"
+
+    def _event(self, notice: Notice) -> None:
+        moved = notice.transition
+        line = {
+            "ts": moved.at,
+            "alert": notice.rule.name,
+            "to": moved.to,
+            "value": moved.value,
+            "condition": str(notice.rule.condition),
+            "window": moved.window,
+            "severity": notice.rule.severity,
+            "action": notice.action,
+        }
+        path = self.folder / "events.jsonl"
+        try:
+            with path.open("ab") as file:
+                file.write(orjson.dumps(line) + b"\n")
+        except OSError as exc:
+            log.warning("monitor %s: cannot record an alert event: %s", self.spec.env, exc)
+
+    def events(self) -> list[dict[str, Any]]:
+        try:
+            data = (self.folder / "events.jsonl").read_bytes()
+        except OSError:
+            return []
+        return list(segments.records(segments.complete(self.folder / "events.jsonl", data)))
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _save(self, now: float) -> None:
+        state = {
+            "format": STATE_FORMAT,
+            "at": now,
+            "checks": [c.to_json() for c in self.last],
+            "reference": self.reference.digest,
+            "offsets": dict(self._log.offsets),
+            "windows": self.windows.to_json(),
+            "starts": {v: [list(s) for s in starts] for v, starts in self._starts.items()},
+            "alerts": {name: asdict(s) for name, s in self.alerts.items()},
+        }
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_bytes(
+            self.folder / "state.json", orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY)
+        )
+
+    def _restore(self) -> None:
+        path = self.folder / "state.json"
+        try:
+            state = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            raise MonitorError(
+                f"monitor {self.spec.env}: {path} is damaged: {exc}",
+                hint=f"remove {path} to start monitoring again from the log's beginning",
+            ) from exc
+        if state.get("format") != STATE_FORMAT or state.get("reference") != self.reference.digest:
+            log.warning("monitor %s: the reference changed: windows start again", self.spec.env)
+            return  # other bins: the open windows cannot be merged with new rows
+        try:
+            self._log.offsets = {str(k): int(v) for k, v in state["offsets"].items()}
+            self.windows.restore(state["windows"])
+            self._starts = {
+                v: [(float(a), int(b)) for a, b in s] for v, s in state.get("starts", {}).items()
+            }
+            self.last = [Check(**c) for c in state.get("checks", [])]
+            for name, saved in state.get("alerts", {}).items():
+                if name in self.alerts:
+                    self.alerts[name] = rules.AlertState(**saved)
+        except (KeyError, TypeError, ValueError, DataError) as exc:
+            raise MonitorError(
+                f"monitor {self.spec.env}: {path} is damaged: {exc}",
+                hint=f"remove {path} to start monitoring again from the log's beginning",
+            ) from exc
+
+
+# ---------------------------------------------------------------------------------- records
+
+
+def _rows(inputs: Any, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """A logged request's inputs as rows of named values: a list of rows (the model's
+    columns in order), a list of records, a mapping of columns, or one row."""
+    if isinstance(inputs, dict):
+        columns = {k: v if isinstance(v, list) else [v] for k, v in inputs.items()}
+        n = max((len(v) for v in columns.values()), default=0)
+        return [{k: (v[i] if i < len(v) else None) for k, v in columns.items()} for i in range(n)]
+    if not isinstance(inputs, list) or not inputs:
+        return []
+    if all(isinstance(r, dict) for r in inputs):
+        return list(inputs)
+    if not isinstance(inputs[0], list):
+        inputs = [inputs]
+    return [dict(zip(names, row, strict=False)) for row in inputs if isinstance(row, list)]
+
+
+def _flat(outputs: Any, rows: int) -> list[Any] | None:
+    """One prediction per row, when the outputs say so."""
+    if isinstance(outputs, dict) and len(outputs) == 1:
+        outputs = next(iter(outputs.values()))
+    if not isinstance(outputs, list):
+        return [outputs] if rows == 1 else None
+    if len(outputs) != rows:
+        return None
+    return [o[0] if isinstance(o, list) and len(o) == 1 else o for o in outputs]
+
+
+def _confidence(scorer: Callable[[Any], Any], rows: list[list[Any]], names: tuple[str, ...]) -> Any:
+    """Each row's top class probability, by the version's own model (None where it failed)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        probabilities = np.asarray(scorer(pd.DataFrame(rows, columns=list(names))), dtype=float)
+        return probabilities.max(axis=1).tolist()
+    except Exception as exc:  # a row the model refuses: no estimate for this batch
+        log.debug("monitor: rows not scored for the estimate: %s", exc)
+        return None
+
+
+def _window_number(key: str) -> int:
+    tail = key.rpartition(":")[2]
+    return int(tail) if tail.lstrip("-").isdigit() else -1
+
+
+def _safe(version: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in version)

@@ -1,0 +1,351 @@
+"""The monitor over a real prediction log and feedback folder on disk: windows, drift, quality,
+the label-free estimate, alerts with their notifications and actions, and restarts.
+
+The log is written with the server's own segment format (monitor.segments, predlog.record), the
+receiver is a real HTTP server on loopback; no server or model is needed otherwise: a test's
+"model" is a seeded rule, its probabilities a function given to the monitor.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from conveyor.monitor import feedback, predlog, webhooks
+from conveyor.monitor.config import monitor
+from conveyor.monitor.segments import Segment
+from conveyor.monitor.watch import MonitorError, Watch
+
+FEATURES = ("x1", "x2", "x3", "colour")
+COLOURS = np.array(["red", "green", "blue", "black"])
+WINDOW = 400
+
+
+def rows(rng: np.random.Generator, n: int, *, shift: float = 0.0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "x1": rng.normal(shift, 1.0, n),
+            "x2": rng.exponential(2.0, n),
+            "x3": rng.uniform(0, 10, n),
+            "colour": rng.choice(COLOURS, n, p=[0.4, 0.3, 0.2, 0.1]),
+        }
+    )
+
+
+def truth(frame: pd.DataFrame) -> np.ndarray:
+    return (frame["x1"] + 0.2 * frame["x3"] > 1.0).astype(int).to_numpy()
+
+
+def probabilities(frame: pd.DataFrame) -> np.ndarray:
+    """A confident model of ``truth``: far from the boundary, sure."""
+    margin = frame["x1"].to_numpy(float) + 0.2 * frame["x3"].to_numpy(float) - 1.0
+    p = 1 / (1 + np.exp(-4 * margin))
+    return np.column_stack([1 - p, p])
+
+
+CONFIG = """\
+monitor:
+  production:
+    reference: data/train.csv
+    label: y
+    window: {{rows: {window}, min_rows: 100}}
+    drift: {{method: auto, share: 0.5}}
+    quality: {{metric: accuracy, min: 0.9, min_labels: 100}}
+    estimate: true
+    interval: 1s
+    alerts:
+      - {{name: drift, when: "drift.share >= 0.25", for: 1 window, severity: warning, notify: [ops]}}
+      - {{name: x1-moved, when: "drift.x1 > 0.1", for: 2 windows}}
+      - {{name: quality-drop, when: "quality.accuracy < 0.9", severity: critical, notify: [ops], action: retrain}}
+    notify:
+      ops: {{webhook: "{hook}", secret_env: OPS_SECRET}}
+"""
+
+
+class Project:
+    """A project folder with a reference, a prediction log written like the server's, and
+    feedback; ``watch()`` opens a monitor on it."""
+
+    def __init__(self, root: Path, hook: str = "http://127.0.0.1:9/hook") -> None:
+        self.root = root
+        self.rng = np.random.default_rng(7)
+        reference = rows(self.rng, 4000)
+        reference["y"] = truth(reference)
+        (root / "data").mkdir()
+        reference.to_csv(root / "data" / "train.csv", index=False)
+        (root / "conveyor.yaml").write_text(CONFIG.format(window=WINDOW, hook=hook))
+        self.log = root / ".conveyor" / "predictions"
+        self.segment = Segment(predlog.model_folder(self.log, "clf"), records=10**9, seconds=1e9)
+        self.sent: list[tuple[str, int]] = []  # (id, true label)
+        self.acted: list[str] = []
+        self.clock = [time.time()]
+
+    def watch(self, **given: Any) -> Watch:
+        spec = monitor(self.root, "production")
+
+        def retrain(notice: Any) -> str:
+            self.acted.append(notice.rule.name)
+            return "retrain started"
+
+        options: dict[str, Any] = {
+            "model": "clf",
+            "predictions": self.log,
+            "feedback": feedback.folder(self.root),
+            "roles": lambda: {"1": "stable"},
+            "actions": {"retrain": retrain},
+            "columns": lambda version: ("x1", "x2", "x3", "colour"),
+            "scorer": lambda version: probabilities,
+            "clock": lambda: self.clock[0],
+        }
+        options.update(given)
+        return Watch(self.root, spec, **options)
+
+    def serve(self, n: int, *, shift: float = 0.0, flip: float = 0.0, version: str = "1") -> None:
+        """``n`` one-row requests answered by ``version``: its prediction is ``truth``, wrong
+        on a share ``flip`` of rows (the world changed, the model did not)."""
+        frame = rows(self.rng, n, shift=shift)
+        said = truth(frame)
+        actual = np.where(self.rng.random(n) < flip, 1 - said, said)
+        for i, row in enumerate(frame.itertuples(index=False)):
+            rid = f"r{len(self.sent)}"
+            self.clock[0] += 0.01
+            record = predlog.record(rid, "clf", version, "invocations", [list(row)], [int(said[i])])
+            record["ts"] = self.clock[0]
+            self.segment.write(orjson.dumps(record) + b"\n")
+            self.sent.append((rid, int(actual[i])))
+
+    def label(self, start: int = 0, stop: int | None = None) -> None:
+        labels = [feedback.label(rid, y) for rid, y in self.sent[start:stop]]
+        feedback.append(self.root, labels)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+def check(checks: list[Any], name: str) -> Any:
+    (found,) = [c for c in checks if c.name == name]
+    return found
+
+
+def test_traffic_like_the_reference_raises_no_drift_alert(project: Project) -> None:
+    watch = project.watch()
+    project.serve(WINDOW * 20)
+    done = watch.tick()
+    assert len(done.closed) == 20 and all(w.rows == WINDOW for w in done.closed)
+    windows = watch.windows_of("1")
+    shares = [check(c, "drift.share").value for _, c in windows]
+    # 4 features at most one-in-twenty false alarms each: a quarter of them drifting in one
+    # window of 400 rows from the same distribution should almost never happen.
+    assert sum(s >= 0.25 for s in shares) <= 1, shares
+    assert watch.alerts["drift"].status == "inactive"
+    assert check(done.checks, "rows").verdict == "ok"
+
+
+def test_a_shifted_feature_is_found_in_the_first_full_window_and_named(project: Project) -> None:
+    watch = project.watch()
+    project.serve(WINDOW)
+    watch.tick()
+    project.serve(WINDOW, shift=1.0)
+    done = watch.tick()
+    (window,) = done.closed
+    x1 = check(done.checks, "drift.x1")
+    assert x1.verdict == "alert" and x1.value > 0.5  # a normalised Wasserstein of ~1 std
+    assert "x1" in check(done.checks, "drift.share").detail
+    assert check(done.checks, "drift.x3").verdict == "ok"
+    assert [n.rule.name for n in done.notices] == ["drift"]
+    assert watch.alerts["x1-moved"].status == "pending"  # for: 2 windows
+    project.serve(WINDOW, shift=1.0)
+    assert [n.rule.name for n in watch.tick().notices] == ["x1-moved"]
+
+
+def test_quality_drops_once_labels_arrive_and_the_estimate_moves_first(project: Project) -> None:
+    watch = project.watch()
+    project.serve(WINDOW)
+    project.label()
+    first = watch.tick()
+    assert check(first.checks, "quality.accuracy").value == 1.0
+    good_estimate = check(first.checks, "estimate.accuracy").value
+    # the inputs move where the model is unsure and wrong: the estimate sees it at once
+    project.serve(WINDOW, shift=-1.0, flip=0.3)
+    second = watch.tick()
+    moved = check(second.checks, "estimate.accuracy").value
+    assert moved < good_estimate - 0.02
+    assert check(second.checks, "quality.accuracy").window == first.closed[0].key  # no labels yet
+    assert watch.alerts["quality-drop"].status == "inactive" and project.acted == []
+    project.label(WINDOW)  # the labels of the second window arrive
+    third = watch.tick()
+    quality = check(third.checks, "quality.accuracy")
+    assert quality.window == second.closed[0].key and quality.value < 0.8
+    assert quality.verdict == "alert"
+    assert [n.rule.name for n in third.notices] == ["quality-drop"]
+    assert project.acted == ["quality-drop"]  # its action ran once
+    assert third.notices[0].action == "retrain started"
+    assert watch.tick().notices == [] and project.acted == ["quality-drop"]  # still firing: once
+
+
+def test_restart_mid_window_loses_and_doubles_nothing(project: Project) -> None:
+    watch = project.watch()
+    project.serve(WINDOW + WINDOW // 2)
+    assert len(watch.tick().closed) == 1
+    assert watch.windows.open["1"].rows == WINDOW // 2
+    again = project.watch()  # a restart: from state.json
+    assert again.windows.open["1"].rows == WINDOW // 2
+    project.serve(WINDOW // 2)
+    assert [w.rows for w in again.tick().closed] == [WINDOW]
+    assert [w.rows for w, _ in again.windows_of("1")] == [WINDOW, WINDOW]
+
+
+def test_killed_before_its_state_was_written_counts_the_window_once(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch = project.watch()
+    project.serve(WINDOW // 2)
+    watch.tick()
+    project.serve(WINDOW)
+
+    def killed(self: Watch, now: float) -> None:
+        raise KeyboardInterrupt("killed after the window's file, before state.json")
+
+    monkeypatch.setattr(Watch, "_save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        watch.tick()
+    monkeypatch.undo()
+    assert [w.rows for w, _ in watch.windows_of("1")] == [WINDOW]
+    again = project.watch()
+    done = again.tick()  # the same lines read again into the same window
+    assert [w.rows for w in done.closed] == [WINDOW]
+    assert [w.rows for w, _ in again.windows_of("1")] == [WINDOW]
+    assert again.windows.open["1"].rows == WINDOW // 2
+
+
+def test_time_windows_close_after_their_end(project: Project) -> None:
+    text = (project.root / "conveyor.yaml").read_text()
+    (project.root / "conveyor.yaml").write_text(text.replace(f"rows: {WINDOW}", "every: 10s"))
+    project.clock[0] = 1000.0
+    watch = project.watch()
+    project.serve(300)  # 3 s of traffic from t=1000
+    assert watch.tick().closed == []
+    project.clock[0] = 1016.0  # the window [1000, 1010) ended 6 s ago
+    (window,) = watch.tick().closed
+    assert window.rows == 300 and window.key == "1:100"
+
+
+def test_a_damaged_state_file_is_named(project: Project) -> None:
+    project.watch().tick()
+    (project.root / ".conveyor/monitor/production/state.json").write_text("{not json")
+    with pytest.raises(MonitorError, match="state.json is damaged") as caught:
+        project.watch()
+    assert "remove" in (caught.value.hint or "")
+
+
+def test_a_missing_reference_is_named(project: Project) -> None:
+    (project.root / "data/train.csv").unlink()
+    with pytest.raises(MonitorError, match="cannot read the reference data/train.csv"):
+        project.watch()
+
+
+# -------------------------------------------------------------------------- notifications
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+        body = self.rfile.read(int(self.headers["content-length"]))
+        Receiver.got.append((dict(self.headers), body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.got = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_alerts_reach_a_receiver_as_alertmanager_bodies_signed(
+    tmp_path: Path, receiver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.monitor.alerts import Notifier
+
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    monkeypatch.setenv("OPS_SECRET", secret)
+    project = Project(tmp_path, hook=receiver)
+    spec = monitor(project.root, "production")
+    watch = project.watch(notifier=Notifier(spec))
+    project.serve(WINDOW)
+    watch.tick()
+    project.serve(WINDOW, shift=1.5)
+    watch.tick()  # drift fires
+    project.serve(WINDOW)
+    watch.tick()  # and resolves
+    wait_for(lambda: len(Receiver.got) == 2)
+    assert watch.notifier is not None
+    watch.notifier.close()
+    bodies = []
+    for headers, body in Receiver.got:
+        webhooks.verify(secret, headers, body)  # Standard Webhooks signature
+        bodies.append(orjson.loads(body))
+    assert [b["status"] for b in bodies] == ["firing", "resolved"]
+    fired, resolved = (b["alerts"][0] for b in bodies)
+    assert fired["labels"] == {
+        "alertname": "drift", "severity": "warning", "env": "production", "model": "clf",
+    }  # fmt: skip
+    assert fired["endsAt"] == "0001-01-01T00:00:00Z" and resolved["endsAt"] != fired["endsAt"]
+    assert fired["fingerprint"] == resolved["fingerprint"]
+    assert bodies[0]["receiver"] == "ops" and bodies[0]["version"] == "4"
+    assert float(fired["annotations"]["value"]) >= 0.25
+
+
+def test_a_receiver_that_is_down_never_holds_up_a_tick(project: Project) -> None:
+    from conveyor.monitor.alerts import Notifier
+
+    spec = monitor(project.root, "production")  # its hook: port 9, nobody listens
+    watch = project.watch(notifier=Notifier(spec, environ={"OPS_SECRET": "s"}, timeout=0.5))
+    project.serve(WINDOW)
+    watch.tick()
+    project.serve(WINDOW, shift=1.5)
+    started = time.monotonic()
+    assert [n.rule.name for n in watch.tick().notices] == ["drift"]
+    assert time.monotonic() - started < 1.0
+    assert watch.notifier is not None
+    watch.notifier.close(timeout=0.1)
+
+
+def test_a_failing_action_is_reported_and_monitoring_goes_on(project: Project) -> None:
+    def broken(notice: Any) -> str:
+        raise RuntimeError("the pipeline cannot start")
+
+    watch = project.watch(actions={"retrain": broken})
+    project.serve(WINDOW, flip=0.5)
+    project.label()
+    done = watch.tick()
+    (notice,) = [n for n in done.notices if n.rule.name == "quality-drop"]
+    assert notice.action == "retrain failed: the pipeline cannot start"
+    events = watch.events()
+    assert events[-1]["alert"] == "quality-drop" and "failed" in events[-1]["action"]
