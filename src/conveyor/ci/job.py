@@ -102,6 +102,7 @@ def run_job(root: Path, options: JobOptions, watcher: Watcher) -> JobResult:
     gates = config.load(root)
     checked = None
     if gates.checks:
+        watcher.step("check")
         start = time.monotonic()
         checked = check_gates(root, gates, watcher)
         said = "passed" if checked.verdict == "pass" else "FAILED"
@@ -191,7 +192,6 @@ def check_gates(root: Path, gates: Gates, watcher: Watcher) -> Checked:
     ``root``/reports and tag the latest run with the verdict."""
     from conveyor.ci.check import check
 
-    watcher.step("check")
     folder = root / REPORTS
     checked = check(root, gates, run=None, reports=folder)
     watcher.checked(checked, folder)
