@@ -56,7 +56,8 @@ def retrain_cmd(opts: Namespace) -> int:
 
 
 class _Printer:
-    """The retrain's steps as they happen, each one's result when it is recorded."""
+    """The retrain's steps as they happen (as `conveyor ci` prints them), each one's result
+    when it is recorded."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -91,5 +92,3 @@ class _Printer:
             echo(style(f"conveyor retrain: {data['model']}, {data['reason']}", bold=True))
         elif kind == "retrain.step":
             echo(f"{data['step']}: {data['result']} ({data['seconds']:.1f} s)")
-        elif kind == "retrain.registered":
-            echo(f"registered {data['model']} version {data['version']}")
