@@ -5,7 +5,10 @@ hold the accuracy to 0.6, and ``production`` rolls versions out as a canary."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from conveyor.deploy import flows
+from conveyor.tracking.events import Event
 from tests.conftest import Project
 from tests.deploy.projects import environment
 
@@ -70,3 +73,8 @@ def deployed(project: Project) -> Project:
     project.ok("run", "--register")
     project.ok("deploy", "clf/1", "--env", "production")
     return project
+
+
+def retrains(root: Path) -> list[Event]:
+    """The retrain events of ``production``, oldest first."""
+    return [e for e in flows.history(root, "production") if e.kind.startswith("retrain.")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor.ci.retrain import exclusive
+from conveyor.ci.retrainer import exclusive
 from tests.ci.retraining import deployed, rows
 from tests.conftest import Project
 

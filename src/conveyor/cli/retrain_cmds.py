@@ -39,7 +39,8 @@ def retrain_cmd(opts: Namespace) -> int:
     environment's rollout of the new version. Every step is recorded: `conveyor rollout history
     ENV` shows them. Exit 0 when a rollout started or nothing changed, 1 when the gates failed,
     the error's code when a step could not be done; 3 while another retrain is in flight."""
-    from conveyor.ci.retrain import exclusive, retrain
+    from conveyor.ci.retrain import retrain
+    from conveyor.ci.retrainer import exclusive
     from conveyor.foundation.paths import find_root
 
     root = find_root()
