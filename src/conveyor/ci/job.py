@@ -3,7 +3,9 @@ write the pull-request report, and on the default branch with passing gates (``r
 register the changed models and point an alias at them.
 
 Nothing is printed here: a :class:`Watcher` hears of each step as it happens (the CLI prints
-it; a UI could stream it), and :func:`run_job` returns every step's outcome.
+it; a UI could stream it), and :func:`run_job` returns every step's outcome. The steps are
+functions of their own (:func:`pull_data`, :func:`run_pipeline`, :func:`check_gates`) that
+:mod:`conveyor.ci.retrain` chains in another order.
 
     >>> done = run_job(root, JobOptions(release=True), watcher)  # doctest: +SKIP
     >>> done.code, [s.name for s in done.steps]  # doctest: +SKIP
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from conveyor.ci.env import CiEnv
     from conveyor.ci.pull import Pulled
     from conveyor.foundation.progress import Progress
+    from conveyor.gates.config import Gates
     from conveyor.pipeline.definition import Pipeline
     from conveyor.pipeline.launch import Launched
     from conveyor.pipeline.runner import Reporter
@@ -84,14 +87,13 @@ class Watcher(Protocol):
 
 def run_job(root: Path, options: JobOptions, watcher: Watcher) -> JobResult:
     """Run the whole job (see the module); the steps and the exit code the job ends with."""
-    from conveyor.ci.check import check
     from conveyor.ci.env import current
     from conveyor.gates import config
 
     steps: list[Step] = []
     if not options.pull:
         steps.append(Step("pull", "skipped", 0.0))
-    elif not _has_remote(root):
+    elif not has_remote(root):
         steps.append(Step("pull", "skipped: no default remote", 0.0))
     elif (code := _timed(steps, "pull", watcher, lambda: _pull(root, options, watcher))) != 0:
         return JobResult(steps, code)
@@ -102,9 +104,7 @@ def run_job(root: Path, options: JobOptions, watcher: Watcher) -> JobResult:
     if gates.checks:
         watcher.step("check")
         start = time.monotonic()
-        folder = root / REPORTS
-        checked = check(root, gates, run=None, reports=folder)
-        watcher.checked(checked, folder)
+        checked = check_gates(root, gates, watcher)
         said = "passed" if checked.verdict == "pass" else "FAILED"
         steps.append(Step("check", said, time.monotonic() - start))
     else:
@@ -135,27 +135,42 @@ def _timed(steps: list[Step], name: str, watcher: Watcher, body: Callable[[], in
     return code
 
 
-def _has_remote(root: Path) -> bool:
+def _pull(root: Path, options: JobOptions, watcher: Watcher) -> int:
+    pull_data(root, watcher, every_model=options.every_model)
+    return 0
+
+
+def _run(root: Path, watcher: Watcher) -> int:
+    launched = run_pipeline(root, watcher)
+    return 1 if launched is not None and launched.failed else 0
+
+
+def has_remote(root: Path) -> bool:
+    """Whether the project has a default remote to pull from."""
     from conveyor.data.workspace import Workspace
 
     with Workspace(root) as ws:
         return bool(ws.config.get("core.remote"))
 
 
-def _pull(root: Path, options: JobOptions, watcher: Watcher) -> int:
+def pull_data(root: Path, watcher: Watcher, *, every_model: bool = False) -> Pulled:
+    """The pull step: the data, the pipeline's outs and the registered packages from the
+    default remote; what could not be fetched is raised, after the watcher heard of it."""
     from conveyor.ci.pull import pull
     from conveyor.data.workspace import writing
 
     with writing("conveyor pull", root) as ws:
-        pulled = pull(ws, every_model=options.every_model, progress=watcher.progress())
+        pulled = pull(ws, every_model=every_model, progress=watcher.progress())
     watcher.pulled(pulled)
     error = pulled.result.error()
     if error is not None:
         raise error
-    return 0
+    return pulled
 
 
-def _run(root: Path, watcher: Watcher) -> int:
+def run_pipeline(root: Path, watcher: Watcher) -> Launched | None:
+    """The run step: the whole pipeline, cached (None: it has no stages). A stage that fails is
+    in the result (its ``failed``), not raised: the watcher's reporter has shown it."""
     from conveyor.ci import sections
     from conveyor.data.workspace import writing
     from conveyor.pipeline import launch
@@ -166,10 +181,21 @@ def _run(root: Path, watcher: Watcher) -> int:
         pipeline = launch.load(ws)
         if not pipeline.stages:
             watcher.ran(None, None)
-            return 0
+            return None
         launched = launch.run(ws, pipeline, Options(), watcher.reporter(pipeline))
         watcher.ran(launched, launch.publish(ws.root))
-    return 1 if launched.failed else 0
+    return launched
+
+
+def check_gates(root: Path, gates: Gates, watcher: Watcher) -> Checked:
+    """The check step: evaluate ``gates`` on the workspace, write their reports into
+    ``root``/reports and tag the latest run with the verdict."""
+    from conveyor.ci.check import check
+
+    folder = root / REPORTS
+    checked = check(root, gates, run=None, reports=folder)
+    watcher.checked(checked, folder)
+    return checked
 
 
 def _release_step(root: Path, env: CiEnv, verdict: str, alias: str) -> str:

@@ -36,6 +36,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.report_cmds",
     "conveyor.cli.schema_cmds",
     "conveyor.cli.ci_cmds",
+    "conveyor.cli.retrain_cmds",
 )
 
 

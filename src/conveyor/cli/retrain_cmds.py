@@ -1,0 +1,95 @@
+"""`conveyor retrain ENV`: the retrain a monitoring alert starts, by hand and in the foreground.
+
+The flow is :func:`conveyor.ci.retrain.retrain`; this module prints each step as it happens
+(the pull, the run and the gates as `conveyor ci` prints them) and the outcome in one line.
+"""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conveyor.cli.app import arg, command
+from conveyor.cli.output import bar, echo, style
+from conveyor.cli.render import show_checked, show_error, show_pulled
+
+if TYPE_CHECKING:
+    from conveyor.ci.check import Checked
+    from conveyor.ci.pull import Pulled
+    from conveyor.foundation.errors import ConveyorError
+    from conveyor.foundation.progress import Progress
+    from conveyor.pipeline.definition import Pipeline
+    from conveyor.pipeline.launch import Launched
+    from conveyor.pipeline.runner import Reporter
+
+_OUTCOMES = {"rollout_started": "green", "unchanged": None, "gates_failed": "red", "failed": "red"}
+
+
+@command(
+    "retrain",
+    arg("env", metavar="ENV", help="the environment (deploy: in conveyor.yaml)"),
+    arg("--reason", default="by hand", help="why, as the events record it (default: by hand)"),
+    help="pull, run, check the gates, register and start the environment's rollout",
+)
+def retrain_cmd(opts: Namespace) -> int:
+    """Retrain the environment's model, as a monitoring alert does: pull the latest data, run
+    the pipeline, check the gates, register the model if its package changed, and start the
+    environment's rollout of the new version. Every step is recorded: `conveyor rollout history
+    ENV` shows them. Exit 0 when a rollout started or nothing changed, 1 when the gates failed,
+    the error's code when a step could not be done; 3 while another retrain is in flight."""
+    from conveyor.ci.retrain import retrain
+    from conveyor.ci.retrainer import exclusive
+    from conveyor.foundation.paths import find_root
+
+    root = find_root()
+    with exclusive(root, opts.env):
+        done = retrain(root, opts.env, reason=opts.reason, watcher=_Printer(root))
+    echo(style(f"\n{done.message}", _OUTCOMES[done.outcome], True))
+    if done.outcome in ("rollout_started", "unchanged"):
+        if done.rollout is not None and done.rollout.active:
+            echo(f"Follow it with `conveyor rollout watch {done.env}`.")
+        return 0
+    if done.error is not None:
+        return done.error.exit_code
+    return 1
+
+
+class _Printer:
+    """The retrain's steps as they happen (as `conveyor ci` prints them), each one's result
+    when it is recorded."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def step(self, name: str) -> None:
+        echo(style(f"\n== {name}", bold=True))
+
+    def progress(self) -> Progress | None:
+        return bar()
+
+    def pulled(self, pulled: Pulled) -> None:
+        show_pulled(pulled)
+
+    def reporter(self, pipeline: Pipeline) -> Reporter:
+        from conveyor.cli.running import TerminalReporter
+
+        return TerminalReporter(min(max(len(n) for n in pipeline.stages), 24))
+
+    def ran(self, launched: Launched | None, published: ConveyorError | None) -> None:
+        from conveyor.cli.running import show_launched
+
+        show_launched(launched, published)
+
+    def checked(self, checked: Checked, folder: Path) -> None:
+        show_checked(self.root, checked, folder, as_json=False)
+
+    def failed(self, name: str, error: ConveyorError) -> None:
+        show_error(error)
+
+    def recorded(self, kind: str, data: Mapping[str, Any]) -> None:
+        if kind == "retrain.started":
+            echo(style(f"conveyor retrain: {data['model']}, {data['reason']}", bold=True))
+        elif kind == "retrain.step":
+            echo(f"{data['step']}: {data['result']} ({data['seconds']:.1f} s)")
