@@ -35,6 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from conveyor.foundation.errors import DataError
+from conveyor.stats.binned import BinsMismatch, check_same_bins
 from conveyor.stats.drift import OTHER, UNSEEN
 
 __all__ = [
@@ -65,11 +66,8 @@ MAX_POOLED = 10_000  # reference values remembered as OTHER; beyond, they count 
 FORMAT = 1  # the version of to_json()'s layout
 PARALLEL_FROM = 1_000_000  # values in a frame from which its features are counted on threads
 THREADS = min(2, os.cpu_count() or 1)
+TAIL_SPLITS = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)  # of the outer bins' share: extra edges
 CHUNK = 1 << 15  # values per step where a temporary array is needed
-
-
-class BinsMismatch(DataError):
-    """A profile made on other bins than the ones it is merged or compared with."""
 
 
 # ----------------------------------------------------------------------------------- bins
@@ -266,16 +264,6 @@ def merge(profiles: Iterable[Profile]) -> Profile:
     return replace(first, rows=sum(p.rows for p in items), features=features)
 
 
-def check_same_bins(expected: str, got: str, doing: str) -> None:
-    """Refuse to ``doing`` (merge, compare) profiles made on different bins."""
-    if expected != got:
-        raise BinsMismatch(
-            f"cannot {doing} profiles made on different bins ({got} is not {expected})",
-            hint="profile every window on the bins of one reference (profile(rows, bins)), "
-            "or derive the reference profile again with reference()",
-        )
-
-
 # -------------------------------------------------------------------------------- profiling
 
 
@@ -418,7 +406,11 @@ def _numeric_bins(finite: Floats, bins: int, name: str) -> NumericBins:
             f"reference column {name!r} has no numbers to bin",
             hint="name it in categorical=, or drop it from the reference",
         )
-    edges = np.unique(_quantiles(finite, np.linspace(0.0, 1.0, bins + 1)))
+    # The outer bins split again, ever finer towards the extremes: there a bin would span a
+    # long stretch of thin density, which Wasserstein (linear within a bin) misplaces.
+    outer = np.array(TAIL_SPLITS) / bins
+    q = np.concatenate((np.linspace(0.0, 1.0, bins + 1), outer, 1.0 - outer))
+    edges = np.unique(_quantiles(finite, q))
     deciles = np.unique(np.searchsorted(edges, _quantiles(finite, np.arange(1, 10) / 10)))
     center = float(_quantiles(finite, np.array([0.5]))[0])
     return NumericBins(tuple(edges.tolist()), tuple(deciles.tolist()), center)
