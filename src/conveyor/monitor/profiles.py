@@ -61,6 +61,7 @@ _NONE: Floats = np.empty(0, dtype=np.float64)
 _NO_COUNTS = pd.Series([], dtype=np.int64)
 
 CATEGORICAL_BELOW = 5  # numbers with at most this many distinct values are categories
+MOSTLY_NUMBERS = 0.9  # a reference column with this share of numbers is numeric, the rest invalid
 MAX_CATEGORIES = 200  # categories counted one by one; the rest of the reference's are OTHER
 MAX_POOLED = 10_000  # reference values remembered as OTHER; beyond, they count as UNSEEN
 FORMAT = 1  # the version of to_json()'s layout
@@ -370,11 +371,17 @@ def _numbers(values: Any) -> tuple[Floats, int, int]:
 
 
 def _looks_numeric(values: Any) -> bool:
-    """Numbers (not booleans), possibly with missing values."""
+    """Numbers (not booleans), possibly with missing values and a little text among them."""
     if _as_floats(values) is not None:
         return True
     kind = pd.api.types.infer_dtype(values, skipna=True)
-    return kind in ("floating", "integer", "mixed-integer-float", "decimal")
+    if kind in ("floating", "integer", "mixed-integer-float", "decimal"):
+        return True
+    if kind not in ("mixed", "mixed-integer"):
+        return False
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    numbers = int(pd.to_numeric(series, errors="coerce").notna().sum())
+    return numbers >= MOSTLY_NUMBERS * int(series.notna().sum())
 
 
 def _as_floats(values: Any) -> Floats | None:
