@@ -33,6 +33,8 @@ from conveyor.foundation.lock import ProjectLock
 from conveyor.foundation.paths import CONTROL_DIR
 
 if TYPE_CHECKING:
+    from conveyor.monitor.alerts import Notice
+    from conveyor.monitor.watch import Announce
     from conveyor.tracking.events import Event
 
 log = logging.getLogger(__name__)
@@ -187,3 +189,36 @@ def _holder(root: Path) -> str:
         return (root / CONTROL_DIR / LOCK).read_text().strip() or "unknown pid"
     except OSError:
         return "unknown pid"
+
+
+def action(
+    root: Path, env_name: str, *, say: Callable[[str], None] | None = None
+) -> Callable[[Notice, Announce], str]:
+    """The monitor's ``retrain`` action for environment ``env_name``: a :class:`Retrainer`
+    with the cooldown of its ``monitor:`` entry. An alert that fires asks for a retrain; what
+    it ended with is told (``say``) and announced to the alert's receivers: a retrain whose
+    gates failed as a critical alert, production untouched."""
+    from conveyor.monitor.config import monitor
+
+    spec = monitor(root, env_name)
+    tell = say or log.warning
+    pending: list[Announce] = []  # the announcer of the alert that asked, until it is done
+
+    def done(result: Retrained) -> None:
+        tell(f"retrain {result.message}")
+        failed = result.outcome in ("gates_failed", "failed")
+        for announce in pending:
+            announce("critical" if failed else "info", result.message)
+        pending.clear()
+
+    retrainer = Retrainer(root, env_name, cooldown=spec.cooldown, on_done=done)
+
+    def act(notice: Notice, announce: Announce) -> str:
+        moved = notice.transition
+        reason = f"alert {notice.rule.name}: {notice.rule.condition.metric} = {moved.value:.4g}"
+        said = retrainer.request(reason)
+        if said == "started":
+            pending.append(announce)
+        return f"retrain {said}"
+
+    return act

@@ -128,7 +128,7 @@ def _open(root: Path, name: str, *, act: bool = False) -> Watch:
 
     actions: dict[str, Any] = {}
     if act:
-        from conveyor.ci.retrain import action
+        from conveyor.ci.retrainer import action
 
         actions["retrain"] = action(root, name, say=echo)
     return open_watch(root, name, actions=actions, notify=act)

@@ -199,7 +199,7 @@ def _monitor(
 
     if env.name not in monitors(root):
         return None
-    from conveyor.ci.retrain import action
+    from conveyor.ci.retrainer import action
     from conveyor.deploy.monitoring import open_watch
     from conveyor.deploy.monitoring import start_thread as start_monitor
     from conveyor.foundation.errors import ConveyorError

@@ -26,7 +26,7 @@ from conveyor.deploy.config import Environment, environment
 from conveyor.foundation.errors import LockError
 from conveyor.monitor.alerts import Notice, Notifier
 from conveyor.monitor.config import monitor
-from conveyor.monitor.watch import Action, Watch, folder
+from conveyor.monitor.watch import Action, Announce, Watch, folder
 
 log = logging.getLogger(__name__)
 CONTROL_LOG = ".conveyor/predictions"
@@ -154,7 +154,7 @@ def _roles(root: Path, env_name: str) -> dict[str, str]:
 
 
 def _rollback(root: Path, env_name: str) -> Action:
-    def act(notice: Notice) -> str:
+    def act(notice: Notice, announce: Announce) -> str:
         from conveyor.deploy import flows
 
         record = flows.rollback(root, env_name)

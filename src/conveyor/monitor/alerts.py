@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,6 +97,8 @@ def _alert(notice: Notice, external_url: str) -> dict[str, Any]:
         "condition": str(condition),
         "for": str(notice.rule.hold),
     }
+    if math.isnan(moved.value):  # an action's outcome (Watch.announce), not an observation
+        annotations = {"summary": notice.action}
     if moved.window:
         annotations["window"] = moved.window
     if notice.rule.action:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -49,7 +49,10 @@ from conveyor.monitor.windows import Batch, Check, Quality, Window, Windows, eva
 log = logging.getLogger(__name__)
 FOLDER = ".conveyor/monitor"
 STATE_FORMAT = 1
-Action = Callable[[Notice], str]
+# What an action is given: the alert that fired, and a way to tell the alert's receivers later
+# how it ended (severity, text): a retrain runs for minutes, its outcome comes after the tick.
+Announce = Callable[[str, str], None]
+Action = Callable[[Notice, Announce], str]
 
 
 class MonitorError(ConveyorError):
@@ -140,9 +143,8 @@ def reference(root: Path, spec: Monitor) -> Reference:
         pass  # none yet, or from another format: made again
     frame = _read_table(Path(spec.reference), raw, spec)
     features = _features(spec, list(frame.columns))
-    bins, profile = profiles.reference(
-        frame[list(features)], categorical=[c for c in spec.categorical if c in features]
-    )
+    declared = [c for c in spec.categorical if c in features] or None  # None: detected
+    bins, profile = profiles.reference(frame[list(features)], categorical=declared)
     label_bins = label_profile = None
     if spec.label:
         from conveyor.monitor.windows import PREDICTION
@@ -460,10 +462,24 @@ class Watch:
         if action is None:
             return f"{rule.action}: not available here (only where conveyor serve --env runs)"
         try:
-            return action(notice)
+            return action(notice, lambda severity, text: self.announce(rule, severity, text))
         except Exception as exc:  # an action's failure is reported, never stops monitoring
             log.warning("monitor %s: action %s failed: %s", self.spec.env, rule.action, exc)
             return f"{rule.action} failed: {exc}"
+
+    def announce(self, rule: rules.Rule, severity: str, text: str) -> None:
+        """Tell ``rule``'s receivers how its action ended (from any thread): an alert named
+        after the action (``retrain``), firing when it failed (``critical``), else resolved,
+        with ``text`` as its summary; recorded with the alert events."""
+        action = rule.action or "action"
+        said = rules.Rule(action, rule.condition, severity=severity, notify=rule.notify)
+        now = self.clock()
+        to: Literal["firing", "resolved"] = "firing" if severity == "critical" else "resolved"
+        moved = rules.Transition(action, to, math.nan, now, None, now)
+        notice = Notice(self.spec.env, self.model, said, moved, text)
+        self._event(notice)
+        if self.notifier is not None:
+            self.notifier.send([notice])
 
     def _event(self, notice: Notice) -> None:
         moved = notice.transition

@@ -27,6 +27,7 @@ from conveyor.monitor import profiles
 from conveyor.monitor.config import Monitor
 from conveyor.monitor.config import Window as WindowSpec
 from conveyor.monitor.profiles import Bins, Profile
+from conveyor.stats.drift import ColumnDrift
 
 GRACE = 5.0  # seconds past a time window's end before it closes (the log is written each second)
 PREDICTION = "prediction"  # the prediction column's name in the predictions' profile
@@ -153,12 +154,12 @@ class Windows:
         start = 0
         for i in range(1, len(numbers) + 1):
             if i == len(numbers) or numbers[i] != numbers[start]:
-                window = self.open.get(batch.version)
-                if window is not None and window.number != numbers[start]:
-                    if numbers[start] < window.number:  # a late row of a closed window: dropped
+                current = self.open.get(batch.version)
+                if current is not None and current.number != numbers[start]:
+                    if numbers[start] < current.number:  # a late row of a closed window: dropped
                         start = i
                         continue
-                    window.closed = True
+                    current.closed = True
                     done.append(self.open.pop(batch.version))
                 window = self._window(batch.version, batch.times[start], numbers[start])
                 self._fold(window, batch.part(start, i))
@@ -282,10 +283,11 @@ def evaluate(
     ]
     if window.features is None or window.rows < spec.window.min_rows:
         return checks
-    drifts = binned.drift(
-        bins, reference, window.features, method=spec.drift.method, threshold=spec.drift.threshold
-    )
-    conclusive = [d for d in drifts if d.verdict in ("drifted", "stable")]
+    found = binned.dataset(
+        bins, reference, window.features, drift_share=spec.drift.share,
+        method=spec.drift.method, threshold=spec.drift.threshold,
+    )  # fmt: skip
+    conclusive = [d for d in found.columns if d.verdict in ("drifted", "stable")]
     drifted = [d for d in conclusive if d.drifted]
     share = len(drifted) / len(conclusive) if conclusive else None
     checks.append(
@@ -299,14 +301,12 @@ def evaluate(
         )
     )
     checks.append(Check("drift.count", float(len(drifted)), "", "info", key))
-    for d in drifts:
-        score, method, limit = binned.score(d)
-        verdict = {"drifted": "alert", "stable": "ok"}.get(d.verdict, "inconclusive")
+    for d in found.columns:
+        score, threshold = score_of(d, found.methods[d.column], spec.drift.threshold)
         checks.append(
-            Check(
-                f"drift.{d.column}", score, f"{method} {limit}", verdict, key, "; ".join(d.reasons)
-            )
-        )
+            Check(f"drift.{d.column}", score, threshold, _VERDICT.get(d.verdict, "inconclusive"),
+                  key, "; ".join(d.reasons))
+        )  # fmt: skip
     totals = _missing(window.features)
     if totals is not None:
         checks.append(Check("missing.share", totals, "", "info", key))
@@ -324,9 +324,9 @@ def evaluate(
         )
     if window.predictions is not None and label_bins is not None and label_reference is not None:
         (said,) = binned.drift(label_bins, label_reference, window.predictions, method="psi")
-        score, method, limit = binned.score(said)
-        verdict = {"drifted": "alert", "stable": "ok"}.get(said.verdict, "inconclusive")
-        checks.append(Check("prediction_drift", score, f"{method} {limit}", verdict, key))
+        score, threshold = score_of(said, "psi", None)
+        verdict = _VERDICT.get(said.verdict, "inconclusive")
+        checks.append(Check("prediction_drift", score, threshold, verdict, key))
     if spec.estimate and window.scored:
         estimate = window.confidence / window.scored
         limit = spec.quality.min if spec.quality else None
@@ -341,6 +341,26 @@ def evaluate(
             )
         )
     return checks
+
+
+_VERDICT = {"drifted": "alert", "stable": "ok"}
+# What a drift method's score is: its distance, or for a test the effect size it also needs.
+_SCORES = {
+    "wasserstein": "wasserstein", "jensenshannon": "js_distance", "psi": "psi",
+    "ks": "ks_statistic", "chisquare": "js_distance", "z": "js_distance",
+}  # fmt: skip
+
+
+def score_of(column: ColumnDrift, method: str, threshold: float | None) -> tuple[float | None, str]:
+    """A feature's drift score (the method's distance, or a test's effect size) and how it is
+    judged, for a table: ``wasserstein >= 0.1``, ``ks p < 0.05``."""
+    from conveyor.stats import binned
+
+    value = column.statistics.get(_SCORES.get(method, "psi"))
+    if method in binned.TESTS:
+        return value, f"{method} p < {threshold if threshold is not None else 0.05:g}"
+    limit = threshold if threshold is not None else binned.DISTANCES.get(method, 0.1)
+    return value, f"{method} >= {limit:.3g}"
 
 
 def quality_check(spec: Monitor, window: str, tally: Quality) -> Check:
@@ -374,8 +394,8 @@ def quality_check(spec: Monitor, window: str, tally: Quality) -> Check:
 def _missing(profile: Profile) -> float | None:
     values = nulls = 0
     for summary in profile.features.values():
-        values += summary.count + summary.nulls
-        nulls += summary.nulls
+        values += summary.count + summary.nulls + summary.invalid
+        nulls += summary.nulls + summary.invalid
     return nulls / values if values else None
 
 

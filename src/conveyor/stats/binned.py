@@ -210,7 +210,7 @@ def drift(
         else:
             stats.update(_categorical(ref, cur) if short is None else dict.fromkeys(_CATEGORIES))
         if short is None:
-            reasons += _rule(chosen, stats, limit, effect_floor)
+            reasons += _rule(chosen, stats, limit, effect_floor, p_value)
         out.append(_verdict(name, fb.kind, stats, reasons, short, ref.count, cur.count))
     return out
 
@@ -359,7 +359,9 @@ def _chi2_p(r: Floats, c: Floats) -> float:
 # --------------------------------------------------------------------------------- rules
 
 
-def _rule(method: str, stats: Mapping[str, float | None], limit: float, floor: float) -> list[str]:
+def _rule(
+    method: str, stats: Mapping[str, float | None], limit: float, floor: float, p_value: float
+) -> list[str]:
     if method in TESTS:
         numeric = method == "ks"
         p = _f(stats["ks_p_value" if numeric else "chi2_p_value"])
@@ -370,7 +372,19 @@ def _rule(method: str, stats: Mapping[str, float | None], limit: float, floor: f
         return []
     key = {"wasserstein": "wasserstein", "jensenshannon": "js_distance", "psi": "psi"}[method]
     value = _f(stats[key])
-    return [f"{key.replace('_', ' ')} {value:.3g} >= {limit:.3g}"] if value >= limit else []
+    if value < limit:
+        return []
+    # ... and the difference must be real: a small window's sampling noise alone can reach a
+    # distance (Wasserstein 0.1 is within the noise of 400 rows), so the feature's test at
+    # ``p_value`` must agree (a big window passes it for any distance that matters).
+    test = "ks_p_value" if "ks_p_value" in stats else "chi2_p_value"
+    tested = stats.get(test)
+    if tested is not None and tested >= p_value:
+        return []
+    said = f"{key.replace('_', ' ')} {value:.3g} >= {limit:.3g}"
+    if tested is None:
+        return [said]
+    return [said, f"{test.partition('_')[0]} p {tested:.2g} < {p_value:g}"]
 
 
 def _null_shift(
