@@ -35,9 +35,11 @@ def load(folder):
     return Model()
 '''
 with tempfile.TemporaryDirectory() as tmp:
-    module = Path(tmp) / "clf_threshold.py"
+    # a module name of its own per model: a server loads every version's code in one process
+    name = f"clf_threshold_{round(threshold * 1000)}"
+    module = Path(tmp) / f"{name}.py"
     module.write_text(code)
-    models.save(None, "model", flavor="python", loader="clf_threshold:load", code=[module],
+    models.save(None, "model", flavor="python", loader=f"{name}:load", code=[module],
                 name="clf")
 """
 

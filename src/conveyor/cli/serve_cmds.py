@@ -212,7 +212,6 @@ def _monitor(
     except ConveyorError as exc:
         _notify(f"monitor {env.name}: not started: {exc.message}")
         return None
-    _notify(f"monitoring {env.name} every {watch.spec.interval:g} s")
     return start_monitor(watch, stop=stop, notify=_notify)
 
 
