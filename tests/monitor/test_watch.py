@@ -22,6 +22,7 @@ import pytest
 
 from conveyor.monitor import feedback, predlog, webhooks
 from conveyor.monitor.config import monitor
+from conveyor.monitor.feedback import LATE_AFTER
 from conveyor.monitor.segments import Segment
 from conveyor.monitor.watch import MonitorError, Watch
 
@@ -363,3 +364,19 @@ def test_a_failing_action_is_reported_and_monitoring_goes_on(project: Project) -
     assert notice.action == "retrain failed: the pipeline cannot start"
     events = watch.events()
     assert events[-1]["alert"] == "quality-drop" and "failed" in events[-1]["action"]
+
+
+def test_duplicate_unknown_and_late_labels_are_counted_not_joined(project: Project) -> None:
+    watch = project.watch()
+    project.serve(WINDOW)
+    project.label()
+    project.label(0, 50)  # the same ids again, with the same labels
+    feedback.append(project.root, [feedback.label(f"nobody-{i}", 1) for i in range(7)])
+    project.serve(10)
+    late = [feedback.label(rid, y, ts=project.clock[0] + LATE_AFTER + 1) for rid, y in
+            project.sent[WINDOW:]]  # fmt: skip
+    feedback.append(project.root, late)
+    quality = check(watch.tick().checks, "quality.accuracy")
+    assert quality.value == 1.0 and quality.detail.startswith(f"{WINDOW} labels")
+    assert "50 duplicates" in quality.detail and "7 for unknown ids" in quality.detail
+    assert "10 late" in quality.detail

@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -401,7 +401,7 @@ class Watch:
 
     def _quality(self, version: str) -> Check:
         assert self.spec.quality is not None
-        self._joiner.update()
+        joined = self._joiner.update()
         groups = self._joiner.groups
         tallies = {
             str(group): Quality(t.labelled, t.correct)
@@ -412,7 +412,19 @@ class Watch:
         order = sorted(tallies, key=_window_number, reverse=True)
         enough = [k for k in order if tallies[k].labelled >= self.spec.quality.min_labels]
         key = (enough or order or [""])[0]
-        return quality_check(self.spec, key, tallies.get(key, Quality(0, 0)))
+        check = quality_check(self.spec, key, tallies.get(key, Quality(0, 0)))
+        counted = [
+            f"{n} {what}"
+            for n, what in (
+                (joined.duplicates, "duplicates"),
+                (joined.unknown, "for unknown ids"),
+                (joined.late, "late"),
+            )
+            if n
+        ]
+        if not counted:
+            return check
+        return replace(check, detail=f"{check.detail}; labels so far: {', '.join(counted)}")
 
     def quality_by_window(self, version: str) -> dict[str, Quality]:
         self._joiner.update()
