@@ -19,7 +19,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
+
+from classifier.get_data import DRIFTED  # what the demo's new instrument reads higher
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -195,6 +199,7 @@ def run(demo: Demo, remote: Path) -> None:
     gates(demo)
     serve(demo)
     deploy(demo)
+    monitoring(demo)
 
 
 def safety(demo: Demo) -> None:
@@ -313,9 +318,11 @@ class Traffic:
     A/B's sticky split), and the true labels posted to /feedback a moment later."""
 
     def __init__(self, demo: Demo, url: str) -> None:
-        lines = (demo.root / "data/prepared/test.csv").read_text().splitlines()[1:]
+        header, *lines = (demo.root / "data/prepared/test.csv").read_text().splitlines()
+        self.names = header.split(",")[1:-1]
         self.rows = [([float(v) for v in ln.split(",")[1:-1]], int(float(ln.split(",")[-1])))
                      for ln in lines]  # fmt: skip
+        self.scale = [1.0] * len(self.names)  # what the users' instrument reads, per feature
         self.url = url
         self.answered: dict[str, int] = {}  # version -> requests it answered
         self.failed: dict[str, int] = {}  # version -> requests it failed
@@ -329,6 +336,7 @@ class Traffic:
         rng = random.Random(0)
         while not self.stopping.is_set():
             features, label = rng.choice(self.rows)
+            features = [v * f for v, f in zip(features, self.scale, strict=True)]
             rid = uuid.uuid4().hex
             headers = {"x-request-id": rid, "x-user-id": f"user-{rng.randrange(10_000)}"}
             req = urllib.request.Request(
@@ -355,6 +363,11 @@ class Traffic:
                 with urllib.request.urlopen(fb, timeout=10) as resp:
                     self.labels += json.loads(resp.read())["accepted"]
                 pending = []
+
+    def drift(self, names: Iterable[str], factor: float) -> None:
+        """From now on, these features read ``factor`` times higher (the labels stay)."""
+        chosen = set(names)
+        self.scale = [factor if n in chosen else 1.0 for n in self.names]
 
     def summary(self) -> str:
         answered = ", ".join(f"version {v}: {n}" for v, n in sorted(self.answered.items()))
@@ -480,6 +493,58 @@ def deploy(demo: Demo) -> None:
     finally:
         traffic.stop()
         server.stop()
+
+
+def monitoring(demo: Demo) -> None:
+    """Production watches itself: windows of traffic against the training data, accuracy from
+    the labels; the world changes, the quality alert fires, and its retrain rolls a new version
+    out, promoted by its canary, with no command typed."""
+    demo.section("Monitoring: production's traffic against its training data, and its labels")
+    server = Serving(demo, "production")
+    traffic = Traffic(demo, server.url)
+    try:
+        _until(demo, "a window closed", lambda: bool(_checks(demo)), 90)
+        demo.sh("conveyor", "monitor", "status")
+
+        demo.section("The world changes: a new instrument reads texture and size 30 % higher")
+        print("(the new instrument's labelled cells arrive as data, as a data job would add them)")
+        demo.sh(str(BIN / "python"), "get_data.py", "--extra", "600", "--drift", "1.3")
+        demo.sh("conveyor", "add", "data/raw")
+        demo.sh("conveyor", "push")
+        before = _stable(demo)
+        traffic.drift(DRIFTED, 1.3)
+        print("(users now send the new instrument's readings; their labels follow)", flush=True)
+        _until(demo, "the retrained version promoted", lambda: _stable(demo) != before, 300)
+        print(traffic.summary(), flush=True)
+        demo.sh("conveyor", "rollout", "history", "production")
+        _until(demo, "the quality back", lambda: _verdict(demo, "quality.accuracy") == "ok", 120)
+        demo.sh("conveyor", "monitor", "status")
+    finally:
+        traffic.stop()
+        server.stop()
+
+
+def _checks(demo: Demo) -> dict[str, Any]:
+    shown = json.loads(demo.quiet("conveyor", "monitor", "status", "--json"))
+    return {c["name"]: c for c in shown["checks"]}
+
+
+def _verdict(demo: Demo, name: str) -> str:
+    return str(_checks(demo).get(name, {}).get("verdict", ""))
+
+
+def _stable(demo: Demo) -> int | None:
+    (shown,) = json.loads(demo.quiet("conveyor", "rollout", "status", "production", "--json"))
+    return shown["record"]["stable"] if shown["record"] else None
+
+
+def _until(demo: Demo, what: str, done: Callable[[], bool], seconds: float) -> None:
+    """Wait (bounded) for ``done``; the demo fails, saying what it waited for, past that."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            sys.exit(f"demo step failed: waited {seconds:g} s for {what}")
+        time.sleep(1)
 
 
 def _registered(output: str) -> int:

@@ -1,7 +1,9 @@
 """Write the example's raw data: scikit-learn's breast-cancer table, as CSV files.
 
 The data set ships inside scikit-learn, so this needs no network. ``--extra N`` appends N
-bootstrapped rows (seeded), standing in for a new batch of labelled data arriving.
+bootstrapped rows (seeded), standing in for a new batch of labelled data arriving; with
+``--drift F`` those rows' texture and size features read F times higher, as cells measured by
+a new instrument would (the demo's world change: the labels stay what they were).
 """
 
 from __future__ import annotations
@@ -13,11 +15,18 @@ from pathlib import Path
 
 from sklearn.datasets import load_breast_cancer
 
+# What the demo's new instrument reads higher.
+DRIFTED = frozenset({
+    "mean_texture", "worst_texture", "texture_error", "mean_radius", "mean_perimeter",
+    "mean_area", "worst_radius", "worst_perimeter", "worst_area",
+})  # fmt: skip
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="data/raw")
     parser.add_argument("--extra", type=int, default=0)
+    parser.add_argument("--drift", type=float, default=1.0)
     args = parser.parse_args()
 
     bunch = load_breast_cancer()
@@ -25,7 +34,12 @@ def main() -> None:
     # scikit-learn codes benign as 1; the column says malignant, so 1 must mean malignant.
     rows = [[*map(float, x), int(y == 0)] for x, y in zip(bunch.data, bunch.target, strict=True)]
     rng = random.Random(7)
-    rows += [rng.choice(rows) for _ in range(args.extra)]
+    drifted = [i for i, name in enumerate(names) if name in DRIFTED and args.drift != 1.0]
+    for _ in range(args.extra):
+        row = list(rng.choice(rows))
+        for i in drifted:
+            row[i] = round(row[i] * args.drift, 6)
+        rows.append(row)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -320,13 +320,14 @@ class Watch:
 
     def _batch(self, version: str, records: list[dict[str, Any]]) -> Batch:
         names = self.columns(version) or self.reference.features
+        known = self.reference.features
         wanted = set(self.reference.features)
         columns: dict[str, list[Any]] = {n: [] for n in self.reference.features}
         times: list[float] = []
         said: list[Any] = []
         rows_for_scoring: list[list[Any]] = []
         for record in records:
-            rows = _rows(record.get("inputs"), names)
+            rows = _rows(record.get("inputs"), names, known)
             outputs = _flat(record.get("outputs"), len(rows))
             for i, row in enumerate(rows):
                 times.append(float(record["ts"]))
@@ -571,9 +572,13 @@ class Watch:
 # ---------------------------------------------------------------------------------- records
 
 
-def _rows(inputs: Any, names: tuple[str, ...]) -> list[dict[str, Any]]:
+def _rows(
+    inputs: Any, names: tuple[str, ...], known: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """A logged request's inputs as rows of named values: a list of rows (the model's
-    columns in order), a list of records, a mapping of columns, or one row."""
+    columns in order, else the reference's features in order when a row has as many values:
+    a model whose signature is one tensor), a list of records, a mapping of columns, or one
+    row."""
     if isinstance(inputs, dict):
         columns = {k: v if isinstance(v, list) else [v] for k, v in inputs.items()}
         n = max((len(v) for v in columns.values()), default=0)
@@ -584,6 +589,9 @@ def _rows(inputs: Any, names: tuple[str, ...]) -> list[dict[str, Any]]:
         return list(inputs)
     if not isinstance(inputs[0], list):
         inputs = [inputs]
+    width = len(inputs[0]) if isinstance(inputs[0], list) else 0
+    if width != len(names) and width == len(known):
+        names = known
     return [dict(zip(names, row, strict=False)) for row in inputs if isinstance(row, list)]
 
 

@@ -203,10 +203,12 @@ def drift(
         stats, reasons = _null_shift(ref, cur, max_null_shift, p_value, min_samples)
         short = _too_few(ref.count, cur.count, min_samples)
         if fb.kind == "numeric":
-            numeric = _numeric(
-                cast(NumericBins, fb), cast(NumericCounts, ref), cast(NumericCounts, cur)
+            numeric = (
+                _numeric(cast(NumericBins, fb), cast(NumericCounts, ref), cast(NumericCounts, cur))
+                if short is None
+                else dict.fromkeys(_NUMERIC)
             )
-            stats.update(numeric if short is None else dict.fromkeys(_NUMERIC))
+            stats.update(numeric)
         else:
             stats.update(_categorical(ref, cur) if short is None else dict.fromkeys(_CATEGORIES))
         if short is None:
