@@ -52,16 +52,25 @@ if TYPE_CHECKING:
 __all__ = [
     "Data",
     "Distribution",
+    "NoSuchWindow",
     "Point",
     "bars_png",
+    "caption",
     "densities",
+    "distribution_png",
     "drift_png",
+    "drifted_first",
+    "features_html",
     "gather",
     "grid_png",
+    "header_html",
     "histogram_png",
+    "history_html",
+    "predictions_html",
     "quality_png",
     "render",
     "shares",
+    "summary_html",
 ]
 
 MOST_BINS = 30  # a numeric feature's reference bins shown, at most (neighbours pooled)
@@ -156,38 +165,7 @@ def gather(watch: Watch, window: str = "latest", *, now: float | None = None) ->
         watched = window.rpartition(":")[0] or watched
     closed = watch.windows_of(watched) if watched is not None else []
     tallies = watch.quality_by_window(watched) if watched and spec.quality else {}
-    chosen: Window | None = None
-    checks: list[Check] = []
-    label = "no window closed yet"
-    if window == "all" and closed:
-        chosen = merged(w for w, _ in closed)
-        assert chosen is not None
-        checks = evaluate(
-            spec, ref.bins, ref.profile, chosen,
-            label_bins=ref.label_bins, label_reference=ref.label_profile,
-        )  # fmt: skip
-        total = Quality(sum(q.labelled for q in tallies.values()),
-                        sum(q.correct for q in tallies.values()))  # fmt: skip
-        label = f"all {len(closed)} closed windows of version {watched} merged"
-        if spec.quality:
-            checks.append(quality_check(spec, label, total))
-    elif closed:
-        found = [(w, c) for w, c in closed if window in ("latest", w.key)]
-        if not found:
-            keys = ", ".join(w.key for w, _ in closed[-5:])
-            raise NoSuchWindow(
-                f"monitor {spec.env}: no closed window {window}",
-                hint=f"latest, all, or a window's key: the last ones are {keys}",
-            )
-        chosen, checks = found[-1][0], list(found[-1][1])
-        label = chosen.key
-        if spec.quality:
-            checks.append(quality_check(spec, chosen.key, tallies.get(chosen.key, Quality(0, 0))))
-    elif window not in ("latest", "all"):
-        raise NoSuchWindow(
-            f"monitor {spec.env}: no closed window {window}: none is closed yet",
-            hint="latest or all show what there is (the reference alone)",
-        )
+    chosen, checks, label = _choose(watch, window, watched, closed, tallies)
     features = [
         Distribution(
             name,
@@ -231,6 +209,47 @@ def gather(watch: Watch, window: str = "latest", *, now: float | None = None) ->
         quality_min=limit,
         min_labels=q.min_labels if q else 0,
         drift_share=spec.drift.share,
+    )
+
+
+def _choose(
+    watch: Watch,
+    window: str,
+    version: str | None,
+    closed: list[tuple[Window, list[Check]]],
+    tallies: Mapping[str, Quality],
+) -> tuple[Window | None, list[Check], str]:
+    """The window asked for, its checks (with its quality from labels) and how to name it."""
+    spec, ref = watch.spec, watch.reference
+    if window == "all" and closed:
+        chosen = merged(w for w, _ in closed)
+        assert chosen is not None
+        checks = evaluate(
+            spec, ref.bins, ref.profile, chosen,
+            label_bins=ref.label_bins, label_reference=ref.label_profile,
+        )  # fmt: skip
+        label = f"all {len(closed)} closed windows of version {version} merged"
+        labelled = sum(q.labelled for q in tallies.values())
+        total = Quality(labelled, sum(q.correct for q in tallies.values()))
+        return chosen, checks + ([quality_check(spec, label, total)] if spec.quality else []), label
+    found = [(w, c) for w, c in closed if window in ("latest", w.key)]
+    if found:
+        chosen, checks = found[-1]
+        tally = tallies.get(chosen.key, Quality(0, 0))
+        quality = [quality_check(spec, chosen.key, tally)] if spec.quality else []
+        return chosen, [*checks, *quality], chosen.key
+    if window in ("latest", "all"):
+        return None, [], "no window closed yet"
+    if closed:
+        keys = ", ".join(w.key for w, _ in closed[-5:])
+        raise NoSuchWindow(
+            f"monitor {spec.env}: no closed window {window}",
+            hint=f"latest, all, or a window's key: the last ones are {keys}",
+        )
+    seen = ", ".join(_versions(watch)) or "none yet"
+    raise NoSuchWindow(
+        f"monitor {spec.env}: no closed window {window}: version {version} has none",
+        hint=f"latest, all, or a window's key (VERSION:NUMBER); versions seen: {seen}",
     )
 
 
