@@ -531,9 +531,15 @@ def drift_png(history: Sequence[Point], share: float | None) -> bytes:
 def _windows_axis(ax: Axes, history: Sequence[Point]) -> None:
     step = max(1, math.ceil(len(history) / 12))
     ticks = list(range(0, len(history), step))
-    ax.set_xticks(ticks, [_plain(str(history[i].number)) for i in ticks])
+    # a window's number means little (time windows count from the epoch): its end, in UTC;
+    # windows of rows may end within a minute of each other: then their numbers
+    shown = [time.strftime("%m-%d\n%H:%M", time.gmtime(history[i].last)) for i in ticks]
+    by_time = len(set(shown)) == len(shown)
+    if not by_time:
+        shown = [str(history[i].number) for i in ticks]
+    ax.set_xticks(ticks, shown, fontsize="small")
     ax.set_xlim(-0.5, max(len(history) - 0.5, 0.5))
-    ax.set_xlabel("window")
+    ax.set_xlabel("window, by its last row (UTC)" if by_time else "window")
     ax.grid(alpha=0.3)
 
 
