@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -189,11 +190,11 @@ def test_a_monitor_with_no_window_closed_shows_the_reference(tmp_path: Path) -> 
 # --------------------------------------------------------------------------------- pure
 
 
-def made(columns: dict[str, object], window: dict[str, object]) -> report.Data:
+def made(columns: dict[str, Any], window: dict[str, Any]) -> report.Data:
     """A report's data from a reference and one window's rows, without a monitor."""
     bins, ref = profiles.reference(columns)
     spec = Monitor(env="production", reference="ref.csv")
-    w = Window("2", 7, 1.7e9, 1.7e9 + 60, rows=len(next(iter(window.values()))))  # type: ignore[arg-type]
+    w = Window("2", 7, 1.7e9, 1.7e9 + 60, rows=len(next(iter(window.values()))))
     w.features = profiles.profile(window, bins)
     checks = evaluate(spec, bins, ref, w)
     features = [
@@ -291,3 +292,10 @@ def test_the_command_writes_the_page_and_the_figures(
     err = capsys.readouterr().err
     assert "no closed window 9:9" in err and "Traceback" not in err
     assert not (fed.root / "x.html").exists()
+
+
+def test_figures_are_drawn_from_plain_arrays() -> None:
+    edges, reference, window = [0.0, 1.0, 2.0, 4.0], [0.5, 0.3, 0.1], [0.1, 0.3, 0.3]
+    title = "x: 0.4 (wasserstein >= 0.1) drifted"
+    assert report.histogram_png(title, edges, reference, window).startswith(PNG)
+    assert report.bars_png("c", ["a", "<unseen>"], [1.0, 0.0], [0.5, 0.5]).startswith(PNG)
