@@ -403,11 +403,6 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _plain(text: str) -> str:
-    """Text matplotlib shows as it is: ``$`` would start mathtext."""
-    return text.replace("\\", "\\\\").replace("$", r"\$")
-
-
 def histogram_png(
     title: str, edges: Sequence[float], reference: Sequence[float], window: Sequence[float]
 ) -> bytes:
@@ -422,7 +417,7 @@ def _histogram(
 ) -> None:
     ax.stairs(ref, edges, fill=True, color=REFERENCE, alpha=0.55, label="reference")
     ax.stairs(win, edges, color=WINDOW, linewidth=1.5, label="window")
-    ax.set_title(_plain(title), fontsize="medium")
+    ax.set_title(title, fontsize="medium", parse_math=False)  # "$" in a name is a "$"
     ax.set_ylabel("density")
     ax.legend(fontsize="small")
 
@@ -442,8 +437,15 @@ def _bars(
     at = list(range(len(labels)))
     ax.bar([x - 0.2 for x in at], ref, width=0.4, color=REFERENCE, label="reference")
     ax.bar([x + 0.2 for x in at], win, width=0.4, color=WINDOW, label="window")
-    ax.set_xticks(at, [_plain(s) for s in labels], rotation=30 if len(labels) > 6 else 0)
-    ax.set_title(_plain(title), fontsize="medium")
+    tilted = len(labels) > 6
+    ax.set_xticks(
+        at,
+        labels,
+        parse_math=False,
+        rotation=30 if tilted else 0,
+        ha="right" if tilted else "center",
+    )
+    ax.set_title(title, fontsize="medium", parse_math=False)  # "$" in a name is a "$"
     ax.set_ylabel("share")
     ax.legend(fontsize="small")
 
