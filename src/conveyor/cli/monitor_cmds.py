@@ -215,3 +215,43 @@ def _value(value: float | None) -> str:
 
 def _clock(ts: float | None) -> str:
     return "-" if not ts else time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+@command(
+    "monitor report",
+    _ENV,
+    arg(
+        "--window",
+        default="latest",
+        metavar="W",
+        help="a window's key (3:12), latest (default) or all (every closed window merged)",
+    ),
+    arg("--out", metavar="FILE", help="the HTML file (default: reports/monitor-ENV.html)"),
+    arg("--png", metavar="DIR", help="also every feature's figure in one PNG, in DIR"),
+    help="write an HTML report: checks, alerts, features against the reference, quality",
+)
+def report_cmd(opts: Namespace) -> None:
+    """Write one self-contained HTML page (no network needed to open it) of what the monitor
+    of the environment knows: the window's checks and the alerts, each feature's distribution
+    against the reference's, quality and drift over the watched version's windows, and the
+    predictions against the reference's label. Reads what the monitor kept; it does not read
+    the log further nor change anything (``monitor run`` does)."""
+    from conveyor.deploy.monitoring import open_watch
+    from conveyor.foundation.atomic import write_bytes
+    from conveyor.monitor import report
+
+    root = _root()
+    name = _env(root, opts.env)
+    watch = open_watch(root, name, notify=False, url=False)
+    data = report.gather(watch, opts.window)
+    out = root / (opts.out or f"reports/monitor-{name}.html")
+    write_bytes(out, report.render(data).encode(), parents=True)
+    echo(f"wrote {_shown(root, out)}")
+    if opts.png:
+        png = root / opts.png / f"monitor-{name}-features.png"
+        write_bytes(png, report.grid_png(data.features), parents=True)
+        echo(f"wrote {_shown(root, png)}")
+
+
+def _shown(root: Path, path: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
