@@ -385,8 +385,8 @@ class Traffic:
 class Serving:
     """`conveyor serve --env ENV` in the background, ready, with its URL."""
 
-    def __init__(self, demo: Demo, env: str) -> None:
-        cmd = ["conveyor", "serve", "--env", env, "--port", "0"]
+    def __init__(self, demo: Demo, env: str, *args: str) -> None:
+        cmd = ["conveyor", "serve", "--env", env, "--port", "0", *args]
         print(f"$ CONVEYOR_ADMIN_TOKEN=... {' '.join(cmd)} &", flush=True)
         self.proc = subprocess.Popen(
             cmd, cwd=demo.root, env={**demo.env, "CONVEYOR_ADMIN_TOKEN": TOKEN},
@@ -423,7 +423,7 @@ def deploy(demo: Demo) -> None:
     refused version, a damaged one aborted by itself, a rollback, and an A/B test's verdict."""
     demo.section("Progressive delivery: production serves what its deployment record says")
     demo.sh("conveyor", "deploy", "classifier@production", "--env", "production")
-    server = Serving(demo, "production")
+    server = Serving(demo, "production", "--no-monitor")  # monitoring has its own step
     traffic = Traffic(demo, server.url)
     try:
         demo.section("A new version rolls out as a canary, judged against production on live "
@@ -506,9 +506,11 @@ def monitoring(demo: Demo) -> None:
         _until(demo, "a window closed", lambda: bool(_checks(demo)), 90)
         demo.sh("conveyor", "monitor", "status")
 
-        demo.section("The world changes: a new instrument reads texture and size 30 % higher")
+        demo.section("The world changes: a new instrument reads texture and smoothness 30 % higher")
         print("(the new instrument's labelled cells arrive as data, as a data job would add them)")
         demo.sh(str(BIN / "python"), "get_data.py", "--extra", "600", "--drift", "1.3")
+        print("(the new instrument's readings are valid: schema.yaml widens their ranges)")
+        _widen(demo.root / "schema.yaml", DRIFTED, 1.3)
         demo.sh("conveyor", "add", "data/raw")
         demo.sh("conveyor", "push")
         before = _stable(demo)
@@ -522,6 +524,19 @@ def monitoring(demo: Demo) -> None:
     finally:
         traffic.stop()
         server.stop()
+
+
+def _widen(schema: Path, names: Iterable[str], factor: float) -> None:
+    """Raise the ``max`` of these columns in a schema file by ``factor``."""
+    lines = schema.read_text().splitlines(keepends=True)
+    column = ""
+    for i, line in enumerate(lines):
+        if line.startswith("  ") and not line.startswith("    "):
+            column = line.strip().rstrip(":")
+        elif column in names and line.strip().startswith("max:"):
+            value = float(line.split(":", 1)[1])
+            lines[i] = f"    max: {round(value * factor, 4)}\n"
+    schema.write_text("".join(lines))
 
 
 def _checks(demo: Demo) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The data set ships inside scikit-learn, so this needs no network. ``--extra N`` appends N
 bootstrapped rows (seeded), standing in for a new batch of labelled data arriving; with
-``--drift F`` those rows' texture and size features read F times higher, as cells measured by
+``--drift F`` those rows' texture and smoothness features read F times higher, as cells measured by
 a new instrument would (the demo's world change: the labels stay what they were).
 """
 
@@ -17,8 +17,7 @@ from sklearn.datasets import load_breast_cancer
 
 # What the demo's new instrument reads higher.
 DRIFTED = frozenset({
-    "mean_texture", "worst_texture", "texture_error", "mean_radius", "mean_perimeter",
-    "mean_area", "worst_radius", "worst_perimeter", "worst_area",
+    "mean_texture", "worst_texture", "texture_error", "mean_smoothness", "worst_smoothness",
 })  # fmt: skip
 
 
