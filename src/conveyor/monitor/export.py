@@ -409,8 +409,8 @@ def _latency(base: dict[str, str], n: int, q: float, bucket: int) -> Scenario:
     else:  # histogram_quantile's interpolation, as Prometheus computes it
         start = LATENCY_BUCKETS[bucket - 1] if bucket else 0.0
         end = LATENCY_BUCKETS[bucket]
-        n = _rate(60)
-        value = start + (end - start) * ((q * n) / n)
+        count = _rate(60)
+        value = start + (end - start) * ((q * count) / count)
     return Scenario(value, tuple(series))
 
 
