@@ -40,7 +40,8 @@ KNOWN = served_series() | set(gauges.NAMES) | set(export.RECORDED) | {"ALERTS"}
 
 
 def loaded(monitor: Monitor | None = MONITOR, env: str = "production") -> dict[str, Any]:
-    return json.loads(json.dumps(grafana_dashboard(monitor, env)))  # JSON through and through
+    doc: dict[str, Any] = json.loads(json.dumps(grafana_dashboard(monitor, env)))
+    return doc  # JSON through and through
 
 
 def test_the_dashboard_and_its_variables() -> None:
