@@ -124,6 +124,24 @@ def test_write_then_read_back(tmp_path: Path) -> None:
     assert g.read(tmp_path, "staging") == ""  # never written
 
 
+def test_each_new_file_is_read_and_an_unchanged_one_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+    valid = g.valid
+
+    def counted(text: str) -> bool:
+        checked.append(text)
+        return valid(text)
+
+    monkeypatch.setattr(g, "valid", counted)
+    for share in (0.1, 0.2, 0.3):  # same size each time: the rename makes each one new
+        g.write(tmp_path, Gauges("e", "m", (VersionGauges("1", "stable", 9, drift_share=share),)))
+        assert f"}} {share}\n" in g.read(tmp_path, "e")
+    assert len(checked) == 3
+    assert "} 0.3\n" in g.read(tmp_path, "e") and len(checked) == 3  # unchanged: not read again
+
+
 @pytest.mark.parametrize(
     "text",
     [

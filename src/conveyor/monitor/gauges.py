@@ -196,22 +196,36 @@ def write(root: Path, gauges: Gauges) -> Path:
 def read(root: Path, env: str) -> str:
     """The environment's gauges as the server appends them to ``/metrics``: the file's text,
     or "" when it is missing, larger than :data:`MAX_BYTES`, or not made of
-    ``conveyor_monitor_*`` gauges line by line."""
+    ``conveyor_monitor_*`` gauges line by line. A file unchanged since the last call (same
+    inode, time and size: :func:`write` renames a new file in) is not read again."""
     try:
         target = path(root, env)
         with open(target, "rb") as f:
-            if os.fstat(f.fileno()).st_size > MAX_BYTES:
+            st = os.fstat(f.fileno())
+            if st.st_size > MAX_BYTES:
                 return ""
+            key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            known = _READ.get(target)
+            if known is not None and known[0] == key:
+                return known[1]
             data = f.read(MAX_BYTES + 1)
     except (OSError, ConfigError):
         return ""
-    if len(data) > MAX_BYTES:
-        return ""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return ""
-    return text if valid(text) else ""
+    text = ""
+    if len(data) <= MAX_BYTES:
+        try:
+            decoded = data.decode("utf-8")
+        except UnicodeDecodeError:
+            decoded = ""
+        text = decoded if valid(decoded) else ""
+    if len(_READ) >= 64:  # one entry per environment a process serves; bounded all the same
+        _READ.clear()
+    _READ[target] = (key, text)
+    return text
+
+
+# path -> ((device, inode, mtime, size), the text read): validating a large file costs ~10 ms
+_READ: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
 
 
 def valid(text: str) -> bool:
