@@ -122,7 +122,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Serv
     root = make(tmp_path / "p", {"v1": {}}, config=environment() + MONITOR)
     conveyor(root, "monitor", "export", "prometheus", "production", "--out", "monitoring")
     drift(root, 0.0)
-    server = Server(root, "--env", "production", env=ENV)
+    # The gauges are this test's to write: the server runs no monitor that would write them.
+    server = Server(root, "--env", "production", "--no-monitor", env=ENV)
     prometheus = None
     try:
         target = server.url.removeprefix("http://")
