@@ -176,3 +176,33 @@ def test_an_environment_name_never_leaves_the_folder(tmp_path: Path) -> None:
     assert g.read(tmp_path, "../../etc") == ""
     with pytest.raises(Exception, match="not an environment"):
         g.write(tmp_path, Gauges("..", "clf"))
+
+
+def test_a_windows_values_by_rule_name_land_where_the_rules_look() -> None:
+    """Every per-window metric an alert can name, given by that name, is rendered on the
+    series (and labels) the exported rule's PromQL selects."""
+    from conveyor.monitor import export
+    from conveyor.monitor.rules import parse_when
+
+    values = {"rows": 800.0, "drift.share": 0.5, "drift.count": 2.0, "drift.age": 0.31,
+              "drift.size": 0.02, "missing.share": 0.1, "missing.age": 0.2,
+              "violations.share": 0.01, "prediction_drift": 0.12, "quality.accuracy": 0.93,
+              "estimate.accuracy": 0.9, "quality.auc": 0.7}  # fmt: skip
+    made = g.from_values("2", "candidate", values, window_end=1.7e9, drifted=["age"],
+                         quality_labels=210)  # fmt: skip
+    assert made.rows == 800 and made.drift_count == 2 and made.quality_labels == 210
+    assert made.features == (
+        FeatureGauges("age", drift=0.31, drifted=True, missing=0.2),
+        FeatureGauges("size", drift=0.02, drifted=False),
+    )
+    samples = parsed(g.render(Gauges("production", "clf", (made,))))
+    for name, value in values.items():
+        if name == "quality.auc":  # not a quality metric: never a series
+            continue
+        selector = export.selector(parse_when(f"{name} > 0").metric)
+        wanted = {"env": "production", "model": "clf", "version": "2", "role": "candidate",
+                  **{k: v for k, v in selector.labels if v}}  # fmt: skip
+        assert samples[key(selector.name, **wanted)] == value, name
+    assert samples[key("conveyor_monitor_feature_drifted", env="production", model="clf",
+                       version="2", role="candidate", feature="age")] == 1  # fmt: skip
+    assert not any(dict(k[1]).get("metric") == "auc" for k in samples)

@@ -16,7 +16,8 @@ last window, and which of its alerts fire.
     conveyor_monitor_estimate{env,model,version,role,metric}            estimated without labels
     conveyor_monitor_alert_firing{env,model,alertname,severity}         1 while the alert fires
 
-The monitor fills a :class:`Gauges` after each evaluation and :func:`write` puts it, rendered,
+The monitor fills a :class:`Gauges` after each evaluation (:func:`from_values` makes a version's
+from its window's values by rule metric name) and :func:`write` puts it, rendered,
 in ``.conveyor/monitor/<env>/gauges.prom``; ``conveyor serve --env ENV`` appends that file to
 ``/metrics`` at every scrape (:func:`read`), so that the Prometheus already scraping the server
 gets the monitor's view with no exporter of its own. A value of None was not measured (too few
@@ -37,7 +38,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,7 @@ __all__ = [
     "FeatureGauges",
     "Gauges",
     "VersionGauges",
+    "from_values",
     "path",
     "read",
     "render",
@@ -129,6 +131,63 @@ class Gauges:
     model: str
     versions: tuple[VersionGauges, ...] = ()
     alerts: tuple[AlertGauge, ...] = ()
+
+
+def from_values(
+    version: str,
+    role: str,
+    values: Mapping[str, float | None],
+    *,
+    window_end: float | None = None,
+    drifted: Iterable[str] = (),
+    quality_labels: int | None = None,
+) -> VersionGauges:
+    """One version's gauges from its window's values named as alert rules name them
+    (``rows``, ``drift.share``, ``drift.<feature>``, ``missing.<feature>``,
+    ``quality.accuracy``...: a window's checks by name); ``drifted``: the features that drifted.
+
+    >>> v = from_values("3", "stable", {"rows": 500, "drift.share": 0.5, "drift.age": 0.3},
+    ...                 drifted=["age"])
+    >>> v.rows, v.drift_share, v.features
+    (500, 0.5, (FeatureGauges(name='age', drift=0.3, drifted=True, missing=None),))
+    """
+    plain = {"drift.share", "drift.count", "missing.share", "violations.share", "rows"}
+    drift: dict[str, float | None] = {}
+    missing: dict[str, float | None] = {}
+    quality: dict[str, float] = {}
+    estimate: dict[str, float] = {}
+    for name, value in values.items():
+        head, _, tail = name.partition(".")
+        if name in plain or not tail:
+            continue
+        if head == "drift":
+            drift[tail] = value
+        elif head == "missing":
+            missing[tail] = value
+        elif head in ("quality", "estimate") and value is not None:
+            (quality if head == "quality" else estimate)[tail] = value
+    flagged = set(drifted)
+    names = sorted(drift.keys() | missing.keys() | flagged)
+    count = values.get("drift.count")
+    rows = values.get("rows")
+    return VersionGauges(
+        version=version,
+        role=role,
+        rows=int(rows) if rows is not None else 0,
+        window_end=window_end,
+        drift_share=values.get("drift.share"),
+        drift_count=int(count) if count is not None else None,
+        features=tuple(
+            FeatureGauges(f, drift.get(f), (f in flagged) if f in drift else None, missing.get(f))
+            for f in names
+        ),
+        missing_share=values.get("missing.share"),
+        prediction_drift=values.get("prediction_drift"),
+        violations_share=values.get("violations.share"),
+        quality=quality,
+        quality_labels=quality_labels,
+        estimate=estimate,
+    )
 
 
 def render(gauges: Gauges) -> str:
