@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conveyor.monitor import gauges
 from conveyor.monitor.predlog import read
 from conveyor.serve import predlog
-from conveyor.serve.metrics import Metrics
+from conveyor.serve.metrics import Metrics, exposition, families, merge
 from tests.serve.conftest import Server
 
 
@@ -49,6 +50,28 @@ def test_exposition_parses_and_counts() -> None:
     for family in ("conveyor_requests", "conveyor_request_duration_seconds", "conveyor_batch_size"):
         assert {s.labels["role"] for s in families[family].samples} == {"stable"}
     assert families["conveyor_requests_in_flight"].samples[0].value == 2
+
+
+def test_the_monitors_gauges_are_appended_at_each_scrape(tmp_path: Path) -> None:
+    metrics = Metrics()
+    metrics.request("clf", "3", "infer", 200, 0.01)
+    alone = metrics.render()
+    metrics.monitor(tmp_path, "production")
+    assert metrics.render() == alone  # no file yet: nothing more
+    shares = gauges.VersionGauges("3", "stable", 500, drift_share=0.75)
+    gauges.write(tmp_path, gauges.Gauges("production", "clf", (shares,)))
+    text = metrics.render()
+    found = {f.name: f for f in text_string_to_metric_families(text)}
+    (share,) = found["conveyor_monitor_drift_share"].samples
+    assert share.value == 0.75 and share.labels["env"] == "production"
+    assert "conveyor_requests" in found
+    # Workers merge the monitor's gauges as facts every worker states alike: not summed.
+    merged = exposition(merge([families(text), families(text)]))
+    assert merged.count("conveyor_monitor_drift_share{") == 1 and "} 0.75\n" in merged
+    # A damaged file (a hand edit, a foreign series) leaves /metrics as it was.
+    path = gauges.path(tmp_path, "production")
+    path.write_text(path.read_text() + "conveyor_requests_total 99\n")
+    assert metrics.render() == alone
 
 
 def test_log_segments_are_finished_on_close_and_readable(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.deploy_cmds",
     "conveyor.cli.feedback_cmds",
     "conveyor.cli.monitor_cmds",
+    "conveyor.cli.monitor_export_cmds",  # adds export to the monitor group
     "conveyor.cli.check_cmds",
     "conveyor.cli.report_cmds",
     "conveyor.cli.schema_cmds",

@@ -112,6 +112,7 @@ class App:
                 read=self.read_deployment,
             )
             predictors = [router]
+            self.metrics.monitor(root, env)  # the monitor's gauges, in /metrics
         self.catalog = Catalog(predictors)
         self.log = (
             PredictionLog(

@@ -20,6 +20,15 @@
     conveyor_rollout_check_threshold{env,metric}                    gauge
     conveyor_rollout_check_samples{env,metric,side}                 gauge
     conveyor_rollout_check_verdict{env,metric,verdict}              gauge (1 for the verdict given)
+    conveyor_monitor_window_rows{env,model,version,role}            gauge (the monitor's, below)
+    conveyor_monitor_window_end_timestamp_seconds{env,model,version,role}   gauge
+    conveyor_monitor_drift_share, _drift_count{env,model,version,role}      gauges
+    conveyor_monitor_feature_drift, _feature_drifted{...,feature}           gauges
+    conveyor_monitor_missing_share{env,model,version,role[,feature]}        gauge
+    conveyor_monitor_prediction_drift, _violations_share{env,model,version,role}  gauges
+    conveyor_monitor_quality, _estimate{env,model,version,role,metric}      gauges
+    conveyor_monitor_quality_labels{env,model,version,role}                 gauge
+    conveyor_monitor_alert_firing{env,model,alertname,severity}             gauge
 
 ``role`` is the part a version plays for its model: ``stable``, ``candidate`` or ``shadow``
 (:data:`conveyor.serve.predictor.ROLES`), so that two versions of one model served side by side
@@ -41,6 +50,11 @@ the check series are the last ``rollout.analysis`` event's: each check's value o
 and its verdict (1 for the one given, 0 for the other two of pass, fail and inconclusive).
 They follow the record's revision (:mod:`conveyor.serve.rollout`).
 
+The monitor's series (a server started with ``--env``) are the monitor's last verdicts on the
+environment's traffic (:mod:`conveyor.monitor.gauges`: drift, missing values, quality, alerts
+firing): the file the monitor writes is read at each scrape and appended as it is, or not at all
+when it is missing, too large or not made of ``conveyor_monitor_*`` gauges.
+
 Plain dictionaries keyed by label values: observing a request is a few dictionary operations.
 With ``--workers N`` each worker process counts its own requests; a scrape answers the sum over
 workers (:func:`merge`, shared by :mod:`conveyor.serve.workers`), except for the counts every
@@ -54,7 +68,9 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from conveyor.monitor import gauges
 from conveyor.registry.deployment import VERDICTS
 from conveyor.serve.rollout import Rollout
 
@@ -106,6 +122,7 @@ class Metrics:
         self.deployment: tuple[str, str, str, str, str, str] | None = None
         self.deployment_weight = 0.0
         self.rollout: Rollout | None = None  # an environment's rollout, from the store
+        self.monitored: tuple[Path, str] | None = None  # (root, env) whose gauges are appended
 
     def request(
         self,
@@ -165,6 +182,11 @@ class Metrics:
         """The environment's rollout as the store says now (its events, its last analysis)."""
         self.rollout = rollout
 
+    def monitor(self, root: Path, env: str) -> None:
+        """Append the monitor's gauges of environment ``env`` of the project at ``root`` to
+        every exposition from now on."""
+        self.monitored = (root, env)
+
     def render(self) -> str:
         out = [
             "# HELP conveyor_requests_total Requests answered by model, version, role, endpoint, "
@@ -220,6 +242,10 @@ class Metrics:
             "# TYPE conveyor_prediction_log_pending_bytes gauge",
             f"conveyor_prediction_log_pending_bytes {self.log_pending_bytes}",
         ]
+        if self.monitored is not None:
+            text = gauges.read(*self.monitored)  # a small file, validated, or ""
+            if text:
+                out.append(text.rstrip("\n"))
         return "\n".join(out) + "\n"
 
     def _deployment_lines(self) -> list[str]:
