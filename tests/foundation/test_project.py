@@ -98,6 +98,7 @@ def test_every_mistake_in_the_file_is_reported_together_in_line_order(tmp_path: 
 
 def test_a_valid_file_passes_and_each_section_has_its_value(tmp_path: Path, restore: None) -> None:
     project.register("deploy", None)  # as before its layer is imported (it may be, in this run)
+    project.register("monitor", None)
     write(
         tmp_path,
         """\

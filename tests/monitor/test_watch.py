@@ -380,3 +380,36 @@ def test_duplicate_unknown_and_late_labels_are_counted_not_joined(project: Proje
     assert quality.value == 1.0 and quality.detail.startswith(f"{WINDOW} labels")
     assert "50 duplicates" in quality.detail and "7 for unknown ids" in quality.detail
     assert "10 late" in quality.detail
+
+
+def test_each_look_writes_the_gauges_the_server_exports(project: Project) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from conveyor.monitor import gauges
+
+    watch = project.watch()
+    project.serve(WINDOW)
+    project.label()
+    watch.tick()
+    project.serve(WINDOW, shift=1.5)
+    watch.tick()
+    text = gauges.read(project.root, "production")
+    samples = {
+        (s.name, s.labels.get("feature", ""), s.labels.get("metric", "")): s
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    share = samples["conveyor_monitor_drift_share", "", ""]
+    assert share.labels == {"env": "production", "model": "clf", "version": "1", "role": "stable"}
+    assert share.value >= 0.25
+    assert samples["conveyor_monitor_feature_drifted", "x1", ""].value == 1
+    assert samples["conveyor_monitor_feature_drifted", "x3", ""].value == 0
+    assert samples["conveyor_monitor_quality", "", "accuracy"].value == 1.0
+    assert samples["conveyor_monitor_quality_labels", "", ""].value == WINDOW
+    firing = {
+        s.labels["alertname"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "conveyor_monitor_alert_firing"
+    }
+    assert firing == {"drift": 1, "x1-moved": 0, "quality-drop": 0}

@@ -30,6 +30,7 @@ LINES = (
     "/models/",
     "/predictions/",
     "/feedback/",
+    "/monitor/",
 )
 
 

@@ -280,6 +280,7 @@ class Watch:
         done.checks = self.last = self.checks()
         done.notices = self._alert(done.checks, now)
         self._save(now)
+        self._publish()
         return done
 
     def checks(self) -> list[Check]:
@@ -302,6 +303,49 @@ class Watch:
                 if name in figures:
                     out.append(Check(name, figures[name], "", "info"))
         return out
+
+    def _publish(self) -> None:
+        """The latest window of each served version, and the alerts, as the gauges a server
+        started with ``--env`` adds to its /metrics (a failure to write them is logged)."""
+        from conveyor.monitor import gauges
+
+        served = dict(self.roles()) or ({v: "stable" for v in [self._watched()] if v})
+        versions = []
+        for version, role in served.items():
+            latest = self._closed(version)[-1:]
+            checks = self._stored_checks(latest[0]) if latest else []
+            window_end = None
+            if latest:
+                try:
+                    stored = orjson.loads(latest[0].read_bytes())["window"]
+                    window_end = Window.from_json(stored).end(self.spec.window)
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass
+            if self.spec.quality is not None:
+                checks.append(self._quality(version))
+            values = {c.name: c.value for c in checks}
+            labels = next(
+                (_labels(c.detail) for c in checks if c.name.startswith("quality.")), None
+            )
+            drifted = [
+                c.name.removeprefix("drift.") for c in checks
+                if c.name.startswith("drift.") and c.verdict == "alert"
+                and c.name not in ("drift.share", "drift.count")
+            ]  # fmt: skip
+            versions.append(
+                gauges.from_values(version, role, values, window_end=window_end, drifted=drifted,
+                                   quality_labels=labels)
+            )  # fmt: skip
+        alerts = tuple(
+            gauges.AlertGauge(r.name, r.severity, self.alerts[r.name].status == "firing")
+            for r in self.spec.alerts
+        )
+        try:
+            gauges.write(
+                self.root, gauges.Gauges(self.spec.env, self.model, tuple(versions), alerts)
+            )
+        except (OSError, ConveyorError) as exc:
+            log.warning("monitor %s: gauges not written: %s", self.spec.env, exc)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -572,9 +616,7 @@ class Watch:
 # ---------------------------------------------------------------------------------- records
 
 
-def _rows(
-    inputs: Any, names: tuple[str, ...], known: tuple[str, ...] = ()
-) -> list[dict[str, Any]]:
+def _rows(inputs: Any, names: tuple[str, ...], known: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """A logged request's inputs as rows of named values: a list of rows (the model's
     columns in order, else the reference's features in order when a row has as many values:
     a model whose signature is one tensor), a list of records, a mapping of columns, or one
@@ -617,6 +659,12 @@ def _confidence(scorer: Callable[[Any], Any], rows: list[list[Any]], names: tupl
     except Exception as exc:  # a row the model refuses: no estimate for this batch
         log.debug("monitor: rows not scored for the estimate: %s", exc)
         return None
+
+
+def _labels(detail: str) -> int | None:
+    """The label count a quality check's detail starts with (``"212 labels ..."``)."""
+    head = detail.split(" ", 1)[0]
+    return int(head) if head.isdigit() else None
 
 
 def _window_number(key: str) -> int:
