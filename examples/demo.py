@@ -521,6 +521,10 @@ def monitoring(demo: Demo) -> None:
         demo.sh("conveyor", "rollout", "history", "production")
         _until(demo, "the quality back", lambda: _verdict(demo, "quality.accuracy") == "ok", 120)
         demo.sh("conveyor", "monitor", "status")
+        demo.section("The monitoring report: each feature against the training data, over time")
+        demo.sh("conveyor", "monitor", "report", "--window", "all", "--png", "reports")
+        print(f"(open {demo.root / 'reports/monitor-production.html'} in a browser; the features' "
+              f"picture is {demo.root / 'reports/monitor-production-features.png'})")  # fmt: skip
     finally:
         traffic.stop()
         server.stop()

@@ -31,3 +31,8 @@ def test_demo_runs_every_step() -> None:
     assert "production: aborted" in out and "error_rate: fail" in out
     assert "classifier version 1 serves all traffic" in out
     assert "verdict " in out and "experiment: " in out
+    # monitoring closes the loop: the world changes, the quality alert retrains, the canary of
+    # the retrained version is promoted, and the report is written
+    assert "alert quality-drop firing" in out and "(retrain started)" in out
+    assert "retrain production: retrained; rolling out models:/classifier/" in out
+    assert "monitor-production.html" in out

@@ -43,10 +43,12 @@ def status_cmd(opts: Namespace) -> None:
         from conveyor.monitor.watch import saved
 
         last = saved(root, name)
-        if last is None:
-            raise
-        checks, alerts = last.checks, last.alerts
-        note = f"as of {_clock(last.at)}, by the monitor running in conveyor serve --env {name}"
+        running = f"the monitor running in conveyor serve --env {name}"
+        if last is None:  # it has not finished its first look yet
+            checks, alerts, note = [], {}, f"{running} has not looked yet"
+        else:
+            checks, alerts = last.checks, last.alerts
+            note = f"as of {_clock(last.at)}, by {running}"
     _show(name, checks, alerts, note, opts.as_json)
 
 
@@ -62,7 +64,7 @@ def run_cmd(opts: Namespace) -> int:
     when an alert is firing (a scheduled job can fail on it)."""
     root = _root()
     name = _env(root, opts.env)
-    checks, alerts, note = _evaluate(root, name, act=True)
+    checks, alerts, note = _evaluate(root, name, act=True, err=opts.as_json)
     _show(name, checks, alerts, note, opts.as_json)
     return 1 if any(s.status == "firing" for s in alerts.values()) else 0
 
@@ -135,7 +137,7 @@ def _open(root: Path, name: str, *, act: bool = False) -> Watch:
 
 
 def _evaluate(
-    root: Path, name: str, *, act: bool = False
+    root: Path, name: str, *, act: bool = False, err: bool = False
 ) -> tuple[list[Check], dict[str, AlertState], str]:
     from conveyor.deploy.monitoring import exclusive
 
@@ -146,21 +148,24 @@ def _evaluate(
         finally:
             if watch.notifier is not None:
                 watch.notifier.close()
-        _tell(done, quiet=True)
+        _tell(done, quiet=True, err=err)
         return done.checks, watch.alerts, f"read {done.read} new records"
 
 
-def _tell(done: Any, *, quiet: bool = False) -> None:
+def _tell(done: Any, *, quiet: bool = False, err: bool = False) -> None:
+    """The windows closed (unless ``quiet``) and the alerts that changed, on stdout (stderr
+    when stdout carries JSON)."""
     if not quiet:
         for window in done.closed:
-            echo(f"window {window.key} closed: {window.rows} rows")
+            echo(f"window {window.key} closed: {window.rows} rows", err=err)
     for notice in done.notices:
         moved = notice.transition
         colour = "red" if moved.to == "firing" else "green"
         action = f"; {notice.action}" if notice.action else ""
         echo(
             f"alert {notice.rule.name} {style(moved.to, colour, True)}: "
-            f"{notice.rule.condition.metric} = {moved.value:.4g} ({notice.rule.condition}){action}"
+            f"{notice.rule.condition.metric} = {moved.value:.4g} ({notice.rule.condition}){action}",
+            err=err,
         )
 
 
