@@ -1,9 +1,9 @@
 """Write the example's raw data: scikit-learn's breast-cancer table, as CSV files.
 
 The data set ships inside scikit-learn, so this needs no network. ``--extra N`` appends N
-bootstrapped rows (seeded), standing in for a new batch of labelled data arriving; with
-``--drift F`` those rows' texture and smoothness features read F times higher, as cells measured by
-a new instrument would (the demo's world change: the labels stay what they were).
+bootstrapped rows (seeded), standing in for a new batch of labelled data arriving. ``--drift F``
+is the demo's world change: the lab measures every cell again with a new instrument, whose
+texture and smoothness read F times higher (the labels stay what they were).
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ def main() -> None:
     # scikit-learn codes benign as 1; the column says malignant, so 1 must mean malignant.
     rows = [[*map(float, x), int(y == 0)] for x, y in zip(bunch.data, bunch.target, strict=True)]
     rng = random.Random(7)
-    drifted = [i for i, name in enumerate(names) if name in DRIFTED and args.drift != 1.0]
-    for _ in range(args.extra):
-        row = list(rng.choice(rows))
-        for i in drifted:
-            row[i] = round(row[i] * args.drift, 6)
-        rows.append(row)
+    rows += [rng.choice(rows) for _ in range(args.extra)]
+    if args.drift != 1.0:
+        drifted = [i for i, name in enumerate(names) if name in DRIFTED]
+        rows = [
+            [round(v * args.drift, 6) if i in drifted else v for i, v in enumerate(row)]
+            for row in rows
+        ]
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
