@@ -213,3 +213,9 @@ def test_big_frames_give_the_same_profile_on_threads() -> None:
     halves = [profile(df.iloc[:100_000], made), profile(df.iloc[100_000:], made)]
     merged = merge(halves)
     assert all(merged.features[n].counts == prof.features[n].counts for n in df.columns)
+
+
+def test_a_categorical_name_that_is_no_column_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(DataError) as caught:
+        reference({"city": ["a", "b"], "age": [1.0, 2.0]}, categorical=["cty"])
+    assert caught.value.hint and "city" in caught.value.hint

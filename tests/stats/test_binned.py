@@ -167,6 +167,8 @@ def test_thresholds_and_methods_can_be_set() -> None:
         one(a, b, method={"f": "chisquare"})
     with pytest.raises(ConfigError, match="unknown feature"):
         one(a, b, method={"g": "ks"})
+    with pytest.raises(ConfigError, match="p_value must be between 0 and 1"):
+        one(a, b, p_value=5)
 
 
 def test_unseen_categories_are_counted_and_the_dataset_verdict_follows_the_share() -> None:

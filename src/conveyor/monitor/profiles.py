@@ -35,6 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from conveyor.foundation.errors import DataError
+from conveyor.foundation.suggest import did_you_mean
 from conveyor.stats.binned import BinsMismatch, check_same_bins
 from conveyor.stats.drift import OTHER, UNSEEN
 
@@ -287,6 +288,10 @@ def reference(
     ('numeric', ('b', 'a', 'c'))
     """
     columns, rows = _columns(frame)
+    for name in categorical or ():
+        if name not in columns:
+            hint = did_you_mean(name, columns) or f"columns: {', '.join(columns)}"
+            raise DataError(f"categorical names {name!r}, not a column of the reference", hint=hint)
 
     def one(name: str) -> tuple[FeatureBins, Summary]:
         values = columns[name]

@@ -195,6 +195,7 @@ def drift(
     for side in (reference, current):
         check_same_bins(bins.fingerprint, side.fingerprint, "compare")
     _check_methods(method, bins)
+    _check_options(p_value, min_samples, max_null_shift)
     out = []
     for name, fb in bins.features.items():
         ref, cur = reference.features[name], current.features[name]
@@ -234,6 +235,20 @@ def method_for(
         return "jensenshannon"
     both = np.add(reference.counts, current.counts) if current else np.array(reference.counts)
     return "z" if np.count_nonzero(both) <= 2 else "chisquare"
+
+
+def _check_options(p_value: float, min_samples: int, max_null_shift: float) -> None:
+    problems = [
+        f"{name} must be {want}, not {value!r}"
+        for name, value, want, ok in (
+            ("p_value", p_value, "between 0 and 1", 0 < p_value < 1),
+            ("min_samples", min_samples, "at least 2", min_samples >= 2),
+            ("max_null_shift", max_null_shift, "between 0 and 1", 0 <= max_null_shift <= 1),
+        )
+        if not ok
+    ]
+    if problems:
+        raise ConfigError(f"drift options: {'; '.join(problems)}")
 
 
 def _check_methods(method: str | Mapping[str, str], bins: BinsLike) -> None:
