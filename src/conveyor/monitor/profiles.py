@@ -467,7 +467,8 @@ def _squares(values: Floats, center: float) -> float:
     for start in range(0, len(values), CHUNK):
         part = values[start : start + CHUNK]
         deviations = np.subtract(part, center, out=scratch[: len(part)])
-        total += float(np.dot(deviations, deviations))
+        # not np.dot: BLAS threads contend with the features' own threads
+        total += float(np.square(deviations, out=deviations).sum())
     return total
 
 

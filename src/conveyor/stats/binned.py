@@ -49,6 +49,7 @@ CATEGORICAL_METHODS = frozenset({"chisquare", "z", "psi", "jensenshannon"})
 TESTS = frozenset({"ks", "chisquare", "z"})  # p-value methods; the others are distances
 DISTANCES = {"wasserstein": 0.1, "jensenshannon": 0.1 / math.sqrt(math.log(2)), "psi": 0.2}
 SMALL_REFERENCE = 1000  # auto: up to this many reference values, a test; above, a distance
+EXACT_KS = 1000  # effective sample sizes up to which KS p-values use Smirnov's distribution
 
 
 class BinsMismatch(DataError):
@@ -277,8 +278,6 @@ _CATEGORIES = ("psi", "chi2_p_value", "js_distance", "unseen_fraction")
 
 
 def _numeric(bins: NumericBins, ref: NumericCounts, cur: NumericCounts) -> dict[str, float | None]:
-    from scipy import stats
-
     r, c = np.array(ref.counts, dtype=np.float64), np.array(cur.counts, dtype=np.float64)
     fr, fc = np.cumsum(r) / ref.count, np.cumsum(c) / cur.count
     ks = float(np.max(np.abs(fr - fc)[:-1]))
@@ -287,10 +286,21 @@ def _numeric(bins: NumericBins, ref: NumericCounts, cur: NumericCounts) -> dict[
     return {
         "psi": psi(_regroup(r, deciles), _regroup(c, deciles)),
         "ks_statistic": ks,
-        "ks_p_value": float(stats.kstwo.sf(ks, round(en))),
+        "ks_p_value": _ks_p(ks, en),
         "wasserstein": _wasserstein(bins.array, ref, cur, fr, fc) / max(_std(ref, bins), 1e-3),
         "js_distance": _jensen_shannon(r, c),
     }
+
+
+def _ks_p(statistic: float, en: float) -> float:
+    """Two-sided KS p-value for the effective sample size ``en`` = n·m/(n+m): Smirnov's
+    distribution for n (scipy's ``ks_2samp(method="asymp")``) up to EXACT_KS values, then
+    Kolmogorov's limit, as exact by then and without the former's seconds of work."""
+    from scipy import special, stats
+
+    if en <= EXACT_KS:
+        return float(stats.kstwo.sf(statistic, round(en)))
+    return float(special.kolmogorov(math.sqrt(en) * statistic))
 
 
 def _categorical(ref: Counts, cur: Counts) -> dict[str, float | None]:
