@@ -16,7 +16,8 @@ max and the sum of each tail bin. Profiles only merge with, and only compare to,
 on the same bins (:attr:`Bins.fingerprint`). Drift from profiles: :mod:`conveyor.stats.binned`.
 
 Pure: numpy and pandas, no files, no clock. Numbers are counted by sorting each column once
-(numpy's vectorised sort beats a binary search per value) and searching the edges in it.
+(numpy's vectorised sort beats a binary search per value) and searching the edges in it; the
+features of a big frame are counted on two threads (numpy and pyarrow release the GIL).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ CHUNK = 1 << 15  # values per step where a temporary array is needed
 class NumericBins:
     """Counted as: below ``edges[0]``, exactly ``edges[0]``, ``(edges[i-1], edges[i]]`` for
     each next edge, above ``edges[-1]``: ``len(edges) + 2`` bins, the first and last the tails.
+    The edges are the reference's quantiles 0, 1/bins, ..., 1, plus finer ones inside the outer
+    bins (TAIL_SPLITS), repeated values merged.
     ``deciles`` index the edges that are the reference's deciles; squares are summed around
     ``center`` (the reference's median) so the variance does not cancel out far from zero."""
 

@@ -5,7 +5,8 @@ counts of :mod:`conveyor.monitor.profiles`, never from raw rows.
     verdict = dataset(bins, reference_profile, window_profile)   # -> DatasetDrift
 
 Numeric features get the Kolmogorov–Smirnov statistic (the largest gap between the two CDFs at
-the bin edges) and its asymptotic p-value, the Wasserstein-1 distance in reference standard
+the bin edges) and its p-value (scipy's asymptotic two-sample one, Kolmogorov's limit past 1000
+effective values), the Wasserstein-1 distance in reference standard
 deviations (the area between the CDFs, linear within a bin, each tail's mass at its mean) and
 PSI over the reference's deciles; categorical ones get Pearson's chi-squared test of
 homogeneity, the Jensen–Shannon distance (base 2) and PSI over categories. With about 100
@@ -157,7 +158,7 @@ def dataset(
     the share of drifted features reached ``drift_share``."""
     columns = drift(bins, reference, current, method=method, **options)
     methods = {
-        name: method_for(name, fb, reference.features[name], method)
+        name: method_for(name, fb, reference.features[name], method, current.features[name])
         for name, fb in bins.features.items()
     }
     return DatasetDrift(tuple(columns), methods, share(columns), drift_share)
