@@ -219,3 +219,9 @@ def test_a_categorical_name_that_is_no_column_is_refused_with_a_suggestion() -> 
     with pytest.raises(DataError) as caught:
         reference({"city": ["a", "b"], "age": [1.0, 2.0]}, categorical=["cty"])
     assert caught.value.hint and "city" in caught.value.hint
+
+
+def test_dates_are_left_out_of_the_bins() -> None:
+    when = pd.date_range("2026-01-01", periods=50, freq="h")
+    made, prof = reference(pd.DataFrame({"when": when, "x": np.arange(50.0)}))
+    assert list(made.features) == list(prof.features) == ["x"]

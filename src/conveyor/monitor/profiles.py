@@ -284,7 +284,8 @@ def reference(
     A column of numbers is numeric unless it has at most 5 distinct values; text, booleans and
     other objects are categorical. ``categorical``, when given, names every categorical
     column: the others must be numbers. ``bins`` quantile bins per numeric feature (a multiple
-    of 10 keeps the deciles among the edges); ``max_categories`` per categorical one.
+    of 10 keeps the deciles among the edges); ``max_categories`` per categorical one. Dates and
+    times are left out (they move on by nature) unless named in ``categorical``.
 
     >>> bins, ref = reference({"age": [20.0, 31.5, 47.0, 52.0, 64.0, 70.0], "city": list("aabbbc")})
     >>> bins.features["age"].kind, bins.features["city"].categories
@@ -308,7 +309,9 @@ def reference(
         cb = _categorical_bins(counts, max_categories)
         return cb, _categorical_summary(counts, nulls, cb)
 
-    made = _each(one, list(columns), rows)
+    named = set(categorical or ())
+    wanted = [name for name in columns if name in named or not _is_time(columns[name])]
+    made = _each(one, wanted, rows)
     the_bins = Bins({name: fb for name, (fb, _) in made.items()})
     return the_bins, Profile(the_bins.fingerprint, rows, {n: s for n, (_, s) in made.items()})
 
@@ -376,6 +379,13 @@ def _numbers(values: Any) -> tuple[Floats, int, int]:
     start = int(np.searchsorted(ordered, -np.inf, side="right"))
     stop = int(np.searchsorted(ordered, np.inf, side="left"))
     return ordered[start:stop], len(ordered) - (stop - start) - invalid, invalid
+
+
+def _is_time(values: Any) -> bool:
+    dtype = getattr(values, "dtype", None)
+    return dtype is not None and (
+        pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+    )
 
 
 def _looks_numeric(values: Any) -> bool:
