@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conveyor.foundation.errors import ConveyorError, DataError
+from conveyor.foundation.errors import ConfigError, ConveyorError, DataError
 from conveyor.monitor.profiles import (
     Bins,
     BinsMismatch,
@@ -225,3 +225,8 @@ def test_dates_are_left_out_of_the_bins() -> None:
     when = pd.date_range("2026-01-01", periods=50, freq="h")
     made, prof = reference(pd.DataFrame({"when": when, "x": np.arange(50.0)}))
     assert list(made.features) == list(prof.features) == ["x"]
+
+
+def test_too_few_bins_are_refused() -> None:
+    with pytest.raises(ConfigError, match="bins must be at least 2"):
+        reference({"x": np.arange(10.0)}, bins=1)

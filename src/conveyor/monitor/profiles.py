@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from conveyor.foundation.errors import DataError
+from conveyor.foundation.errors import ConfigError, DataError
 from conveyor.foundation.suggest import did_you_mean
 from conveyor.stats.binned import BinsMismatch, check_same_bins
 from conveyor.stats.drift import OTHER, UNSEEN
@@ -291,6 +291,12 @@ def reference(
     >>> bins.features["age"].kind, bins.features["city"].categories
     ('numeric', ('b', 'a', 'c'))
     """
+    if bins < 2 or max_categories < 1:
+        raise ConfigError(
+            f"reference(): bins must be at least 2 and max_categories at least 1, not {bins} "
+            f"and {max_categories}",
+            hint="the defaults: bins=100 (deciles among the edges), max_categories=200",
+        )
     columns, rows = _columns(frame)
     for name in categorical or ():
         if name not in columns:
