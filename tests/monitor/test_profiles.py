@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conveyor.foundation.errors import ConveyorError, DataError
+from conveyor.foundation.errors import ConfigError, ConveyorError, DataError
 from conveyor.monitor.profiles import (
     Bins,
     BinsMismatch,
@@ -213,3 +213,20 @@ def test_big_frames_give_the_same_profile_on_threads() -> None:
     halves = [profile(df.iloc[:100_000], made), profile(df.iloc[100_000:], made)]
     merged = merge(halves)
     assert all(merged.features[n].counts == prof.features[n].counts for n in df.columns)
+
+
+def test_a_categorical_name_that_is_no_column_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(DataError) as caught:
+        reference({"city": ["a", "b"], "age": [1.0, 2.0]}, categorical=["cty"])
+    assert caught.value.hint and "city" in caught.value.hint
+
+
+def test_dates_are_left_out_of_the_bins() -> None:
+    when = pd.date_range("2026-01-01", periods=50, freq="h")
+    made, prof = reference(pd.DataFrame({"when": when, "x": np.arange(50.0)}))
+    assert list(made.features) == list(prof.features) == ["x"]
+
+
+def test_too_few_bins_are_refused() -> None:
+    with pytest.raises(ConfigError, match="bins must be at least 2"):
+        reference({"x": np.arange(10.0)}, bins=1)

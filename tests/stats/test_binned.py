@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -167,6 +169,8 @@ def test_thresholds_and_methods_can_be_set() -> None:
         one(a, b, method={"f": "chisquare"})
     with pytest.raises(ConfigError, match="unknown feature"):
         one(a, b, method={"g": "ks"})
+    with pytest.raises(ConfigError, match="p_value must be between 0 and 1"):
+        one(a, b, p_value=5)
 
 
 def test_unseen_categories_are_counted_and_the_dataset_verdict_follows_the_share() -> None:
@@ -190,3 +194,12 @@ def test_profiles_on_other_bins_are_not_compared() -> None:
     with pytest.raises(BinsMismatch, match="different bins"):
         drift(bins, ref, other)
     assert math.isfinite(drift(other_bins, other, other)[0].statistics["wasserstein"])  # type: ignore[arg-type]
+
+
+def test_importing_binned_loads_numpy_only() -> None:
+    code = (
+        "import sys\nimport conveyor.stats.binned\n"
+        "print(sorted({'numpy', 'pandas', 'scipy'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['numpy']"

@@ -16,7 +16,8 @@ max and the sum of each tail bin. Profiles only merge with, and only compare to,
 on the same bins (:attr:`Bins.fingerprint`). Drift from profiles: :mod:`conveyor.stats.binned`.
 
 Pure: numpy and pandas, no files, no clock. Numbers are counted by sorting each column once
-(numpy's vectorised sort beats a binary search per value) and searching the edges in it.
+(numpy's vectorised sort beats a binary search per value) and searching the edges in it; the
+features of a big frame are counted on two threads (numpy and pyarrow release the GIL).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from conveyor.foundation.errors import DataError
+from conveyor.foundation.errors import ConfigError, DataError
+from conveyor.foundation.suggest import did_you_mean
 from conveyor.stats.binned import BinsMismatch, check_same_bins
 from conveyor.stats.drift import OTHER, UNSEEN
 
@@ -78,6 +80,8 @@ CHUNK = 1 << 15  # values per step where a temporary array is needed
 class NumericBins:
     """Counted as: below ``edges[0]``, exactly ``edges[0]``, ``(edges[i-1], edges[i]]`` for
     each next edge, above ``edges[-1]``: ``len(edges) + 2`` bins, the first and last the tails.
+    The edges are the reference's quantiles 0, 1/bins, ..., 1, plus finer ones inside the outer
+    bins (TAIL_SPLITS), repeated values merged.
     ``deciles`` index the edges that are the reference's deciles; squares are summed around
     ``center`` (the reference's median) so the variance does not cancel out far from zero."""
 
@@ -280,13 +284,24 @@ def reference(
     A column of numbers is numeric unless it has at most 5 distinct values; text, booleans and
     other objects are categorical. ``categorical``, when given, names every categorical
     column: the others must be numbers. ``bins`` quantile bins per numeric feature (a multiple
-    of 10 keeps the deciles among the edges); ``max_categories`` per categorical one.
+    of 10 keeps the deciles among the edges); ``max_categories`` per categorical one. Dates and
+    times are left out (they move on by nature) unless named in ``categorical``.
 
     >>> bins, ref = reference({"age": [20.0, 31.5, 47.0, 52.0, 64.0, 70.0], "city": list("aabbbc")})
     >>> bins.features["age"].kind, bins.features["city"].categories
     ('numeric', ('b', 'a', 'c'))
     """
+    if bins < 2 or max_categories < 1:
+        raise ConfigError(
+            f"reference(): bins must be at least 2 and max_categories at least 1, not {bins} "
+            f"and {max_categories}",
+            hint="the defaults: bins=100 (deciles among the edges), max_categories=200",
+        )
     columns, rows = _columns(frame)
+    for name in categorical or ():
+        if name not in columns:
+            hint = did_you_mean(name, columns) or f"columns: {', '.join(columns)}"
+            raise DataError(f"categorical names {name!r}, not a column of the reference", hint=hint)
 
     def one(name: str) -> tuple[FeatureBins, Summary]:
         values = columns[name]
@@ -300,7 +315,9 @@ def reference(
         cb = _categorical_bins(counts, max_categories)
         return cb, _categorical_summary(counts, nulls, cb)
 
-    made = _each(one, list(columns), rows)
+    named = set(categorical or ())
+    wanted = [name for name in columns if name in named or not _is_time(columns[name])]
+    made = _each(one, wanted, rows)
     the_bins = Bins({name: fb for name, (fb, _) in made.items()})
     return the_bins, Profile(the_bins.fingerprint, rows, {n: s for n, (_, s) in made.items()})
 
@@ -368,6 +385,13 @@ def _numbers(values: Any) -> tuple[Floats, int, int]:
     start = int(np.searchsorted(ordered, -np.inf, side="right"))
     stop = int(np.searchsorted(ordered, np.inf, side="left"))
     return ordered[start:stop], len(ordered) - (stop - start) - invalid, invalid
+
+
+def _is_time(values: Any) -> bool:
+    dtype = getattr(values, "dtype", None)
+    return dtype is not None and (
+        pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+    )
 
 
 def _looks_numeric(values: Any) -> bool:
@@ -462,7 +486,8 @@ def _squares(values: Floats, center: float) -> float:
     for start in range(0, len(values), CHUNK):
         part = values[start : start + CHUNK]
         deviations = np.subtract(part, center, out=scratch[: len(part)])
-        total += float(np.dot(deviations, deviations))
+        # not np.dot: BLAS threads contend with the features' own threads
+        total += float(np.square(deviations, out=deviations).sum())
     return total
 
 

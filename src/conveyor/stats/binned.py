@@ -5,7 +5,8 @@ counts of :mod:`conveyor.monitor.profiles`, never from raw rows.
     verdict = dataset(bins, reference_profile, window_profile)   # -> DatasetDrift
 
 Numeric features get the Kolmogorov–Smirnov statistic (the largest gap between the two CDFs at
-the bin edges) and its asymptotic p-value, the Wasserstein-1 distance in reference standard
+the bin edges) and its p-value (scipy's asymptotic two-sample one, Kolmogorov's limit past 1000
+effective values), the Wasserstein-1 distance in reference standard
 deviations (the area between the CDFs, linear within a bin, each tail's mass at its mean) and
 PSI over the reference's deciles; categorical ones get Pearson's chi-squared test of
 homogeneity, the Jensen–Shannon distance (base 2) and PSI over categories. With about 100
@@ -49,6 +50,7 @@ CATEGORICAL_METHODS = frozenset({"chisquare", "z", "psi", "jensenshannon"})
 TESTS = frozenset({"ks", "chisquare", "z"})  # p-value methods; the others are distances
 DISTANCES = {"wasserstein": 0.1, "jensenshannon": 0.1 / math.sqrt(math.log(2)), "psi": 0.2}
 SMALL_REFERENCE = 1000  # auto: up to this many reference values, a test; above, a distance
+EXACT_KS = 1000  # effective sample sizes up to which KS p-values use Smirnov's distribution
 
 
 class BinsMismatch(DataError):
@@ -156,7 +158,7 @@ def dataset(
     the share of drifted features reached ``drift_share``."""
     columns = drift(bins, reference, current, method=method, **options)
     methods = {
-        name: method_for(name, fb, reference.features[name], method)
+        name: method_for(name, fb, reference.features[name], method, current.features[name])
         for name, fb in bins.features.items()
     }
     return DatasetDrift(tuple(columns), methods, share(columns), drift_share)
@@ -195,6 +197,7 @@ def drift(
     for side in (reference, current):
         check_same_bins(bins.fingerprint, side.fingerprint, "compare")
     _check_methods(method, bins)
+    _check_options(p_value, min_samples, max_null_shift)
     out = []
     for name, fb in bins.features.items():
         ref, cur = reference.features[name], current.features[name]
@@ -238,6 +241,20 @@ def method_for(
     return "z" if np.count_nonzero(both) <= 2 else "chisquare"
 
 
+def _check_options(p_value: float, min_samples: int, max_null_shift: float) -> None:
+    problems = [
+        f"{name} must be {want}, not {value!r}"
+        for name, value, want, ok in (
+            ("p_value", p_value, "between 0 and 1", 0 < p_value < 1),
+            ("min_samples", min_samples, "at least 2", min_samples >= 2),
+            ("max_null_shift", max_null_shift, "between 0 and 1", 0 <= max_null_shift <= 1),
+        )
+        if not ok
+    ]
+    if problems:
+        raise ConfigError(f"drift options: {'; '.join(problems)}")
+
+
 def _check_methods(method: str | Mapping[str, str], bins: BinsLike) -> None:
     per_feature = dict(method) if isinstance(method, Mapping) else {}
     for wanted in list(per_feature.values()) or [str(method)]:
@@ -264,8 +281,6 @@ _CATEGORIES = ("psi", "chi2_p_value", "js_distance", "unseen_fraction")
 
 
 def _numeric(bins: NumericBins, ref: NumericCounts, cur: NumericCounts) -> dict[str, float | None]:
-    from scipy import stats
-
     r, c = np.array(ref.counts, dtype=np.float64), np.array(cur.counts, dtype=np.float64)
     fr, fc = np.cumsum(r) / ref.count, np.cumsum(c) / cur.count
     ks = float(np.max(np.abs(fr - fc)[:-1]))
@@ -274,10 +289,21 @@ def _numeric(bins: NumericBins, ref: NumericCounts, cur: NumericCounts) -> dict[
     return {
         "psi": psi(_regroup(r, deciles), _regroup(c, deciles)),
         "ks_statistic": ks,
-        "ks_p_value": float(stats.kstwo.sf(ks, round(en))),
+        "ks_p_value": _ks_p(ks, en),
         "wasserstein": _wasserstein(bins.array, ref, cur, fr, fc) / max(_std(ref, bins), 1e-3),
         "js_distance": _jensen_shannon(r, c),
     }
+
+
+def _ks_p(statistic: float, en: float) -> float:
+    """Two-sided KS p-value for the effective sample size ``en`` = n·m/(n+m): Smirnov's
+    distribution for n (scipy's ``ks_2samp(method="asymp")``) up to EXACT_KS values, then
+    Kolmogorov's limit, as exact by then and without the former's seconds of work."""
+    from scipy import special, stats
+
+    if en <= EXACT_KS:
+        return float(stats.kstwo.sf(statistic, round(en)))
+    return float(special.kolmogorov(math.sqrt(en) * statistic))
 
 
 def _categorical(ref: Counts, cur: Counts) -> dict[str, float | None]:
