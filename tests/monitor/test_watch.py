@@ -413,3 +413,27 @@ def test_each_look_writes_the_gauges_the_server_exports(project: Project) -> Non
         if s.name == "conveyor_monitor_alert_firing"
     }
     assert firing == {"drift": 1, "x1-moved": 0, "quality-drop": 0}
+
+
+def test_a_new_reference_closes_the_open_windows_and_starts_new_ones(project: Project) -> None:
+    """A retrain's pipeline writes new training data: each window stays judged against the
+    reference it was profiled on, and the report merges only windows of one reference."""
+    from conveyor.monitor.report import gather
+
+    watch = project.watch()
+    project.serve(WINDOW + WINDOW // 2)
+    watch.tick()
+    old = watch.reference.digest
+    moved = rows(project.rng, 4000, shift=1.0)
+    moved["y"] = truth(moved)
+    moved.to_csv(project.root / "data" / "train.csv", index=False)  # the new world's data
+    done = watch.tick()
+    assert [w.rows for w in done.closed] == [WINDOW // 2]  # the open window, on the old bins
+    assert watch.reference.digest != old and done.closed[0].reference == old
+    project.serve(WINDOW, shift=1.0)  # traffic like the new reference: no drift against it
+    (window,) = watch.tick().closed
+    assert window.reference == watch.reference.digest
+    assert check(watch.windows_of("1")[-1][1], "drift.x1").verdict == "ok"
+    assert gather(watch, "all").rows == WINDOW  # only the new reference's window
+    again = project.watch()  # a restart reads every window's own reference back
+    assert again.reference_of(again.windows_of("1")[0][0]).digest == old

@@ -158,7 +158,7 @@ def gather(watch: Watch, window: str = "latest", *, now: float | None = None) ->
     ``window``: ``latest`` (the watched version's last closed window), ``all`` (all its closed
     windows merged, their checks computed again on the merge) or a window's key (``3:12``).
     :class:`NoSuchWindow` names the keys there are when ``window`` is none of them."""
-    spec, ref = watch.spec, watch.reference
+    spec = watch.spec
     versions = _versions(watch)
     watched = _watched(watch, versions)
     if window not in ("latest", "all"):
@@ -166,6 +166,7 @@ def gather(watch: Watch, window: str = "latest", *, now: float | None = None) ->
     closed = watch.windows_of(watched) if watched is not None else []
     tallies = watch.quality_by_window(watched) if watched and spec.quality else {}
     chosen, checks, label = _choose(watch, window, watched, closed, tallies)
+    ref = watch.reference_of(chosen) if chosen is not None else watch.reference
     features = [
         Distribution(
             name,
@@ -220,8 +221,11 @@ def _choose(
     tallies: Mapping[str, Quality],
 ) -> tuple[Window | None, list[Check], str]:
     """The window asked for, its checks (with its quality from labels) and how to name it."""
-    spec, ref = watch.spec, watch.reference
+    spec = watch.spec
     if window == "all" and closed:
+        # the windows on the latest one's reference: profiles on other bins do not merge
+        closed = [(w, c) for w, c in closed if w.reference == closed[-1][0].reference]
+        ref = watch.reference_of(closed[-1][0])
         chosen = merged(w for w, _ in closed)
         assert chosen is not None
         checks = evaluate(

@@ -8,7 +8,7 @@ resolved, receivers notified and actions taken.
 
 Everything a tick learns is kept under ``.conveyor/monitor/<env>/``:
 
-    reference.json            the reference's bins and profile, made once per reference file
+    references/<sha256>.json  each reference's bins and profile, made once per content
     state.json                where the log was read to, the open windows, the alerts' states
     windows/<version>/<n>.json  each closed window: its profile and its checks
     events.jsonl              alerts fired and resolved, and what their actions did
@@ -134,13 +134,10 @@ def reference(root: Path, spec: Monitor) -> Reference:
     import hashlib
 
     digest = hashlib.sha256(raw).hexdigest()
-    cache = folder(root, spec.env) / "reference.json"
-    try:
-        cached = Reference.from_json(orjson.loads(cache.read_bytes()))
-        if cached.digest == digest and cached.source == spec.reference:
-            return cached
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # none yet, or from another format: made again
+    cached = stored_reference(root, spec.env, digest)
+    if cached is not None and cached.source == spec.reference:
+        return cached
+    cache = _reference_file(root, spec.env, digest)
     frame = _read_table(Path(spec.reference), raw, spec)
     features = _features(spec, list(frame.columns))
     declared = [c for c in spec.categorical if c in features] or None  # None: detected
@@ -155,6 +152,18 @@ def reference(root: Path, spec: Monitor) -> Reference:
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(cache, orjson.dumps(made.to_json(), option=orjson.OPT_SERIALIZE_NUMPY))
     return made
+
+
+def stored_reference(root: Path, env: str, digest: str) -> Reference | None:
+    """The reference of that content profiled before (windows name theirs), or None."""
+    try:
+        return Reference.from_json(orjson.loads(_reference_file(root, env, digest).read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError, DataError):
+        return None  # none yet, or from another format
+
+
+def _reference_file(root: Path, env: str, digest: str) -> Path:
+    return folder(root, env) / "references" / f"{digest}.json"
 
 
 def _reference_bytes(root: Path, spec: Monitor) -> bytes:
@@ -252,7 +261,8 @@ class Watch:
         self.scorer = scorer or (lambda version: None)
         self.clock = clock
         self.reference = reference(root, spec)
-        self.windows = Windows(spec.window, self.reference.bins, self.reference.label_bins)
+        self._seen = _stat(root, spec)  # the reference file's (mtime, size) when last read
+        self.windows = self._windows(self.reference)
         self.alerts: dict[str, rules.AlertState] = {r.name: rules.AlertState() for r in spec.alerts}
         self._log = segments.Tail(predlog.model_folder(predictions, model))
         self._starts: dict[str, list[tuple[float, int]]] = {}  # row windows: version -> starts
@@ -268,7 +278,7 @@ class Watch:
 
     def tick(self) -> Tick:
         now = self.clock()
-        done = Tick()
+        done = Tick(closed=self._follow_reference())
         for name, offset, data in self._log.read():
             batches, count = self._batches(name, offset, data)
             done.read += count
@@ -402,15 +412,59 @@ class Watch:
 
     # -- windows --------------------------------------------------------------------------
 
+    def _windows(self, ref: Reference, counted: dict[str, int] | None = None) -> Windows:
+        return Windows(
+            self.spec.window, ref.bins, ref.label_bins, counted=dict(counted or {}),
+            reference=ref.digest,
+        )  # fmt: skip
+
+    def _follow_reference(self) -> list[Window]:
+        """When the reference file changed (a retrain's pipeline wrote new training data), the
+        open windows close on the old reference, and new ones start on the new one: each window
+        is judged against the reference it was profiled on. A reference that cannot be read
+        now (being written) is looked at again next time; the old one stays."""
+        seen = _stat(self.root, self.spec)
+        if seen == self._seen:
+            return []
+        try:
+            new = reference(self.root, self.spec)
+        except MonitorError as exc:
+            log.warning("monitor %s: %s (the previous reference stays)", self.spec.env, exc)
+            return []
+        self._seen = seen
+        if new.digest == self.reference.digest:
+            return []
+        log.info("monitor %s: the reference %s changed: new windows", self.spec.env,
+                 self.spec.reference)  # fmt: skip
+        closed = list(self.windows.open.values())
+        for window in closed:
+            window.closed = True
+        self.windows.open.clear()
+        for window in closed:
+            self._close(window)
+        self.reference = new
+        self.windows = self._windows(new, self.windows.counted)
+        return closed
+
+    def reference_of(self, window: Window) -> Reference:
+        """The reference ``window`` was profiled on (the current one if it names none)."""
+        if not window.reference or window.reference == self.reference.digest:
+            return self.reference
+        found = stored_reference(self.root, self.spec.env, window.reference)
+        if found is None:
+            raise MonitorError(
+                f"monitor {self.spec.env}: window {window.key}'s reference "
+                f"{window.reference[:12]} is no longer kept",
+                hint=f"its profile is in {self.folder / 'references'}; it was removed",
+            )
+        return found
+
     def _close(self, window: Window) -> None:
+        ref = self.reference_of(window)
         checks = evaluate(
-            self.spec,
-            self.reference.bins,
-            self.reference.profile,
-            window,
-            label_bins=self.reference.label_bins,
-            label_reference=self.reference.label_profile,
-        )
+            self.spec, ref.bins, ref.profile, window,
+            label_bins=ref.label_bins, label_reference=ref.label_profile,
+        )  # fmt: skip
         path = self.folder / "windows" / _safe(window.version) / f"{window.number}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         body = {"window": window.to_json(), "checks": [c.to_json() for c in checks]}
@@ -593,9 +647,19 @@ class Watch:
                 f"monitor {self.spec.env}: {path} is damaged: {exc}",
                 hint=f"remove {path} to start monitoring again from the log's beginning",
             ) from exc
-        if state.get("format") != STATE_FORMAT or state.get("reference") != self.reference.digest:
-            log.warning("monitor %s: the reference changed: windows start again", self.spec.env)
-            return  # other bins: the open windows cannot be merged with new rows
+        if state.get("format") != STATE_FORMAT:
+            log.warning("monitor %s: %s is of another format: windows start again",
+                        self.spec.env, path)  # fmt: skip
+            return
+        if state.get("reference") != self.reference.digest:
+            # open windows of the reference before: restored on it, closed at the first tick
+            before = stored_reference(self.root, self.spec.env, str(state.get("reference")))
+            if before is None:
+                log.warning("monitor %s: the reference changed: windows start again",
+                            self.spec.env)  # fmt: skip
+                return
+            self.reference, self._seen = before, None
+            self.windows = self._windows(before)
         try:
             self._log.offsets = {str(k): int(v) for k, v in state["offsets"].items()}
             self.windows.restore(state["windows"])
@@ -659,6 +723,14 @@ def _confidence(scorer: Callable[[Any], Any], rows: list[list[Any]], names: tupl
     except Exception as exc:  # a row the model refuses: no estimate for this batch
         log.debug("monitor: rows not scored for the estimate: %s", exc)
         return None
+
+
+def _stat(root: Path, spec: Monitor) -> tuple[int, int] | None:
+    try:
+        found = (root / spec.reference).stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
 
 
 def _labels(detail: str) -> int | None:

@@ -49,6 +49,7 @@ class Window:
     scored: int = 0  # rows scored for the label-free estimate
     violations: int = 0  # rows breaking the schema
     closed: bool = False
+    reference: str = ""  # the digest of the reference its profiles are on
 
     @property
     def key(self) -> str:
@@ -74,6 +75,7 @@ class Window:
             "scored": self.scored,
             "violations": self.violations,
             "closed": self.closed,
+            "reference": self.reference,
         }
 
     @classmethod
@@ -91,6 +93,7 @@ class Window:
             scored=int(data.get("scored", 0)),
             violations=int(data.get("violations", 0)),
             closed=bool(data.get("closed", False)),
+            reference=str(data.get("reference", "")),
         )
 
 
@@ -130,6 +133,7 @@ class Windows:
     label_bins: Bins | None = None  # the predictions' bins (the reference's label)
     open: dict[str, Window] = field(default_factory=dict)  # version -> its open window
     counted: dict[str, int] = field(default_factory=dict)  # version -> rows seen (row windows)
+    reference: str = ""  # the digest of the reference ``bins`` come from
 
     def add(self, batch: Batch) -> list[Window]:
         """Fold ``batch`` in; the windows it completed (row windows fill up as rows come)."""
@@ -183,7 +187,7 @@ class Windows:
         if window is None:
             if number is None:
                 number = self.counted.get(version, 0) // (self.spec.rows or 1)
-            window = self.open[version] = Window(version, number, ts, ts)
+            window = self.open[version] = Window(version, number, ts, ts, reference=self.reference)
         return window
 
     def _fold(self, window: Window, batch: Batch) -> None:
