@@ -26,6 +26,7 @@ from typing import Any
 from classifier.get_data import DRIFTED  # what the demo's new instrument reads higher
 
 HERE = Path(__file__).resolve().parent
+KEPT = HERE.parent / "demo-output"  # what the demo leaves to look at (git-ignored)
 BIN = Path(sys.executable).parent
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "conveyor demo",
@@ -525,8 +526,11 @@ def monitoring(demo: Demo) -> None:
         demo.sh("conveyor", "monitor", "status")
         demo.section("The monitoring report: each feature against the training data, over time")
         demo.sh("conveyor", "monitor", "report", "--window", "all", "--png", "reports")
-        print(f"(open {demo.root / 'reports/monitor-production.html'} in a browser; the features' "
-              f"picture is {demo.root / 'reports/monitor-production-features.png'})")  # fmt: skip
+        KEPT.mkdir(exist_ok=True)  # the demo's project is a temp folder: keep the report
+        for name in ("monitor-production.html", "monitor-production-features.png"):
+            shutil.copy(demo.root / "reports" / name, KEPT / name)
+        print(f"(kept: open {KEPT / 'monitor-production.html'} in a browser; the features' "
+              f"picture is {KEPT / 'monitor-production-features.png'})")  # fmt: skip
     finally:
         traffic.stop()
         server.stop()

@@ -357,14 +357,14 @@ _SCORES = {
 
 def score_of(column: ColumnDrift, method: str, threshold: float | None) -> tuple[float | None, str]:
     """A feature's drift score (the method's distance, or a test's effect size) and how it is
-    judged, for a table: ``wasserstein >= 0.1``, ``ks p < 0.05``."""
+    judged, for a table: ``wasserstein >= 0.1, p < 0.05``, ``ks p < 0.05``."""
     from conveyor.stats import binned
 
     value = column.statistics.get(_SCORES.get(method, "psi"))
     if method in binned.TESTS:
         return value, f"{method} p < {threshold if threshold is not None else 0.05:g}"
     limit = threshold if threshold is not None else binned.DISTANCES.get(method, 0.1)
-    return value, f"{method} >= {limit:.3g}"
+    return value, f"{method} >= {limit:.3g}, p < 0.05"  # a distance must also be significant
 
 
 def quality_check(spec: Monitor, window: str, tally: Quality) -> Check:
