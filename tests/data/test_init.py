@@ -86,8 +86,13 @@ def test_init_again_completes_the_gitignore_and_keeps_the_users_lines(project: P
 
 def test_missing_is_pure_and_tolerant_of_slashes() -> None:
     assert gitignore.missing(gitignore.text()) == []
-    assert gitignore.missing("models/\n/predictions\nfeedback\n" + OLD_GITIGNORE) == []
-    assert gitignore.missing(OLD_GITIGNORE) == ["/models/", "/predictions/", "/feedback/"]
+    assert gitignore.missing("models/\n/predictions\nfeedback\nmonitor\n" + OLD_GITIGNORE) == []
+    assert gitignore.missing(OLD_GITIGNORE) == [
+        "/models/",
+        "/predictions/",
+        "/feedback/",
+        "/monitor/",
+    ]
 
 
 def test_a_gitignore_linking_elsewhere_is_neither_read_nor_copied(

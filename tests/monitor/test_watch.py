@@ -437,3 +437,53 @@ def test_a_new_reference_closes_the_open_windows_and_starts_new_ones(project: Pr
     assert gather(watch, "all").rows == WINDOW  # only the new reference's window
     again = project.watch()  # a restart reads every window's own reference back
     assert again.reference_of(again.windows_of("1")[0][0]).digest == old
+
+
+def test_rows_breaking_the_data_gates_schema_are_counted(project: Project) -> None:
+    (project.root / "schema.yaml").write_text(
+        "columns:\n"
+        "  x1: {type: float, nullable: false, min: -6, max: 6}\n"
+        "  colour: {type: string, categories: [red, green, blue, black]}\n"
+    )
+    text = (project.root / "conveyor.yaml").read_text()
+    (project.root / "conveyor.yaml").write_text(
+        text.replace("    estimate: true\n", "    estimate: true\n    schema: schema.yaml\n")
+    )
+    watch = project.watch()
+    project.serve(WINDOW)
+    clean = check(watch.tick().checks, "violations.share")
+    assert clean.value == 0 and clean.verdict == "ok"
+    project.serve(WINDOW, shift=6.0)  # about half of x1 now above 6
+    broken = check(watch.tick().checks, "violations.share")
+    assert 0.3 < broken.value < 0.7 and broken.verdict == "alert"
+    assert broken.detail.endswith("rows break schema.yaml")
+
+
+def test_quality_per_slice(project: Project) -> None:
+    text = (project.root / "conveyor.yaml").read_text()
+    (project.root / "conveyor.yaml").write_text(
+        text.replace("min: 0.9, min_labels: 100}", "min: 0.9, min_labels: 20, slice_by: colour}")
+    )
+    watch = project.watch()
+    project.serve(WINDOW, flip=0.2)
+    project.label()
+    checks = {c.name: c for c in watch.tick().checks}
+    parts = {n: c for n, c in checks.items() if n.startswith("quality.accuracy[")}
+    assert set(parts) == {f"quality.accuracy[colour={c}]" for c in COLOURS}
+    overall = checks["quality.accuracy"]
+    labelled = [int(c.detail.split(" ")[0]) for c in parts.values()]
+    assert sum(labelled) == WINDOW and int(overall.detail.split(" ")[0]) == WINDOW
+    assert all(0.6 < c.value < 0.95 for c in parts.values() if c.value is not None)
+
+
+def test_a_numeric_slice_is_the_references_decile(project: Project) -> None:
+    text = (project.root / "conveyor.yaml").read_text()
+    (project.root / "conveyor.yaml").write_text(
+        text.replace("min: 0.9, min_labels: 100}", "min: 0.9, min_labels: 10, slice_by: x3}")
+    )
+    watch = project.watch()
+    project.serve(WINDOW)
+    project.label()
+    parts = [c.name for c in watch.tick().checks if c.name.startswith("quality.accuracy[")]
+    assert len(parts) == 10  # x3 is uniform: every decile has rows
+    assert parts[0].startswith("quality.accuracy[x3=") and "-" in parts[0]

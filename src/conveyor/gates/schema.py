@@ -494,6 +494,46 @@ def validate(frame: pd.DataFrame, schema: Schema) -> list[Violation]:
     return out
 
 
+def broken_rows(frame: pd.DataFrame, schema: Schema) -> pd.Series:
+    """Which rows of ``frame`` break a value rule of ``schema`` (a missing value where none is
+    allowed, a value of another type, out of range, not in the category set), for monitoring:
+    the share of live rows a data gate's schema refuses. Table rules (row counts, uniqueness,
+    missing or extra columns) say nothing of one row and are left out.
+
+    >>> import pandas as pd
+    >>> rules = Schema((Column("age", "integer", max=120),))
+    >>> broken_rows(pd.DataFrame({"age": [30, 150, "x"]}), rules).tolist()
+    [False, True, True]
+    """
+    import pandas as pd
+
+    broken = pd.Series(False, index=frame.index)
+    for column in schema.columns:
+        if column.name not in frame.columns:
+            continue
+        series = frame[column.name]
+        present = series.notna()
+        if not column.nullable:
+            broken |= ~present
+        values = series[present]
+        if values.empty:
+            continue
+        typed, bad = _typed(values, column.type)
+        if bad is not None:
+            broken.loc[bad[bad].index] = True
+            typed = typed[~bad]
+        for rule, bound in (("min", column.min), ("max", column.max)):
+            if bound is not None and not typed.empty:
+                limit = _limit(bound, column.type)
+                outside = typed < limit if rule == "min" else typed > limit
+                broken.loc[outside[outside].index] = True
+        if column.categories is not None and not typed.empty:
+            keyed = _text(typed) if column.type == "string" else typed
+            outside = ~keyed.isin(list(column.categories))
+            broken.loc[outside[outside].index] = True
+    return broken
+
+
 def _check_column(series: pd.Series, column: Column) -> list[Violation]:
     name = column.name
     out: list[Violation] = []

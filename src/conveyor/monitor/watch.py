@@ -43,7 +43,7 @@ from conveyor.foundation.errors import ConveyorError, DataError
 from conveyor.monitor import predlog, rules, segments
 from conveyor.monitor.alerts import Notice, Notifier
 from conveyor.monitor.config import Monitor
-from conveyor.monitor.profiles import Bins, Profile
+from conveyor.monitor.profiles import Bins, NumericBins, Profile
 from conveyor.monitor.windows import Batch, Check, Quality, Window, Windows, evaluate, quality_check
 
 log = logging.getLogger(__name__)
@@ -261,6 +261,7 @@ class Watch:
         self.scorer = scorer or (lambda version: None)
         self.clock = clock
         self.reference = reference(root, spec)
+        self.schema = _schema(root, spec)  # the data gate's, when schema: names it
         self._seen = _stat(root, spec)  # the reference file's (mtime, size) when last read
         self.windows = self._windows(self.reference)
         self.alerts: dict[str, rules.AlertState] = {r.name: rules.AlertState() for r in spec.alerts}
@@ -302,7 +303,7 @@ class Watch:
         for window in latest:
             out += self._stored_checks(window)
         if self.spec.quality is not None and version is not None:
-            out.append(self._quality(version))
+            out += self._quality(version)
         if self.server is not None:
             try:
                 figures = self.server()
@@ -332,7 +333,7 @@ class Watch:
                 except (OSError, ValueError, KeyError, TypeError):
                     pass
             if self.spec.quality is not None:
-                checks.append(self._quality(version))
+                checks += self._quality(version)
             values = {c.name: c.value for c in checks}
             labels = next(
                 (_labels(c.detail) for c in checks if c.name.startswith("quality.")), None
@@ -389,14 +390,51 @@ class Watch:
                     columns[n].append(row.get(n))
                 said.append(outputs[i] if outputs is not None else None)
                 rows_for_scoring.append([row.get(n) for n in names])
+        broken = None
+        if self.schema is not None and times:
+            import pandas as pd
+
+            from conveyor.gates.schema import broken_rows
+
+            broken = broken_rows(pd.DataFrame(columns), self.schema).tolist()
         confidence = None
         scorer = self.scorer(version) if self.spec.estimate else None
         if scorer is not None and rows_for_scoring:
             confidence = _confidence(scorer, rows_for_scoring, names)
-        return Batch(version, times, columns, said, confidence)
+        return Batch(version, times, columns, said, confidence, broken)
 
     def _window_of(self, record: Any) -> Hashable:
-        """The window a logged prediction belongs to (labels of it count there)."""
+        """Where a logged prediction's label counts: its window, and with ``slice_by`` the
+        pair (window, its slice)."""
+        window = self._window_key(record)
+        if window is None or self.spec.quality is None or not self.spec.quality.slice_by:
+            return window
+        return window, self._slice_of(record, self.spec.quality.slice_by)
+
+    def _slice_of(self, record: Any, name: str) -> str:
+        """A logged row's slice: its value of ``name`` (a category), or for a number the
+        reference's decile it falls in (``12.3-14.1``)."""
+        version = str(record["version"])
+        names = self.columns(version) or self.reference.features
+        rows = _rows(record.get("inputs"), names, self.reference.features)
+        value = rows[0].get(name) if len(rows) == 1 else None
+        if value is None:
+            return "missing"
+        bins = self.reference.bins.features.get(name)
+        if not isinstance(bins, NumericBins) or isinstance(value, str | bool):
+            return str(value)
+        inner = [bins.edges[i] for i in bins.deciles]  # the 10 % ... 90 % quantiles
+        edges = [e for i, e in enumerate(inner) if i == 0 or e != inner[i - 1]]
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        at = bisect.bisect_right(edges, value)
+        low = f"{edges[at - 1]:.4g}" if at > 0 else ""
+        high = f"{edges[at]:.4g}" if at < len(edges) else ""
+        return f"{low}-{high}"
+
+    def _window_key(self, record: Any) -> str | None:
         version, ts = str(record["version"]), float(record["ts"])
         every = self.spec.window.every
         if every:
@@ -498,20 +536,20 @@ class Watch:
         except (OSError, ValueError, KeyError, TypeError):
             return []
 
-    def _quality(self, version: str) -> Check:
+    def _quality(self, version: str) -> list[Check]:
+        """The quality of ``version``'s latest window with enough labels (else the latest with
+        any), and of each of its slices with ``slice_by``."""
         assert self.spec.quality is not None
         joined = self._joiner.update()
-        groups = self._joiner.groups
-        tallies = {
-            str(group): Quality(t.labelled, t.correct)
-            for (v, group), t in groups.items()
-            if v == version and group is not None
-        }
-        # the latest window with enough labels; else the latest with any
+        tallies = self.quality_by_window(version)
         order = sorted(tallies, key=_window_number, reverse=True)
         enough = [k for k in order if tallies[k].labelled >= self.spec.quality.min_labels]
         key = (enough or order or [""])[0]
         check = quality_check(self.spec, key, tallies.get(key, Quality(0, 0)))
+        slices = [
+            quality_check(self.spec, key, tally, part=f"{self.spec.quality.slice_by}={part}")
+            for part, tally in sorted(self._slices(version, key).items())
+        ]
         counted = [
             f"{n} {what}"
             for n, what in (
@@ -521,16 +559,29 @@ class Watch:
             )
             if n
         ]
-        if not counted:
-            return check
-        return replace(check, detail=f"{check.detail}; labels so far: {', '.join(counted)}")
+        if counted:
+            check = replace(check, detail=f"{check.detail}; labels so far: {', '.join(counted)}")
+        return [check, *slices]
 
     def quality_by_window(self, version: str) -> dict[str, Quality]:
+        """Window key -> the labels joined so far with ``version``'s predictions in it."""
         self._joiner.update()
+        out: dict[str, list[int]] = {}
+        for (v, group), t in self._joiner.groups.items():
+            if v != version or group is None:
+                continue
+            key = str(group[0] if isinstance(group, tuple) else group)
+            tally = out.setdefault(key, [0, 0])
+            tally[0] += t.labelled
+            tally[1] += t.correct
+        return {k: Quality(n, ok) for k, (n, ok) in out.items()}
+
+    def _slices(self, version: str, window: str) -> dict[str, Quality]:
+        """Slice -> the labels of ``version``'s predictions in ``window`` and that slice."""
         return {
-            str(g): Quality(t.labelled, t.correct)
-            for (v, g), t in self._joiner.groups.items()
-            if v == version and g is not None
+            str(group[1]): Quality(t.labelled, t.correct)
+            for (v, group), t in self._joiner.groups.items()
+            if v == version and isinstance(group, tuple) and group[0] == window
         }
 
     def _watched(self) -> str | None:
@@ -723,6 +774,25 @@ def _confidence(scorer: Callable[[Any], Any], rows: list[list[Any]], names: tupl
     except Exception as exc:  # a row the model refuses: no estimate for this batch
         log.debug("monitor: rows not scored for the estimate: %s", exc)
         return None
+
+
+def _schema(root: Path, spec: Monitor) -> Any:
+    """The data gate's schema named by ``schema:`` (a file of the project), None without one."""
+    if not spec.schema:
+        return None
+    from conveyor.foundation import yamlio
+    from conveyor.foundation.paths import read_inside
+    from conveyor.gates.schema import Schema
+
+    raw = read_inside(root.resolve(), spec.schema)
+    if raw is None:
+        raise MonitorError(
+            f"monitor {spec.env}: cannot read the schema {spec.schema}: no such file in the "
+            "project",
+            hint="conveyor schema infer data/prepared/train.csv -o schema.yaml writes one",
+        )
+    located = yamlio.load(raw.decode(errors="replace"), spec.schema)
+    return Schema.from_dict(located.data, located)
 
 
 def _stat(root: Path, spec: Monitor) -> tuple[int, int] | None:

@@ -367,8 +367,9 @@ def score_of(column: ColumnDrift, method: str, threshold: float | None) -> tuple
     return value, f"{method} >= {limit:.3g}, p < 0.05"  # a distance must also be significant
 
 
-def quality_check(spec: Monitor, window: str, tally: Quality) -> Check:
-    """The online quality of a window from the labels joined so far."""
+def quality_check(spec: Monitor, window: str, tally: Quality, *, part: str = "") -> Check:
+    """The online quality of a window (or of one slice of it: ``part``, ``size=small``) from
+    the labels joined so far."""
     assert spec.quality is not None
     q = spec.quality
     value = tally.accuracy
@@ -386,7 +387,7 @@ def quality_check(spec: Monitor, window: str, tally: Quality) -> Check:
         "" if q.min is None else (f">= {q.min:g}" if q.metric == "accuracy" else f"<= {q.min:g}")
     )
     return Check(
-        f"quality.{q.metric}",
+        f"quality.{q.metric}" + (f"[{part}]" if part else ""),
         value if enough else None,
         threshold,
         verdict,
