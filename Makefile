@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/serving_memory.py
 	$(BIN)/python bench/deploy.py
+	$(BIN)/python bench/monitor.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src
