@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serving_memory.py
 	$(BIN)/python bench/deploy.py
 	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/monitor_drift.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src
@@ -47,6 +48,7 @@ bench-compare: $(STAMP)
 	bash bench/install_wrk.sh >/dev/null
 	$(BIN)/python bench/serving.py --compare-mlflow "$$(bash bench/install_mlflow.sh)" \
 		--compare-mlserver "$$(bash bench/install_mlserver.sh)"
+	$(BIN)/python bench/monitor_drift.py --compare-evidently "$$(bash bench/install_evidently.sh)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
