@@ -18,8 +18,8 @@ server it runs in.
 3. Monitoring on vs off (processes, wrk): the example project (examples/classifier, set up as
    bench/serving.py does) with the same Pipeline fitted on the same rows as a table (version
    2: its signature names the 30 features, so requests are ``dataframe_split`` tables; the
-   example's own version 1 takes one unnamed tensor, whose rows the monitor cannot name:
-   ``--model example`` serves it, and the check below fails). conveyor.yaml gets a
+   example's own version 1 takes one unnamed tensor, whose rows the monitor names by the
+   reference's columns: ``--model example`` serves it). conveyor.yaml gets a
    ``production`` environment (version 2 its stable version) with a ``monitor:`` entry: the
    training data as reference (label and id left out), windows of 1,000 rows, drift ``auto``,
    quality (accuracy, min_labels 200), two alerts, ``interval`` --interval (10 s, its
