@@ -50,3 +50,23 @@ def test_one_monitor_per_environment(project: Project) -> None:
         exclusive(project.root, "production"),
     ):
         pass
+
+
+def test_the_monitors_thread_gives_way_to_the_workers() -> None:
+    import os
+    import threading
+
+    from conveyor.deploy.monitoring import NICE, _below_serving
+
+    seen: list[int] = []
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def work() -> None:
+        _below_serving()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert seen == [NICE]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # its own only

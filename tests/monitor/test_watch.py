@@ -487,3 +487,25 @@ def test_a_numeric_slice_is_the_references_decile(project: Project) -> None:
     parts = [c.name for c in watch.tick().checks if c.name.startswith("quality.accuracy[")]
     assert len(parts) == 10  # x3 is uniform: every decile has rows
     assert parts[0].startswith("quality.accuracy[x3=") and "-" in parts[0]
+
+
+def test_a_look_that_fails_part_way_loses_no_window(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch = project.watch()
+    project.serve(WINDOW * 2 + WINDOW // 2)
+    calls = []
+
+    def failing(self: Watch, window: Any) -> None:
+        calls.append(window.key)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Watch, "_close", failing)
+    with pytest.raises(OSError):
+        watch.tick()
+    assert calls == ["1:0"]
+    monkeypatch.undo()
+    done = watch.tick()  # the same lines read again: both windows closed, none lost
+    assert [w.rows for w in done.closed] == [WINDOW, WINDOW]
+    assert [w.rows for w, _ in watch.windows_of("1")] == [WINDOW, WINDOW]
+    assert watch.windows.open["1"].rows == WINDOW // 2

@@ -95,6 +95,7 @@ def start_thread(
         return None
 
     def loop() -> None:
+        _below_serving()
         failing = ""
         try:
             while not stop.is_set():
@@ -117,6 +118,20 @@ def start_thread(
     thread = threading.Thread(target=loop, name=f"conveyor-monitor-{env}", daemon=True)
     thread.start()
     return thread
+
+
+NICE = 10  # the monitor's thread yields to the server's own work (as a shadow's process does)
+
+
+def _below_serving() -> None:
+    """Run the calling thread at nice ``NICE``: on Linux a thread has a priority of its own, so
+    the supervisor's monitor gives way to the workers answering requests on the same cores.
+    Elsewhere, nothing."""
+    import contextlib
+    import os
+
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
 
 
 def told(notice: Notice) -> str:

@@ -278,6 +278,20 @@ class Watch:
     # -- one look -------------------------------------------------------------------------
 
     def tick(self) -> Tick:
+        """One look (see the module). A look that fails part way (a window that cannot be
+        judged, a disk that cannot be written) leaves the monitor as it was before it: the
+        lines it read are read again next time, so no window is lost."""
+        before = (dict(self._log.offsets), self.windows.to_json(), self.reference, self._seen)
+        try:
+            return self._look()
+        except BaseException:
+            offsets, windows, self.reference, self._seen = before
+            self._log.offsets = offsets
+            self.windows = self._windows(self.reference)
+            self.windows.restore(windows)
+            raise
+
+    def _look(self) -> Tick:
         now = self.clock()
         done = Tick(closed=self._follow_reference())
         for name, offset, data in self._log.read():
