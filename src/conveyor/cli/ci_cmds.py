@@ -188,7 +188,7 @@ def ci_cmd(opts: Namespace) -> int:
         base=opts.base,
         alias=opts.alias,
     )
-    done = run_job(root, options, _Printer(root, all_models=opts.all_models))
+    done = run_job(root, options, JobPrinter(root, all_models=opts.all_models))
     echo(style("\n== summary", bold=True))
     table(
         ["step", "result", "seconds"], [[s.name, s.result, f"{s.seconds:.1f}"] for s in done.steps]
@@ -197,7 +197,7 @@ def ci_cmd(opts: Namespace) -> int:
     return done.code
 
 
-class _Printer:
+class JobPrinter:
     """The job's steps as `conveyor pull`, `conveyor run` and `conveyor check` print them."""
 
     def __init__(self, root: Path, *, all_models: bool) -> None:

@@ -12,17 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.cli.app import arg, command
-from conveyor.cli.output import bar, echo, style
-from conveyor.cli.render import show_checked, show_error, show_pulled
+from conveyor.cli.ci_cmds import JobPrinter
+from conveyor.cli.output import echo, style
 
 if TYPE_CHECKING:
-    from conveyor.ci.check import Checked
-    from conveyor.ci.pull import Pulled
-    from conveyor.foundation.errors import ConveyorError
-    from conveyor.foundation.progress import Progress
-    from conveyor.pipeline.definition import Pipeline
-    from conveyor.pipeline.launch import Launched
-    from conveyor.pipeline.runner import Reporter
+    pass
 
 _OUTCOMES = {"rollout_started": "green", "unchanged": None, "gates_failed": "red", "failed": "red"}
 
@@ -56,37 +50,15 @@ def retrain_cmd(opts: Namespace) -> int:
     return 1
 
 
-class _Printer:
+class _Printer(JobPrinter):
     """The retrain's steps as they happen (as `conveyor ci` prints them), each one's result
     when it is recorded."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        super().__init__(root, all_models=False)
 
     def step(self, name: str) -> None:
         echo(style(f"\n== {name}", bold=True))
-
-    def progress(self) -> Progress | None:
-        return bar()
-
-    def pulled(self, pulled: Pulled) -> None:
-        show_pulled(pulled)
-
-    def reporter(self, pipeline: Pipeline) -> Reporter:
-        from conveyor.cli.running import TerminalReporter
-
-        return TerminalReporter(min(max(len(n) for n in pipeline.stages), 24))
-
-    def ran(self, launched: Launched | None, published: ConveyorError | None) -> None:
-        from conveyor.cli.running import show_launched
-
-        show_launched(launched, published)
-
-    def checked(self, checked: Checked, folder: Path) -> None:
-        show_checked(self.root, checked, folder, as_json=False)
-
-    def failed(self, name: str, error: ConveyorError) -> None:
-        show_error(error)
 
     def recorded(self, kind: str, data: Mapping[str, Any]) -> None:
         if kind == "retrain.started":

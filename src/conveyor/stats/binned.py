@@ -40,7 +40,7 @@ import numpy.typing as npt
 
 from conveyor.foundation.errors import ConfigError, DataError
 from conveyor.foundation.suggest import did_you_mean
-from conveyor.stats.drift import ColumnDrift, Verdict, psi
+from conveyor.stats.drift import ColumnDrift, psi, too_few, verdict
 
 Floats = npt.NDArray[np.float64]
 
@@ -204,7 +204,7 @@ def drift(
         chosen = method_for(name, fb, ref, method, cur)
         limit = threshold if threshold is not None else DISTANCES.get(chosen, p_value)
         stats, reasons = _null_shift(ref, cur, max_null_shift, p_value, min_samples)
-        short = _too_few(ref.count, cur.count, min_samples)
+        short = too_few(ref.count, cur.count, min_samples)
         if fb.kind == "numeric":
             numeric = (
                 _numeric(cast(NumericBins, fb), cast(NumericCounts, ref), cast(NumericCounts, cur))
@@ -216,7 +216,7 @@ def drift(
             stats.update(_categorical(ref, cur) if short is None else dict.fromkeys(_CATEGORIES))
         if short is None:
             reasons += _rule(chosen, stats, limit, effect_floor, p_value)
-        out.append(_verdict(name, fb.kind, stats, reasons, short, ref.count, cur.count))
+        out.append(verdict(name, fb.kind, stats, reasons, short, ref.count, cur.count))
     return out
 
 
@@ -437,28 +437,6 @@ def _null_shift(
     if p >= p_value:
         return stats, []
     return stats, [f"missing values {a:.1%} -> {b:.1%} (p {p:.2g})"]
-
-
-def _too_few(n_ref: int, n_cur: int, min_samples: int) -> str | None:
-    for side, n in (("reference", n_ref), ("current", n_cur)):
-        if n < min_samples:
-            return f"too few values in the {side} sample ({n} < {min_samples})"
-    return None
-
-
-def _verdict(
-    column: str,
-    kind: str,
-    stats: dict[str, float | None],
-    reasons: list[str],
-    short: str | None,
-    n_ref: int,
-    n_cur: int,
-) -> ColumnDrift:
-    verdict: Verdict = "drifted" if reasons else "inconclusive" if short else "stable"
-    if short and not reasons:
-        reasons = [short]
-    return ColumnDrift(column, kind, verdict, stats, tuple(reasons), n_ref, n_cur)
 
 
 def _f(value: float | None) -> float:

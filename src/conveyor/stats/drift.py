@@ -125,11 +125,11 @@ def numeric_drift(
     ref, cur = ref_all[np.isfinite(ref_all)], cur_all[np.isfinite(cur_all)]
     stats, reasons = _null_shift(len(ref_all), len(ref), len(cur_all), len(cur), rules)
     stats.update(psi=None, ks_statistic=None, ks_p_value=None, wasserstein=None)
-    short = _too_few(len(ref), len(cur), rules)
+    short = too_few(len(ref), len(cur), rules.min_samples)
     if short is None:
         stats.update(_numeric_statistics(ref, cur, rules))
         reasons += _numeric_rules(stats, rules)
-    return _verdict(column, "numeric", stats, reasons, short, len(ref), len(cur))
+    return verdict(column, "numeric", stats, reasons, short, len(ref), len(cur))
 
 
 def psi_bins(reference: Floats, bins: int) -> Floats:
@@ -222,13 +222,13 @@ def categorical_counts_drift(
         n_ref + reference_missing, n_ref, n_cur + current_missing, n_cur, rules
     )
     stats.update(psi=None, chi2_p_value=None, js_distance=None, unseen_fraction=None)
-    short = _too_few(n_ref, n_cur, rules)
+    short = too_few(n_ref, n_cur, rules.min_samples)
     if short is None:
         ref_vec, cur_vec, unseen = _buckets(reference, current, rules.max_categories)
         stats.update(_categorical_statistics(ref_vec, cur_vec, rules))
         stats["unseen_fraction"] = float(cur_vec[-1] / n_cur)
         reasons += _categorical_rules(stats, rules, unseen)
-    return _verdict(column, "categorical", stats, reasons, short, n_ref, n_cur)
+    return verdict(column, "categorical", stats, reasons, short, n_ref, n_cur)
 
 
 def _buckets(
@@ -317,14 +317,15 @@ def _null_shift(
     return stats, [f"missing values {ref_null:.1%} -> {cur_null:.1%} (p {p:.2g})"]
 
 
-def _too_few(n_ref: int, n_cur: int, rules: DriftRules) -> str | None:
+def too_few(n_ref: int, n_cur: int, least: int) -> str | None:
+    """Why two samples are too small to judge (fewer than ``least`` values on a side), or None."""
     for side, n in (("reference", n_ref), ("current", n_cur)):
-        if n < rules.min_samples:
-            return f"too few values in the {side} sample ({n} < {rules.min_samples})"
+        if n < least:
+            return f"too few values in the {side} sample ({n} < {least})"
     return None
 
 
-def _verdict(
+def verdict(
     column: str,
     kind: str,
     stats: dict[str, float | None],
@@ -333,13 +334,15 @@ def _verdict(
     n_ref: int,
     n_cur: int,
 ) -> ColumnDrift:
+    """A column's verdict: drifted when a rule fired, else inconclusive when ``short`` says the
+    samples were too small, else stable."""
     if reasons:
-        verdict: Verdict = "drifted"
+        said: Verdict = "drifted"
     elif short is not None:
-        verdict, reasons = "inconclusive", [short]
+        said, reasons = "inconclusive", [short]
     else:
-        verdict = "stable"
-    return ColumnDrift(column, kind, verdict, stats, tuple(reasons), n_ref, n_cur)
+        said = "stable"
+    return ColumnDrift(column, kind, said, stats, tuple(reasons), n_ref, n_cur)
 
 
 def _f(value: float | None) -> float:
