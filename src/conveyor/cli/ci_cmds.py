@@ -12,18 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.cli.app import UsageError, arg, command, group
-from conveyor.cli.output import bar, echo, style, table
-from conveyor.cli.render import show_checked, show_error, show_pulled
+from conveyor.cli.output import echo, style, table
+from conveyor.cli.render import JobPrinter
 
 if TYPE_CHECKING:
-    from conveyor.ci.check import Checked
     from conveyor.ci.comment import Host, Posted, Target
-    from conveyor.ci.pull import Pulled
-    from conveyor.foundation.errors import ConveyorError
-    from conveyor.foundation.progress import Progress
-    from conveyor.pipeline.definition import Pipeline
-    from conveyor.pipeline.launch import Launched
-    from conveyor.pipeline.runner import Reporter
 
 group("ci", help="the whole CI job (pull, run, check, report); workflow files; the PR comment")
 
@@ -135,7 +128,6 @@ def post_report(target: Target, markdown: str) -> Posted:
 
 
 def _read_report(name: str) -> str:
-    from pathlib import Path
 
     from conveyor.foundation.errors import PathError
 
@@ -195,41 +187,3 @@ def ci_cmd(opts: Namespace) -> int:
     )
     echo(f"exit {done.code}: " + ("the gates passed" if done.code == 0 else "see above"))
     return done.code
-
-
-class JobPrinter:
-    """The job's steps as `conveyor pull`, `conveyor run` and `conveyor check` print them."""
-
-    def __init__(self, root: Path, *, all_models: bool) -> None:
-        self.root = root
-        self.all_models = all_models
-
-    def step(self, name: str) -> None:
-        title = {
-            "pull": "pull: conveyor pull" + (" --all-models" if self.all_models else ""),
-            "run": "run: conveyor run",
-            "check": "check: the gates",
-        }.get(name, name)
-        echo(style(f"\n== {title}", bold=True))
-
-    def progress(self) -> Progress | None:
-        return bar()
-
-    def pulled(self, pulled: Pulled) -> None:
-        show_pulled(pulled)
-
-    def reporter(self, pipeline: Pipeline) -> Reporter:
-        from conveyor.cli.running import TerminalReporter
-
-        return TerminalReporter(min(max(len(n) for n in pipeline.stages), 24))
-
-    def ran(self, launched: Launched | None, published: ConveyorError | None) -> None:
-        from conveyor.cli.running import show_launched
-
-        show_launched(launched, published)
-
-    def checked(self, checked: Checked, folder: Path) -> None:
-        show_checked(self.root, checked, folder, as_json=False)
-
-    def failed(self, name: str, error: ConveyorError) -> None:
-        show_error(error)

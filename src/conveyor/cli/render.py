@@ -9,14 +9,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.cli.output import echo, human_size, style, table
+from conveyor.cli.output import bar, echo, human_size, style, table
 
 if TYPE_CHECKING:
     from conveyor.ci.check import Checked
     from conveyor.ci.pull import Pulled
     from conveyor.data.transfer import TransferResult
     from conveyor.foundation.errors import ConveyorError
+    from conveyor.foundation.progress import Progress
     from conveyor.gates.evaluate import Result
+    from conveyor.pipeline.definition import Pipeline
+    from conveyor.pipeline.launch import Launched
+    from conveyor.pipeline.runner import Reporter
 
 
 def emit(headers: list[str], rows: list[list[str]], fmt: str | None, *, empty: str) -> None:
@@ -126,3 +130,41 @@ def show_pulled(pulled: Pulled) -> None:
             fg="yellow",
             err=True,
         )
+
+
+class JobPrinter:
+    """The job's steps as `conveyor pull`, `conveyor run` and `conveyor check` print them."""
+
+    def __init__(self, root: Path, *, all_models: bool) -> None:
+        self.root = root
+        self.all_models = all_models
+
+    def step(self, name: str) -> None:
+        title = {
+            "pull": "pull: conveyor pull" + (" --all-models" if self.all_models else ""),
+            "run": "run: conveyor run",
+            "check": "check: the gates",
+        }.get(name, name)
+        echo(style(f"\n== {title}", bold=True))
+
+    def progress(self) -> Progress | None:
+        return bar()
+
+    def pulled(self, pulled: Pulled) -> None:
+        show_pulled(pulled)
+
+    def reporter(self, pipeline: Pipeline) -> Reporter:
+        from conveyor.cli.running import TerminalReporter
+
+        return TerminalReporter(min(max(len(n) for n in pipeline.stages), 24))
+
+    def ran(self, launched: Launched | None, published: ConveyorError | None) -> None:
+        from conveyor.cli.running import show_launched
+
+        show_launched(launched, published)
+
+    def checked(self, checked: Checked, folder: Path) -> None:
+        show_checked(self.root, checked, folder, as_json=False)
+
+    def failed(self, name: str, error: ConveyorError) -> None:
+        show_error(error)

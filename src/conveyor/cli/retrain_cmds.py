@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.cli.app import arg, command
-from conveyor.cli.ci_cmds import JobPrinter
 from conveyor.cli.output import echo, style
+from conveyor.cli.render import JobPrinter
 
 if TYPE_CHECKING:
     pass
