@@ -150,7 +150,7 @@ class Writer:
     def write(self, labels: Sequence[Label]) -> None:
         if not labels:
             return
-        data = b"".join(orjson.dumps(one, option=orjson.OPT_APPEND_NEWLINE) for one in labels)
+        data = _lines(labels)
         with self._lock:
             segment = self._segment
             if segment is not None and (segment.full() or segment.gone()):
@@ -186,12 +186,25 @@ def append(root_or_dir: Path, labels: Sequence[Label]) -> Path | None:
     if not labels:
         return None
     path = target / segments.new_name(time.time())
-    data = b"".join(orjson.dumps(one, option=orjson.OPT_APPEND_NEWLINE) for one in labels)
+    data = _lines(labels)
     try:
         atomic.write_bytes(path, data, parents=True)
     except OSError as exc:
         raise _cannot_store(target, exc) from exc
     return path
+
+
+_CHUNK = 10_000  # labels serialised per join
+
+
+def _lines(labels: Sequence[Label]) -> bytes:
+    """The labels as JSON lines. Joined a chunk at a time: one join of a million small results
+    keeps them all alive at once (gigabytes of heap and a page fault each, 10x slower)."""
+    out = bytearray()
+    for start in range(0, len(labels), _CHUNK):
+        chunk = labels[start : start + _CHUNK]
+        out += b"".join([orjson.dumps(one, option=orjson.OPT_APPEND_NEWLINE) for one in chunk])
+    return bytes(out)
 
 
 def _cannot_store(target: Path, exc: OSError) -> FeedbackError:
