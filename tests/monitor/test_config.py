@@ -88,3 +88,12 @@ def test_unmonitored_environment_names_the_nearest(tmp_path: Path) -> None:
     with pytest.raises(config.UnmonitoredEnvironment) as caught:
         config.monitor(write(tmp_path, GOOD), "productoin")
     assert caught.value.hint == "did you mean 'production'?"
+
+
+@pytest.mark.parametrize("name", ["../../.git/hooks", "a/b", "..", "Prod"])
+def test_an_environment_name_that_is_a_path_is_refused(tmp_path: Path, name: str) -> None:
+    """The name becomes .conveyor/monitor/<env>/: a hostile one must never leave that folder."""
+    text = f'monitor:\n  "{name}":\n    reference: x.csv\n'
+    with pytest.raises(ConfigError, match="is not an environment name"):
+        config.monitors(write(tmp_path, text))
+    assert not (tmp_path / ".git").exists()

@@ -55,6 +55,7 @@ EXAMPLE = (
     '      - {name: drift, when: "drift.share > 0.5", for: 2 windows}'
 )
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_ENV = re.compile(r"[a-z0-9_-]{1,64}")  # deploy:'s environment names; a folder is named after one
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCHEMA: Any = None
 
@@ -300,6 +301,9 @@ class _Reader:
         return seconds
 
     def monitor(self, spec: dict[str, Any]) -> Monitor | None:
+        if not _ENV.fullmatch(self.env):  # it names .conveyor/monitor/<env>/: never a path
+            self.error((), f"{self.env!r} is not an environment name",
+                       "lowercase letters, digits, _ and - (as under deploy:)")  # fmt: skip
         window = self.window(spec["window"])
         features = None if spec["features"] == "all" else tuple(spec["features"])
         quality = Quality(**spec["quality"]) if spec["quality"] is not None else None
