@@ -509,3 +509,56 @@ def test_a_look_that_fails_part_way_loses_no_window(
     assert [w.rows for w in done.closed] == [WINDOW, WINDOW]
     assert [w.rows for w, _ in watch.windows_of("1")] == [WINDOW, WINDOW]
     assert watch.windows.open["1"].rows == WINDOW // 2
+
+
+def _logged(project: Project, inputs: Any, ts: float, rid: str) -> None:
+    record = predlog.record(rid, "clf", "1", "invocations", inputs, [1])
+    record["ts"] = ts
+    project.segment.write(orjson.dumps(record) + b"\n")
+
+
+@pytest.mark.parametrize(
+    ("columns", "shape"),
+    [
+        (("x1", "x2", "x3", "colour"), "rows"),  # the model's columns, rows as lists
+        (("x1", "x2", "x3", "colour"), "records"),  # a list of records
+        (("x1", "x2", "x3", "colour"), "columns"),  # a mapping of columns
+        (("x3", "colour", "x1", "x2", "extra"), "rows"),  # the model's own order, one more
+        (("input",), "rows"),  # one tensor: its rows are named by the reference's columns
+    ],
+)
+def test_every_shape_of_logged_rows_gives_the_same_window(
+    project: Project, columns: tuple[str, ...], shape: str
+) -> None:
+    frame = rows(project.rng, WINDOW)
+    if "extra" in columns:
+        frame["extra"] = 7.0
+    width = frame.columns if len(columns) != 1 else FEATURES
+    ordered = frame[list(columns if len(columns) > 1 else width)]
+    for i in range(0, WINDOW, 4):  # requests of 4 rows
+        part = ordered.iloc[i : i + 4]
+        inputs = {
+            "rows": part.to_numpy().tolist(),
+            "records": part.to_dict("records"),
+            "columns": part.to_dict("list"),
+        }[shape]
+        _logged(project, inputs, project.clock[0] + i, f"r{i}")
+    watch = project.watch(columns=lambda version: columns)
+    (window,) = watch.tick().closed
+    assert window.rows == WINDOW
+    assert window.features is not None
+    for name in FEATURES:  # every feature counted, none missing
+        summary = window.features.features[name]
+        assert summary.count == WINDOW and summary.nulls == 0, (name, summary)
+    x1 = window.features.features["x1"]
+    assert x1.sum == pytest.approx(float(frame["x1"].sum()))
+
+
+def test_rows_of_another_width_count_their_features_as_missing(project: Project) -> None:
+    for i in range(WINDOW):
+        _logged(project, [[1.0, 2.0]], project.clock[0] + i, f"r{i}")  # 2 values, 4 wanted
+    watch = project.watch()
+    (window,) = watch.tick().closed
+    assert window.features is not None
+    assert window.features.features["x1"].count == WINDOW  # the first values are x1, x2
+    assert window.features.features["x3"].nulls == WINDOW

@@ -356,15 +356,27 @@ def _columns(frame: Frame) -> tuple[dict[str, Any], int]:
     if isinstance(frame, pd.DataFrame):
         columns: dict[str, Any] = {str(c): frame[c] for c in frame.columns}
         return columns, len(frame)
-    columns = {
-        str(name): v if isinstance(v, np.ndarray | pd.Series) else pd.Series(v)
-        for name, v in frame.items()
-    }
+    columns = {str(name): _column(v) for name, v in frame.items()}
     lengths = {name: len(v) for name, v in columns.items()}
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
         raise DataError(f"columns of different lengths ({shown})", hint="pass whole rows")
     return columns, next(iter(lengths.values()), 0)
+
+
+def _column(values: Any) -> Any:
+    """A column as numpy or pandas: a list of plain numbers straight to a float or int array
+    (a Series of it costs ten times more), anything else as a Series."""
+    if isinstance(values, np.ndarray | pd.Series):
+        return values
+    if isinstance(values, list | tuple):
+        try:
+            array = np.array(values)
+        except (ValueError, TypeError):  # ragged: rows, not values
+            array = None
+        if array is not None and array.ndim == 1 and array.dtype.kind in "iuf":
+            return array
+    return pd.Series(values)
 
 
 # ---------------------------------------------------------------------------------- numbers

@@ -31,7 +31,7 @@ import bisect
 import logging
 import math
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -388,22 +388,31 @@ class Watch:
         return [self._batch(v, records) for v, records in per_version.items()], count
 
     def _batch(self, version: str, records: list[dict[str, Any]]) -> Batch:
+        """The records' rows as one batch: each row a list in the model's column order (the
+        model scores them as they are), the features' columns by one transpose, no dict per
+        row (the monitor shares its server's cores: a look costs what it reads)."""
         names = self.columns(version) or self.reference.features
         known = self.reference.features
-        wanted = set(self.reference.features)
-        columns: dict[str, list[Any]] = {n: [] for n in self.reference.features}
+        # The table's column order: the model's, unless it lacks features (one tensor input
+        # whose rows the reference's columns name), then the reference's.
+        order = names if set(known) <= set(names) else known
+        table: list[list[Any]] = []
         times: list[float] = []
         said: list[Any] = []
-        rows_for_scoring: list[list[Any]] = []
         for record in records:
-            rows = _rows(record.get("inputs"), names, known)
+            rows = _table(record.get("inputs"), order, names, known)
             outputs = _flat(record.get("outputs"), len(rows))
-            for i, row in enumerate(rows):
-                times.append(float(record["ts"]))
-                for n in wanted:
-                    columns[n].append(row.get(n))
-                said.append(outputs[i] if outputs is not None else None)
-                rows_for_scoring.append([row.get(n) for n in names])
+            table += rows
+            times += [float(record["ts"])] * len(rows)
+            said += outputs if outputs is not None else [None] * len(rows)
+        at = {name: i for i, name in enumerate(order)}
+        transposed = list(zip(*table, strict=True)) if table else []
+        columns: dict[str, Sequence[Any]] = {
+            n: transposed[at[n]] if n in at and transposed else (None,) * len(table) for n in known
+        }
+        scored = table
+        if order is not names:
+            scored = [[dict(zip(order, r, strict=True)).get(n) for n in names] for r in table]
         broken = None
         if self.schema is not None and times:
             import pandas as pd
@@ -413,8 +422,8 @@ class Watch:
             broken = broken_rows(pd.DataFrame(columns), self.schema).tolist()
         confidence = None
         scorer = self.scorer(version) if self.spec.estimate else None
-        if scorer is not None and rows_for_scoring:
-            confidence = _confidence(scorer, rows_for_scoring, names)
+        if scorer is not None and scored:
+            confidence = _confidence(scorer, scored, names)
         return Batch(version, times, columns, said, confidence, broken)
 
     def _window_of(self, record: Any) -> Hashable:
@@ -764,6 +773,20 @@ def _rows(inputs: Any, names: tuple[str, ...], known: tuple[str, ...] = ()) -> l
     if width != len(names) and width == len(known):
         names = known
     return [dict(zip(names, row, strict=False)) for row in inputs if isinstance(row, list)]
+
+
+def _table(
+    inputs: Any, order: tuple[str, ...], names: tuple[str, ...], known: tuple[str, ...]
+) -> list[list[Any]]:
+    """A logged request's rows as lists of ``order``'s values (None where a row has none):
+    :func:`_rows` without a dict per row in the common case, rows as wide as ``order``."""
+    width = len(order)
+    if isinstance(inputs, list) and inputs and isinstance(inputs[0], list):
+        if all(isinstance(r, list) and len(r) == width for r in inputs):
+            return inputs
+    elif isinstance(inputs, list) and 0 < len(inputs) == width and not isinstance(inputs[0], dict):
+        return [inputs]
+    return [[row.get(n) for n in order] for row in _rows(inputs, names, known)]
 
 
 def _flat(outputs: Any, rows: int) -> list[Any] | None:
