@@ -23,8 +23,9 @@ import pytest
 from conveyor.monitor import feedback, predlog, webhooks
 from conveyor.monitor.config import monitor
 from conveyor.monitor.feedback import LATE_AFTER
+from conveyor.monitor.reference import MonitorError
 from conveyor.monitor.segments import Segment
-from conveyor.monitor.watch import MonitorError, Watch
+from conveyor.monitor.watch import Watch
 
 FEATURES = ("x1", "x2", "x3", "colour")
 COLOURS = np.array(["red", "green", "blue", "black"])

@@ -3,7 +3,7 @@ and what to do when it goes wrong.
 
     monitor:
       production:                             # an environment of deploy:
-        reference: data/prepared/train.csv    # or "alias:production" (that version's data)
+        reference: data/prepared/train.csv    # or alias:production[:PATH], run:ID[:PATH]
         label: malignant                      # the reference's label column (not a feature)
         exclude: [id]                         # other columns that are not features
         window: {every: 1h, min_rows: 500}    # or {rows: 10000}
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation import project
@@ -117,6 +117,44 @@ class Monitor:
     @property
     def rules(self) -> dict[str, Rule]:
         return {r.name: r for r in self.alerts}
+
+
+REFERENCE_KINDS = ("alias", "run")
+REFERENCE_HINT = "reference: data/prepared/train.csv, alias:production[:PATH] or run:RUN[:PATH]"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What ``reference:`` says: a project file (``kind`` "file", ``path``), or an alias's or a
+    run's recorded table (``name``; ``path`` "" when the training table is to be found)."""
+
+    kind: str
+    name: str
+    path: str
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.path).suffix.lower()
+
+
+def source(text: str) -> Source:
+    """``reference:`` parsed (pure). Raises ConfigError for a scheme it does not know.
+
+    >>> source("alias:production")
+    Source(kind='alias', name='production', path='')
+    >>> source("run:3f2a:data/train.csv").path
+    'data/train.csv'
+    """
+    head, colon, rest = text.partition(":")
+    if not colon or "/" in head or "\\" in head:  # data/x:y.csv is a file
+        return Source("file", "", text)
+    if head not in REFERENCE_KINDS:
+        said = f"reference {text!r}: {head!r} is not a kind of reference"
+        raise ConfigError(said, hint=REFERENCE_HINT)
+    name, _, path = rest.partition(":")
+    if not name:
+        raise ConfigError(f"reference {text!r}: name the {head}", hint=REFERENCE_HINT)
+    return Source(head, name, path)
 
 
 def monitors(root: Path) -> dict[str, Monitor]:
@@ -314,6 +352,10 @@ class _Reader:
             self.secret(item["secret_env"], ("notify", name, "secret_env"))
             notify[name] = Receiver(name, item["webhook"], item["secret_env"])
         alerts = self.alerts(spec["alerts"], features, notify, quality)
+        try:
+            source(spec["reference"])
+        except ConfigError as exc:
+            self.error(("reference",), exc.message, exc.hint)
         made = Monitor(
             env=self.env,
             reference=spec["reference"],

@@ -43,24 +43,23 @@ from conveyor.foundation.errors import ConveyorError, DataError
 from conveyor.monitor import predlog, rules, segments
 from conveyor.monitor.alerts import Notice, Notifier
 from conveyor.monitor.config import Monitor
-from conveyor.monitor.profiles import Bins, NumericBins, Profile
+from conveyor.monitor.profiles import NumericBins
+from conveyor.monitor.reference import (
+    MonitorError,
+    Reference,
+    folder,
+    reference,
+    seen,
+    stored_reference,
+)
 from conveyor.monitor.windows import Batch, Check, Quality, Window, Windows, evaluate, quality_check
 
 log = logging.getLogger(__name__)
-FOLDER = ".conveyor/monitor"
 STATE_FORMAT = 1
 # What an action is given: the alert that fired, and a way to tell the alert's receivers later
 # how it ended (severity, text): a retrain runs for minutes, its outcome comes after the tick.
 Announce = Callable[[str, str], None]
 Action = Callable[[Notice, Announce], str]
-
-
-class MonitorError(ConveyorError):
-    """The monitor cannot work: its reference cannot be read, its state is damaged."""
-
-
-def folder(root: Path, env: str) -> Path:
-    return root / FOLDER / env
 
 
 @dataclass(frozen=True)
@@ -83,138 +82,6 @@ def saved(root: Path, env: str) -> Saved | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-# ------------------------------------------------------------------------------- reference
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The reference's bins and profile, and its label's (for the predictions), if declared."""
-
-    source: str
-    digest: str
-    features: tuple[str, ...]
-    bins: Bins
-    profile: Profile
-    label_bins: Bins | None = None
-    label_profile: Profile | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "digest": self.digest,
-            "features": list(self.features),
-            "bins": self.bins.to_json(),
-            "profile": self.profile.to_json(),
-            "label_bins": self.label_bins.to_json() if self.label_bins else None,
-            "label_profile": self.label_profile.to_json() if self.label_profile else None,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Reference:
-        lb, lp = data.get("label_bins"), data.get("label_profile")
-        return cls(
-            data["source"],
-            data["digest"],
-            tuple(data["features"]),
-            Bins.from_json(data["bins"]),
-            Profile.from_json(data["profile"]),
-            Bins.from_json(lb) if lb else None,
-            Profile.from_json(lp) if lp else None,
-        )
-
-
-def reference(root: Path, spec: Monitor) -> Reference:
-    """The environment's reference profile: read from its cache when the reference file is
-    unchanged (by content), else profiled and cached."""
-    from conveyor.monitor import profiles
-
-    raw = _reference_bytes(root, spec)
-    import hashlib
-
-    digest = hashlib.sha256(raw).hexdigest()
-    cached = stored_reference(root, spec.env, digest)
-    if cached is not None and cached.source == spec.reference:
-        return cached
-    cache = _reference_file(root, spec.env, digest)
-    frame = _read_table(Path(spec.reference), raw, spec)
-    features = _features(spec, list(frame.columns))
-    declared = [c for c in spec.categorical if c in features] or None  # None: detected
-    bins, profile = profiles.reference(frame[list(features)], categorical=declared)
-    label_bins = label_profile = None
-    if spec.label:
-        from conveyor.monitor.windows import PREDICTION
-
-        labels = frame[[spec.label]].rename(columns={spec.label: PREDICTION})
-        label_bins, label_profile = profiles.reference(labels, categorical=[PREDICTION])
-    made = Reference(spec.reference, digest, features, bins, profile, label_bins, label_profile)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(cache, orjson.dumps(made.to_json(), option=orjson.OPT_SERIALIZE_NUMPY))
-    return made
-
-
-def stored_reference(root: Path, env: str, digest: str) -> Reference | None:
-    """The reference of that content profiled before (windows name theirs), or None."""
-    try:
-        return Reference.from_json(orjson.loads(_reference_file(root, env, digest).read_bytes()))
-    except (OSError, ValueError, KeyError, TypeError, DataError):
-        return None  # none yet, or from another format
-
-
-def _reference_file(root: Path, env: str, digest: str) -> Path:
-    return folder(root, env) / "references" / f"{digest}.json"
-
-
-def _reference_bytes(root: Path, spec: Monitor) -> bytes:
-    """The reference file's bytes: a file of the project (never through a link out of it)."""
-    from conveyor.foundation.paths import read_inside
-
-    if ":" in spec.reference.split("/")[0]:
-        raise MonitorError(
-            f"monitor {spec.env}: reference {spec.reference!r}: only a file of the project is "
-            "supported as a reference in this release",
-            hint="reference: data/prepared/train.csv",
-        )
-    raw = read_inside(root.resolve(), spec.reference)
-    if raw is None:
-        raise MonitorError(
-            f"monitor {spec.env}: cannot read the reference {spec.reference}: no such file in "
-            "the project",
-            hint="reference: names a CSV or Parquet file of the project (the training data); "
-            "run the pipeline that writes it (conveyor run)",
-        )
-    return raw
-
-
-def _read_table(path: Path, raw: bytes, spec: Monitor) -> Any:
-    import io
-
-    import pandas as pd
-
-    try:
-        if path.suffix in (".parquet", ".pq"):
-            return pd.read_parquet(io.BytesIO(raw))
-        return pd.read_csv(io.BytesIO(raw))
-    except Exception as exc:  # pandas raises many kinds for a bad file
-        raise MonitorError(
-            f"monitor {spec.env}: the reference {spec.reference} is not a readable table: {exc}",
-            hint="a CSV with a header row, or a Parquet file",
-        ) from exc
-
-
-def _features(spec: Monitor, columns: list[str]) -> tuple[str, ...]:
-    left_out = {*spec.exclude, *([spec.label] if spec.label else [])}
-    if spec.features is None:
-        return tuple(c for c in columns if c not in left_out)
-    missing = [f for f in spec.features if f not in columns]
-    if missing:
-        raise MonitorError(
-            f"monitor {spec.env}: features not in the reference {spec.reference}: "
-            f"{', '.join(missing)}",
-            hint=f"its columns: {', '.join(columns)}",
-        )
-    return spec.features
 
 
 # ------------------------------------------------------------------------------------ watch
@@ -260,9 +127,9 @@ class Watch:
         self.columns = columns or (lambda version: None)
         self.scorer = scorer or (lambda version: None)
         self.clock = clock
-        self.reference = reference(root, spec)
+        self.reference = reference(root, spec, model)
         self.schema = _schema(root, spec)  # the data gate's, when schema: names it
-        self._seen = _stat(root, spec)  # the reference file's (mtime, size) when last read
+        self._seen = seen(root, spec, model)  # the reference's marker when last read
         self.windows = self._windows(self.reference)
         self.alerts: dict[str, rules.AlertState] = {r.name: rules.AlertState() for r in spec.alerts}
         self._log = segments.Tail(predlog.model_folder(predictions, model))
@@ -480,19 +347,20 @@ class Watch:
         )  # fmt: skip
 
     def _follow_reference(self) -> list[Window]:
-        """When the reference file changed (a retrain's pipeline wrote new training data), the
+        """When the reference changed (a retrain's pipeline wrote new training data, or the
+        alias it names moved to the retrained version), the
         open windows close on the old reference, and new ones start on the new one: each window
         is judged against the reference it was profiled on. A reference that cannot be read
         now (being written) is looked at again next time; the old one stays."""
-        seen = _stat(self.root, self.spec)
-        if seen == self._seen:
+        now = seen(self.root, self.spec, self.model)
+        if now == self._seen:
             return []
         try:
-            new = reference(self.root, self.spec)
-        except MonitorError as exc:
+            new = reference(self.root, self.spec, self.model)
+        except ConveyorError as exc:  # MonitorError, or the store or cache cannot be read
             log.warning("monitor %s: %s (the previous reference stays)", self.spec.env, exc)
             return []
-        self._seen = seen
+        self._seen = now
         if new.digest == self.reference.digest:
             return []
         log.info("monitor %s: the reference %s changed: new windows", self.spec.env,
@@ -830,14 +698,6 @@ def _schema(root: Path, spec: Monitor) -> Any:
         )
     located = yamlio.load(raw.decode(errors="replace"), spec.schema)
     return Schema.from_dict(located.data, located)
-
-
-def _stat(root: Path, spec: Monitor) -> tuple[int, int] | None:
-    try:
-        found = (root / spec.reference).stat()
-    except OSError:
-        return None
-    return found.st_mtime_ns, found.st_size
 
 
 def _labels(detail: str) -> int | None:
