@@ -18,7 +18,6 @@ CUSTOM = {  # (apiVersion, kind) -> the vendored schema's file
     ("serving.kserve.io/v1beta1", "InferenceService"): "inferenceservice.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
 }
-K8S_VERSION = "1.37.0"
 
 
 def strict(schema: Any) -> Any:
@@ -63,7 +62,7 @@ def core_problems(manifest: dict[str, Any]) -> list[str]:
     import kubernetes_validate
 
     try:
-        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+        kubernetes_validate.validate(manifest, kubernetes_validate.latest_version(), strict=True)
     except kubernetes_validate.ValidationError as exc:
         return [str(exc).splitlines()[0]]
     return []

@@ -168,7 +168,9 @@ def _number(value: Any) -> str | None:
     return str(value)
 
 
-def _autoscale(reader: Reader, item: Any, at: Where, replicas: Any) -> Autoscale | bool | None:
+def _autoscale(
+    reader: Reader, item: Any, at: Where, replicas: Any
+) -> Autoscale | Literal[False] | None:
     """The autoscaler's bounds; False for ``autoscale: false`` (no autoscaler); None for a
     mistake."""
     if item is False:
