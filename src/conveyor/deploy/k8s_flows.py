@@ -87,13 +87,27 @@ def write(out: Path, manifests: list[Manifest], header: str) -> list[Path]:
     files: list[Path] = []
     for manifest in manifests:
         name = f"{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml"
-        text = yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=100)
+        text = yaml.dump(
+            manifest, Dumper=_dumper(), sort_keys=False, default_flow_style=False, width=100
+        )
         write_text(out / name, header + text)
         files.append(out / name)
     for old in out.glob("*.yaml"):
         if old not in files and _ours(old):
             old.unlink()
     return sorted(files)
+
+
+def _dumper() -> type:
+    """PyYAML's safe dumper writing a value met twice in full, never as ``&id001``/``*id001``
+    (valid YAML, but not what a person reviewing a manifest expects)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: object) -> bool:
+            return True
+
+    return Dumper
 
 
 def _ours(path: Path) -> bool:
