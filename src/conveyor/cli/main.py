@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.models_cmds",
     "conveyor.cli.serve_cmds",
     "conveyor.cli.deploy_cmds",
+    "conveyor.cli.k8s_cmds",
     "conveyor.cli.feedback_cmds",
     "conveyor.cli.monitor_cmds",
     "conveyor.cli.monitor_export_cmds",  # adds export to the monitor group
