@@ -524,6 +524,7 @@ def _logged(project: Project, inputs: Any, ts: float, rid: str) -> None:
         (("x1", "x2", "x3", "colour"), "rows"),  # the model's columns, rows as lists
         (("x1", "x2", "x3", "colour"), "records"),  # a list of records
         (("x1", "x2", "x3", "colour"), "columns"),  # a mapping of columns
+        (("x1", "x2", "x3", "colour"), "one-row columns"),  # ... of one row each (a table's)
         (("x3", "colour", "x1", "x2", "extra"), "rows"),  # the model's own order, one more
         (("input",), "rows"),  # one tensor: its rows are named by the reference's columns
     ],
@@ -536,12 +537,14 @@ def test_every_shape_of_logged_rows_gives_the_same_window(
         frame["extra"] = 7.0
     width = frame.columns if len(columns) != 1 else FEATURES
     ordered = frame[list(columns if len(columns) > 1 else width)]
-    for i in range(0, WINDOW, 4):  # requests of 4 rows
-        part = ordered.iloc[i : i + 4]
+    per = 1 if shape.startswith("one-row") else 4  # rows per request
+    for i in range(0, WINDOW, per):
+        part = ordered.iloc[i : i + per]
         inputs = {
             "rows": part.to_numpy().tolist(),
             "records": part.to_dict("records"),
             "columns": part.to_dict("list"),
+            "one-row columns": part.to_dict("list"),
         }[shape]
         _logged(project, inputs, project.clock[0] + i, f"r{i}")
     watch = project.watch(columns=lambda version: columns)

@@ -242,36 +242,39 @@ class Watch:
     # -- reading --------------------------------------------------------------------------
 
     def _batches(self, name: str, offset: int, data: bytes) -> tuple[list[Batch], int]:
-        per_version: dict[str, list[dict[str, Any]]] = {}
+        """The chunk's records as a batch per version. Each record becomes its rows as it is
+        parsed, and is dropped: thousands of parsed records kept alive together (a dict and a
+        list per column each) would make every garbage collection walk all of them."""
+        tables: dict[str, _Rows] = {}
         count = 0
         for _, line in segments.lines(data):
             try:
                 record = orjson.loads(line)
                 version = str(record["version"])
+                ts = float(record["ts"])
             except (ValueError, KeyError, TypeError):
                 continue  # not a record: counted by nobody, skipped
-            per_version.setdefault(version, []).append(record)
+            rows = tables.get(version)
+            if rows is None:
+                rows = tables[version] = self._rows_of(version)
+            rows.add(ts, record.get("inputs"), record.get("outputs"))
             count += 1
-        return [self._batch(v, records) for v, records in per_version.items()], count
+        return [self._batch(rows) for rows in tables.values()], count
 
-    def _batch(self, version: str, records: list[dict[str, Any]]) -> Batch:
-        """The records' rows as one batch: each row a list in the model's column order (the
-        model scores them as they are), the features' columns by one transpose, no dict per
-        row (the monitor shares its server's cores: a look costs what it reads)."""
+    def _rows_of(self, version: str) -> _Rows:
         names = self.columns(version) or self.reference.features
         known = self.reference.features
         # The table's column order: the model's, unless it lacks features (one tensor input
         # whose rows the reference's columns name), then the reference's.
         order = names if set(known) <= set(names) else known
-        table: list[list[Any]] = []
-        times: list[float] = []
-        said: list[Any] = []
-        for record in records:
-            rows = _table(record.get("inputs"), order, names, known)
-            outputs = _flat(record.get("outputs"), len(rows))
-            table += rows
-            times += [float(record["ts"])] * len(rows)
-            said += outputs if outputs is not None else [None] * len(rows)
+        return _Rows(version, names, known, order)
+
+    def _batch(self, rows: _Rows) -> Batch:
+        """The rows as one batch: each row a list in the model's column order (the model
+        scores them as they are), the features' columns by one transpose, no dict per row (the
+        monitor shares its server's cores: a look costs what it reads)."""
+        version, names, known, order = rows.version, rows.names, rows.known, rows.order
+        table, times, said = rows.table, rows.times, rows.said
         at = {name: i for i, name in enumerate(order)}
         transposed = list(zip(*table, strict=True)) if table else []
         columns: dict[str, Sequence[Any]] = {
@@ -622,6 +625,27 @@ class Watch:
 # ---------------------------------------------------------------------------------- records
 
 
+@dataclass
+class _Rows:
+    """One version's rows read in a look, as lists in ``order``, with their times and the
+    predictions."""
+
+    version: str
+    names: tuple[str, ...]  # the model's columns
+    known: tuple[str, ...]  # the reference's features
+    order: tuple[str, ...]  # the table's columns
+    table: list[list[Any]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    said: list[Any] = field(default_factory=list)
+
+    def add(self, ts: float, inputs: Any, outputs: Any) -> None:
+        rows = _table(inputs, self.order, self.names, self.known)
+        flat = _flat(outputs, len(rows))
+        self.table += rows
+        self.times += [ts] * len(rows)
+        self.said += flat if flat is not None else [None] * len(rows)
+
+
 def _rows(inputs: Any, names: tuple[str, ...], known: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """A logged request's inputs as rows of named values: a list of rows (the model's
     columns in order, else the reference's features in order when a row has as many values:
@@ -649,6 +673,13 @@ def _table(
     """A logged request's rows as lists of ``order``'s values (None where a row has none):
     :func:`_rows` without a dict per row in the common case, rows as wide as ``order``."""
     width = len(order)
+    if isinstance(inputs, dict):  # a mapping of columns (a table's request)
+        lists = {k: v if isinstance(v, list) else [v] for k, v in inputs.items()}
+        n = max(map(len, lists.values()), default=0)
+        columns = [lists.get(name) for name in order]
+        if n == 1:
+            return [[c[0] if c else None for c in columns]]
+        return [[c[i] if c and i < len(c) else None for c in columns] for i in range(n)]
     if isinstance(inputs, list) and inputs and isinstance(inputs[0], list):
         if all(isinstance(r, list) and len(r) == width for r in inputs):
             return inputs
