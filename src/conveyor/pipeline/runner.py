@@ -217,7 +217,8 @@ class Run:
             self._forget_outs(stage)
         self._write_lock(stage, now, outs)
         if _cacheable(stage) and outs:
-            self.cache.put(runcache.key(stage, now.deps, now.values), outs)
+            ident = runcache.identity(stage, now.deps, now.values)
+            self.cache.put(runcache.key_of(ident), outs, ident)
         self._report(StageResult(name, RAN, decision.reasons, outcome.duration, code=0))
         return True
 
