@@ -2,8 +2,9 @@
 
 Both pin packages the project's own environment has newer versions of (Airflow: fastapi; kfp:
 protobuf, requests), so they are never installed beside conveyor: each gets a venv, built once
-per machine under the temp folder (Airflow ~35 s, kfp ~15 s from the package index) and reused
-by later runs. A venv that cannot be built fails the test with pip's reason: it never skips.
+per machine under the temp folder (Airflow with its Kubernetes provider ~45 s, kfp ~15 s from
+the package index) and reused by later runs. A venv that cannot be built fails the test with
+pip's reason: it never skips.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ import pytest
 
 import conveyor
 
-AIRFLOW = "apache-airflow==3.3.2"
-KFP = "kfp==2.17.3"
+# The Kubernetes provider too: the DAG's pods are KubernetesPodOperators (parsed, never started).
+AIRFLOW = ("apache-airflow==3.3.2", "apache-airflow-providers-cncf-kubernetes==10.25.0")
+KFP = ("kfp==2.17.3",)
 
 
-def tool_venv(name: str, requirement: str) -> Path:
-    """The python of a venv holding ``requirement``, built on first use (under a file lock, so
+def tool_venv(name: str, requirements: tuple[str, ...]) -> Path:
+    """The python of a venv holding ``requirements``, built on first use (under a file lock, so
     concurrent test runs build it once)."""
+    requirement = " ".join(requirements)
     tag = hashlib.sha256(f"{requirement} {sys.version}".encode()).hexdigest()[:12]
     base = Path(tempfile.gettempdir()) / "conveyor-test-venvs"
     folder = base / f"{name}-{tag}"
@@ -45,7 +48,15 @@ def tool_venv(name: str, requirement: str) -> Path:
         env = clean_env()
         steps = [
             [sys.executable, "-m", "venv", str(folder)],
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                *requirements,
+            ],
         ]
         for step in steps:
             proc = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)

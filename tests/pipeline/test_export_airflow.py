@@ -73,3 +73,57 @@ def test_airflow_imports_the_dag_and_runs_it(project: Project, tmp_path: Path) -
     assert (project.root / "model.txt").read_text() == "a\n3\n"
     assert len(list((store / "runs").glob("??/*"))) == 2  # both tasks shared their runs
     assert "No stale stages." in project.ok("status")
+
+
+# The default execution: each task a pod of the image (the DAG is only parsed here).
+PODS = """
+import json, sys
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:
+    from airflow.models.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+said = {"errors": {k: str(v) for k, v in bag.import_errors.items()}}
+if not said["errors"]:
+    task = bag.dags[sorted(bag.dags)[0]].get_task("train")  # parsed: no database needed
+    said.update(
+        kind=type(task).__name__,
+        image=task.image,
+        cmds=task.cmds,
+        arguments=task.arguments,
+        secret=[e.secret_ref.name for e in task.env_from],
+    )
+print("PROBE " + json.dumps(said))
+"""
+
+
+@pytest.mark.slow
+def test_by_default_each_task_is_a_pod_of_the_image(project: Project, tmp_path: Path) -> None:
+    python = tool_venv("airflow", AIRFLOW)
+    project.write("conveyor.yaml", PIPELINE)
+    project.write("params.yaml", "p: 3\n")
+    project.ok("remote", "add", "-d", "store", "s3://bucket/store")
+    project.ok(
+        "export", "airflow", "--out", "dags", "--image", "reg/proj:3", "--secret", "remote-creds"
+    )
+    env = clean_env(AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    probe = subprocess.run(
+        [str(python), "-c", PODS, str(project.root / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [x for x in probe.stdout.splitlines() if x.startswith("PROBE ")]
+    assert lines, probe.stdout[-3000:] + probe.stderr[-3000:]
+    assert json.loads(lines[-1].removeprefix("PROBE ")) == {
+        "errors": {},
+        "kind": "KubernetesPodOperator",
+        "image": "reg/proj:3",
+        "cmds": ["sh", "-c"],
+        "arguments": [
+            "cd /project && conveyor pull --run-cache && "
+            "conveyor run --single --restore-upstream train && conveyor push --run-cache"
+        ],
+        "secret": ["remote-creds"],
+    }
