@@ -208,3 +208,10 @@ def _oid(data: bytes) -> str:
     from conveyor.data.hashing import hash_bytes
 
     return hash_bytes(data)
+
+
+def test_a_web_server_remote_has_no_listing_so_no_entries_are_pulled(project: Project) -> None:
+    project.ok("remote", "add", "-d", "web", "http://127.0.0.1:9/store")
+    result = project.run("pull", "--run-cache")
+    assert result.code == 0, result.err
+    assert "remote 'web' is a web server, whose run-cache entries cannot be listed" in result.err

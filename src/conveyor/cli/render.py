@@ -137,6 +137,14 @@ def show_pulled(pulled: Pulled) -> None:
 
 def show_runs_pulled(runs: RunsPulled) -> None:
     """The run-cache's entries a pull stored, had, and could not store for want of objects."""
+    if runs.unlisted:
+        echo(
+            f"note: remote {runs.remote!r} is a web server, whose run-cache entries cannot be "
+            "listed: none pulled",
+            fg="yellow",
+            err=True,
+        )
+        return
     noun = "entry" if runs.pulled == 1 else "entries"
     if runs.objects is not None and runs.objects.transferred:
         transferred("pulled", "from", runs.objects)

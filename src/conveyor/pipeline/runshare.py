@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from conveyor.data.hashing import object_path
+from conveyor.data.remote import protocol_of
 from conveyor.foundation.errors import DataError
 from conveyor.foundation.progress import Progress, Silent
 from conveyor.pipeline.outs import pointer
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from conveyor.data.workspace import Workspace
 
 RUNS = "runs"  # the remote's subfolder that holds the entries
+# A web server's folder listing (if any) is no inventory: its entries cannot be found.
+_UNLISTABLE = frozenset({"http", "https"})
 _SHOWN = 3  # entries named in an error before "and N more"
 
 
@@ -94,6 +97,7 @@ class RunsPulled:
     already: int = 0  # entries the cache had
     incomplete: list[str] = field(default_factory=list)  # not written: objects not on the remote
     refused: dict[str, str] = field(default_factory=dict)  # key -> why it was refused
+    unlisted: bool = False  # an HTTP remote: its entries cannot be listed, none were pulled
 
     def error(self) -> DataError | None:
         """Refused entries and corrupt objects, in one error; None if there were none."""
@@ -183,6 +187,8 @@ def pull_runs(
     progress = progress or Silent()
     jobs = jobs or ws.jobs
     objects = open_remote(ws, name, jobs=jobs)
+    if protocol_of(objects.url) in _UNLISTABLE:
+        return RunsPulled(objects.name, objects.url, unlisted=True)
     runs = open_remote(ws, name, jobs=jobs, under=RUNS)
     cache = local_cache(ws)
     listed = sorted(set(runs.iter_oids()))
