@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.remote_cmds",
     "conveyor.cli.maintenance_cmds",
     "conveyor.cli.pipeline_cmds",
+    "conveyor.cli.export_cmds",
     "conveyor.cli.runs_cmds",
     "conveyor.cli.diff_cmds",
     "conveyor.cli.exp_cmds",
