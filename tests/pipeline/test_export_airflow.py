@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project
-from tests.pipeline.orchestrators import AIRFLOW, clean_env, conveyor_on_path, tool_venv
+from tests.pipeline.orchestrators import clean_env, conveyor_on_path, tool_venv
 from tests.pipeline.test_runshare import PIPELINE
 
 # Run by Airflow's Python: import the folder as the scheduler would, then test-run the DAG.
@@ -34,7 +34,7 @@ print("PROBE " + json.dumps(said))
 
 @pytest.mark.slow
 def test_airflow_imports_the_dag_and_runs_it(project: Project, tmp_path: Path) -> None:
-    python = tool_venv("airflow", AIRFLOW)
+    python = tool_venv("airflow")
     store = tmp_path / "store"
     project.write("conveyor.yaml", PIPELINE)
     project.write("params.yaml", "p: 3\n")
@@ -99,7 +99,7 @@ print("PROBE " + json.dumps(said))
 
 @pytest.mark.slow
 def test_by_default_each_task_is_a_pod_of_the_image(project: Project, tmp_path: Path) -> None:
-    python = tool_venv("airflow", AIRFLOW)
+    python = tool_venv("airflow")
     project.write("conveyor.yaml", PIPELINE)
     project.write("params.yaml", "p: 3\n")
     project.ok("remote", "add", "-d", "store", "s3://bucket/store")

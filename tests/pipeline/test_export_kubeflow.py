@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from tests.conftest import Project
-from tests.pipeline.orchestrators import KFP, clean_env, tool_venv
+from tests.pipeline.orchestrators import clean_env, tool_venv
 from tests.pipeline.test_runshare import PIPELINE
 
 
 @pytest.mark.slow
 def test_kfp_compiles_the_pipeline(project: Project, tmp_path: Path) -> None:
-    python = tool_venv("kfp", KFP)
+    python = tool_venv("kfp")
     project.write("conveyor.yaml", PIPELINE)
     project.write("params.yaml", "p: 1\n")
     project.ok("remote", "add", "-d", "store", str(tmp_path / "store"))
