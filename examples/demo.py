@@ -46,10 +46,14 @@ class Demo:
         self.step += 1
         print(f"\n\033[1m== {self.step}. {title}\033[0m", flush=True)
 
-    def sh(self, *cmd: str, expect: int | None = 0) -> str:
-        """Run and print a command; exit unless it exits ``expect`` (None: any code)."""
-        print(f"$ {' '.join(cmd)}", flush=True)
-        proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True)
+    def sh(self, *cmd: str, expect: int | None = 0, cwd: Path | None = None) -> str:
+        """Run and print a command (in ``cwd``, else the project); exit unless it exits
+        ``expect`` (None: any code)."""
+        where = f"({cwd.name}) " if cwd is not None else ""
+        print(f"{where}$ {' '.join(cmd)}", flush=True)
+        proc = subprocess.run(
+            cmd, cwd=cwd or self.root, env=self.env, capture_output=True, text=True
+        )
         output = (proc.stdout + proc.stderr).rstrip()
         if output:
             print("  " + output.replace("\n", "\n  "), flush=True)
@@ -140,6 +144,16 @@ def run(demo: Demo, remote: Path) -> None:
     demo.sh("git", "checkout", "params.yaml")
     demo.sh("conveyor", "run")
     demo.sh("git", "status", "--short")
+
+    demo.section("A teammate's clone: the run-cache travels with push and pull")
+    demo.sh("conveyor", "push", "--run-cache")
+    mate = demo.root.parent / "teammate"
+    demo.sh("git", "clone", "-q", str(demo.root), str(mate))
+    demo.sh("conveyor", "pull", "--run-cache", cwd=mate)
+    print("(the teammate tries train.C = 0.05, which was run above in the other clone)")
+    mate_params = mate / "params.yaml"
+    mate_params.write_text(mate_params.read_text().replace("C: 1.0", "C: 0.05"))
+    demo.sh("conveyor", "run", cwd=mate)
 
     demo.section("Every run is tracked: a table of runs, and what changed between two of them")
     demo.sh("conveyor", "runs", "list", "--limit", "6")
