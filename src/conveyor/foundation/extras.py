@@ -1,0 +1,106 @@
+"""The optional parts of an install, and the one error a missing part raises.
+
+``pip install conveyor`` (or ``conveyor[serve]``) serves models, reads the registry and runs
+rollouts; the training stack (pipeline plots, tuning, gates on tables, reports, migrations of
+the metadata store) and the monitor's statistics come with extras. A command that needs what
+an install leaves out stops with :class:`MissingExtra` naming the extra to install, never
+with a traceback:
+
+    >>> require("json", purpose="reading JSON").__name__
+    'json'
+    >>> require("optuna_is_not_here", purpose="tuning", extra="train")  # doctest: +SKIP
+    MissingExtra: tuning needs optuna_is_not_here, which this install of conveyor leaves out
+
+:data:`EXTRAS` mirrors ``[project.optional-dependencies]`` in pyproject.toml (a test holds
+them together).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+from conveyor.foundation.errors import ConveyorError
+
+# extra -> the modules it brings that conveyor imports (by import name).
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "serve": ("uvloop",),
+    "tables": ("pandas",),
+    "monitor": ("pandas", "scipy"),
+    "train": ("alembic", "matplotlib", "optuna", "pandas", "scipy"),
+}
+# import name -> the distribution pip installs (where they differ).
+DISTRIBUTIONS = {"sklearn": "scikit-learn"}
+# The extra named when a module is missing and the caller did not say which: the training
+# stack, since a command that is not serving is a training one.
+DEFAULT_EXTRA = "train"
+
+
+class MissingExtra(ConveyorError):
+    """A Python package this install of conveyor leaves out is needed."""
+
+
+def require(module: str, *, purpose: str, extra: str | None = None) -> ModuleType:
+    """Import ``module``; a :class:`MissingExtra` naming ``extra`` when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raised = missing(exc, purpose=purpose, extra=extra, module=module)
+        if raised is None:
+            raise
+        raise raised from None
+
+
+def check(
+    extra: str,
+    *,
+    purpose: str,
+    modules: tuple[str, ...] | None = None,
+    hint: str | None = None,
+) -> None:
+    """Raise :class:`MissingExtra` unless every module of ``extra`` (or those of them named in
+    ``modules``) can be imported: found, not imported, so checking costs no start-up time."""
+    absent = [m for m in modules or EXTRAS[extra] if not _found(m)]
+    if absent:
+        raise _error(absent, purpose=purpose, extra=extra, hint=hint)
+
+
+def missing(
+    exc: ModuleNotFoundError,
+    *,
+    purpose: str,
+    extra: str | None = None,
+    module: str | None = None,
+) -> MissingExtra | None:
+    """``exc`` as a :class:`MissingExtra` when it is about a package an extra brings (or about
+    ``module``, the one the caller asked for); None for anything else (a bug, or a user's own
+    module), which the caller re-raises."""
+    top = (exc.name or "").partition(".")[0]
+    wanted = module.partition(".")[0] if module else None
+    known = {m for modules in EXTRAS.values() for m in modules}
+    if not top or (top != wanted and top not in known):
+        return None
+    return _error([top], purpose=purpose, extra=extra or extra_of(top))
+
+
+def extra_of(module: str) -> str:
+    """The smallest extra that brings ``module`` (the training stack when none names it)."""
+    top = module.partition(".")[0]
+    holding = [name for name, modules in EXTRAS.items() if top in modules]
+    return min(holding, key=lambda name: len(EXTRAS[name])) if holding else DEFAULT_EXTRA
+
+
+def _error(modules: list[str], *, purpose: str, extra: str, hint: str | None = None) -> MissingExtra:
+    names = " and ".join(DISTRIBUTIONS.get(m, m) for m in modules)
+    return MissingExtra(
+        f"{purpose} needs {names}, which this install of conveyor leaves out",
+        hint=hint or f"install the extra that brings it: pip install 'conveyor[{extra}]'",
+    )
+
+
+def _found(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a broken parent package
+        return False
