@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:  # a serving install running a training command
         from conveyor.foundation.extras import missing
 
-        said = missing(exc, purpose=_named(opts))
+        # The monitor's and feedback's commands need the monitor's extra; the rest, training.
+        extra = "monitor" if opts.command in ("monitor", "feedback") else None
+        said = missing(exc, purpose=_named(opts), extra=extra)
         if said is None:
             return _crashed()
         if SETTINGS.debug:

@@ -143,17 +143,16 @@ def requirements_txt(ctx: Context, model: Sequence[str], conveyor: Sequence[str]
 
     named = {name(line) for line in model} - {None}
     ours = [line for line in conveyor if name(line) not in named]
-    return "\n".join(
-        [
-            f"# Written by `conveyor package` for {ctx.uri}: what the image installs.",
-            "# The model package's requirements, as conveyor-model.yaml records them:",
-            *model,
-            "# conveyor for serving, from the wheel in this folder:",
-            f"conveyor[serve] @ file:///build/wheels/{ctx.wheel}",
-            "# and what it needs, at the versions the conveyor that wrote this runs with:",
-            *ours,
-        ]
-    ) + "\n"
+    lines = [
+        f"# Written by `conveyor package` for {ctx.uri}: what the image installs.",
+        "# The model package's requirements, as conveyor-model.yaml records them:",
+        *model,
+        "# conveyor for serving, from the wheel in this folder:",
+        f"conveyor[serve] @ file:///build/wheels/{ctx.wheel}",
+        "# and what it needs, at the versions the conveyor that wrote this runs with:",
+        *ours,
+    ]
+    return "\n".join(lines) + "\n"
 
 
 DOCKERIGNORE = """\

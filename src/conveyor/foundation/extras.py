@@ -23,17 +23,15 @@ from types import ModuleType
 
 from conveyor.foundation.errors import ConveyorError
 
-# extra -> the modules it brings that conveyor imports (by import name).
+# extra -> the modules it brings that conveyor imports (by import name). conveyor[serve] only
+# adds uvloop, which uvicorn picks up by itself: conveyor never imports it.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "serve": ("uvloop",),
     "tables": ("pandas",),
     "monitor": ("pandas", "scipy"),
     "train": ("alembic", "matplotlib", "optuna", "pandas", "scipy"),
 }
-# import name -> the distribution pip installs (where they differ).
-DISTRIBUTIONS = {"sklearn": "scikit-learn"}
-# The extra named when a module is missing and the caller did not say which: the training
-# stack, since a command that is not serving is a training one.
+# The extra named when the caller does not say which: the training stack (it holds pandas and
+# scipy too), since a command that is not serving is a training one.
 DEFAULT_EXTRA = "train"
 
 
@@ -73,26 +71,24 @@ def missing(
     extra: str | None = None,
     module: str | None = None,
 ) -> MissingExtra | None:
-    """``exc`` as a :class:`MissingExtra` when it is about a package an extra brings (or about
-    ``module``, the one the caller asked for); None for anything else (a bug, or a user's own
-    module), which the caller re-raises."""
+    """``exc`` as a :class:`MissingExtra` when it is about a package an extra brings or about
+    ``module``, the one the caller asked for; None for anything else (a bug, or a user's own
+    module), which the caller re-raises. It names ``extra`` when that brings the package, else
+    the training stack (which holds every package the other extras bring)."""
     top = (exc.name or "").partition(".")[0]
     wanted = module.partition(".")[0] if module else None
     known = {m for modules in EXTRAS.values() for m in modules}
     if not top or (top != wanted and top not in known):
         return None
-    return _error([top], purpose=purpose, extra=extra or extra_of(top))
+    if extra is None or (top != wanted and top not in EXTRAS[extra]):
+        extra = DEFAULT_EXTRA  # the extra named would not bring it
+    return _error([top], purpose=purpose, extra=extra)
 
 
-def extra_of(module: str) -> str:
-    """The smallest extra that brings ``module`` (the training stack when none names it)."""
-    top = module.partition(".")[0]
-    holding = [name for name, modules in EXTRAS.items() if top in modules]
-    return min(holding, key=lambda name: len(EXTRAS[name])) if holding else DEFAULT_EXTRA
-
-
-def _error(modules: list[str], *, purpose: str, extra: str, hint: str | None = None) -> MissingExtra:
-    names = " and ".join(DISTRIBUTIONS.get(m, m) for m in modules)
+def _error(
+    modules: list[str], *, purpose: str, extra: str, hint: str | None = None
+) -> MissingExtra:
+    names = " and ".join(modules)  # each import name is its distribution's
     return MissingExtra(
         f"{purpose} needs {names}, which this install of conveyor leaves out",
         hint=hint or f"install the extra that brings it: pip install 'conveyor[{extra}]'",
