@@ -10,9 +10,12 @@ start-up time from the process's start to the first 200 on /v2/health/ready (med
 --repeat starts) and the server's resident memory (VmRSS, the process and its children)
 once ready and after 200 predictions. The serving install's venv has no pandas, scipy (until
 the model's scikit-learn brings it), matplotlib, optuna or alembic: the server reads the
-registry (SQLite at the current schema) without them. Target: the serving install <= 40% of
-the whole tool's size. Packages come from the index pip is configured with (the machine's
-mirror). From the repo root::
+registry (SQLite at the current schema) without them. Then the image: `conveyor package`
+(run by the serving install) writes the example's build context, its requirements.txt is
+installed into a third venv as the Dockerfile's builder stage does, and the model is served
+as the entrypoint serves it (CONVEYOR_* variables from the Dockerfile). Target: the serving
+install <= 40% of the whole tool's size. Packages come from the index pip is configured
+with (the machine's mirror). From the repo root::
 
     .venv/bin/python bench/install_size.py            # builds the venvs once, then reuses them
     .venv/bin/python bench/install_size.py --fresh    # builds them again
@@ -168,14 +171,18 @@ def predict(port: int, rows: list[list[float]]) -> None:
         raise BenchError(f"a prediction failed: {resp.status} {data[:300]!r}")
 
 
-def serve_once(venv: Path, root: Path, rows: list[list[float]]) -> dict[str, float]:
-    """One start of the venv's `conveyor serve`: seconds to ready, RSS ready and after load."""
+def serve_once(
+    venv: Path, root: Path, rows: list[list[float]], extra_env: dict[str, str] | None = None
+) -> dict[str, float]:
+    """One start of the venv's `conveyor serve` (of clf@production, or as ``extra_env`` says):
+    seconds to ready, RSS ready and after load."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    args = ["models:/clf@production"] if extra_env is None else []
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [str(venv / "bin" / "conveyor"), "serve", "models:/clf@production", "--port", "0"],
+        [str(venv / "bin" / "conveyor"), "serve", *args, "--port", "0"],
         cwd=root,
-        env=env,
+        env={**env, **(extra_env or {})},
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -236,6 +243,52 @@ def measure(name: str, extra: str, root: Path, model_reqs: list[str], args: Any)
     }
 
 
+def image(root: Path, args: Any) -> dict[str, Any]:
+    """What the image of the example model holds: `conveyor package` (run by the serving
+    install), its requirements.txt installed into a fresh venv as the Dockerfile's builder stage
+    does (the wheel's /build path pointed at the context), and the model served as the
+    entrypoint does: `conveyor serve` configured by the Dockerfile's CONVEYOR_* variables."""
+    context, venv = WORK / "context", WORK / "venv-image"
+    print("image: the build context, installed as its builder stage would", file=sys.stderr)
+    remove(context)
+    serve_bin = WORK / "venv-serve" / "bin" / "conveyor"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    run_checked([str(serve_bin), "package", "models:/clf@production", "--out", str(context)],
+                root, env)  # fmt: skip
+    text = (context / "requirements.txt").read_text()
+    local = text.replace("file:///build/wheels/", (context / "wheels").as_uri() + "/")
+    (WORK / "image-requirements.txt").write_text(local)
+    if args.fresh or not (venv / ".done").exists():
+        remove(venv)
+        run_checked([sys.executable, "-m", "venv", str(venv)], REPO_ROOT, env)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir"]
+        run_checked([*pip, "-r", str(WORK / "image-requirements.txt")], REPO_ROOT, env)
+        (venv / ".done").write_text("image\n")
+    variables = dict(
+        re.findall(r"^    (CONVEYOR_\w+)=(\S+)", (context / "Dockerfile").read_text(), re.M)
+    )
+    served = {
+        **variables,
+        "CONVEYOR_MODEL": str(context / "model"),
+        "CONVEYOR_HOST": "127.0.0.1",
+        "CONVEYOR_LOG_DIR": str(WORK / "image-predictions"),
+    }
+    outside = WORK / "srv"
+    outside.mkdir(exist_ok=True)
+    rows = [[0.1 * ((i * 7 + j) % 11 - 5) for j in range(30)] for i in range(10)]
+    runs = [serve_once(venv, outside, rows, served) for _ in range(args.repeat)]
+    return {
+        "install": "the build context's requirements.txt (model + conveyor[serve], pinned)",
+        "site_packages_mib": round(size_mib(site_packages(venv)), 1),
+        "training_packages_present": installed(venv, TRAINING),
+        "startup_s_median": round(statistics.median(r["startup_s"] for r in runs), 3),
+        "rss_ready_mib_median": round(statistics.median(r["rss_ready_mib"] for r in runs), 1),
+        "rss_after_200_predictions_mib_median": round(
+            statistics.median(r["rss_after_200_predictions_mib"] for r in runs), 1
+        ),
+    }
+
+
 def run(args: argparse.Namespace) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     root = WORK / "proj"
@@ -243,6 +296,7 @@ def run(args: argparse.Namespace) -> None:
     figures = {
         name: measure(name, extra, root, model_reqs, args) for name, extra in INSTALLS.items()
     }
+    figures["image"] = image(root, args)
     serve, full = figures["serve"], figures["full"]
     if serve["training_packages_present"]:
         raise BenchError(f"the serving install holds {serve['training_packages_present']}")
@@ -261,12 +315,15 @@ def run(args: argparse.Namespace) -> None:
             "start-up: process start to the first 200 on /v2/health/ready, serving "
             "models:/clf@production from a SQLite registry",
             "RSS: VmRSS of the server process and its children",
+            "image: the venv the Dockerfile's builder stage makes from the context's "
+            "requirements.txt (no docker here: the same pip install, on this machine's Python), "
+            "serving the model folder as the entrypoint does",
         ],
         "installs": figures,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"{'':24}{'serve':>12}{'full':>12}{'ratio':>8}")
+    print(f"{'':24}{'serve':>12}{'full':>12}{'ratio':>8}{'image':>12}")
     for key, label in (
         ("site_packages_mib", "site-packages (MiB)"),
         ("site_packages_with_model_mib", "... with model (MiB)"),
@@ -274,8 +331,8 @@ def run(args: argparse.Namespace) -> None:
         ("rss_ready_mib_median", "RSS ready (MiB)"),
         ("rss_after_200_predictions_mib_median", "RSS after 200 req (MiB)"),
     ):
-        a, b = serve[key], full[key]
-        print(f"{label:24}{a:>12}{b:>12}{a / b:>8.0%}")
+        a, b, c = serve[key], full[key], figures["image"].get(key, "")
+        print(f"{label:24}{a:>12}{b:>12}{a / b:>8.0%}{c:>12}")
     verdict = "met" if doc["met"] else "NOT met"
     print(f"target {doc['target']}: {verdict} ({ratio:.0%})")
     print(f"wrote {args.output}")

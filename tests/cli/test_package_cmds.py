@@ -190,6 +190,20 @@ def test_a_package_folder_is_version_local(proj: Project, wheel: Path) -> None:
     assert (proj.root / "ctx" / "model" / "conveyor-model.yaml").is_file()
 
 
+def test_the_image_is_named_after_the_registered_model(proj: Project, wheel: Path) -> None:
+    proj.ok("models", "register", "Fraud.Detector", "v1")  # the package's manifest says clf
+    out = proj.ok(
+        "package", "models:/Fraud.Detector/1", "--out", "ctx", "--conveyor-wheel", str(wheel)
+    )
+    assert "docker build -t conveyor-fraud-detector:1 ctx" in out
+    result = proj.run("package", "v1", "--out", "ctx2", "--conveyor-wheel", str(proj.root / "v1"))
+    assert result.code == 2 and "no such file" in result.err
+    named = proj.root / "mine.whl"
+    named.write_bytes(wheel.read_bytes())
+    result = proj.run("package", "v1", "--out", "ctx2", "--conveyor-wheel", str(named))
+    assert result.code == 1 and "is not a wheel of conveyor" in result.err
+
+
 def test_build_says_when_no_builder_is_on_path(
     proj: Project, wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

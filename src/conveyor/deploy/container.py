@@ -23,6 +23,7 @@ buildah.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -47,6 +48,8 @@ SERVE_ENV = {
     "CONVEYOR_LOG_DIR": LOG_DIR,
 }
 HEALTH_PATH = "/v2/health/ready"
+_PYTHON = re.compile(r"3\.\d{1,2}(\.\d{1,2})?")
+_WHEEL = re.compile(r"conveyor-[A-Za-z0-9_.+]+-py3-none-any\.whl")
 
 
 @dataclass(frozen=True)
@@ -225,34 +228,74 @@ def package(
     from conveyor.deploy import wheel as wheels
     from conveyor.registry.package import read_manifest
 
-    folder, version, where, tree = _source(start, uri, env)
+    folder, model, version, where, tree = _source(start, uri, env)
     manifest = read_manifest(folder)
+    source = folder / "conveyor-model.yaml"
+    python = python_version(manifest.get("python") or platform.python_version(), source)
+    needs = model_requirements(manifest.get("requirements") or [], source)
     if force:
         _clear(out)
+    else:
+        _free(out)
+    if wheel is not None and not _WHEEL.fullmatch(wheel.name):
+        raise ContainerError(
+            f"{wheel} is not a wheel of conveyor (conveyor-VERSION-py3-none-any.whl)",
+            hint="build one with `pip wheel --no-deps .` in conveyor's source tree",
+        )
     with tempfile.TemporaryDirectory(prefix="conveyor-wheel-") as scratch:
         made = wheel or wheels.build(Path(scratch))
         ctx = Context(
-            model=str(manifest.get("name") or folder.name),
+            model=model or str(manifest.get("name") or folder.name),
             version=version,
             uri=where,
-            python=str(manifest.get("python") or platform.python_version()),
+            python=python,
             package=tree,
             wheel=made.name,
             conveyor_version=__version__,
         )
         pins = wheels.pinned_closure(wheels.requirements(made), extras=("serve",))
         write(
-            out, ctx, package=folder, wheel=made,
-            model_requirements=[str(r) for r in manifest.get("requirements") or []],
+            out, ctx, package=folder, wheel=made, model_requirements=needs,
             conveyor_requirements=pins,
         )  # fmt: skip
     return ctx
 
 
-def _source(start: Path, uri: str | None, env: str | None) -> tuple[Path, str, str, str]:
-    """The package folder, its version ("local" for a folder), its URI and tree hash."""
+def python_version(value: object, where: Path) -> str:
+    """The manifest's Python version, as the base image's tag takes it (``3.11.7``)."""
+    text = str(value)
+    if not _PYTHON.fullmatch(text):
+        raise ContainerError(
+            f"{where}: python {text!r} is not a Python version such as 3.11.7",
+            hint="the image's base is python:<version>-slim-bookworm; fix the manifest's python:",
+        )
+    return text
+
+
+def model_requirements(lines: Sequence[object], where: Path) -> list[str]:
+    """The manifest's requirement lines, each one requirement (a ``--hash`` option may follow):
+    a line that is a pip option of its own (``--index-url``, ``-r``) or spans lines would
+    change what, and from where, every package of the image is installed."""
+    kept = []
+    for line in lines:
+        text = str(line).strip()
+        if not text or "\n" in text or "\r" in text or text.startswith("-"):
+            raise ContainerError(
+                f"{where}: requirement {text!r} is not one requirement (pip options and "
+                "several lines are not taken into an image's requirements.txt)",
+                hint="write each package the model needs as one line (name==version)",
+            )
+        kept.append(text)
+    return kept
+
+
+def _source(start: Path, uri: str | None, env: str | None) -> tuple[Path, str, str, str, str]:
+    """The package folder, the registered model's name ("" for a folder: its manifest names
+    it), its version ("local" for a folder), its URI and tree hash."""
     if uri is not None and not uri.startswith("models:/"):
-        return Path(uri), "local", uri, ""
+        if "\n" in uri or "\r" in uri:  # it goes into the Dockerfile's comments
+            raise ContainerError(f"{uri!r}: a package folder's path must be one line")
+        return Path(uri), "", "local", uri, ""
     from conveyor.data.workspace import Workspace
     from conveyor.foundation.paths import find_root
     from conveyor.registry.stored import materialize, resolve
@@ -264,7 +307,7 @@ def _source(start: Path, uri: str | None, env: str | None) -> tuple[Path, str, s
     found = resolve(root, uri)
     with Workspace(root) as ws:
         folder = materialize(ws, found)
-    return folder, str(found.version), found.uri, found.package
+    return folder, found.name, str(found.version), found.uri, found.package
 
 
 def _stable_of(root: Path, env: str) -> str:
@@ -280,6 +323,14 @@ def _stable_of(root: Path, env: str) -> str:
             f"version to package (models:/{model}/VERSION)",
         )
     return f"models:/{model}/{record.stable}"
+
+
+def _free(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ContainerError(
+            f"{out} exists and is not an empty folder",
+            hint="name a new folder with --out, or add --force to replace it",
+        )
 
 
 def _clear(out: Path) -> None:
@@ -307,11 +358,7 @@ def write(
     conveyor_requirements: Sequence[str],
 ) -> None:
     """Write the context into ``out`` (a new or empty folder)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ContainerError(
-            f"{out} exists and is not an empty folder",
-            hint="name a new folder with --out, or add --force to replace it",
-        )
+    _free(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "Dockerfile").write_text(dockerfile(ctx))
     (out / ".dockerignore").write_text(DOCKERIGNORE)
