@@ -97,16 +97,19 @@ def build(venv: Path, extra: str, fresh: bool) -> None:
     run_checked([sys.executable, "-m", "venv", str(venv)], REPO_ROOT, env)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     run_checked([*pip, f"{REPO_ROOT}[{extra}]"], REPO_ROOT, env)
+    # the training packages of the install itself, before the model's requirements come
+    (venv / ".training").write_text(json.dumps(installed(venv, TRAINING)))
     (venv / ".done").write_text(f"conveyor[{extra}]\n")
 
 
-def add_model_requirements(venv: Path, requirements: list[str]) -> None:
+def add_model_requirements(venv: Path, requirements: list[str], before: float) -> None:
+    """Install the model's requirements once; the marker keeps the size measured before."""
     marker = venv / ".model"
     if marker.exists():
         return
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     run_checked([*pip, *requirements], REPO_ROOT, dict(os.environ))
-    marker.write_text("\n".join(requirements) + "\n")
+    marker.write_text("\n".join([str(before), *requirements]) + "\n")
 
 
 def installed(venv: Path, names: tuple[str, ...]) -> list[str]:
@@ -223,9 +226,10 @@ def measure(name: str, extra: str, root: Path, model_reqs: list[str], args: Any)
     print(f"{name}: building {venv.name} (conveyor[{extra}])", file=sys.stderr, flush=True)
     build(venv, extra, args.fresh)
     site = site_packages(venv)
-    alone = size_mib(site)
-    training = installed(venv, TRAINING)
-    add_model_requirements(venv, model_reqs)
+    marker = venv / ".model"
+    alone = float(marker.read_text().split("\n", 1)[0]) if marker.exists() else size_mib(site)
+    training = json.loads((venv / ".training").read_text())
+    add_model_requirements(venv, model_reqs, alone)
     with_model = size_mib(site)
     rows = [[0.1 * ((i * 7 + j) % 11 - 5) for j in range(30)] for i in range(10)]
     runs = [serve_once(venv, root, rows) for _ in range(args.repeat)]

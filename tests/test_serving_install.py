@@ -119,9 +119,11 @@ class Server:
         )  # fmt: skip
         assert self.proc.stderr is not None
         self.said: list[str] = []  # what it printed before it listened (--env: the monitor)
-        while not (
-            found := re.search(r"http://127\.0\.0\.1:(\d+)", line := self.proc.stderr.readline())
-        ):
+        while True:
+            line = self.proc.stderr.readline()
+            found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+            if found:
+                break
             assert line, "".join(self.said) + self.stop()
             self.said.append(line)
         self.url = f"http://127.0.0.1:{found.group(1)}"
@@ -264,3 +266,23 @@ def test_a_model_that_takes_a_table_needs_pandas(project: Path, tmp_path: Path) 
     assert "pip install 'conveyor[tables]'" in done.stderr and "Traceback" not in done.stderr
     manifest = (project / "tab" / "conveyor-model.yaml").read_text()
     assert "pandas==" in manifest  # the package lists it: its image installs it
+
+
+@pytest.mark.slow
+def test_a_registry_on_postgresql_is_read_and_served_from(
+    pg_db: str, tmp_path: Path, servers: list[Server]
+) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    full = {**os.environ, "CONVEYOR_DB": pg_db}
+    assert conveyor(root, full, "init").returncode == 0
+    package(root, "v1")
+    for args in (("models", "register", "clf", "v1"), ("models", "alias", "clf@production", "1")):
+        done = conveyor(root, full, *args)  # the full install migrates the new database
+        assert done.returncode == 0, done.stderr
+    env = {**without(tmp_path, SERVING), "CONVEYOR_DB": pg_db}
+    done = conveyor(root, env, "models", "list")
+    assert done.returncode == 0 and "production=1" in done.stdout, done.stderr
+    server = Server(root, env, "models:/clf@production")
+    servers.append(server)
+    assert server.post("/invocations", {"inputs": [[0.5, 1.0, -1.0]]}) == {"predictions": [1]}
