@@ -195,7 +195,7 @@ def test_the_image_is_named_after_the_registered_model(proj: Project, wheel: Pat
     out = proj.ok(
         "package", "models:/Fraud.Detector/1", "--out", "ctx", "--conveyor-wheel", str(wheel)
     )
-    assert "docker build -t conveyor-fraud-detector:1 ctx" in out
+    assert "docker build -t conveyor-fraud.detector:1 ctx" in out
     result = proj.run("package", "v1", "--out", "ctx2", "--conveyor-wheel", str(proj.root / "v1"))
     assert result.code == 2 and "no such file" in result.err
     named = proj.root / "mine.whl"
