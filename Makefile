@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/deploy.py
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/monitor_drift.py
+	$(BIN)/python bench/install_size.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from conveyor.deploy import k8s_core as core
 from conveyor.deploy import k8s_kserve, k8s_rollouts
+from conveyor.deploy.image import image_reference  # the name `conveyor package` builds
 from conveyor.deploy.k8s_core import Manifest, Plan
 
 if TYPE_CHECKING:
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Manifest", "Plan", "analysis_url", "image_reference", "plan", "render",
            "resource_name"]  # fmt: skip
-
-
-def image_reference(model: str, version: int) -> str:
-    """The image a packaged model version is built as by default: ``conveyor-<model>:<version>``
-    (the model's name lowercased: image names are)."""
-    return f"conveyor-{model.lower()}:{version}"
 
 
 def resource_name(model: str, env: str) -> str:
