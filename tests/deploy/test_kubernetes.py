@@ -140,10 +140,18 @@ def test_the_full_example_is_valid_and_means_what_deploy_says() -> None:
     # plain settings in the ConfigMap, the server bound to the pod's address
     cm = one(manifests, "ConfigMap")
     assert cm["data"] == {
-        "CONVEYOR_ENV": "production", "CONVEYOR_MODEL": "clf", "CONVEYOR_HOST": "0.0.0.0",
+        "CONVEYOR_ENV": "production", "CONVEYOR_HOST": "0.0.0.0",
         "CONVEYOR_PORT": "9000", "CONVEYOR_WORKERS": "2", "LOG_LEVEL": "info", "BATCH": "32",
     }  # fmt: skip
     assert server["envFrom"] == [{"configMapRef": {"name": cm["metadata"]["name"]}}]
+    # the image serves the package baked into it (conveyor package), its log on a volume
+    from conveyor.deploy.container import LOG_DIR, SERVE_ENV
+
+    assert "CONVEYOR_MODEL" not in cm["data"] and SERVE_ENV["CONVEYOR_LOG_DIR"] == LOG_DIR
+    mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+    assert mounts[LOG_DIR] == "predictions" and mounts["/tmp"] == "tmp"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["predictions"] == {"name": "predictions", "emptyDir": {}}
     # the Service, the autoscaler on the Rollout, the budget, the scrape of /metrics
     svc = one(manifests, "Service")
     assert svc["spec"]["selector"] == rollout["spec"]["selector"]["matchLabels"]

@@ -7,8 +7,11 @@ from an environment and a version and picks the objects; the Argo Rollouts and K
 are in :mod:`conveyor.deploy.k8s_rollouts` and :mod:`conveyor.deploy.k8s_kserve`.
 
 The server in the image is configured by environment variables: the environment's plain
-settings come from the ConfigMap (``CONVEYOR_ENV``, ``CONVEYOR_MODEL``, ``CONVEYOR_HOST``,
-``CONVEYOR_PORT``, ``CONVEYOR_WORKERS`` and the user's ``env:``), the version from the pod
+settings come from the ConfigMap (``CONVEYOR_ENV``, ``CONVEYOR_HOST``, ``CONVEYOR_PORT``,
+``CONVEYOR_WORKERS`` and the user's ``env:``; never ``CONVEYOR_MODEL``: each image serves the
+package ``conveyor package`` baked into it, so a canary is a pod of the new version's image),
+the prediction log goes to an emptyDir at the image's log folder (the root filesystem is
+read-only), the version from the pod
 template (``CONVEYOR_VERSION``: stable and canary pods share the ConfigMap), and each
 ``secret_env`` name from the environment's Secret by reference. No secret value is ever
 written.
@@ -21,6 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor.deploy.container import LOG_DIR
 from conveyor.deploy.k8s_config import Kubernetes
 
 Manifest = dict[str, Any]
@@ -95,7 +99,6 @@ def settings(plan: Plan) -> dict[str, str]:
     """The ConfigMap's data: the server's plain settings, then the user's ``env:``."""
     return {
         "CONVEYOR_ENV": plan.env,
-        "CONVEYOR_MODEL": plan.model,
         "CONVEYOR_HOST": "0.0.0.0",  # inside a pod: the Service reaches it on the pod's IP
         "CONVEYOR_PORT": str(plan.port),
         "CONVEYOR_WORKERS": str(plan.workers),
@@ -139,7 +142,10 @@ def container(plan: Plan, name: str = "server") -> dict[str, Any]:
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "predictions", "mountPath": LOG_DIR},
+        ],
     }
 
 
@@ -174,7 +180,10 @@ def pod_template(plan: Plan) -> dict[str, Any]:
             "securityContext": pod_security(),
             "terminationGracePeriodSeconds": 30,
             "containers": [container(plan)],
-            "volumes": [{"name": "tmp", "emptyDir": {}}],
+            "volumes": [
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "predictions", "emptyDir": {}},
+            ],
         },
     }
 
