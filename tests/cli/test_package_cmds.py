@@ -169,13 +169,12 @@ def test_the_context_lints_clean_and_its_model_serves_as_the_entrypoint_would(
 
 
 def test_an_environment_packages_its_stable_version(proj: Project, wheel: Path) -> None:
+    proj.ok("models", "alias", "clf@production", "--delete")  # nothing serves production
     result = proj.run(
         "package", "--env", "production", "--out", "ctx", "--conveyor-wheel", str(wheel)
     )
-    assert (
-        result.code == 1 and "environment 'production' serves no version of clf yet" in result.err
-    )
-    assert "conveyor deploy --env production" in result.err and "Traceback" not in result.err
+    assert result.code == 1 and "clf@production points at no version yet" in result.err
+    assert "conveyor deploy clf/N --env production" in result.err and "Traceback" not in result.err
     proj.ok("deploy", "clf/1", "--env", "production")
     out = proj.ok("package", "--env", "production", "--out", "ctx", "--conveyor-wheel", str(wheel))
     assert "models:/clf/1" in out

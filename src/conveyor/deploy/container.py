@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.deploy.errors import ContainerError
+from conveyor.deploy.errors import ContainerError, DeployError
 from conveyor.deploy.image import image_reference
 
 VENV = "/opt/conveyor"
@@ -311,18 +311,16 @@ def _source(start: Path, uri: str | None, env: str | None) -> tuple[Path, str, s
 
 
 def _stable_of(root: Path, env: str) -> str:
+    """The version ``--env`` packages: the one ``conveyor k8s render`` runs (a rollout's
+    candidate while one is on, else the alias ``MODEL@ENV``)."""
     from conveyor.deploy.config import environment
-    from conveyor.registry.stored import deployment
+    from conveyor.deploy.image import version_of
 
     model = environment(root, env).model
-    record = deployment(root, env)
-    if record is None or record.stable is None:
-        raise ContainerError(
-            f"environment {env!r} serves no version of {model} yet",
-            hint=f"deploy one first (conveyor deploy --env {env} {model}@VERSION), or name the "
-            f"version to package (models:/{model}/VERSION)",
-        )
-    return f"models:/{model}/{record.stable}"
+    try:
+        return f"models:/{model}/{version_of(root, env, model)}"
+    except DeployError as exc:
+        raise ContainerError(exc.message, hint=exc.hint) from exc
 
 
 def _free(out: Path) -> None:

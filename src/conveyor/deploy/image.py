@@ -10,6 +10,10 @@ package`` (which writes its build context) and the Kubernetes manifests (which r
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+from conveyor.deploy.errors import DeployError
+from conveyor.foundation.errors import ConveyorError
 
 PREFIX = "conveyor-"
 # An image repository's name: lowercase letters and digits, with one separator between them
@@ -28,3 +32,25 @@ def image_reference(model: str, version: int | str) -> str:
         "._-"
     )
     return f"{PREFIX}{name or 'model'}:{version}"
+
+
+def version_of(root: Path, env: str, model: str) -> int:
+    """The version an environment's image is of, when not told: the candidate of its rollout
+    while one is on (the image the cluster needs next), else the one its alias ``MODEL@ENV``
+    points at (its stable version)."""
+    from conveyor.registry.stored import deployment, resolve
+    from conveyor.tracking.db import exists
+
+    if exists(root):
+        record = deployment(root, env)
+        if record is not None and record.active and record.candidate is not None:
+            return record.candidate
+        try:
+            return resolve(root, f"models:/{model}@{env}").version
+        except ConveyorError:
+            pass
+    raise DeployError(
+        f"{model}@{env} points at no version yet: environment {env!r} serves nothing",
+        hint=f"register a version and `conveyor deploy {model}/N --env {env}` first, "
+        "or name the version",
+    )

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from conveyor.deploy.config import environment
 from conveyor.deploy.errors import DeployError
+from conveyor.deploy.image import version_of
 from conveyor.deploy.kubernetes import Manifest, render
-from conveyor.foundation.errors import ConveyorError
 
 HEADER = "# Rendered by `conveyor k8s render {env}` from conveyor.yaml: edit that, not this file.\n"
 _MARK = "# Rendered by `conveyor k8s render "
@@ -31,26 +31,6 @@ class Rendered:
     version: int
     files: tuple[Path, ...]
     manifests: tuple[Manifest, ...]
-
-
-def version_of(root: Path, env: str, model: str) -> int:
-    """The version ``conveyor k8s render ENV`` renders when not told (see the module)."""
-    from conveyor.registry.stored import deployment, resolve
-    from conveyor.tracking.db import exists
-
-    if exists(root):
-        record = deployment(root, env)
-        if record is not None and record.active and record.candidate is not None:
-            return record.candidate
-        try:
-            return resolve(root, f"models:/{model}@{env}").version
-        except ConveyorError:
-            pass
-    raise DeployError(
-        f"{model}@{env} points at no version yet: nothing to render for {env}",
-        hint=f"register a version and `conveyor deploy {model}/N --env {env}` first, "
-        "or give --version N",
-    )
 
 
 def check_version(root: Path, model: str, version: int) -> int:
