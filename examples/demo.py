@@ -215,6 +215,7 @@ def run(demo: Demo, remote: Path) -> None:
     serve(demo)
     deploy(demo)
     monitoring(demo)
+    scale_out(demo)
 
 
 def safety(demo: Demo) -> None:
@@ -548,6 +549,33 @@ def monitoring(demo: Demo) -> None:
     finally:
         traffic.stop()
         server.stop()
+
+
+def scale_out(demo: Demo) -> None:
+    """Past one machine: production as Kubernetes manifests whose canary Argo Rollouts carries
+    out with conveyor's analysis as the judge, the image's build context, and the pipeline for
+    the orchestrators teams run."""
+    demo.section("Production on Kubernetes: an Argo Rollout, judged by conveyor's own analysis")
+    demo.sh("conveyor", "k8s", "render", "production", "--out", "k8s")
+    rollout = next((demo.root / "k8s").glob("rollout-*.yaml")).relative_to(demo.root)
+    template = next((demo.root / "k8s").glob("analysistemplate-*.yaml")).relative_to(demo.root)
+    print("(the canary's steps, as deploy: says, each weight held until the analysis passes)")
+    demo.sh("sed", "-n", "/strategy:/,/template:/p", str(rollout))
+    print("(the analysis: conveyor's verdict; inconclusive is neither, so Argo asks again)")
+    demo.sh("sed", "-n", "/metrics:/,$p", str(template))
+    demo.sh("conveyor", "k8s", "apply", "production", expect=1)
+
+    demo.section("The image those pods run: an OCI build context for production's version")
+    demo.sh("conveyor", "package", "--env", "production", "--out", "image")
+    demo.sh("sed", "-n", "/^FROM/p;/^USER/p;/^HEALTHCHECK/,+1p;/^ENTRYPOINT/p", "image/Dockerfile")
+    KEPT.mkdir(exist_ok=True)
+    shutil.rmtree(KEPT / "image", ignore_errors=True)
+    shutil.copytree(demo.root / "image", KEPT / "image", ignore=shutil.ignore_patterns("wheels"))
+    print(f"(kept: {KEPT / 'image'}; no container builder here: `docker build` it where one is)")
+
+    demo.section("The pipeline for the orchestrators teams run: Airflow and Kubeflow Pipelines")
+    demo.sh("conveyor", "export", "airflow", "--image", "classifier-pipeline:latest")
+    demo.sh("conveyor", "export", "kubeflow", "--image", "classifier-pipeline:latest")
 
 
 def _widen(schema: Path, names: Iterable[str], factor: float) -> None:

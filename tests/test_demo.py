@@ -39,3 +39,9 @@ def test_demo_runs_every_step() -> None:
     assert "alert quality-drop firing" in out and "(retrain started)" in out
     assert "retrain production: retrained; rolling out models:/classifier/" in out
     assert "monitor-production.html" in out
+    # past one machine: the manifests, the image's context, the orchestrators' pipelines
+    assert "Rollout classifier-production" in out and "/deployments/production" in out
+    assert "kubectl is not on PATH" in out
+    assert "wrote the build context of models:/classifier/" in out
+    assert "HEALTHCHECK" in out and "USER 10001" in out
+    assert "3 tasks, exchanging through remote 'store'" in out
