@@ -237,20 +237,8 @@ def _monitor(
 
     if env.name not in monitors(root):
         return None
-    from conveyor.foundation.errors import ConveyorError
-    from conveyor.foundation.extras import check
-
-    try:  # a serving install without the monitor's statistics serves on, and says so
-        check(
-            "monitor",
-            purpose=f"the monitor of {env.name}",
-            hint=f"pip install 'conveyor[serve,monitor]' to run it in the server, or run "
-            f"`conveyor monitor watch {env.name}` where the full tool is installed",
-        )
-    except ConveyorError as exc:
-        _notify(f"monitor {env.name}: not started: {exc.message} (hint: {exc.hint})")
-        return None
     from conveyor.ci.retrainer import action
+    from conveyor.foundation.errors import ConveyorError
     from conveyor.deploy.monitoring import open_watch
     from conveyor.deploy.monitoring import start_thread as start_monitor
 
