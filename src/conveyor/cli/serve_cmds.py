@@ -238,17 +238,18 @@ def _monitor(
     if env.name not in monitors(root):
         return None
     from conveyor.ci.retrainer import action
-    from conveyor.foundation.errors import ConveyorError
     from conveyor.deploy.monitoring import open_watch
     from conveyor.deploy.monitoring import start_thread as start_monitor
+    from conveyor.foundation.errors import ConveyorError
 
     try:
         watch = open_watch(
             root, env.name, predictions=logged, url=url,
             actions={"retrain": action(root, env.name, say=_notify)},
         )  # fmt: skip
-    except ConveyorError as exc:
-        _notify(f"monitor {env.name}: not started: {exc.message}")
+    except ConveyorError as exc:  # a Parquet reference without pyarrow says what to install
+        said = f" (hint: {exc.hint})" if exc.hint else ""
+        _notify(f"monitor {env.name}: not started: {exc.message}{said}")
         return None
     return start_monitor(watch, stop=stop, notify=_notify)
 

@@ -207,13 +207,13 @@ def value_counts(values: Any) -> Counts:
         import pandas as pd
 
         return _series_counts(pd.Series(items, dtype=object, copy=False))
-    tally: Counter[Any] = Counter()
+    try:
+        tally: Counter[Any] = Counter(items.tolist())  # counted in C; missing ones taken out
+    except TypeError:  # unhashable values among them
+        tally = Counter(_hashable(v) for v in items.tolist())
     nulls = 0
-    for v in items:
-        if is_null(v):
-            nulls += 1
-        else:
-            tally[_hashable(v)] += 1
+    for key in [k for k in tally if is_null(k)]:  # None, and each NaN object (NaN != NaN)
+        nulls += tally.pop(key)
     return Counts(list(tally), np.fromiter(tally.values(), np.int64, len(tally)), nulls)
 
 
