@@ -124,6 +124,12 @@ def test_pandas_helpers_are_mirrored() -> None:
         assert columns.looks_numeric(np.array(sample, dtype=object)) in (
             [numeric] if kind not in ("mixed", "mixed-integer") else [True, False]
         ), sample
+        as_objects = np.array(sample, dtype=object)
+        mostly = [*sample * 10, "text"]  # a mix, mostly numbers when the sample's are
+        for values in (sample, mostly):
+            told = columns.looks_numeric(pd.Series(values, dtype=object))  # by pandas
+            assert told == columns.looks_numeric(np.array(values, dtype=object)), values
+        assert columns.looks_numeric(as_objects) is not None
         series = pd.Series(sample)
         column = columns.column(sample)
         assert column.dtype.kind == series.dtype.kind or series.dtype.kind == "O", sample
