@@ -1,6 +1,7 @@
 """A serving install (`pip install 'conveyor[serve]'`) holds no training stack: the serving
-path runs with optuna, matplotlib, scipy, pandas, alembic and scikit-learn refused at import
-(a meta-path hook in a sitecustomize), and what needs them says which extra to install.
+path, the registry and the monitor run with optuna, matplotlib, scipy, pandas, alembic and
+scikit-learn refused at import (a meta-path hook in a sitecustomize), the monitor's verdicts
+are a full install's, and what needs the rest says which extra to install.
 
 The sizes, start-up times and memory of real installs: bench/install_size.py.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +21,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.deploy.projects import environment, package
@@ -45,7 +49,7 @@ MONITOR = """
 monitor:
   production:
     reference: data/rows.csv
-    window: {rows: 5}
+    window: {rows: 120, min_rows: 30}
     interval: 1s
 """
 TUNE = """
@@ -67,7 +71,6 @@ def without(tmp: Path, refused: tuple[str, ...]) -> dict[str, str]:
 
 
 SERVING = TRAINING
-SERVING_AND_MONITOR = ("optuna", "matplotlib", "alembic", "sklearn")
 
 
 def conveyor(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -78,7 +81,6 @@ def conveyor(root: Path, env: dict[str, str], *args: str) -> subprocess.Complete
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """clf version 1 (python flavor: numpy only) as clf@production, deployed to production,
     which conveyor.yaml monitors; ``tab``, a package that takes a table."""
-    import numpy as np
     import pandas as pd
 
     from conveyor import models
@@ -89,7 +91,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert conveyor(root, full, "init").returncode == 0
     package(root, "v1")
     (root / "data").mkdir()
-    rows = np.random.default_rng(0).normal(size=(40, 3))
+    rows = np.random.default_rng(0).normal(size=(300, 3))
     (root / "data" / "rows.csv").write_text(
         "input_0,input_1,input_2\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n"
     )
@@ -195,36 +197,59 @@ def test_serving_reading_the_registry_and_rollouts_need_no_training_stack(
     assert server.post("/invocations", {"inputs": [[0.5, 1.0, -1.0]]}) == {"predictions": [1]}
     assert server.status("/metrics") == 200
 
-    # --env: the deployment record followed, the rollout controller running; the monitor
-    # needs its extra, says so once, and serving goes on
+    # --env: the deployment record followed, the rollout controller running, and the monitor
     server = Server(project, env, "--env", "production")
     servers.append(server)
     assert server.post("/invocations", {"inputs": [[-0.5, 0.0, 2.0]]}) == {"predictions": [0]}
     assert server.status("/deployments/production") == 200
     said = server.stop()
-    assert (
-        "monitor production: not started: the monitor of production needs pandas and scipy, "
-        "which this install of conveyor leaves out" in said
-    ), said
-    assert "pip install 'conveyor[serve,monitor]'" in said and "Traceback" not in said
+    assert "not started" not in said and "Traceback" not in said, said
+
+
+def _windows(root: Path) -> dict[str, Any]:
+    """Each closed window's profile and checks, by file (what the monitor decided)."""
+    found = {}
+    for path in sorted((root / ".conveyor" / "monitor" / "production" / "windows").rglob("*.json")):
+        window = json.loads(path.read_text())
+        found[path.name] = {k: window[k] for k in ("profile", "checks") if k in window}
+    return found
 
 
 @pytest.mark.slow
-def test_with_the_monitor_extra_the_server_runs_the_monitor(
+def test_the_server_monitors_without_pandas_or_scipy_as_a_full_install_does(
     project: Path, tmp_path: Path, servers: list[Server]
 ) -> None:
-    env = without(tmp_path, SERVING_AND_MONITOR)
+    env = without(tmp_path, SERVING)
     server = Server(project, env, "--env", "production")
     servers.append(server)
-    for _ in range(6):
-        server.post("/invocations", {"inputs": [[0.5, 1.0, -1.0]]})
-    state = project / ".conveyor" / "monitor" / "production" / "state.json"
-    deadline = time.monotonic() + 30
-    while not state.exists():
-        assert time.monotonic() < deadline, "the monitor wrote no state in 30 s"
+    rng = np.random.default_rng(7)
+    for shift in (0.0, 1.5):  # a window like the reference, then one moved
+        rows = (rng.normal(size=(120, 3)) + shift).round(6).tolist()
+        server.post("/invocations", {"inputs": rows})
+    deadline = time.monotonic() + 60
+    while len(_windows(project)) < 2:
+        assert time.monotonic() < deadline, "the monitor closed no 2 windows in 60 s"
         time.sleep(0.2)
     said = server.stop()
     assert "not started" not in said and "Traceback" not in said, said
+    served = _windows(project)
+    verdicts = [[c.get("verdict") for c in w["checks"]] for w in served.values()]
+    assert any("alert" in v or "ok" in v for v in verdicts), served
+
+    for args in (("status",), ("run",), ("watch", "--ticks", "1")):
+        done = conveyor(project, env, "monitor", *args, "production")
+        assert done.returncode in (0, 1) and "Traceback" not in done.stderr, (args, done.stderr)
+        assert "needs" not in done.stderr, (args, done.stderr)
+    done = conveyor(project, env, "monitor", "status", "production")
+    assert done.returncode == 0 and "drift.input_0" in done.stdout, done.stdout
+
+    # The same log judged by a full install, from scratch: the same profiles and verdicts
+    full = tmp_path / "full"
+    shutil.copytree(project, full, symlinks=True)
+    shutil.rmtree(full / ".conveyor" / "monitor" / "production")
+    done = conveyor(full, dict(os.environ), "monitor", "run", "production", "--json")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert _windows(full) == served
 
 
 def test_training_commands_name_the_extra_to_install(project: Path, tmp_path: Path) -> None:
@@ -235,10 +260,9 @@ def test_training_commands_name_the_extra_to_install(project: Path, tmp_path: Pa
         "error: `conveyor tune` needs optuna, which this install of conveyor leaves out",
         "  hint: install the extra that brings it: pip install 'conveyor[train]'",
     ]
-    done = conveyor(project, env, "monitor", "status", "production")
+    done = conveyor(project, env, "monitor", "report", "production", "--out", "r.html")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "`conveyor monitor status` needs pandas" in done.stderr
-    assert "pip install 'conveyor[monitor]'" in done.stderr
+    assert "needs matplotlib" in done.stderr and "pip install 'conveyor[train]'" in done.stderr
 
 
 def test_a_store_without_the_schema_needs_a_full_install_once(tmp_path: Path) -> None:

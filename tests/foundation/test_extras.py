@@ -46,6 +46,12 @@ def test_require_names_the_extra_of_what_is_missing() -> None:
     assert caught.value.hint == "install the extra that brings it: pip install 'conveyor[train]'"
 
 
+def test_the_monitor_needs_nothing_beyond_the_core() -> None:
+    optional = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
+    assert optional["monitor"] == [] and extras.EXTRAS["monitor"] == ()  # kept as an alias
+    check("monitor", purpose="the monitor")
+
+
 def test_check_finds_without_importing(monkeypatch: pytest.MonkeyPatch) -> None:
     check("train", purpose="anything")  # the test environment is a full one
     monkeypatch.setitem(extras.EXTRAS, "monitor", ("pandas", "no_such_scipy"))
@@ -62,10 +68,11 @@ def test_missing_translates_only_the_extras_packages() -> None:
     said = missing(gone("optuna.samplers"), purpose="`conveyor tune`")
     assert said is not None and "`conveyor tune` needs optuna," in said.message
     assert "conveyor[train]" in str(said.hint)
-    # a monitor command names the monitor's extra for what it brings, the training one else
-    said = missing(gone("scipy"), purpose="`conveyor monitor`", extra="monitor")
-    assert said is not None and "conveyor[monitor]" in str(said.hint)
-    said = missing(gone("matplotlib"), purpose="`conveyor monitor`", extra="monitor")
+    # feedback from a file names the extra that brings pandas; what an extra does not bring
+    # (the monitor's brings nothing now) is the training stack's
+    said = missing(gone("pandas"), purpose="`conveyor feedback add`", extra="tables")
+    assert said is not None and "conveyor[tables]" in str(said.hint)
+    said = missing(gone("matplotlib"), purpose="`conveyor monitor report`", extra="monitor")
     assert said is not None and "conveyor[train]" in str(said.hint)
     assert missing(gone("my_model_code"), purpose="x") is None  # a user's module, or a bug
     assert missing(ModuleNotFoundError("no name"), purpose="x") is None

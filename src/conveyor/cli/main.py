@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:  # a serving install running a training command
         from conveyor.foundation.extras import missing
 
-        # The monitor's and feedback's commands need the monitor's extra; the rest, training.
-        extra = "monitor" if opts.command in ("monitor", "feedback") else None
+        # Feedback from a file is read by pandas (conveyor[tables]); anything else missing is
+        # the training stack's (the monitor needs neither: its report's plots are training's).
+        extra = "tables" if opts.command == "feedback" else None
         said = missing(exc, purpose=_named(opts), extra=extra)
         if said is None:
             return _crashed()

@@ -237,30 +237,19 @@ def _monitor(
 
     if env.name not in monitors(root):
         return None
-    from conveyor.foundation.errors import ConveyorError
-    from conveyor.foundation.extras import check
-
-    try:  # a serving install without the monitor's statistics serves on, and says so
-        check(
-            "monitor",
-            purpose=f"the monitor of {env.name}",
-            hint=f"pip install 'conveyor[serve,monitor]' to run it in the server, or run "
-            f"`conveyor monitor watch {env.name}` where the full tool is installed",
-        )
-    except ConveyorError as exc:
-        _notify(f"monitor {env.name}: not started: {exc.message} (hint: {exc.hint})")
-        return None
     from conveyor.ci.retrainer import action
     from conveyor.deploy.monitoring import open_watch
     from conveyor.deploy.monitoring import start_thread as start_monitor
+    from conveyor.foundation.errors import ConveyorError
 
     try:
         watch = open_watch(
             root, env.name, predictions=logged, url=url,
             actions={"retrain": action(root, env.name, say=_notify)},
         )  # fmt: skip
-    except ConveyorError as exc:
-        _notify(f"monitor {env.name}: not started: {exc.message}")
+    except ConveyorError as exc:  # a Parquet reference without pyarrow says what to install
+        said = f" (hint: {exc.hint})" if exc.hint else ""
+        _notify(f"monitor {env.name}: not started: {exc.message}{said}")
         return None
     return start_monitor(watch, stop=stop, notify=_notify)
 

@@ -1,8 +1,8 @@
 """The optional parts of an install, and the one error a missing part raises.
 
-``pip install conveyor`` (or ``conveyor[serve]``) serves models, reads the registry and runs
-rollouts; the training stack (pipeline plots, tuning, gates on tables, reports, migrations of
-the metadata store) and the monitor's statistics come with extras. A command that needs what
+``pip install conveyor`` (or ``conveyor[serve]``) serves models, reads the registry, runs
+rollouts and monitors; the training stack (pipeline plots, tuning, gates on tables, reports,
+migrations of the metadata store) comes with extras. A command that needs what
 an install leaves out stops with :class:`MissingExtra` naming the extra to install, never
 with a traceback:
 
@@ -27,7 +27,9 @@ from conveyor.foundation.errors import ConveyorError
 # adds uvloop, which uvicorn picks up by itself: conveyor never imports it.
 EXTRAS: dict[str, tuple[str, ...]] = {
     "tables": ("pandas",),
-    "monitor": ("pandas", "scipy"),
+    # The monitor needs nothing beyond the core (numpy: its statistics are conveyor's own);
+    # the extra stays, empty, so that conveyor[serve,monitor] still installs.
+    "monitor": (),
     "train": ("alembic", "matplotlib", "optuna", "pandas", "scipy"),
 }
 # The extra named when the caller does not say which: the training stack (it holds pandas and

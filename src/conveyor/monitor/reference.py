@@ -18,7 +18,6 @@ Profiles are cached by content under ``.conveyor/monitor/<env>/references/<sha25
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -90,15 +89,22 @@ def reference(root: Path, spec: Monitor, model: str | None = None) -> Reference:
     cached = stored_reference(root, spec.env, digest)
     if cached is not None and cached.source == spec.reference:
         return cached
-    frame = _read_table(path, raw, spec)
-    features = _features(spec, list(frame.columns))
+    names, columns = _read_table(path, raw, spec)
+    features = _features(spec, names)
     declared = [c for c in spec.categorical if c in features] or None  # None: detected
-    bins, profile = profiles.reference(frame[list(features)], categorical=declared)
+    bins, profile = profiles.reference({f: columns[f] for f in features}, categorical=declared)
     label_bins = label_profile = None
     if spec.label:
         from conveyor.monitor.windows import PREDICTION
 
-        labels = frame[[spec.label]].rename(columns={spec.label: PREDICTION})
+        if spec.label not in columns:
+            raise MonitorError(
+                f"monitor {spec.env}: the label {spec.label!r} is not a column of the reference "
+                f"{spec.reference}",
+                hint=f"its columns: {', '.join(names)}",
+            )
+
+        labels = {PREDICTION: columns[spec.label]}
         label_bins, label_profile = profiles.reference(labels, categorical=[PREDICTION])
     made = Reference(spec.reference, digest, features, bins, profile, label_bins, label_profile)
     cache = _reference_file(root, spec.env, digest)
@@ -228,16 +234,16 @@ def _tables_hint(found: Source, recorded: Mapping[str, str]) -> str:
     return f"its tables: {', '.join(tables)}"
 
 
-def _read_table(path: str, raw: bytes, spec: Monitor) -> Any:
-    import pandas as pd
+def _read_table(path: str, raw: bytes, spec: Monitor) -> tuple[list[str], dict[str, Any]]:
+    """The reference's column names and columns (pandas reads it when it is installed)."""
+    from conveyor.monitor import tablefile
 
     try:
-        if PurePosixPath(path).suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(io.BytesIO(raw))
-        return pd.read_csv(io.BytesIO(raw))
-    except Exception as exc:  # pandas raises many kinds for a bad file
+        return tablefile.read(raw, path)
+    except DataError as exc:
         raise MonitorError(
-            f"monitor {spec.env}: the reference {spec.reference} is not a readable table: {exc}",
+            f"monitor {spec.env}: the reference {spec.reference} is not a readable table: "
+            f"{exc.message}",
             hint="a CSV with a header row, or a Parquet file",
         ) from exc
 

@@ -285,11 +285,9 @@ class Watch:
             scored = [[dict(zip(order, r, strict=True)).get(n) for n in names] for r in table]
         broken = None
         if self.schema is not None and times:
-            import pandas as pd
+            from conveyor.gates.rows import broken_values  # broken_rows' rules, no pandas
 
-            from conveyor.gates.schema import broken_rows
-
-            broken = broken_rows(pd.DataFrame(columns), self.schema).tolist()
+            broken = broken_values(columns, self.schema)
         confidence = None
         scorer = self.scorer(version) if self.spec.estimate else None
         if scorer is not None and scored:
@@ -702,14 +700,29 @@ def _flat(outputs: Any, rows: int) -> list[Any] | None:
 def _confidence(scorer: Callable[[Any], Any], rows: list[list[Any]], names: tuple[str, ...]) -> Any:
     """Each row's top class probability, by the version's own model (None where it failed)."""
     import numpy as np
-    import pandas as pd
 
     try:
-        probabilities = np.asarray(scorer(pd.DataFrame(rows, columns=list(names))), dtype=float)
+        probabilities = np.asarray(scorer(_model_input(rows, names)), dtype=float)
         return probabilities.max(axis=1).tolist()
     except Exception as exc:  # a row the model refuses: no estimate for this batch
         log.debug("monitor: rows not scored for the estimate: %s", exc)
         return None
+
+
+def _model_input(rows: list[list[Any]], names: tuple[str, ...]) -> Any:
+    """The rows as the model is given them: a DataFrame where pandas is installed (a model that
+    takes a table needs one; its signature converts it otherwise), else an array (an install
+    without pandas never loads a model that takes a table: its estimate is skipped, logged)."""
+    import numpy as np
+
+    try:
+        import pandas as pd
+    except ImportError:
+        try:
+            return np.array(rows, dtype=np.float64)  # None is NaN
+        except (TypeError, ValueError):  # text among the values
+            return np.array(rows, dtype=object)
+    return pd.DataFrame(rows, columns=list(names))
 
 
 def _schema(root: Path, spec: Monitor) -> Any:
