@@ -566,3 +566,29 @@ def test_rows_of_another_width_count_their_features_as_missing(project: Project)
     assert window.features is not None
     assert window.features.features["x1"].count == WINDOW  # the first values are x1, x2
     assert window.features.features["x3"].nulls == WINDOW
+
+
+def test_old_windows_go_as_retention_says_and_the_state_stays_bounded(project: Project) -> None:
+    text = (project.root / "conveyor.yaml").read_text()
+    (project.root / "conveyor.yaml").write_text(
+        text.replace("    interval: 1s\n", "    interval: 1s\n    retention: 3\n")
+    )
+    watch = project.watch()
+    project.serve(WINDOW * 6)
+    done = watch.tick()
+    assert len(done.closed) == 6
+    folder = project.root / ".conveyor" / "monitor" / "production" / "windows" / "1"
+    assert sorted(int(p.stem) for p in folder.glob("*.json")) == [3, 4, 5]
+    assert [w.key for w, _ in watch.windows_of("1")] == ["1:3", "1:4", "1:5"]
+    state = orjson.loads((folder.parents[1] / "state.json").read_bytes())
+    assert [n for _, n in state["starts"]["1"]] == [3, 4, 5]
+    # labels of every window come: those of removed windows count in none
+    project.label()
+    by_window = watch.quality_by_window("1")
+    assert sorted(by_window) == ["1:3", "1:4", "1:5"]
+    assert all(q.labelled == WINDOW for q in by_window.values())
+    # a monitor started again keeps to the same three, and closes the next one after them
+    again = project.watch()
+    project.serve(WINDOW)
+    assert [w.key for w in again.tick().closed] == ["1:6"]
+    assert sorted(int(p.stem) for p in folder.glob("*.json")) == [4, 5, 6]

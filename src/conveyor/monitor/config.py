@@ -11,6 +11,7 @@ and what to do when it goes wrong.
         quality: {metric: accuracy, min: 0.9, slice_by: size, min_labels: 200}
         estimate: true                        # label-free accuracy until labels come
         schema: schema.yaml                   # the data gate's schema: violations per window
+        retention: 1000                       # closed windows kept per version
         alerts:
           - {name: drift, when: "drift.share > 0.5", for: 2 windows, severity: warning,
              notify: [ops]}
@@ -113,6 +114,7 @@ class Monitor:
     notify: dict[str, Receiver] = field(default_factory=dict)
     cooldown: float = 3600.0  # between two retrains
     interval: float = 10.0  # seconds between two looks at the log
+    retention: int = 1000  # closed windows kept per version (files, and the label's places)
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -249,6 +251,7 @@ def _schema() -> Any:
                         )
                     )
                 ),
+                "retention": f(count, 1000),
                 "estimate": f(cs.bool_schema(strict=True), False),
                 "schema": f(cs.nullable_schema(text)),
                 "alerts": f(cs.list_schema(alert), []),
@@ -373,6 +376,7 @@ class _Reader:
             cooldown=self.seconds(spec["retrain"]["cooldown"], ("retrain", "cooldown"),
                                   positive=False),
             interval=self.seconds(spec["interval"], ("interval",), positive=True),
+            retention=spec["retention"],
         )  # fmt: skip
         return None if self.failed else made
 

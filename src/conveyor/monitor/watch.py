@@ -134,6 +134,7 @@ class Watch:
         self.alerts: dict[str, rules.AlertState] = {r.name: rules.AlertState() for r in spec.alerts}
         self._log = segments.Tail(predlog.model_folder(predictions, model))
         self._starts: dict[str, list[tuple[float, int]]] = {}  # row windows: version -> starts
+        self._kept: dict[str, list[int]] = {}  # version -> its closed windows' numbers, sorted
         self.last: list[Check] = []  # the checks of the last tick
         self._restore()
         from conveyor.monitor.joiner import Joiner
@@ -337,6 +338,8 @@ class Watch:
         if not starts:
             return None
         at = bisect.bisect_right(starts, (ts, math.inf)) - 1
+        if at < 0 and starts[0][1] > 0:  # a window no longer kept (retention)
+            return None
         return f"{version}:{starts[max(at, 0)][1]}"
 
     # -- windows --------------------------------------------------------------------------
@@ -399,14 +402,46 @@ class Watch:
         path.parent.mkdir(parents=True, exist_ok=True)
         body = {"window": window.to_json(), "checks": [c.to_json() for c in checks]}
         write_bytes(path, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY))
-        self._starts.setdefault(window.version, []).append((window.first, window.number))
-        self._starts[window.version].sort()
+        starts = self._starts.setdefault(window.version, [])
+        if (window.first, window.number) not in starts[-3:]:  # closed again after a restart
+            bisect.insort(starts, (window.first, window.number))
+        kept = self._numbers(window.version)
+        if window.number not in kept[-3:]:
+            bisect.insort(kept, window.number)
+        self._retain(window.version)
+
+    def _retain(self, version: str) -> None:
+        """Keep ``retention`` windows of ``version``: the oldest files are removed, and the
+        starts a late label is placed by (one that comes for a window removed counts in none):
+        a look's cost and the state's size stay bounded however long it runs."""
+        kept, keep = self._numbers(version), self.spec.retention
+        if len(kept) > keep:
+            folder = self.folder / "windows" / _safe(version)
+            for number in kept[:-keep]:
+                try:
+                    (folder / f"{number}.json").unlink(missing_ok=True)
+                except OSError as exc:  # tried again at the next window
+                    log.warning("monitor %s: old window not removed: %s", self.spec.env, exc)
+                    return
+            del kept[:-keep]
+        starts = self._starts.get(version)
+        if starts is not None and len(starts) > keep:
+            del starts[:-keep]
+
+    def _numbers(self, version: str) -> list[int]:
+        """The numbers of ``version``'s closed windows kept, oldest first: read from the folder
+        once, then kept up to date as windows close (no listing of the folder per look)."""
+        kept = self._kept.get(version)
+        if kept is None:
+            found = (self.folder / "windows" / _safe(version)).glob("*.json")
+            kept = self._kept[version] = sorted(int(p.stem) for p in found if p.stem.isdigit())
+        return kept
 
     def _closed(self, version: str | None) -> list[Path]:
         if version is None:
             return []
-        found = (self.folder / "windows" / _safe(version)).glob("*.json")
-        return sorted(found, key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+        folder = self.folder / "windows" / _safe(version)
+        return [folder / f"{number}.json" for number in self._numbers(version)]
 
     def windows_of(self, version: str) -> list[tuple[Window, list[Check]]]:
         """Every closed window of ``version`` kept, oldest first, with its checks."""
@@ -484,7 +519,7 @@ class Watch:
             return stable[0]
         versions = [p.name for p in (self.folder / "windows").glob("*") if p.is_dir()]
         versions += list(self.windows.open)
-        return max(versions, key=lambda v: len(self._closed(v)), default=None)
+        return max(versions, key=lambda v: len(self._numbers(v)), default=None)
 
     # -- alerts ---------------------------------------------------------------------------
 
