@@ -86,6 +86,13 @@ RUN_ARGS = (
     arg("--no-run-cache", action="store_true", help="run even what the run-cache could restore"),
     arg("-n", "--name", default="", help="a name for the tracked run"),
     arg(
+        "--executor",
+        default="",
+        metavar="KIND",
+        help="where stages run: local, ray (a local Ray, or $RAY_ADDRESS), or ray://HOST:PORT "
+        "(default: conveyor.yaml's executor:, else local)",
+    ),
+    arg(
         "-S",
         "--set-param",
         dest="overrides",
@@ -125,6 +132,7 @@ def run_pipeline(opts: Namespace) -> int:
         opts.keep_going,
         not opts.no_run_cache,
         opts.jobs,
+        getattr(opts, "executor", ""),
     )
     with writing("conveyor run") as ws:
         pipeline = load_pipeline(ws, opts.overrides)

@@ -55,10 +55,16 @@ def open_remote(ws: Workspace, name: str | None = None, *, jobs: int | None = No
     ``jobs`` bounds the parallel requests the remote makes on its own (existence checks).
     """
     spec = resolve(ws.config, ws.root, name)
+    return open_spec(spec, jobs=jobs or ws.jobs)
+
+
+def open_spec(spec: RemoteSpec, *, jobs: int) -> Remote:
+    """The remote ``spec`` describes, with the backend its URL needs (a Ray worker opens the
+    driver's remote this way: it has the spec, not the project's config)."""
     if spec.protocol == "file":
         from conveyor.data.remote_local import LocalRemote
 
-        return LocalRemote(spec, jobs=jobs or ws.jobs)
+        return LocalRemote(spec, jobs=jobs)
     from conveyor.data.remote_fsspec import FsspecRemote
 
-    return FsspecRemote(spec, jobs=jobs or ws.jobs)
+    return FsspecRemote(spec, jobs=jobs)

@@ -49,6 +49,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol, TextIO
 
+from conveyor.pipeline.stage import Meta, Stage
+
 TAIL_LINES = 20
 CANNOT_START = 127  # what sh itself returns for a command it cannot find
 # Run as a script with -I -S: no site-packages to scan, so it starts in a few milliseconds.
@@ -61,6 +63,11 @@ class Job(NamedTuple):
     cwd: Path
     env: Mapping[str, str]
     log: Path
+    # For an executor that runs the stage elsewhere (Ray): the stage as declared, and what its
+    # working copy needs checked out there by hash (deps, and persistent outs as they are now).
+    # The local pool needs neither.
+    definition: Stage | None = None
+    inputs: tuple[tuple[str, Meta], ...] = ()
 
 
 class Outcome(NamedTuple):
@@ -68,6 +75,9 @@ class Outcome(NamedTuple):
     code: int
     duration: float
     tail: str
+    # None: the outs are in the workspace, to be stored (the local pool). Otherwise the stage
+    # ran elsewhere and these are its outs, already in the object cache, to be checked out.
+    outs: dict[str, Meta] | None = None
 
 
 class Sink(Protocol):

@@ -145,6 +145,27 @@ def commit(ws: Workspace, outs: tuple[Out, ...]) -> dict[str, Meta]:
     return metas
 
 
+def adopt(ws: Workspace, outs: tuple[Out, ...], metas: dict[str, Meta]) -> dict[str, Meta]:
+    """Outs a stage wrote elsewhere (on a Ray worker), whose objects the cache holds now:
+    checked out into the workspace as :func:`commit` would have left them; their metas."""
+    missing = [o.path for o in outs if o.path not in metas]
+    if missing:
+        raise PipelineError(
+            f"the command succeeded but did not write {', '.join(missing)}",
+            hint="make the command write every declared out, or remove it from 'outs'",
+        )
+    chosen = {o.path: metas[o.path] for o in outs}
+    for out in outs:
+        remove(ws.root / out.path)  # a persistent one came back grown from the worker
+    restore(ws, chosen)
+    from conveyor.data.add import ignore
+
+    for out in outs:
+        if out.cache:
+            ignore(ws.root / out.path)
+    return chosen
+
+
 def restore(ws: Workspace, metas: dict[str, Meta], *, link_types: list[str] | None = None) -> None:
     """Write outs from the cache into the workspace (what differs only)."""
     from conveyor.data.checkout import checkout  # the runner's path only: status never loads it

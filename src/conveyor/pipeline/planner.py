@@ -26,6 +26,7 @@ class Options(NamedTuple):
     keep_going: bool = False
     run_cache: bool = True
     jobs: int = 0  # 0: one per core
+    executor: str = ""  # --executor: local, ray, ray://HOST:PORT ("": conveyor.yaml's executor:)
 
 
 def select(pipeline: Pipeline, opts: Options) -> list[str]:
