@@ -55,6 +55,7 @@ TAIL_LINES = 20
 CANNOT_START = 127  # what sh itself returns for a command it cannot find
 # Run as a script with -I -S: no site-packages to scan, so it starts in a few milliseconds.
 _SUPERVISOR = (sys.executable, "-I", "-S", str(Path(__file__).with_name("supervise.py")))
+_DETACH = (sys.executable, "-I", "-S", str(Path(__file__).with_name("detach.py")))
 
 
 class Job(NamedTuple):
@@ -122,7 +123,9 @@ class _Output:
 class LocalPool:
     """Runs jobs in worker threads, at most ``jobs`` at once, FIFO; see the module docstring."""
 
-    def __init__(self, jobs: int, sink: Sink) -> None:
+    def __init__(self, jobs: int, sink: Sink, *, detach: bool = False) -> None:
+        """``detach``: start each supervisor through :mod:`conveyor.pipeline.detach`, for a
+        host process whose children may be SIGKILLed with it (a Ray worker)."""
         if jobs < 1:
             raise ValueError(f"LocalPool needs jobs >= 1, got {jobs}")
         self._jobs = jobs
@@ -135,6 +138,7 @@ class LocalPool:
         self._workers = 0
         self._pending = 0  # submitted, not dropped, and not yet returned by wait()
         self._stopped = False
+        self._launcher = (*_DETACH, *_SUPERVISOR) if detach else _SUPERVISOR
 
     @property
     def busy(self) -> int:
@@ -254,7 +258,7 @@ class LocalPool:
                 return -signal.SIGTERM.value, f"stopped before {command!r}"
             try:
                 proc = subprocess.Popen(
-                    [*_SUPERVISOR, "/bin/sh", "-c", command],
+                    [*self._launcher, "/bin/sh", "-c", command],
                     cwd=job.cwd,
                     env=dict(job.env),
                     stdin=subprocess.PIPE,  # its end closing tells the supervisor we are gone

@@ -21,7 +21,6 @@ ExecutorSpec(type='ray', address='ray://head:10001', remote='', max_retries=3)
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,12 +127,15 @@ def open_executor(ws: Workspace, spec: ExecutorSpec, jobs: int, sink: Sink) -> E
 
     if spec.type == "local":
         return LocalPool(jobs or os.cpu_count() or 1, sink)
-    if importlib.util.find_spec("ray") is None:
+    try:
+        from conveyor.pipeline.ray_executor import RayExecutor
+    except ImportError as exc:
+        if exc.name != "ray" and not (exc.name or "").startswith("ray."):
+            raise
         raise PipelineError(
             "the Ray executor needs Ray, which is not installed",
             hint=f"pip install 'conveyor[{EXTRA}]' (or run with --executor local)",
-        )
-    from conveyor.pipeline.ray_executor import RayExecutor
+        ) from None
 
     return RayExecutor(
         ws,

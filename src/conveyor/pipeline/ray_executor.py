@@ -32,6 +32,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -65,7 +66,9 @@ class Relay:
         return items
 
 
-_Relay: Any = ray.remote(num_cpus=0)(Relay)
+# A relay whose node is lost comes back (empty) elsewhere: lines in flight are lost, the run
+# goes on.
+_Relay: Any = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(Relay)
 
 
 class _RelaySink:
@@ -228,12 +231,13 @@ class RayExecutor:
     def _init_ray(self) -> None:
         address = self.address or None  # None: $RAY_ADDRESS, else a local Ray
         try:
-            ray.init(
-                address=address,
-                log_to_driver=False,  # stage output comes through the relay, with its prefix
-                include_dashboard=False,
-                logging_level=logging.ERROR,  # not its notes on a local cluster it starts
-            )
+            with _signals_kept():
+                ray.init(
+                    address=address,
+                    log_to_driver=False,  # stage output comes through the relay, with its prefix
+                    include_dashboard=False,
+                    logging_level=logging.ERROR,  # not its notes on a local cluster it starts
+                )
         except Exception as exc:  # ConnectionError, RuntimeError, grpc's: all mean "not there"
             where = address or "a local Ray (or $RAY_ADDRESS)"
             raise PipelineError(
@@ -298,7 +302,10 @@ class RayExecutor:
     def _relay_lines(self) -> None:
         if self._relay is None:
             return
-        items = ray.get(self._relay.take.remote())
+        try:
+            items = ray.get(self._relay.take.remote(), timeout=30)
+        except ray_errors.RayError:  # its node is lost and it is coming back elsewhere
+            return
         by_stage = {r.job.stage: r for r in self._running.values()}
         for stage, kind, text, err in items:
             running = by_stage.get(stage)
@@ -316,6 +323,22 @@ class RayExecutor:
             self.sink.line(stage, text, err)
             if running is not None:
                 _write(running.log, text)
+
+
+@contextlib.contextmanager
+def _signals_kept() -> Iterator[None]:
+    """Ray's start installs handlers of its own for SIGTERM and SIGINT (log, then exit 1); the
+    run's (stop every stage, exit 130) are put back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _on_this_node() -> dict[str, Any]:

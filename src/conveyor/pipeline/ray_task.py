@@ -228,7 +228,7 @@ def run_task(spec: TaskSpec, base: Path, node: str, sink: Sink) -> TaskResult:
         except ConveyorError as exc:
             return failed(CANNOT_START, exc)
         env = stage_env(os.environ, spec, copy)
-        pool = LocalPool(1, sink)
+        pool = LocalPool(1, sink, detach=True)  # Ray SIGKILLs a dead worker's children
         try:
             pool.submit(Job(spec.stage, spec.commands, copy / spec.wdir, env, log))
             (done,) = pool.wait()
