@@ -31,8 +31,8 @@ def main(argv: list[str]) -> int:
         os.dup2(null, fd)
     os.close(null)
     # Signals for the stage reach the supervisor through the process group, not through us.
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
+    for ignored in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(ignored, signal.SIG_IGN)
     _, status = os.waitpid(child, 0)
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
