@@ -217,6 +217,7 @@ def run_task(spec: TaskSpec, base: Path, node: str, sink: Sink) -> TaskResult:
 
     def failed(code: int, exc: ConveyorError) -> TaskResult:
         reason = exc.message + (f"\n  hint: {exc.hint}" if exc.hint else "")
+        reason = reason.replace(copy_rel + "/", "")  # paths as the project names them
         sink.line(spec.stage, reason, True)
         return TaskResult(spec.stage, code, time.monotonic() - start, reason, node=node)
 
