@@ -9,6 +9,7 @@ find the cluster through $RAY_ADDRESS.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -271,3 +272,43 @@ def test_a_lost_node_runs_the_stage_again_elsewhere_and_the_lock_is_right(
     entries = lock_mod.load(pipe.root)
     assert set(entries) == {"prepare", "left", "right", "join"}
     assert "No stale stages." in pipe.ok("status")
+
+
+TUNED = """\
+stages:
+  score:
+    cmd: >-
+      echo "{\\"score\\": ${train.x}}" > score.json && echo "x=${train.x}" > model.txt
+    params: [train.x]
+    outs: [model.txt]
+    metrics: [score.json]
+tune:
+  objective: {metric: score.score, direction: minimize}
+  space:
+    train.x: {type: int, low: 1, high: 9}
+  trials: 2
+  jobs: 2
+  sampler: random
+"""
+
+
+def test_tuning_trials_run_as_ray_tasks_and_come_back_as_runs(pipe: Project) -> None:
+    pipe.write("params.yaml", "train:\n  x: 5\n")
+    pipe.write("conveyor.yaml", TUNED)
+    pipe.ok("run")
+    pipe.git("add", "-A")
+    pipe.git("commit", "-qm", "base")
+    out = pipe.ok("tune", "--executor", "ray")
+    assert "on Ray" in out and "2 of 2 trial(s) complete" in out, out
+    assert pipe.git("status", "--porcelain") == ""  # trials ran on the workers
+    # Each trial's run record came back to this project's store, with its own params.
+    runs = json.loads(pipe.ok("runs", "list", "--json", "--filter", "tags.study = proj"))
+    assert len(runs) == 2 and {r["kind"] for r in runs} == {"trial"}
+    for r in runs:
+        assert r["metrics"]["score.score"] == r["params"]["train.x"]
+    # So did their run-cache entries and outs: the best trial is restored, not run again.
+    pipe.ok("tune", "show", "--apply")
+    again = pipe.ok("run")
+    assert "score restored from run-cache" in again, again
+    best = min(r["params"]["train.x"] for r in runs)
+    assert (pipe.root / "model.txt").read_text() == f"x={best}\n"

@@ -147,4 +147,18 @@ def open_executor(ws: Workspace, spec: ExecutorSpec, jobs: int, sink: Sink) -> E
     )
 
 
+def ray_module() -> Any:
+    """:mod:`conveyor.pipeline.ray_executor`, or an error saying which extra installs Ray."""
+    try:
+        from conveyor.pipeline import ray_executor
+    except ImportError as exc:
+        if exc.name != "ray" and not (exc.name or "").startswith("ray."):
+            raise
+        raise PipelineError(
+            "the Ray executor needs Ray, which is not installed",
+            hint=f"pip install 'conveyor[{EXTRA}]' (or run with --executor local)",
+        ) from None
+    return ray_executor
+
+
 project.register(SECTION, parse, owner=__package__ or "")

@@ -94,6 +94,11 @@ def pointer(root: Path, rel: str, meta: Meta) -> Pointer:
     return Pointer(file, path.name, meta.oid, meta.is_tree, meta.size, meta.nfiles)
 
 
+def pointer_meta(ptr: Pointer) -> Meta:
+    """What a pointer names, as a dep or out's meta."""
+    return Meta(ptr.oid + (".tree" if ptr.is_tree else ""), ptr.size, ptr.nfiles)
+
+
 def clear(root: Path, outs: tuple[Out, ...]) -> None:
     """Remove non-persistent outs before a stage runs; make the folders outs are written in."""
     for out in outs:

@@ -44,7 +44,7 @@ from conveyor.data.remote import Remote, RemoteSpec
 from conveyor.data.remotes import open_spec, resolve
 from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import ConfigError, ConveyorError, PipelineError
-from conveyor.pipeline import ray_task
+from conveyor.pipeline import ray_task, ray_trial
 from conveyor.pipeline.executor import Job, Outcome, Sink
 from conveyor.pipeline.stage import Meta
 
@@ -212,40 +212,15 @@ class RayExecutor:
     def _connect(self) -> None:
         if self._connected:
             return
-        try:
-            remote_spec = resolve(self.ws.config, self.ws.root, self.remote or None)
-        except ConfigError as exc:
-            raise ConfigError(
-                f"the Ray executor moves stage data through a remote: {exc.message}",
-                hint=exc.hint,
-            ) from None
+        self._remote_spec = remote_of(self.ws, self.remote)
         if not ray.is_initialized():
-            self._init_ray()
+            init_ray(self.address)
+            self._owns_ray = True
         self._relay = _Relay.options(**_on_this_node()).remote()
-        self._remote_spec = remote_spec
-        self._remote = open_spec(remote_spec, jobs=self.ws.jobs)
+        self._remote = open_spec(self._remote_spec, jobs=self.ws.jobs)
         self._code = ray_task.snapshot(self.ws)
         ray_task.ship(self.ws, self._remote, {"": self._code}, self._on_remote)
         self._connected = True
-
-    def _init_ray(self) -> None:
-        address = self.address or None  # None: $RAY_ADDRESS, else a local Ray
-        try:
-            with _signals_kept():
-                ray.init(
-                    address=address,
-                    log_to_driver=False,  # stage output comes through the relay, with its prefix
-                    include_dashboard=False,
-                    logging_level=logging.ERROR,  # not its notes on a local cluster it starts
-                )
-        except Exception as exc:  # ConnectionError, RuntimeError, grpc's: all mean "not there"
-            where = address or "a local Ray (or $RAY_ADDRESS)"
-            raise PipelineError(
-                f"cannot start or reach Ray at {where}: {exc}",
-                hint="check the address (ray://HOST:10001, the cluster's client port), or run "
-                "with --executor local",
-            ) from exc
-        self._owns_ray = True
 
     # -- one stage -------------------------------------------------------------------------
 
@@ -323,6 +298,136 @@ class RayExecutor:
             self.sink.line(stage, text, err)
             if running is not None:
                 _write(running.log, text)
+
+
+@ray.remote
+def _trial_task(spec: ray_trial.TrialSpec) -> ray_trial.TrialResult:
+    node = ray.get_runtime_context().get_node_id()
+    return ray_trial.run_trial(spec, ray_task.workdir(), node)
+
+
+class TrialPool:
+    """Tuning trials as Ray tasks (:mod:`conveyor.pipeline.ray_trial`), for a search whose
+    asking and telling stay with the caller. ``start`` ships the code and data once; ``submit``
+    starts a trial; ``wait`` returns the trials that ended, each with its result or the reason
+    it has none; ``stop`` cancels the rest (their processes are killed) and fetches nothing."""
+
+    def __init__(
+        self, ws: Workspace, *, address: str = "", remote: str = "", max_retries: int = 3
+    ) -> None:
+        self.ws = ws
+        self.address = address
+        self.max_retries = max_retries
+        self._remote_spec = remote_of(ws, remote)
+        self._remote = open_spec(self._remote_spec, jobs=ws.jobs)
+        self._owns_ray = False
+        self._running: dict[Any, int] = {}  # ObjectRef -> trial number
+        self._code: Meta | None = None
+        self._data: tuple[tuple[str, Meta], ...] = ()
+
+    def start(self, data: dict[str, Meta]) -> None:
+        """Connect, and push the code snapshot and ``data`` (path -> meta) to the remote."""
+        if not ray.is_initialized():
+            init_ray(self.address)
+            self._owns_ray = True
+        self._code = ray_task.snapshot(self.ws)
+        ray_task.ship(self.ws, self._remote, {"": self._code, **data}, set())
+        self._data = tuple(sorted(data.items()))
+
+    def submit(self, number: int, args: list[str], env: dict[str, str]) -> None:
+        assert self._code is not None, "start() first"
+        spec = ray_trial.TrialSpec(
+            number,
+            tuple(args),
+            tuple(sorted(env.items())),
+            self._code,
+            self._data,
+            self._remote_spec,
+        )
+        ref = _trial_task.options(num_cpus=1, max_retries=self.max_retries).remote(spec)
+        self._running[ref] = number
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    def wait(self) -> list[tuple[int, ray_trial.TrialResult | str]]:
+        """The trials that ended (at least one, while any runs)."""
+        if not self._running:
+            return []
+        ready, _ = ray.wait(list(self._running), num_returns=1)
+        ended: list[tuple[int, ray_trial.TrialResult | str]] = []
+        for ref in ready:
+            number = self._running.pop(ref)
+            try:
+                result: ray_trial.TrialResult = ray.get(ref)
+            except ray_errors.RayError as exc:
+                ended.append((number, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"))
+                continue
+            ray_task.keep_records(self.ws, result.records)
+            try:
+                keep_runs(self.ws, self._remote, result.runs)
+            except ConveyorError as exc:  # the trial counts; its outs are not restorable
+                ended.append((number, result))
+                logging.getLogger(__name__).warning("trial %d: %s", number, exc.message)
+                continue
+            ended.append((number, result))
+        return ended
+
+    def stop(self) -> None:
+        refs = list(self._running)
+        for ref in refs:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        if refs:
+            with contextlib.suppress(Exception):
+                ray.wait(refs, num_returns=len(refs), timeout=10)
+        self._running.clear()
+        if self._owns_ray:
+            ray.shutdown()
+            self._owns_ray = False
+
+
+def keep_runs(
+    ws: Workspace, remote: Remote, runs: tuple[tuple[str, tuple[tuple[str, Meta], ...]], ...]
+) -> None:
+    """A trial's run-cache entries, kept here once their outs are in the cache."""
+    from conveyor.pipeline.runcache import FolderRunCache
+
+    cache = FolderRunCache(ws.paths.cache / "runs")
+    for key, outs in runs:
+        metas = {f"{key[:8]}/{path}": meta for path, meta in outs}
+        ray_task.fetch_outs(ws, remote, metas)
+        cache.put(key, dict(outs))
+
+
+def remote_of(ws: Workspace, name: str) -> RemoteSpec:
+    """The remote data travels through: ``name``, else the default one."""
+    try:
+        return resolve(ws.config, ws.root, name or None)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"the Ray executor moves data through a remote: {exc.message}", hint=exc.hint
+        ) from None
+
+
+def init_ray(address: str) -> None:
+    """Connect to Ray at ``address`` ("": $RAY_ADDRESS, else start a local Ray)."""
+    try:
+        with _signals_kept():
+            ray.init(
+                address=address or None,
+                log_to_driver=False,  # stage output comes through the relay, with its prefix
+                include_dashboard=False,
+                logging_level=logging.ERROR,  # not its notes on a local cluster it starts
+            )
+    except Exception as exc:  # ConnectionError, RuntimeError, grpc's: all mean "not there"
+        where = address or "a local Ray (or $RAY_ADDRESS)"
+        raise PipelineError(
+            f"cannot start or reach Ray at {where}: {exc}",
+            hint="check the address (ray://HOST:10001, the cluster's client port), or run "
+            "with --executor local",
+        ) from exc
 
 
 @contextlib.contextmanager

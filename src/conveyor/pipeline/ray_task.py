@@ -210,7 +210,7 @@ def run_task(spec: TaskSpec, base: Path, node: str, sink: Sink) -> TaskResult:
     start = time.monotonic()
     root = base / f"node-{node[:16] or 'local'}"
     (root / CONTROL_DIR).mkdir(parents=True, exist_ok=True)
-    _remove_dead_copies(root / "work")
+    remove_dead_copies(root / "work")
     copy_rel = f"work/{os.getpid()}-{spec.stage}-{secrets.token_hex(3)}"
     copy = root / copy_rel
     log = root / "work" / f"{copy.name}.log"
@@ -235,7 +235,7 @@ def run_task(spec: TaskSpec, base: Path, node: str, sink: Sink) -> TaskResult:
             (done,) = pool.wait()
         finally:
             pool.stop()
-        records = _records(copy)
+        records = spooled(copy)
         if done.code != 0:
             return TaskResult(spec.stage, done.code, done.duration, done.tail, None, node, records)
         try:
@@ -288,7 +288,7 @@ def _store_outs(
     return tuple(sorted((rel.removeprefix(prefix), meta) for rel, meta in metas.items()))
 
 
-def _records(copy: Path) -> tuple[tuple[str, bytes], ...]:
+def spooled(copy: Path) -> tuple[tuple[str, bytes], ...]:
     folder = copy / CONTROL_DIR / "spool"
     try:
         names = sorted(n for n in os.listdir(folder) if n.endswith(".jsonl"))
@@ -297,7 +297,7 @@ def _records(copy: Path) -> tuple[tuple[str, bytes], ...]:
     return tuple((n, (folder / n).read_bytes()) for n in names)
 
 
-def _remove_dead_copies(work: Path) -> None:
+def remove_dead_copies(work: Path) -> None:
     """Working copies whose worker process died (a cancelled or lost task) are removed."""
     try:
         entries = list(os.scandir(work))
