@@ -180,9 +180,12 @@ def _wait_for(check: Any, seconds: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_a_cancelled_run_kills_the_stage_processes_on_the_workers(
-    pipe: Project, cluster: Any, tmp_path: Path
+    pipe: Project, cluster: Any, tmp_path: Path, signum: signal.Signals
 ) -> None:
+    """SIGTERM (or Ctrl-C): the run cancels its tasks. SIGKILL (how CI cancels a job): Ray
+    stops the dead driver's workers. Either way the supervisor kills the stage."""
     marks = tmp_path / "marks"
     marks.mkdir()
     # The stage and a child of it in the background beat into files outside every copy.
@@ -205,14 +208,15 @@ def test_a_cancelled_run_kills_the_stage_processes_on_the_workers(
     )
     try:
         _wait_for(lambda: (marks / "beat").exists(), 30, "the stage to start on a worker")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         output, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, output.decode()
+    expected = 130 if signum == signal.SIGTERM else -signal.SIGKILL
+    assert proc.returncode == expected, output.decode()
     pid = int((marks / "pid").read_text())
-    _wait_for(lambda: not _alive(pid), 10, f"the stage's shell ({pid}) to be killed")
+    _wait_for(lambda: not _alive(pid), 20, f"the stage's shell ({pid}) to be killed")
     for beat in ("beat", "child"):
         before = (marks / beat).read_text()
         time.sleep(0.5)
@@ -242,6 +246,9 @@ def test_a_lost_node_runs_the_stage_again_elsewhere_and_the_lock_is_right(
         "conveyor.yaml",
         FAN_OUT.replace("sleep 1 &&", "sleep 3 &&"),
     )
+    # A cancelled run's workers may hold their CPU a moment longer: both branches must be able
+    # to start at once, one on each node.
+    _wait_for(lambda: ray.available_resources().get("CPU") == 2, 30, "both nodes' CPUs free")
     proc = conveyor_process(
         "run",
         "--executor",
@@ -292,8 +299,11 @@ tune:
 """
 
 
+# Optuna's importance evaluator warns when two trials are too few to tell params apart; `tune
+# show` passes the warning on (the same with local trials).
+@pytest.mark.filterwarnings("ignore:Target and region quantiles:UserWarning")
 def test_tuning_trials_run_as_ray_tasks_and_come_back_as_runs(pipe: Project) -> None:
-    pipe.write("params.yaml", "train:\n  x: 5\n")
+    pipe.write("params.yaml", "train:\n  x: 10\n")  # no trial has it: each runs
     pipe.write("conveyor.yaml", TUNED)
     pipe.ok("run")
     pipe.git("add", "-A")
