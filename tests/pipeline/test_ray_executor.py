@@ -108,6 +108,12 @@ def pipe(project: Project, cluster: Any, tmp_path: Path) -> Project:
     return project
 
 
+def both_cpus_free() -> None:
+    """Both branches of the fan-out can start at once, one on each node (a cancelled run's
+    workers may hold their CPU a moment longer; a node's first worker takes a moment)."""
+    _wait_for(lambda: ray.available_resources().get("CPU") == 2, 30, "both nodes' CPUs free")
+
+
 def copies(cluster: Any) -> list[Path]:
     """Working copies that exist now, on every node."""
     return [p for p in cluster.nodes_base.glob("node-*/work/*") if p.is_dir()]
@@ -116,6 +122,7 @@ def copies(cluster: Any) -> list[Path]:
 def test_fan_out_runs_on_both_nodes_and_the_driver_writes_the_lock(
     pipe: Project, cluster: Any
 ) -> None:
+    both_cpus_free()
     started = time.monotonic()
     out = pipe.ok("run", "--executor", "ray")
     took = time.monotonic() - started
@@ -246,9 +253,7 @@ def test_a_lost_node_runs_the_stage_again_elsewhere_and_the_lock_is_right(
         "conveyor.yaml",
         FAN_OUT.replace("sleep 1 &&", "sleep 3 &&"),
     )
-    # A cancelled run's workers may hold their CPU a moment longer: both branches must be able
-    # to start at once, one on each node.
-    _wait_for(lambda: ray.available_resources().get("CPU") == 2, 30, "both nodes' CPUs free")
+    both_cpus_free()
     proc = conveyor_process(
         "run",
         "--executor",

@@ -31,6 +31,11 @@ closed its output (a daemon) is stopped then, so the stage's outs are not writte
         pool.stop()
 
 ``submit``, ``wait``, ``stop`` and ``busy`` are for one (the caller's) thread only.
+
+An executor that runs stages on other machines (:mod:`conveyor.pipeline.ray_executor`) uses the
+job's ``definition`` and ``inputs`` (what to check out there, by hash) and reports each success
+with ``Outcome.outs``: the outs' hashes, their objects already in this project's cache; the
+runner then checks them out instead of storing what the workspace holds.
 """
 
 from __future__ import annotations
