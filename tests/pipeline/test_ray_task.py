@@ -28,7 +28,7 @@ STAGE = Stage(
     resources=(("cpus", 2.0), ("gpus", 1.0), ("memory", 4e9)),
 )
 DATA = Meta("ab" * 32, 6, 1)
-CODE = Meta("cd" * 32 + ".tree", 100, 3)
+CODE = ray_task.Code(Meta("cd" * 32 + ".tree", 100, 3), (("data.cvy", b"hash: ..."),))
 
 
 class ListSink:
@@ -108,7 +108,7 @@ def spec_for(ws: Workspace, stage: Stage, inputs: dict[str, Meta], run: str = "r
     remote = open_remote(ws)
     known: set[str] = set()
     code = ray_task.snapshot(ws)
-    ray_task.ship(ws, remote, {"": code, **inputs}, known)
+    ray_task.ship(ws, remote, {"": code.tree, **inputs}, known)
     env = {"CONVEYOR_STAGE": stage.name, "CONVEYOR_RUN_ID": run}
     job = Job(stage.name, stage.cmd, ws.root, env, ws.root / "log", stage, tuple(inputs.items()))
     return ray_task.task_spec(job, run, code, resolve(ws.config, ws.root))
@@ -119,13 +119,17 @@ def test_a_worker_runs_the_stage_in_its_own_copy_and_pushes_its_outs(
 ) -> None:
     stage = Stage(
         "shout",
-        ("tr a-z A-Z < ../data.txt > loud.txt && python train.py && echo $SEED >&2",),
+        (
+            "test -f ../data.txt.cvy && tr a-z A-Z < ../data.txt > loud.txt && python train.py"
+            " && echo $SEED >&2",
+        ),
         wdir="src",
         deps=("data.txt", "src/train.py"),
         outs=(Out("src/loud.txt"), Out("src/made", persist=True)),
         env=(("SEED", "7"),),
     )
     driver.write("src/made/old.txt", "from before\n")
+    driver.ok("add", "data.txt")  # tracked data: its pointer goes with the code, as bytes
     with Workspace(driver.root) as ws:
         from conveyor.pipeline.outs import Observer
 

@@ -151,7 +151,7 @@ class RayExecutor:
         self._relay: Any = None
         self._remote: Remote | None = None
         self._remote_spec: RemoteSpec | None = None
-        self._code: Meta | None = None
+        self._code: ray_task.Code | None = None
         self._on_remote: set[str] = set()  # hashes known to be on the remote
         self._stopped = False
 
@@ -219,7 +219,7 @@ class RayExecutor:
         self._relay = _Relay.options(**_on_this_node()).remote()
         self._remote = open_spec(self._remote_spec, jobs=self.ws.jobs)
         self._code = ray_task.snapshot(self.ws)
-        ray_task.ship(self.ws, self._remote, {"": self._code}, self._on_remote)
+        ray_task.ship(self.ws, self._remote, {"": self._code.tree}, self._on_remote)
         self._connected = True
 
     # -- one stage -------------------------------------------------------------------------
@@ -322,7 +322,7 @@ class TrialPool:
         self._remote = open_spec(self._remote_spec, jobs=ws.jobs)
         self._owns_ray = False
         self._running: dict[Any, int] = {}  # ObjectRef -> trial number
-        self._code: Meta | None = None
+        self._code: ray_task.Code | None = None
         self._data: tuple[tuple[str, Meta], ...] = ()
 
     def start(self, data: dict[str, Meta]) -> None:
@@ -331,7 +331,7 @@ class TrialPool:
             init_ray(self.address)
             self._owns_ray = True
         self._code = ray_task.snapshot(self.ws)
-        ray_task.ship(self.ws, self._remote, {"": self._code, **data}, set())
+        ray_task.ship(self.ws, self._remote, {"": self._code.tree, **data}, set())
         self._data = tuple(sorted(data.items()))
 
     def submit(self, number: int, args: list[str], env: dict[str, str]) -> None:

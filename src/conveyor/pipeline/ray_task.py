@@ -6,7 +6,8 @@ it (Metaflow's pattern).
 
 - The driver ships the code once per run: :func:`snapshot` stores the files git tracks or would
   track (``git ls-files --cached --others --exclude-standard``: uncommitted edits included,
-  ignored files and ``.conveyor`` left out) as one tree object and pushes it. Before each stage
+  ignored files and ``.conveyor`` left out) as one tree object and pushes it (pointer files,
+  which a tree may not hold, go with each task as bytes). Before each stage
   :func:`ship` pushes the objects of its inputs (deps, and persistent outs) that the remote may
   lack.
 - The task (:class:`TaskSpec` in, :class:`TaskResult` out) runs :func:`run_task` on a worker: in
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.data import build, transfer
+from conveyor.data.pointer import SUFFIX
 from conveyor.data.remote import Remote, RemoteSpec
 from conveyor.data.remotes import open_spec
 from conveyor.data.tree import Entry, Tree
@@ -40,7 +42,7 @@ from conveyor.data.workspace import Workspace
 from conveyor.foundation import atomic, git
 from conveyor.foundation.errors import ConveyorError, PipelineError
 from conveyor.foundation.lock import alive
-from conveyor.foundation.paths import CONTROL_DIR
+from conveyor.foundation.paths import CONTROL_DIR, check_relative
 from conveyor.pipeline.executor import CANNOT_START, Job, LocalPool, Outcome, Sink
 from conveyor.pipeline.outs import clear, commit, pointer, restore
 from conveyor.pipeline.stage import Meta, Out
@@ -48,6 +50,15 @@ from conveyor.pipeline.stage import Meta, Out
 WORKDIR_ENV = "CONVEYOR_RAY_WORKDIR"  # on a worker node: where its copies and cache live
 _NOT_FORWARDED = ("CONVEYOR_ROOT", WORKDIR_ENV)  # the worker's own, not the driver's
 _CODE = "(the code of the project)"  # how a missing code object is named in messages
+
+
+@dataclass(frozen=True)
+class Code:
+    """The project's code as a worker gets it: a tree object on the remote, and the few files
+    a tree may not hold (pointer files, ``*.cvy``: checkout never writes one), as bytes."""
+
+    tree: Meta
+    files: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ class TaskSpec:
     commands: tuple[str, ...]
     wdir: str  # relative to the project root; "" is the root
     env: tuple[tuple[str, str], ...]  # the stage's env: and the run's CONVEYOR_* variables
-    code: Meta  # the code snapshot's tree
+    code: Code
     inputs: tuple[tuple[str, Meta], ...]  # checked out by hash before the command runs
     outs: tuple[Out, ...]
     remote: RemoteSpec
@@ -78,7 +89,7 @@ class TaskResult:
     records: tuple[tuple[str, bytes], ...] = ()  # spool files the stage's Python API wrote
 
 
-def task_spec(job: Job, run_id: str, code: Meta, remote: RemoteSpec) -> TaskSpec:
+def task_spec(job: Job, run_id: str, code: Code, remote: RemoteSpec) -> TaskSpec:
     """The task for ``job`` (which must carry its stage's definition)."""
     stage = job.definition
     if stage is None:
@@ -129,22 +140,37 @@ def stage_env(worker: Mapping[str, str], spec: TaskSpec, copy: Path) -> dict[str
 # -- the driver's side -----------------------------------------------------------------------
 
 
-def snapshot(ws: Workspace) -> Meta:
-    """The files git tracks or would track, stored in the cache as one tree (not pushed)."""
+def snapshot(ws: Workspace) -> Code:
+    """The files git tracks or would track: stored in the cache as one tree (not pushed), but
+    for pointer files, which travel as bytes."""
     listed = git.run(ws.root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     rels = sorted({r for r in listed.decode().split("\0") if r})
     entries: list[Entry] = []
+    files: list[tuple[str, bytes]] = []
     with ws.odb.batch() as batch:
         for rel in rels:
             path = ws.root / rel
             if rel.split("/")[0] == CONTROL_DIR or not path.is_file():
                 continue  # conveyor's own files, or deleted in the workspace
+            if rel.endswith(SUFFIX):
+                files.append((rel, path.read_bytes()))
+                continue
             built = build.scan(ws.root, path, ws.memo, store=batch)
             executable = bool(path.stat().st_mode & 0o100)
             entries.append(Entry(rel, built.oid, built.size, executable))
         tree = Tree.of(entries)
         oid = batch.add_bytes(tree.to_bytes())
-    return Meta(oid + ".tree", tree.size, len(entries))
+    return Code(Meta(oid + ".tree", tree.size, len(entries)), tuple(files))
+
+
+def check_out_code(ws: Workspace, code: Code, copy_rel: str) -> None:
+    """Write the code (its objects in ``ws``'s cache) into the folder ``copy_rel``."""
+    restore(ws, {copy_rel: code.tree})
+    for rel, data in code.files:
+        check_relative(rel, where="the code snapshot")
+        path = ws.root / copy_rel / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
 
 
 def ship(ws: Workspace, remote: Remote, metas: Mapping[str, Meta], known: set[str]) -> None:
@@ -253,7 +279,7 @@ def run_task(spec: TaskSpec, base: Path, node: str, sink: Sink) -> TaskResult:
 
 def _check_out(ws: Workspace, remote: Remote, spec: TaskSpec, copy_rel: str) -> None:
     """The code, then every input by hash, into the copy; the outs deleted."""
-    code = {copy_rel: spec.code}
+    code = {copy_rel: spec.code.tree}
     inputs = {f"{copy_rel}/{rel}": meta for rel, meta in spec.inputs}
     pointers = [pointer(ws.root, r, m) for r, m in (*code.items(), *sorted(inputs.items()))]
     result = transfer.fetch(ws, remote, pointers)
@@ -264,7 +290,7 @@ def _check_out(ws: Workspace, remote: Remote, spec: TaskSpec, copy_rel: str) -> 
             f"{problem.message.replace(copy_rel + '/', '').replace(copy_rel, _CODE)}",
             hint="push them (`conveyor push`), and check that every node reaches the remote",
         )
-    restore(ws, code)
+    check_out_code(ws, spec.code, copy_rel)
     restore(ws, inputs)
     (ws.root / copy_rel / CONTROL_DIR).mkdir(exist_ok=True)
     outs = tuple(o._replace(path=f"{copy_rel}/{o.path}") for o in spec.outs)

@@ -35,7 +35,7 @@ from conveyor.pipeline import definition
 from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline.executor import CANNOT_START
 from conveyor.pipeline.outs import pointer, restore
-from conveyor.pipeline.ray_task import remove_dead_copies, spooled
+from conveyor.pipeline.ray_task import Code, check_out_code, remove_dead_copies, spooled
 from conveyor.pipeline.stage import Meta
 
 _TAIL = 20  # lines of a failed trial's output kept
@@ -46,7 +46,7 @@ class TrialSpec:
     number: int
     args: tuple[str, ...]  # of python -m conveyor.pipeline: stages, --name, -S overrides
     env: tuple[tuple[str, str], ...]  # the run's tags and kind, the pruner's variables
-    code: Meta  # the code snapshot's tree
+    code: Code
     data: tuple[tuple[str, Meta], ...]  # pointers' data and the lock's outs, by path
     remote: RemoteSpec
 
@@ -102,13 +102,13 @@ def run_trial(spec: TrialSpec, base: Path, node: str) -> TrialResult:
 
 
 def _check_out(ws: Workspace, remote: Any, spec: TrialSpec, copy_rel: str) -> None:
-    code = {copy_rel: spec.code}
+    code = {copy_rel: spec.code.tree}
     data = {f"{copy_rel}/{rel}": meta for rel, meta in spec.data}
     pointers = [pointer(ws.root, r, m) for r, m in (*code.items(), *sorted(data.items()))]
     problem = transfer.fetch(ws, remote, pointers).error()
     if problem is not None:
         raise PipelineError(f"the trial's code and data could not be fetched: {problem.message}")
-    restore(ws, code)
+    check_out_code(ws, spec.code, copy_rel)
     restore(ws, data)
 
 
