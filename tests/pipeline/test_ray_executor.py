@@ -291,6 +291,7 @@ stages:
   score:
     cmd: >-
       echo "{\\"score\\": ${train.x}}" > score.json && echo "x=${train.x}" > model.txt
+    deps: [data.txt]
     params: [train.x]
     outs: [model.txt]
     metrics: [score.json]
@@ -310,6 +311,7 @@ tune:
 def test_tuning_trials_run_as_ray_tasks_and_come_back_as_runs(pipe: Project) -> None:
     pipe.write("params.yaml", "train:\n  x: 10\n")  # no trial has it: each runs
     pipe.write("conveyor.yaml", TUNED)
+    pipe.ok("add", "data.txt")  # tracked data: a trial's copy checks it out by its pointer
     pipe.ok("run")
     pipe.git("add", "-A")
     pipe.git("commit", "-qm", "base")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.data import transfer
+from conveyor.data.hashing import object_path
 from conveyor.data.remote import RemoteSpec
 from conveyor.data.remotes import open_spec
 from conveyor.data.workspace import Workspace
@@ -110,6 +111,16 @@ def _check_out(ws: Workspace, remote: Any, spec: TrialSpec, copy_rel: str) -> No
         raise PipelineError(f"the trial's code and data could not be fetched: {problem.message}")
     check_out_code(ws, spec.code, copy_rel)
     restore(ws, data)
+    # The pipeline in the copy checks its data against its own cache: the objects go there too
+    # (hard links into the node's cache: the same immutable files).
+    target = ws.root / copy_rel / CONTROL_DIR / "cache" / "objects"
+    for oid in sorted(transfer.collect(ws, pointers[1:]).all()):
+        dest = target / object_path(oid)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(ws.odb.path(oid), dest)
+        except OSError:
+            shutil.copy2(ws.odb.path(oid), dest)
 
 
 def _push_runs(copy: Path, remote: Any) -> tuple[tuple[str, tuple[tuple[str, Meta], ...]], ...]:
