@@ -12,10 +12,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The orchestrators the export tests run (tests/pipeline/orchestrators.py): each in a venv of its
+# own, as they pin packages older than the project's (Airflow: fastapi; kfp: protobuf, requests).
+TOOLS := .venv-tools
+AIRFLOW := apache-airflow==3.3.2 apache-airflow-providers-cncf-kubernetes==10.25.0
+KFP := kfp==2.17.3
+
+$(TOOLS)/airflow/.installed:
+	$(PYTHON) -m venv $(TOOLS)/airflow
+	$(TOOLS)/airflow/bin/pip install --quiet --disable-pip-version-check $(AIRFLOW)
+	touch $@
+
+$(TOOLS)/kfp/.installed:
+	$(PYTHON) -m venv $(TOOLS)/kfp
+	$(TOOLS)/kfp/bin/pip install --quiet --disable-pip-version-check $(KFP)
+	touch $@
+
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS)/airflow/.installed $(TOOLS)/kfp/.installed
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -37,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/deploy.py
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/monitor_drift.py
+	$(BIN)/python bench/install_size.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src
@@ -51,4 +68,4 @@ bench-compare: $(STAMP)
 	$(BIN)/python bench/monitor_drift.py --compare-evidently "$$(bash bench/install_evidently.sh)"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

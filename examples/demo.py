@@ -46,10 +46,14 @@ class Demo:
         self.step += 1
         print(f"\n\033[1m== {self.step}. {title}\033[0m", flush=True)
 
-    def sh(self, *cmd: str, expect: int | None = 0) -> str:
-        """Run and print a command; exit unless it exits ``expect`` (None: any code)."""
-        print(f"$ {' '.join(cmd)}", flush=True)
-        proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True)
+    def sh(self, *cmd: str, expect: int | None = 0, cwd: Path | None = None) -> str:
+        """Run and print a command (in ``cwd``, else the project); exit unless it exits
+        ``expect`` (None: any code)."""
+        where = f"({cwd.name}) " if cwd is not None else ""
+        print(f"{where}$ {' '.join(cmd)}", flush=True)
+        proc = subprocess.run(
+            cmd, cwd=cwd or self.root, env=self.env, capture_output=True, text=True
+        )
         output = (proc.stdout + proc.stderr).rstrip()
         if output:
             print("  " + output.replace("\n", "\n  "), flush=True)
@@ -141,6 +145,16 @@ def run(demo: Demo, remote: Path) -> None:
     demo.sh("conveyor", "run")
     demo.sh("git", "status", "--short")
 
+    demo.section("A teammate's clone: the run-cache travels with push and pull")
+    demo.sh("conveyor", "push", "--run-cache")
+    mate = demo.root.parent / "teammate"
+    demo.sh("git", "clone", "-q", str(demo.root), str(mate))
+    demo.sh("conveyor", "pull", "--run-cache", cwd=mate)
+    print("(the teammate tries train.C = 0.05, which was run above in the other clone)")
+    mate_params = mate / "params.yaml"
+    mate_params.write_text(mate_params.read_text().replace("C: 1.0", "C: 0.05"))
+    demo.sh("conveyor", "run", cwd=mate)
+
     demo.section("Every run is tracked: a table of runs, and what changed between two of them")
     demo.sh("conveyor", "runs", "list", "--limit", "6")
     runs = json.loads(demo.quiet("conveyor", "runs", "list", "--json", "--sort", "started"))
@@ -201,6 +215,7 @@ def run(demo: Demo, remote: Path) -> None:
     serve(demo)
     deploy(demo)
     monitoring(demo)
+    scale_out(demo)
 
 
 def safety(demo: Demo) -> None:
@@ -534,6 +549,33 @@ def monitoring(demo: Demo) -> None:
     finally:
         traffic.stop()
         server.stop()
+
+
+def scale_out(demo: Demo) -> None:
+    """Past one machine: production as Kubernetes manifests whose canary Argo Rollouts carries
+    out with conveyor's analysis as the judge, the image's build context, and the pipeline for
+    the orchestrators teams run."""
+    demo.section("Production on Kubernetes: an Argo Rollout, judged by conveyor's own analysis")
+    demo.sh("conveyor", "k8s", "render", "production", "--out", "k8s")
+    rollout = next((demo.root / "k8s").glob("rollout-*.yaml")).relative_to(demo.root)
+    template = next((demo.root / "k8s").glob("analysistemplate-*.yaml")).relative_to(demo.root)
+    print("(the canary's steps, as deploy: says, each weight held until the analysis passes)")
+    demo.sh("sed", "-n", "/strategy:/,/template:/p", str(rollout))
+    print("(the analysis: conveyor's verdict; inconclusive is neither, so Argo asks again)")
+    demo.sh("sed", "-n", "/metrics:/,$p", str(template))
+    demo.sh("conveyor", "k8s", "apply", "production", expect=1)
+
+    demo.section("The image those pods run: an OCI build context for production's version")
+    demo.sh("conveyor", "package", "--env", "production", "--out", "image")
+    demo.sh("sed", "-n", "/^FROM/p;/^USER/p;/^HEALTHCHECK/,+1p;/^ENTRYPOINT/p", "image/Dockerfile")
+    KEPT.mkdir(exist_ok=True)
+    shutil.rmtree(KEPT / "image", ignore_errors=True)
+    shutil.copytree(demo.root / "image", KEPT / "image", ignore=shutil.ignore_patterns("wheels"))
+    print(f"(kept: {KEPT / 'image'}; no container builder here: `docker build` it where one is)")
+
+    demo.section("The pipeline for the orchestrators teams run: Airflow and Kubeflow Pipelines")
+    demo.sh("conveyor", "export", "airflow", "--image", "classifier-pipeline:latest")
+    demo.sh("conveyor", "export", "kubeflow", "--image", "classifier-pipeline:latest")
 
 
 def _widen(schema: Path, names: Iterable[str], factor: float) -> None:

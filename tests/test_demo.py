@@ -24,6 +24,9 @@ def test_demo_runs_every_step() -> None:
     assert "demo finished: every step passed" in out
     assert "clean     data/raw" in out  # after the cache and workspace were wiped and pulled
     assert "570 data/raw/cells.csv" in out and "770 data/raw/cells.csv" in out  # time travel
+    # a teammate's clone pulls the run-cache: the combination run elsewhere is restored
+    assert "pulled 5 run-cache entries" in out or "run-cache entries from store" in out
+    assert "train restored from run-cache (param train.C changed 1.0 -> 0.05)" in out
     # progressive delivery: a canary promoted, a failed-gates version refused, a damaged one
     # aborted by its analysis, a rollback, an A/B test's verdict
     assert "production: promoted" in out
@@ -36,3 +39,9 @@ def test_demo_runs_every_step() -> None:
     assert "alert quality-drop firing" in out and "(retrain started)" in out
     assert "retrain production: retrained; rolling out models:/classifier/" in out
     assert "monitor-production.html" in out
+    # past one machine: the manifests, the image's context, the orchestrators' pipelines
+    assert "Rollout classifier-production" in out and "/deployments/production" in out
+    assert "kubectl is not on PATH" in out
+    assert "wrote the build context of models:/classifier/" in out
+    assert "HEALTHCHECK" in out and "USER 10001" in out
+    assert "3 tasks, exchanging through remote 'store'" in out

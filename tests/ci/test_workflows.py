@@ -70,7 +70,7 @@ def test_github_workflow_is_valid_and_runs_ci_on_pull_requests_release_on_main(
     assert install["run"].splitlines() == [
         "python -m pip install --upgrade pip",
         "pip install -r requirements.txt",
-        'pip install "conveyor==0.1.0"',
+        'pip install "conveyor[all]==0.1.0"',
     ]
     (comment,) = [s for s in steps if "conveyor ci comment" in s.get("run", "")]
     assert comment["run"] == "conveyor ci comment --provider github --file reports/report.md"
@@ -99,7 +99,7 @@ def test_gitlab_ci_is_valid_and_runs_ci_on_merge_requests_release_on_default_bra
     assert store["when"] == "always" and store["fallback_keys"] == ["conveyor-$CI_DEFAULT_BRANCH"]
     assert base["artifacts"]["reports"]["junit"] == "reports/gates.junit.xml"
     assert base["artifacts"]["when"] == "always"
-    assert base["before_script"][-1] == 'pip install "conveyor==0.1.0"'  # no requirements.txt
+    assert base["before_script"][-1] == 'pip install "conveyor[all]==0.1.0"'  # no requirements.txt
 
     jobs = {k: v for k, v in doc.items() if isinstance(v, dict) and "script" in v}
     assert jobs["conveyor"]["rules"] == [mr_rule] and jobs["conveyor"]["script"] == ["conveyor ci"]
@@ -160,7 +160,7 @@ def test_bad_python_version_and_default_branch(project: Project) -> None:
 
 
 def test_install_commands_follow_the_projects_files() -> None:
-    pin = 'pip install "conveyor==0.1.0"'
+    pin = 'pip install "conveyor[all]==0.1.0"'
     upgrade = "python -m pip install --upgrade pip"
     assert install_commands(None, None) == [upgrade, pin]
     assert install_commands("numpy\nconveyor[s3]>=0.1\n", "x") == [

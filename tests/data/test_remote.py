@@ -567,3 +567,16 @@ def test_an_s3_endpoint_frozen_mid_push_fails_within_the_configured_timeouts(
     error, hint = err.strip().splitlines()
     assert error.startswith("error: remote 'frozen' (s3://killed/store): uploading object"), err
     assert hint.startswith("  hint: check"), err
+
+
+def test_a_remote_under_a_subfolder_is_a_store_of_its_own_beside_the_shards(
+    tmp_path: Path,
+) -> None:
+    folder = RemoteSpec.of("f", "../store", {}, root=tmp_path / "proj").under("runs")
+    assert folder.url == str(tmp_path / "store" / "runs")
+    s3 = RemoteSpec.of("s", "s3://b/store/", {"endpoint_url": "http://x"}, root=tmp_path)
+    assert s3.under("runs").url == "s3://b/store/runs"
+    assert s3.under("runs").options == s3.options
+    for bad in ("ab", "a/b", "..", ""):  # a shard's name would mix with the objects
+        with pytest.raises(ValueError):
+            s3.under(bad)

@@ -23,8 +23,9 @@ import pytest
 from conveyor.monitor import feedback, predlog, webhooks
 from conveyor.monitor.config import monitor
 from conveyor.monitor.feedback import LATE_AFTER
+from conveyor.monitor.reference import MonitorError
 from conveyor.monitor.segments import Segment
-from conveyor.monitor.watch import MonitorError, Watch
+from conveyor.monitor.watch import Watch
 
 FEATURES = ("x1", "x2", "x3", "colour")
 COLOURS = np.array(["red", "green", "blue", "black"])
@@ -509,3 +510,85 @@ def test_a_look_that_fails_part_way_loses_no_window(
     assert [w.rows for w in done.closed] == [WINDOW, WINDOW]
     assert [w.rows for w, _ in watch.windows_of("1")] == [WINDOW, WINDOW]
     assert watch.windows.open["1"].rows == WINDOW // 2
+
+
+def _logged(project: Project, inputs: Any, ts: float, rid: str) -> None:
+    record = predlog.record(rid, "clf", "1", "invocations", inputs, [1])
+    record["ts"] = ts
+    project.segment.write(orjson.dumps(record) + b"\n")
+
+
+@pytest.mark.parametrize(
+    ("columns", "shape"),
+    [
+        (("x1", "x2", "x3", "colour"), "rows"),  # the model's columns, rows as lists
+        (("x1", "x2", "x3", "colour"), "records"),  # a list of records
+        (("x1", "x2", "x3", "colour"), "columns"),  # a mapping of columns
+        (("x1", "x2", "x3", "colour"), "one-row columns"),  # ... of one row each (a table's)
+        (("x3", "colour", "x1", "x2", "extra"), "rows"),  # the model's own order, one more
+        (("input",), "rows"),  # one tensor: its rows are named by the reference's columns
+    ],
+)
+def test_every_shape_of_logged_rows_gives_the_same_window(
+    project: Project, columns: tuple[str, ...], shape: str
+) -> None:
+    frame = rows(project.rng, WINDOW)
+    if "extra" in columns:
+        frame["extra"] = 7.0
+    width = frame.columns if len(columns) != 1 else FEATURES
+    ordered = frame[list(columns if len(columns) > 1 else width)]
+    per = 1 if shape.startswith("one-row") else 4  # rows per request
+    for i in range(0, WINDOW, per):
+        part = ordered.iloc[i : i + per]
+        inputs = {
+            "rows": part.to_numpy().tolist(),
+            "records": part.to_dict("records"),
+            "columns": part.to_dict("list"),
+            "one-row columns": part.to_dict("list"),
+        }[shape]
+        _logged(project, inputs, project.clock[0] + i, f"r{i}")
+    watch = project.watch(columns=lambda version: columns)
+    (window,) = watch.tick().closed
+    assert window.rows == WINDOW
+    assert window.features is not None
+    for name in FEATURES:  # every feature counted, none missing
+        summary = window.features.features[name]
+        assert summary.count == WINDOW and summary.nulls == 0, (name, summary)
+    x1 = window.features.features["x1"]
+    assert x1.sum == pytest.approx(float(frame["x1"].sum()))
+
+
+def test_rows_of_another_width_count_their_features_as_missing(project: Project) -> None:
+    for i in range(WINDOW):
+        _logged(project, [[1.0, 2.0]], project.clock[0] + i, f"r{i}")  # 2 values, 4 wanted
+    watch = project.watch()
+    (window,) = watch.tick().closed
+    assert window.features is not None
+    assert window.features.features["x1"].count == WINDOW  # the first values are x1, x2
+    assert window.features.features["x3"].nulls == WINDOW
+
+
+def test_old_windows_go_as_retention_says_and_the_state_stays_bounded(project: Project) -> None:
+    text = (project.root / "conveyor.yaml").read_text()
+    (project.root / "conveyor.yaml").write_text(
+        text.replace("    interval: 1s\n", "    interval: 1s\n    retention: 3\n")
+    )
+    watch = project.watch()
+    project.serve(WINDOW * 6)
+    done = watch.tick()
+    assert len(done.closed) == 6
+    folder = project.root / ".conveyor" / "monitor" / "production" / "windows" / "1"
+    assert sorted(int(p.stem) for p in folder.glob("*.json")) == [3, 4, 5]
+    assert [w.key for w, _ in watch.windows_of("1")] == ["1:3", "1:4", "1:5"]
+    state = orjson.loads((folder.parents[1] / "state.json").read_bytes())
+    assert [n for _, n in state["starts"]["1"]] == [3, 4, 5]
+    # labels of every window come: those of removed windows count in none
+    project.label()
+    by_window = watch.quality_by_window("1")
+    assert sorted(by_window) == ["1:3", "1:4", "1:5"]
+    assert all(q.labelled == WINDOW for q in by_window.values())
+    # a monitor started again keeps to the same three, and closes the next one after them
+    again = project.watch()
+    project.serve(WINDOW)
+    assert [w.key for w in again.tick().closed] == ["1:6"]
+    assert sorted(int(p.stem) for p in folder.glob("*.json")) == [4, 5, 6]

@@ -40,6 +40,7 @@ class JobOptions:
     release: bool = False  # on the default branch, with passing gates: register, move the alias
     pull: bool = True
     every_model: bool = False  # pull every registered version, not only the aliased ones
+    run_cache: bool = True  # pull the run-cache's entries (and their outs) too
     base: str | None = None  # what the report compares with (default: see ci.sides)
     alias: str = "staging"  # the alias a release moves
 
@@ -136,7 +137,7 @@ def _timed(steps: list[Step], name: str, watcher: Watcher, body: Callable[[], in
 
 
 def _pull(root: Path, options: JobOptions, watcher: Watcher) -> int:
-    pull_data(root, watcher, every_model=options.every_model)
+    pull_data(root, watcher, every_model=options.every_model, run_cache=options.run_cache)
     return 0
 
 
@@ -153,16 +154,20 @@ def has_remote(root: Path) -> bool:
         return bool(ws.config.get("core.remote"))
 
 
-def pull_data(root: Path, watcher: Watcher, *, every_model: bool = False) -> Pulled:
+def pull_data(
+    root: Path, watcher: Watcher, *, every_model: bool = False, run_cache: bool = False
+) -> Pulled:
     """The pull step: the data, the pipeline's outs and the registered packages from the
-    default remote; what could not be fetched is raised, after the watcher heard of it."""
+    default remote (with ``run_cache``, the run-cache's entries and their outs: a combination
+    a teammate ran is then restored, not run again); what could not be fetched is raised,
+    after the watcher heard of it."""
     from conveyor.ci.pull import pull
     from conveyor.data.workspace import writing
 
     with writing("conveyor pull", root) as ws:
-        pulled = pull(ws, every_model=every_model, progress=watcher.progress())
+        pulled = pull(ws, every_model=every_model, run_cache=run_cache, progress=watcher.progress())
     watcher.pulled(pulled)
-    error = pulled.result.error()
+    error = pulled.error()
     if error is not None:
         raise error
     return pulled

@@ -11,7 +11,9 @@ if TYPE_CHECKING:
     from conveyor.data.pointer import Pointer
     from conveyor.data.transfer import TransferResult
     from conveyor.data.workspace import Workspace
+    from conveyor.foundation.errors import DataError
     from conveyor.foundation.progress import Progress
+    from conveyor.pipeline.runshare import RunsPulled
     from conveyor.registry.stored import Registered
 
 
@@ -19,6 +21,14 @@ if TYPE_CHECKING:
 class Pulled:
     result: TransferResult  # its error() says what could not be fetched
     unavailable: list[Registered] = field(default_factory=list)  # versions found nowhere
+    runs: RunsPulled | None = None  # the run-cache's entries, when they were asked for
+
+    def error(self) -> DataError | None:
+        """What could not be fetched (the data first, then the run-cache), or None."""
+        error = self.result.error()
+        if error is None and self.runs is not None:
+            error = self.runs.error()
+        return error
 
 
 def pull(
@@ -29,11 +39,13 @@ def pull(
     jobs: int | None = None,
     force: bool = False,
     every_model: bool = False,
+    run_cache: bool = False,
     progress: Progress | None = None,
 ) -> Pulled:
     """Download what the cache lacks from ``remote`` (default: core.remote) and check it out.
     With no ``paths``, the registered versions' packages are fetched too (not checked out: a
-    server or a load does that when it needs one)."""
+    server or a load does that when it needs one). With ``run_cache``, the run-cache's entries
+    and their outs too (:func:`conveyor.pipeline.runshare.pull_runs`)."""
     from conveyor.data.remotes import open_remote
     from conveyor.data.transfer import pull as pull_objects
     from conveyor.registry import stored
@@ -52,7 +64,12 @@ def pull(
         result.size += fetched.size
         result.already += fetched.already
         result.corrupt.update(fetched.corrupt)
-    return Pulled(result, unavailable)
+    runs = None
+    if run_cache:
+        from conveyor.pipeline.runshare import pull_runs
+
+        runs = pull_runs(ws, remote, jobs=jobs, progress=progress)
+    return Pulled(result, unavailable, runs)
 
 
 def tracked(ws: Workspace, paths: list[str]) -> list[Pointer]:

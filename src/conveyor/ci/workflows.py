@@ -117,7 +117,7 @@ def install_commands(requirements: str | None, pyproject: str | None) -> list[st
         commands.append("pip install -e .")
         names_conveyor = bool(re.search(r"""["']conveyor\s*(?:[\[<>=!~;@"'])""", pyproject))
     if not names_conveyor:
-        commands.append(f'pip install "conveyor=={__version__}"')
+        commands.append(f'pip install "conveyor[all]=={__version__}"')  # the whole tool
     return commands
 
 

@@ -152,6 +152,12 @@ def _read_report(name: str) -> str:
         action="store_true",
         help="pull every registered model version (default: the aliased ones)",
     ),
+    arg(
+        "--no-run-cache",
+        action="store_true",
+        help="do not pull the run-cache's entries (default: pulled, so what a teammate ran is "
+        "restored, not run again)",
+    ),
     arg("--base", metavar="REV_OR_ALIAS", help="what the report compares with"),
     arg("--alias", default="staging", help="the alias --release sets (default: staging)"),
     help="the whole CI job: pull, run, check, report (exit code: the gates' verdict)",
@@ -177,10 +183,12 @@ def ci_cmd(opts: Namespace) -> int:
         release=opts.release,
         pull=not opts.no_pull,
         every_model=opts.all_models,
+        run_cache=not opts.no_run_cache,
         base=opts.base,
         alias=opts.alias,
     )
-    done = run_job(root, options, JobPrinter(root, all_models=opts.all_models))
+    printer = JobPrinter(root, all_models=opts.all_models, run_cache=options.run_cache)
+    done = run_job(root, options, printer)
     echo(style("\n== summary", bold=True))
     table(
         ["step", "result", "seconds"], [[s.name, s.result, f"{s.seconds:.1f}"] for s in done.steps]

@@ -6,6 +6,7 @@ heavy imports inside its functions, so ``conveyor --help`` loads nothing of weig
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -22,6 +23,7 @@ _COMMAND_MODULES = (
     "conveyor.cli.remote_cmds",
     "conveyor.cli.maintenance_cmds",
     "conveyor.cli.pipeline_cmds",
+    "conveyor.cli.export_cmds",
     "conveyor.cli.runs_cmds",
     "conveyor.cli.diff_cmds",
     "conveyor.cli.exp_cmds",
@@ -29,7 +31,9 @@ _COMMAND_MODULES = (
     "conveyor.cli.plots_cmds",
     "conveyor.cli.models_cmds",
     "conveyor.cli.serve_cmds",
+    "conveyor.cli.package_cmds",
     "conveyor.cli.deploy_cmds",
+    "conveyor.cli.k8s_cmds",
     "conveyor.cli.feedback_cmds",
     "conveyor.cli.monitor_cmds",
     "conveyor.cli.monitor_export_cmds",  # adds export to the monitor group
@@ -81,11 +85,29 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
+    except ModuleNotFoundError as exc:  # a serving install running a training command
+        from conveyor.foundation.extras import missing
+
+        # Feedback from a file is read by pandas (conveyor[tables]); anything else missing is
+        # the training stack's (the monitor needs neither: its report's plots are training's).
+        extra = "tables" if opts.command == "feedback" else None
+        said = missing(exc, purpose=_named(opts), extra=extra)
+        if said is None:
+            return _crashed()
+        if SETTINGS.debug:
+            _print_traceback()
+        echo(style("error: ", "red", True, stream=sys.stderr) + said.message, err=True)
+        echo(f"  hint: {said.hint}", err=True)
+        return said.exit_code
     except Exception:  # a bug in conveyor, not a user mistake: show everything
-        _print_traceback()
-        echo("error: conveyor failed unexpectedly; please report this with the above", err=True)
-        return 70
+        return _crashed()
     return code if isinstance(code, int) else 0
+
+
+def _crashed() -> int:
+    _print_traceback()
+    echo("error: conveyor failed unexpectedly; please report this with the above", err=True)
+    return 70
 
 
 # Options whose value may start with "-" (a descending sort key): argparse would take
@@ -104,6 +126,12 @@ def _join_dash_values(args: list[str]) -> list[str]:
         out.append(args[i])
         i += 1
     return out
+
+
+def _named(opts: argparse.Namespace) -> str:
+    """``conveyor tune show``: the command line's command, as an error names it."""
+    words = [w for w in (opts.command, getattr(opts, "subcommand", None)) if w]
+    return f"`conveyor {' '.join(words)}`"
 
 
 def _guard_local_state() -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from conveyor.pipeline.definition import Pipeline
     from conveyor.pipeline.launch import Launched
     from conveyor.pipeline.runner import Reporter
+    from conveyor.pipeline.runshare import RunsPulled, RunsPushed
 
 
 def emit(headers: list[str], rows: list[list[str]], fmt: str | None, *, empty: str) -> None:
@@ -122,6 +123,8 @@ def show_pulled(pulled: Pulled) -> None:
     for r in result.checkout:
         if r.changed:
             echo(f"{r.path}: {r.added} added, {r.modified} modified, {r.deleted} deleted")
+    if pulled.runs is not None:
+        show_runs_pulled(pulled.runs)
     for version in pulled.unavailable:
         echo(
             f"warning: {version} is neither in the cache nor on remote {result.remote!r}: "
@@ -132,16 +135,71 @@ def show_pulled(pulled: Pulled) -> None:
         )
 
 
+def show_runs_pulled(runs: RunsPulled) -> None:
+    """The run-cache's entries a pull stored, had, and could not store for want of objects."""
+    if runs.unlisted:
+        echo(
+            f"note: remote {runs.remote!r} is a web server, whose run-cache entries cannot be "
+            "listed: none pulled",
+            fg="yellow",
+            err=True,
+        )
+        return
+    noun = "entry" if runs.pulled == 1 else "entries"
+    if runs.objects is not None and runs.objects.transferred:
+        transferred("pulled", "from", runs.objects)
+    echo(f"pulled {runs.pulled} run-cache {noun} from {runs.remote}, {runs.already} already there")
+    if runs.incomplete:
+        echo(
+            f"note: {len(runs.incomplete)} run-cache {_entry(len(runs.incomplete))} not stored: "
+            f"remote {runs.remote!r} lacks objects of their outs (`conveyor gc --remote` removed "
+            "them, or a push was interrupted); those stages run again where they come up",
+            fg="yellow",
+            err=True,
+        )
+
+
+def show_runs_pushed(runs: RunsPushed) -> None:
+    """The run-cache's entries a push sent, found there, and skipped."""
+    if runs.objects.transferred:
+        transferred("pushed", "to", runs.objects)
+    noun = "entry" if runs.pushed == 1 else "entries"
+    echo(f"pushed {runs.pushed} run-cache {noun} to {runs.remote}, {runs.already} already there")
+    if runs.incomplete:
+        echo(
+            f"note: {len(runs.incomplete)} run-cache {_entry(len(runs.incomplete))} not pushed: "
+            "objects of their outs are neither in the cache nor on the remote (`conveyor gc` "
+            "removed them); a remote entry always means its outs can be pulled",
+            fg="yellow",
+            err=True,
+        )
+    if runs.unreadable:
+        echo(
+            f"note: {len(runs.unreadable)} run-cache {_entry(len(runs.unreadable))} of this clone "
+            f"not pushed: {sorted(runs.unreadable.values())[0]}",
+            fg="yellow",
+            err=True,
+        )
+
+
+def _entry(n: int) -> str:
+    return "entry" if n == 1 else "entries"
+
+
 class JobPrinter:
     """The job's steps as `conveyor pull`, `conveyor run` and `conveyor check` print them."""
 
-    def __init__(self, root: Path, *, all_models: bool) -> None:
+    def __init__(self, root: Path, *, all_models: bool, run_cache: bool = False) -> None:
         self.root = root
         self.all_models = all_models
+        self.run_cache = run_cache
 
     def step(self, name: str) -> None:
+        flags = (" --all-models" if self.all_models else "") + (
+            " --run-cache" if self.run_cache else ""
+        )
         title = {
-            "pull": "pull: conveyor pull" + (" --all-models" if self.all_models else ""),
+            "pull": "pull: conveyor pull" + flags,
             "run": "run: conveyor run",
             "check": "check: the gates",
         }.get(name, name)

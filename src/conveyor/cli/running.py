@@ -81,6 +81,12 @@ RUN_ARGS = (
     arg("-f", "--force", action="store_true", help="run even what is up to date"),
     arg("--downstream", action="store_true", help="run STAGEs and what depends on them"),
     arg("--single", action="store_true", help="run only STAGEs, not what they depend on"),
+    arg(
+        "--restore-upstream",
+        action="store_true",
+        help="restore what STAGEs need from the cache or the run-cache, never run it "
+        "(an orchestrator's task: `conveyor export`)",
+    ),
     arg("--dry", action="store_true", help="print the plan and why; run nothing"),
     arg("-k", "--keep-going", action="store_true", help="a failure stops only its dependents"),
     arg("--no-run-cache", action="store_true", help="run even what the run-cache could restore"),
@@ -132,6 +138,7 @@ def run_pipeline(opts: Namespace) -> int:
         opts.keep_going,
         not opts.no_run_cache,
         opts.jobs,
+        opts.restore_upstream,
         getattr(opts, "executor", ""),
     )
     with writing("conveyor run") as ws:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
         "uris",
         nargs="*",
         metavar="MODEL",
-        help="models:/name@alias, models:/name/3 or a folder (none with --env)",
+        help="models:/name@alias, models:/name/3 or a folder (none with --env; default: "
+        "$CONVEYOR_MODEL, URIs separated by spaces)",
     ),
     arg(
         "--env",
@@ -28,9 +29,21 @@ if TYPE_CHECKING:
         help="serve an environment of deploy: as its deployment record says, follow it, and "
         "run its rollouts",
     ),
-    arg("--host", help="address to listen on (default: the environment's, else loopback only)"),
-    arg("--port", type=int, help="port (default: the environment's, else 8080; 0 picks one)"),
-    arg("--workers", type=int, help="server processes sharing the port (default: 1)"),
+    arg(
+        "--host",
+        help="address to listen on (default: $CONVEYOR_HOST, the environment's, else loopback "
+        "only)",
+    ),
+    arg(
+        "--port",
+        type=int,
+        help="port (default: $CONVEYOR_PORT, the environment's, else 8080; 0 picks one)",
+    ),
+    arg(
+        "--workers",
+        type=int,
+        help="server processes sharing the port (default: $CONVEYOR_WORKERS, else 1)",
+    ),
     arg("--max-batch-size", type=int, default=64, metavar="ROWS", help="rows per model call"),
     arg(
         "--max-latency-ms",
@@ -49,7 +62,12 @@ if TYPE_CHECKING:
         metavar="S",
         help="how often a served alias is looked up again (hot reload)",
     ),
-    arg("--log-dir", metavar="DIR", help="prediction log (default: .conveyor/predictions)"),
+    arg(
+        "--log-dir",
+        metavar="DIR",
+        help="prediction log (default: $CONVEYOR_LOG_DIR, else .conveyor/predictions in a "
+        "project, else none)",
+    ),
     arg(
         "--log-sample",
         type=float,
@@ -85,11 +103,14 @@ def serve_cmd(opts: Namespace) -> None:
     protocol (/invocations), with /metrics for Prometheus. A served alias is followed: when it
     moves, the new version is loaded and swapped in without dropping requests. With --env the
     environment's deployment record is followed instead (stable, and a candidate while a rollout
-    is on), and this process runs the environment's rollout controller."""
+    is on), and this process runs the environment's rollout controller. Every default can come
+    from the environment (CONVEYOR_MODEL, CONVEYOR_HOST, CONVEYOR_PORT, CONVEYOR_WORKERS,
+    CONVEYOR_LOG_DIR): a container's entrypoint is configured that way."""
     from conveyor.monitor import feedback
     from conveyor.serve import server
     from conveyor.serve.options import Options
 
+    _from_environment(opts)
     env, env_root = None, None
     if opts.env:
         if opts.uris:
@@ -139,6 +160,23 @@ def serve_cmd(opts: Namespace) -> None:
         return
     assert root is not None
     _serve_env(root, env, host, port, opts.workers, options, monitor=opts.monitor)
+
+
+def _from_environment(opts: Namespace) -> None:
+    """Fill what the command line leaves out from CONVEYOR_* variables (the flags win)."""
+    import os
+
+    if not opts.uris and not opts.env:
+        opts.uris = os.environ.get("CONVEYOR_MODEL", "").split()
+    opts.host = opts.host or os.environ.get("CONVEYOR_HOST") or None
+    opts.log_dir = opts.log_dir or os.environ.get("CONVEYOR_LOG_DIR") or None
+    for flag, name in (("port", "CONVEYOR_PORT"), ("workers", "CONVEYOR_WORKERS")):
+        given = os.environ.get(name, "").strip()
+        if getattr(opts, flag) is None and given:
+            try:
+                setattr(opts, flag, int(given))
+            except ValueError:
+                raise UsageError(f"{name}={given!r} is not a whole number") from None
 
 
 def _serve_env(
@@ -209,8 +247,9 @@ def _monitor(
             root, env.name, predictions=logged, url=url,
             actions={"retrain": action(root, env.name, say=_notify)},
         )  # fmt: skip
-    except ConveyorError as exc:
-        _notify(f"monitor {env.name}: not started: {exc.message}")
+    except ConveyorError as exc:  # a Parquet reference without pyarrow says what to install
+        said = f" (hint: {exc.hint})" if exc.hint else ""
+        _notify(f"monitor {env.name}: not started: {exc.message}{said}")
         return None
     return start_monitor(watch, stop=stop, notify=_notify)
 

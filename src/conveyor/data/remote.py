@@ -133,6 +133,19 @@ class RemoteSpec:
     def atomic_put(self) -> bool:
         return self.protocol in ATOMIC_PUT
 
+    def under(self, folder: str) -> RemoteSpec:
+        """The same remote rooted at its subfolder ``folder`` (a plain name): a store of its own
+        beside the objects, as the run-cache's entries are (``ROOT/runs/ab/cdef...``).
+
+        >>> RemoteSpec("s", "s3://bucket/store", {}).under("runs").url
+        's3://bucket/store/runs'
+        """
+        if not folder or "/" in folder or folder in (".", "..") or len(folder) == 2:
+            raise ValueError(f"{folder!r} is not a plain folder name beside the shards")
+        if self.protocol == "file":
+            return RemoteSpec(self.name, os.path.join(self.url, folder), self.options)
+        return RemoteSpec(self.name, f"{self.url.rstrip('/')}/{folder}", self.options)
+
     @classmethod
     def of(cls, name: str, url: str, options: Mapping[str, Any], *, root: Path) -> RemoteSpec:
         """From config values: a relative folder is relative to the project root ``root``."""

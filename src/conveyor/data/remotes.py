@@ -49,12 +49,18 @@ def resolve(config: Config, root: Path, name: str | None = None) -> RemoteSpec:
     return RemoteSpec.of(chosen, url.strip(), options, root=root)
 
 
-def open_remote(ws: Workspace, name: str | None = None, *, jobs: int | None = None) -> Remote:
+def open_remote(
+    ws: Workspace, name: str | None = None, *, jobs: int | None = None, under: str | None = None
+) -> Remote:
     """Open the remote called ``name`` (default: ``core.remote``) of the workspace ``ws``.
 
     ``jobs`` bounds the parallel requests the remote makes on its own (existence checks).
+    ``under`` opens its subfolder of that name instead, a store of its own (see
+    :meth:`RemoteSpec.under`).
     """
     spec = resolve(ws.config, ws.root, name)
+    if under is not None:
+        spec = spec.under(under)
     return open_spec(spec, jobs=jobs or ws.jobs)
 
 

@@ -115,6 +115,7 @@ class TransferResult:
     corrupt: dict[str, str] = field(default_factory=dict)  # oid -> what its bytes hash to
     corrupt_paths: dict[str, list[str]] = field(default_factory=dict)  # push: oid -> its paths
     checkout: list[CheckoutResult] = field(default_factory=list)
+    present: set[str] = field(default_factory=set)  # push: what is on the remote after it
 
     def error(self) -> DataError | None:
         """A DataError naming every object that was not transferred, or None."""
@@ -184,12 +185,14 @@ def push(
     bad = {o for o, size in sizes.items() if size < 0}
     plan = plan_push(needed, set(sizes) - bad, on_remote)
     result.already = len(plan.already)
+    result.present = set(plan.already)
     result.missing = {o: needed.owners[o] for o in sorted(plan.missing - bad)}
     result.corrupt = {o: "" for o in sorted(bad)}
     result.corrupt_paths = {o: needed.owners[o] for o in sorted(bad)}
     paths = {o: ws.odb.file(o) for o in (*plan.files, *plan.trees)}
 
     def uploaded(oid: str) -> None:
+        result.present.add(oid)
         result.transferred += 1
         result.size += sizes[oid]
         progress.advance(sizes[oid])

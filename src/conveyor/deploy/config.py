@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from conveyor.deploy import k8s_config
 from conveyor.deploy.errors import UnknownEnvironment
+from conveyor.deploy.k8s_config import Kubernetes
 from conveyor.deploy.shapes import (
     AB_METRICS,
     CHECK_HINT,
@@ -68,8 +70,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AB_METRICS", "EVENTS", "KINDS", "METRICS", "SECTION", "TARGETS", "THRESHOLD", "Analysis",
-    "Check", "Environment", "Step", "Strategy", "Webhook", "duration", "environment",
-    "environments", "parse",
+    "Check", "Environment", "Kubernetes", "Step", "Strategy", "Webhook", "duration",
+    "environment", "environments", "parse",
 ]  # fmt: skip
 
 SECTION = "deploy"
@@ -105,6 +107,7 @@ class Strategy:
     fraction: float = 1.0  # shadow: share of requests copied to the candidate
     min_agreement: float = 0.98  # shadow
     duration: float = 600.0  # shadow: seconds of copies before the verdict
+    kserve: bool = False  # on Kubernetes, a canary carried out by a KServe InferenceService
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class Environment:
     analysis: Analysis = Analysis()
     webhooks: tuple[Webhook, ...] = ()
     candidate: Literal["auto", "process", "inline"] = "auto"  # serve: {candidate: ...}
+    kubernetes: Kubernetes = k8s_config.DEFAULT  # how `conveyor k8s render` writes it
 
     @property
     def isolated(self) -> bool:
@@ -307,12 +311,13 @@ class _Reader:
         shadow = strategy is not None and strategy.kind == "shadow"
         analysis = self.analysis(spec["analysis"], (*at, "analysis"), shadow=shadow)
         hooks = self.webhooks(spec["webhooks"], (*at, "webhooks"))
-        if strategy is None or analysis is None or hooks is None:
+        cluster = k8s_config.read(self, spec["kubernetes"], (*at, "kubernetes"))
+        if strategy is None or analysis is None or hooks is None or cluster is None:
             return None
         return Environment(
             name, spec["model"], spec["target"], serve.get("host", "127.0.0.1"),
             serve.get("port", 8080), serve.get("workers", 1), strategy, analysis, hooks,
-            serve.get("candidate", "auto"),
+            serve.get("candidate", "auto"), cluster,
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------- strategy
@@ -333,8 +338,18 @@ class _Reader:
             self.error(at, f"strategy: give exactly one of {', '.join(KINDS)}; {said}", EXAMPLE)
             return None
         kind = kinds[0]
-        at = (*at, kind)
-        inner = self.shape(kind, item[kind], at, f"the {kind} strategy")
+        if spec["kserve"] is True and kind != "canary":
+            self.error(
+                (*at, "kserve"),
+                f"strategy: KServe carries out a canary (canaryTrafficPercent), not {kind}",
+                "drop kserve: true, or make the strategy a canary",
+            )
+            return None
+        found = self.kind(kind, item[kind], (*at, kind))
+        return replace(found, kserve=True) if found is not None and spec["kserve"] else found
+
+    def kind(self, kind: str, item: Any, at: Where) -> Strategy | None:
+        inner = self.shape(kind, item, at, f"the {kind} strategy")
         if inner is None:
             return None
         if kind == "canary":

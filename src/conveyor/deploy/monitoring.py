@@ -26,7 +26,8 @@ from conveyor.deploy.config import Environment, environment
 from conveyor.foundation.errors import LockError
 from conveyor.monitor.alerts import Notice, Notifier
 from conveyor.monitor.config import monitor
-from conveyor.monitor.watch import Action, Announce, Watch, folder
+from conveyor.monitor.reference import folder
+from conveyor.monitor.watch import Action, Announce, Watch
 
 log = logging.getLogger(__name__)
 CONTROL_LOG = ".conveyor/predictions"

@@ -139,6 +139,7 @@ def schema(part: str) -> tuple[Any, Any]:
             return cs.int_schema(strict=True, **bounds)
 
         text = cs.str_schema(strict=True)
+        flag = cs.bool_schema(strict=True)
         fraction = number(ge=0, le=1)
         level = number(ge=0.5, lt=1)
         fields: dict[str, dict[str, Any]] = {
@@ -149,6 +150,7 @@ def schema(part: str) -> tuple[Any, Any]:
                 "strategy": field(cs.any_schema()),
                 "analysis": field(cs.any_schema()),
                 "webhooks": field(cs.any_schema()),
+                "kubernetes": field(cs.any_schema()),
             },
             "serve": {
                 "host": field(text, "127.0.0.1"),
@@ -156,7 +158,10 @@ def schema(part: str) -> tuple[Any, Any]:
                 "workers": field(whole(ge=1, le=256), 1),
                 "candidate": field(cs.literal_schema(list(CANDIDATE_PLACES)), "auto"),
             },
-            "strategy": {k: field(cs.any_schema()) for k in KINDS},
+            "strategy": {
+                **{k: field(cs.any_schema()) for k in KINDS},
+                "kserve": field(flag, False),
+            },
             "canary": {"steps": field(cs.any_schema(), required=True)},
             "step": {"weight": field(number(ge=0, le=100)), "pause": field(cs.any_schema())},
             "ab": {
@@ -193,6 +198,30 @@ def schema(part: str) -> tuple[Any, Any]:
                 "url": field(text, required=True),
                 "events": field(cs.any_schema(), list(DEFAULT_EVENTS)),
                 "secret_env": field(text, ""),
+            },
+            "kubernetes": {
+                "namespace": field(text, "default"),
+                "name": field(text, ""),
+                "image": field(text, ""),
+                "replicas": field(whole(ge=1, le=1000), 2),
+                "resources": field(cs.any_schema()),
+                "autoscale": field(cs.any_schema()),
+                "service_monitor": field(flag, True),
+                "read_only_root": field(flag, True),
+                "argo": field(flag, True),
+                "env": field(cs.any_schema()),
+                "secret": field(text, ""),
+                "secret_env": field(cs.any_schema()),
+                "analysis_url": field(text, ""),
+            },
+            "resources": {
+                "cpu": field(cs.any_schema(), "500m"),
+                "memory": field(cs.any_schema(), "1Gi"),
+            },
+            "autoscale": {
+                "min": field(whole(ge=1, le=1000), 2),
+                "max": field(whole(ge=1, le=1000), 10),
+                "cpu_percent": field(whole(ge=1, le=1000), 70),
             },
         }
         schema = cs.typed_dict_schema(fields[part], extra_behavior="forbid")

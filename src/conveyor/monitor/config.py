@@ -3,7 +3,7 @@ and what to do when it goes wrong.
 
     monitor:
       production:                             # an environment of deploy:
-        reference: data/prepared/train.csv    # or "alias:production" (that version's data)
+        reference: data/prepared/train.csv    # or alias:production[:PATH], run:ID[:PATH]
         label: malignant                      # the reference's label column (not a feature)
         exclude: [id]                         # other columns that are not features
         window: {every: 1h, min_rows: 500}    # or {rows: 10000}
@@ -11,6 +11,7 @@ and what to do when it goes wrong.
         quality: {metric: accuracy, min: 0.9, slice_by: size, min_labels: 200}
         estimate: true                        # label-free accuracy until labels come
         schema: schema.yaml                   # the data gate's schema: violations per window
+        retention: 1000                       # closed windows kept per version
         alerts:
           - {name: drift, when: "drift.share > 0.5", for: 2 windows, severity: warning,
              notify: [ops]}
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from conveyor.foundation import project
@@ -113,10 +114,49 @@ class Monitor:
     notify: dict[str, Receiver] = field(default_factory=dict)
     cooldown: float = 3600.0  # between two retrains
     interval: float = 10.0  # seconds between two looks at the log
+    retention: int = 1000  # closed windows kept per version (files, and the label's places)
 
     @property
     def rules(self) -> dict[str, Rule]:
         return {r.name: r for r in self.alerts}
+
+
+REFERENCE_KINDS = ("alias", "run")
+REFERENCE_HINT = "reference: data/prepared/train.csv, alias:production[:PATH] or run:RUN[:PATH]"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What ``reference:`` says: a project file (``kind`` "file", ``path``), or an alias's or a
+    run's recorded table (``name``; ``path`` "" when the training table is to be found)."""
+
+    kind: str
+    name: str
+    path: str
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.path).suffix.lower()
+
+
+def source(text: str) -> Source:
+    """``reference:`` parsed (pure). Raises ConfigError for a scheme it does not know.
+
+    >>> source("alias:production")
+    Source(kind='alias', name='production', path='')
+    >>> source("run:3f2a:data/train.csv").path
+    'data/train.csv'
+    """
+    head, colon, rest = text.partition(":")
+    if not colon or "/" in head or "\\" in head:  # data/x:y.csv is a file
+        return Source("file", "", text)
+    if head not in REFERENCE_KINDS:
+        said = f"reference {text!r}: {head!r} is not a kind of reference"
+        raise ConfigError(said, hint=REFERENCE_HINT)
+    name, _, path = rest.partition(":")
+    if not name:
+        raise ConfigError(f"reference {text!r}: name the {head}", hint=REFERENCE_HINT)
+    return Source(head, name, path)
 
 
 def monitors(root: Path) -> dict[str, Monitor]:
@@ -211,6 +251,7 @@ def _schema() -> Any:
                         )
                     )
                 ),
+                "retention": f(count, 1000),
                 "estimate": f(cs.bool_schema(strict=True), False),
                 "schema": f(cs.nullable_schema(text)),
                 "alerts": f(cs.list_schema(alert), []),
@@ -314,6 +355,10 @@ class _Reader:
             self.secret(item["secret_env"], ("notify", name, "secret_env"))
             notify[name] = Receiver(name, item["webhook"], item["secret_env"])
         alerts = self.alerts(spec["alerts"], features, notify, quality)
+        try:
+            source(spec["reference"])
+        except ConfigError as exc:
+            self.error(("reference",), exc.message, exc.hint)
         made = Monitor(
             env=self.env,
             reference=spec["reference"],
@@ -331,6 +376,7 @@ class _Reader:
             cooldown=self.seconds(spec["retrain"]["cooldown"], ("retrain", "cooldown"),
                                   positive=False),
             interval=self.seconds(spec["interval"], ("interval",), positive=True),
+            retention=spec["retention"],
         )  # fmt: skip
         return None if self.failed else made
 

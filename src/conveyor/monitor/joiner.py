@@ -307,11 +307,13 @@ class Joiner:
         answers: list[tuple[Position, tuple[str, float, str, Any, Hashable]]] = []
         try:
             for at, line in segments.lines(data):
-                answer = _answer(orjson.loads(line), self.group)
-                if running.labelled(answer[0]):
-                    answers.append(((name, offset + at), answer))
-                else:
-                    hashes.append(_hash(answer[0]))
+                one = orjson.loads(line)
+                request_id = one["id"]
+                if running.labelled(request_id):
+                    answers.append(((name, offset + at), _answer(one, self.group)))
+                else:  # most: no label yet; its group is found when one comes
+                    _check(one)
+                    hashes.append(_hash(request_id))
                     offsets.append(offset + at)
         except (ValueError, KeyError, TypeError) as exc:
             raise _not_records(self._logged.folder / name, offset, exc) from exc
@@ -387,6 +389,12 @@ def _not_records(path: Path, offset: int, exc: Exception) -> FeedbackError:
 
 def _label(one: Any) -> tuple[str, float, Any]:
     return one["id"], one["ts"], one["label"]
+
+
+def _check(one: Any) -> None:
+    """Raise as :func:`_answer` would for a record that is not a logged prediction."""
+    if not (isinstance(one["id"], str) and "ts" in one and "version" in one and "outputs" in one):
+        raise KeyError("id, ts, version or outputs")
 
 
 def _answer(one: Any, group: Group | None) -> tuple[str, float, str, Any, Hashable]:

@@ -15,9 +15,11 @@ violations (text in a numeric column) apart, and for numbers their sum, sum of s
 max and the sum of each tail bin. Profiles only merge with, and only compare to, profiles made
 on the same bins (:attr:`Bins.fingerprint`). Drift from profiles: :mod:`conveyor.stats.binned`.
 
-Pure: numpy and pandas, no files, no clock. Numbers are counted by sorting each column once
-(numpy's vectorised sort beats a binary search per value) and searching the edges in it; the
-features of a big frame are counted on two threads (numpy and pyarrow release the GIL).
+Pure: numpy (pandas not needed: a DataFrame is read as it is, a column of objects counted by
+pandas when it is big and pandas is installed, with the same result; see
+:mod:`conveyor.monitor.columns`), no files, no clock. Numbers are counted by sorting each
+column once (numpy's vectorised sort beats a binary search per value) and searching the edges
+in it; the features of a big frame are counted on two threads (numpy releases the GIL).
 """
 
 from __future__ import annotations
@@ -29,16 +31,20 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from conveyor.foundation.errors import ConfigError, DataError
 from conveyor.foundation.suggest import did_you_mean
+from conveyor.monitor import columns as cols
+from conveyor.monitor.columns import MOSTLY_NUMBERS as MOSTLY_NUMBERS
 from conveyor.stats.binned import BinsMismatch, check_same_bins
 from conveyor.stats.drift import OTHER, UNSEEN
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "OTHER",
@@ -60,10 +66,9 @@ Frame: TypeAlias = "pd.DataFrame | Mapping[str, Any]"
 Floats = npt.NDArray[np.float64]
 T = TypeVar("T")
 _NONE: Floats = np.empty(0, dtype=np.float64)
-_NO_COUNTS = pd.Series([], dtype=np.int64)
+_NO_COUNTS = cols.Counts([], np.zeros(0, dtype=np.int64), 0)
 
 CATEGORICAL_BELOW = 5  # numbers with at most this many distinct values are categories
-MOSTLY_NUMBERS = 0.9  # a reference column with this share of numbers is numeric, the rest invalid
 MAX_CATEGORIES = 200  # categories counted one by one; the rest of the reference's are OTHER
 MAX_POOLED = 10_000  # reference values remembered as OTHER; beyond, they count as UNSEEN
 FORMAT = 1  # the version of to_json()'s layout
@@ -107,8 +112,13 @@ class CategoricalBins:
     kind = "categorical"
 
     @cached_property
-    def lookup(self) -> pd.Index:
-        return pd.Index([*self.categories, *self.pooled], dtype=object)
+    def lookup(self) -> dict[Value, int]:
+        """Each category's slot, then each pooled value's (values equal as Python values,
+        1 and 1.0 and True, are one: the first)."""
+        slots: dict[Value, int] = {}
+        for i, value in enumerate((*self.categories, *self.pooled)):
+            slots.setdefault(value, i)
+        return slots
 
 
 FeatureBins = NumericBins | CategoricalBins
@@ -305,18 +315,18 @@ def reference(
 
     def one(name: str) -> tuple[FeatureBins, Summary]:
         values = columns[name]
-        numeric = name not in categorical if categorical is not None else _looks_numeric(values)
+        numeric = name not in categorical if categorical is not None else cols.looks_numeric(values)
         if numeric:
             finite, nulls, invalid = _numbers(values)
             if categorical is not None or _distinct(finite) > CATEGORICAL_BELOW:
                 nb = _numeric_bins(finite, bins, name)
                 return nb, _numeric_summary(finite, nulls, invalid, nb)
-        counts, nulls = _value_counts(values)
+        counts = cols.value_counts(values)
         cb = _categorical_bins(counts, max_categories)
-        return cb, _categorical_summary(counts, nulls, cb)
+        return cb, _categorical_summary(counts, cb)
 
     named = set(categorical or ())
-    wanted = [name for name in columns if name in named or not _is_time(columns[name])]
+    wanted = [name for name in columns if name in named or not cols.is_time(columns[name])]
     made = _each(one, wanted, rows)
     the_bins = Bins({name: fb for name, (fb, _) in made.items()})
     return the_bins, Profile(the_bins.fingerprint, rows, {n: s for n, (_, s) in made.items()})
@@ -338,8 +348,10 @@ def profile(frame: Frame, bins: Bins) -> Profile:
         if isinstance(fb, NumericBins):
             finite, nulls, invalid = _numbers(values) if values is not None else (_NONE, rows, 0)
             return _numeric_summary(finite, nulls, invalid, fb)
-        counts, nulls = _value_counts(values) if values is not None else (_NO_COUNTS, rows)
-        return _categorical_summary(counts, nulls, fb)
+        counts = (
+            cols.value_counts(values) if values is not None else replace(_NO_COUNTS, nulls=rows)
+        )
+        return _categorical_summary(counts, fb)
 
     return Profile(bins.fingerprint, rows, _each(one, list(bins.features), rows))
 
@@ -353,13 +365,11 @@ def _each(work: Callable[[str], T], names: list[str], rows: int) -> dict[str, T]
 
 
 def _columns(frame: Frame) -> tuple[dict[str, Any], int]:
-    if isinstance(frame, pd.DataFrame):
-        columns: dict[str, Any] = {str(c): frame[c] for c in frame.columns}
-        return columns, len(frame)
-    columns = {
-        str(name): v if isinstance(v, np.ndarray | pd.Series) else pd.Series(v)
-        for name, v in frame.items()
-    }
+    if cols.is_frame(frame):
+        table: Any = frame
+        columns: dict[str, Any] = {str(c): table[c] for c in table.columns}
+        return columns, len(table)
+    columns = {str(name): cols.column(v) for name, v in frame.items()}
     lengths = {name: len(v) for name, v in columns.items()}
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
@@ -373,53 +383,17 @@ def _columns(frame: Frame) -> tuple[dict[str, Any], int]:
 def _numbers(values: Any) -> tuple[Floats, int, int]:
     """The column's finite numbers sorted, how many are missing (None, NaN, ±inf) and how many
     are not numbers (text that does not parse as one)."""
-    floats = _as_floats(values)
+    floats = cols.floats(values)
     invalid = 0
     if floats is None:
-        series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
-        coerced = pd.to_numeric(series, errors="coerce")
-        invalid = int(coerced.isna().sum() - series.isna().sum())
-        floats = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
+        items = cols.objects(values)
+        floats = cols.coerce(items)
+        invalid = int(np.count_nonzero(np.isnan(floats))) - sum(map(cols.is_null, items))
     ordered = np.sort(floats)
     # Sorted: -inf first, then the numbers, then +inf, then NaN.
     start = int(np.searchsorted(ordered, -np.inf, side="right"))
     stop = int(np.searchsorted(ordered, np.inf, side="left"))
     return ordered[start:stop], len(ordered) - (stop - start) - invalid, invalid
-
-
-def _is_time(values: Any) -> bool:
-    dtype = getattr(values, "dtype", None)
-    return dtype is not None and (
-        pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
-    )
-
-
-def _looks_numeric(values: Any) -> bool:
-    """Numbers (not booleans), possibly with missing values and a little text among them."""
-    if _as_floats(values) is not None:
-        return True
-    kind = pd.api.types.infer_dtype(values, skipna=True)
-    if kind in ("floating", "integer", "mixed-integer-float", "decimal"):
-        return True
-    if kind not in ("mixed", "mixed-integer"):
-        return False
-    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
-    numbers = int(pd.to_numeric(series, errors="coerce").notna().sum())
-    return numbers >= MOSTLY_NUMBERS * int(series.notna().sum())
-
-
-def _as_floats(values: Any) -> Floats | None:
-    """float64 values of a column of numbers without copying it where possible; None else."""
-    if isinstance(values, pd.Series):
-        dtype = values.dtype
-        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-            floats: Floats = values.to_numpy(dtype=np.float64, na_value=np.nan)
-            return floats
-        return None
-    array = np.asarray(values) if not isinstance(values, np.ndarray) else values
-    if array.dtype.kind in "iuf":
-        return array.astype(np.float64, copy=False).ravel()
-    return None
 
 
 def _distinct(ordered: Floats, enough: int = CATEGORICAL_BELOW + 1) -> int:
@@ -494,21 +468,9 @@ def _squares(values: Floats, center: float) -> float:
 # ------------------------------------------------------------------------------- categories
 
 
-def _value_counts(values: Any) -> tuple[pd.Series, int]:
-    """How often each value occurs (index: the values), and how many are missing."""
-    series = values if isinstance(values, pd.Series) else pd.Series(values)
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy()
-        tally = np.bincount(codes + 1, minlength=len(series.cat.categories) + 1)
-        counts = pd.Series(tally[1:], index=series.cat.categories)
-        return counts[counts > 0], int(tally[0])
-    counts = series.value_counts(dropna=True, sort=False)
-    return counts, len(series) - int(counts.sum())
-
-
-def _categorical_bins(counts: pd.Series, keep: int) -> CategoricalBins:
-    values = [_category(v) for v in counts.index.tolist()]
-    tally = counts.to_numpy(dtype=np.int64).tolist()
+def _categorical_bins(counts: cols.Counts, keep: int) -> CategoricalBins:
+    values = [_category(v) for v in counts.values]
+    tally = counts.counts.tolist()
     ranked = sorted(zip(values, tally, strict=True), key=lambda vc: (-vc[1], str(vc[0])))
     ordered = tuple(dict.fromkeys(v for v, _ in ranked))  # values equal once made plain: once
     return CategoricalBins(ordered[:keep], ordered[keep : keep + MAX_POOLED])
@@ -522,15 +484,18 @@ def _category(value: Any) -> Value:
     return str(plain)
 
 
-def _categorical_summary(counts: pd.Series, nulls: int, cb: CategoricalBins) -> CategoricalSummary:
+def _categorical_summary(counts: cols.Counts, cb: CategoricalBins) -> CategoricalSummary:
     kept = len(cb.categories)
     slots = np.zeros(kept + 2, dtype=np.int64)
-    if len(counts):
-        where = cb.lookup.get_indexer(pd.Index(counts.index, dtype=object))
+    if len(counts.values):
+        lookup = cb.lookup
+        where = np.fromiter(
+            (lookup.get(_category(v), -1) for v in counts.values), np.int64, len(counts.values)
+        )
         # a kept category counts as itself, a pooled one as OTHER, anything else as UNSEEN
         bucket = np.where(where < 0, kept + 1, np.minimum(where, kept))
-        np.add.at(slots, bucket, counts.to_numpy(dtype=np.int64))
-    return CategoricalSummary(int(slots.sum()), nulls, tuple(slots.tolist()))
+        np.add.at(slots, bucket, counts.counts)
+    return CategoricalSummary(int(slots.sum()), counts.nulls, tuple(slots.tolist()))
 
 
 # ---------------------------------------------------------------------------------- helpers

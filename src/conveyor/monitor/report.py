@@ -38,8 +38,8 @@ from conveyor.monitor.profiles import (
     NumericBins,
     NumericSummary,
 )
+from conveyor.monitor.reference import MonitorError
 from conveyor.monitor.rules import AlertState
-from conveyor.monitor.watch import MonitorError
 from conveyor.monitor.windows import PREDICTION, Check, Quality, evaluate, merged, quality_check
 
 if TYPE_CHECKING:

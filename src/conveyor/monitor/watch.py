@@ -31,7 +31,7 @@ import bisect
 import logging
 import math
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -43,24 +43,23 @@ from conveyor.foundation.errors import ConveyorError, DataError
 from conveyor.monitor import predlog, rules, segments
 from conveyor.monitor.alerts import Notice, Notifier
 from conveyor.monitor.config import Monitor
-from conveyor.monitor.profiles import Bins, NumericBins, Profile
+from conveyor.monitor.profiles import NumericBins
+from conveyor.monitor.reference import (
+    MonitorError,
+    Reference,
+    folder,
+    reference,
+    seen,
+    stored_reference,
+)
 from conveyor.monitor.windows import Batch, Check, Quality, Window, Windows, evaluate, quality_check
 
 log = logging.getLogger(__name__)
-FOLDER = ".conveyor/monitor"
 STATE_FORMAT = 1
 # What an action is given: the alert that fired, and a way to tell the alert's receivers later
 # how it ended (severity, text): a retrain runs for minutes, its outcome comes after the tick.
 Announce = Callable[[str, str], None]
 Action = Callable[[Notice, Announce], str]
-
-
-class MonitorError(ConveyorError):
-    """The monitor cannot work: its reference cannot be read, its state is damaged."""
-
-
-def folder(root: Path, env: str) -> Path:
-    return root / FOLDER / env
 
 
 @dataclass(frozen=True)
@@ -83,138 +82,6 @@ def saved(root: Path, env: str) -> Saved | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-# ------------------------------------------------------------------------------- reference
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The reference's bins and profile, and its label's (for the predictions), if declared."""
-
-    source: str
-    digest: str
-    features: tuple[str, ...]
-    bins: Bins
-    profile: Profile
-    label_bins: Bins | None = None
-    label_profile: Profile | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "digest": self.digest,
-            "features": list(self.features),
-            "bins": self.bins.to_json(),
-            "profile": self.profile.to_json(),
-            "label_bins": self.label_bins.to_json() if self.label_bins else None,
-            "label_profile": self.label_profile.to_json() if self.label_profile else None,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Reference:
-        lb, lp = data.get("label_bins"), data.get("label_profile")
-        return cls(
-            data["source"],
-            data["digest"],
-            tuple(data["features"]),
-            Bins.from_json(data["bins"]),
-            Profile.from_json(data["profile"]),
-            Bins.from_json(lb) if lb else None,
-            Profile.from_json(lp) if lp else None,
-        )
-
-
-def reference(root: Path, spec: Monitor) -> Reference:
-    """The environment's reference profile: read from its cache when the reference file is
-    unchanged (by content), else profiled and cached."""
-    from conveyor.monitor import profiles
-
-    raw = _reference_bytes(root, spec)
-    import hashlib
-
-    digest = hashlib.sha256(raw).hexdigest()
-    cached = stored_reference(root, spec.env, digest)
-    if cached is not None and cached.source == spec.reference:
-        return cached
-    cache = _reference_file(root, spec.env, digest)
-    frame = _read_table(Path(spec.reference), raw, spec)
-    features = _features(spec, list(frame.columns))
-    declared = [c for c in spec.categorical if c in features] or None  # None: detected
-    bins, profile = profiles.reference(frame[list(features)], categorical=declared)
-    label_bins = label_profile = None
-    if spec.label:
-        from conveyor.monitor.windows import PREDICTION
-
-        labels = frame[[spec.label]].rename(columns={spec.label: PREDICTION})
-        label_bins, label_profile = profiles.reference(labels, categorical=[PREDICTION])
-    made = Reference(spec.reference, digest, features, bins, profile, label_bins, label_profile)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(cache, orjson.dumps(made.to_json(), option=orjson.OPT_SERIALIZE_NUMPY))
-    return made
-
-
-def stored_reference(root: Path, env: str, digest: str) -> Reference | None:
-    """The reference of that content profiled before (windows name theirs), or None."""
-    try:
-        return Reference.from_json(orjson.loads(_reference_file(root, env, digest).read_bytes()))
-    except (OSError, ValueError, KeyError, TypeError, DataError):
-        return None  # none yet, or from another format
-
-
-def _reference_file(root: Path, env: str, digest: str) -> Path:
-    return folder(root, env) / "references" / f"{digest}.json"
-
-
-def _reference_bytes(root: Path, spec: Monitor) -> bytes:
-    """The reference file's bytes: a file of the project (never through a link out of it)."""
-    from conveyor.foundation.paths import read_inside
-
-    if ":" in spec.reference.split("/")[0]:
-        raise MonitorError(
-            f"monitor {spec.env}: reference {spec.reference!r}: only a file of the project is "
-            "supported as a reference in this release",
-            hint="reference: data/prepared/train.csv",
-        )
-    raw = read_inside(root.resolve(), spec.reference)
-    if raw is None:
-        raise MonitorError(
-            f"monitor {spec.env}: cannot read the reference {spec.reference}: no such file in "
-            "the project",
-            hint="reference: names a CSV or Parquet file of the project (the training data); "
-            "run the pipeline that writes it (conveyor run)",
-        )
-    return raw
-
-
-def _read_table(path: Path, raw: bytes, spec: Monitor) -> Any:
-    import io
-
-    import pandas as pd
-
-    try:
-        if path.suffix in (".parquet", ".pq"):
-            return pd.read_parquet(io.BytesIO(raw))
-        return pd.read_csv(io.BytesIO(raw))
-    except Exception as exc:  # pandas raises many kinds for a bad file
-        raise MonitorError(
-            f"monitor {spec.env}: the reference {spec.reference} is not a readable table: {exc}",
-            hint="a CSV with a header row, or a Parquet file",
-        ) from exc
-
-
-def _features(spec: Monitor, columns: list[str]) -> tuple[str, ...]:
-    left_out = {*spec.exclude, *([spec.label] if spec.label else [])}
-    if spec.features is None:
-        return tuple(c for c in columns if c not in left_out)
-    missing = [f for f in spec.features if f not in columns]
-    if missing:
-        raise MonitorError(
-            f"monitor {spec.env}: features not in the reference {spec.reference}: "
-            f"{', '.join(missing)}",
-            hint=f"its columns: {', '.join(columns)}",
-        )
-    return spec.features
 
 
 # ------------------------------------------------------------------------------------ watch
@@ -260,13 +127,14 @@ class Watch:
         self.columns = columns or (lambda version: None)
         self.scorer = scorer or (lambda version: None)
         self.clock = clock
-        self.reference = reference(root, spec)
+        self.reference = reference(root, spec, model)
         self.schema = _schema(root, spec)  # the data gate's, when schema: names it
-        self._seen = _stat(root, spec)  # the reference file's (mtime, size) when last read
+        self._seen = seen(root, spec, model)  # the reference's marker when last read
         self.windows = self._windows(self.reference)
         self.alerts: dict[str, rules.AlertState] = {r.name: rules.AlertState() for r in spec.alerts}
         self._log = segments.Tail(predlog.model_folder(predictions, model))
         self._starts: dict[str, list[tuple[float, int]]] = {}  # row windows: version -> starts
+        self._kept: dict[str, list[int]] = {}  # version -> its closed windows' numbers, sorted
         self.last: list[Check] = []  # the checks of the last tick
         self._restore()
         from conveyor.monitor.joiner import Joiner
@@ -375,46 +243,56 @@ class Watch:
     # -- reading --------------------------------------------------------------------------
 
     def _batches(self, name: str, offset: int, data: bytes) -> tuple[list[Batch], int]:
-        per_version: dict[str, list[dict[str, Any]]] = {}
+        """The chunk's records as a batch per version. Each record becomes its rows as it is
+        parsed, and is dropped: thousands of parsed records kept alive together (a dict and a
+        list per column each) would make every garbage collection walk all of them."""
+        tables: dict[str, _Rows] = {}
         count = 0
         for _, line in segments.lines(data):
             try:
                 record = orjson.loads(line)
                 version = str(record["version"])
+                ts = float(record["ts"])
             except (ValueError, KeyError, TypeError):
                 continue  # not a record: counted by nobody, skipped
-            per_version.setdefault(version, []).append(record)
+            rows = tables.get(version)
+            if rows is None:
+                rows = tables[version] = self._rows_of(version)
+            rows.add(ts, record.get("inputs"), record.get("outputs"))
             count += 1
-        return [self._batch(v, records) for v, records in per_version.items()], count
+        return [self._batch(rows) for rows in tables.values()], count
 
-    def _batch(self, version: str, records: list[dict[str, Any]]) -> Batch:
+    def _rows_of(self, version: str) -> _Rows:
         names = self.columns(version) or self.reference.features
         known = self.reference.features
-        wanted = set(self.reference.features)
-        columns: dict[str, list[Any]] = {n: [] for n in self.reference.features}
-        times: list[float] = []
-        said: list[Any] = []
-        rows_for_scoring: list[list[Any]] = []
-        for record in records:
-            rows = _rows(record.get("inputs"), names, known)
-            outputs = _flat(record.get("outputs"), len(rows))
-            for i, row in enumerate(rows):
-                times.append(float(record["ts"]))
-                for n in wanted:
-                    columns[n].append(row.get(n))
-                said.append(outputs[i] if outputs is not None else None)
-                rows_for_scoring.append([row.get(n) for n in names])
+        # The table's column order: the model's, unless it lacks features (one tensor input
+        # whose rows the reference's columns name), then the reference's.
+        order = names if set(known) <= set(names) else known
+        return _Rows(version, names, known, order)
+
+    def _batch(self, rows: _Rows) -> Batch:
+        """The rows as one batch: each row a list in the model's column order (the model
+        scores them as they are), the features' columns by one transpose, no dict per row (the
+        monitor shares its server's cores: a look costs what it reads)."""
+        version, names, known, order = rows.version, rows.names, rows.known, rows.order
+        table, times, said = rows.table, rows.times, rows.said
+        at = {name: i for i, name in enumerate(order)}
+        transposed = list(zip(*table, strict=True)) if table else []
+        columns: dict[str, Sequence[Any]] = {
+            n: transposed[at[n]] if n in at and transposed else (None,) * len(table) for n in known
+        }
+        scored = table
+        if order is not names:
+            scored = [[dict(zip(order, r, strict=True)).get(n) for n in names] for r in table]
         broken = None
         if self.schema is not None and times:
-            import pandas as pd
+            from conveyor.gates.rows import broken_values  # broken_rows' rules, no pandas
 
-            from conveyor.gates.schema import broken_rows
-
-            broken = broken_rows(pd.DataFrame(columns), self.schema).tolist()
+            broken = broken_values(columns, self.schema)
         confidence = None
         scorer = self.scorer(version) if self.spec.estimate else None
-        if scorer is not None and rows_for_scoring:
-            confidence = _confidence(scorer, rows_for_scoring, names)
+        if scorer is not None and scored:
+            confidence = _confidence(scorer, scored, names)
         return Batch(version, times, columns, said, confidence, broken)
 
     def _window_of(self, record: Any) -> Hashable:
@@ -460,6 +338,8 @@ class Watch:
         if not starts:
             return None
         at = bisect.bisect_right(starts, (ts, math.inf)) - 1
+        if at < 0 and starts[0][1] > 0:  # a window no longer kept (retention)
+            return None
         return f"{version}:{starts[max(at, 0)][1]}"
 
     # -- windows --------------------------------------------------------------------------
@@ -471,19 +351,20 @@ class Watch:
         )  # fmt: skip
 
     def _follow_reference(self) -> list[Window]:
-        """When the reference file changed (a retrain's pipeline wrote new training data), the
+        """When the reference changed (a retrain's pipeline wrote new training data, or the
+        alias it names moved to the retrained version), the
         open windows close on the old reference, and new ones start on the new one: each window
         is judged against the reference it was profiled on. A reference that cannot be read
         now (being written) is looked at again next time; the old one stays."""
-        seen = _stat(self.root, self.spec)
-        if seen == self._seen:
+        now = seen(self.root, self.spec, self.model)
+        if now == self._seen:
             return []
         try:
-            new = reference(self.root, self.spec)
-        except MonitorError as exc:
+            new = reference(self.root, self.spec, self.model)
+        except ConveyorError as exc:  # MonitorError, or the store or cache cannot be read
             log.warning("monitor %s: %s (the previous reference stays)", self.spec.env, exc)
             return []
-        self._seen = seen
+        self._seen = now
         if new.digest == self.reference.digest:
             return []
         log.info("monitor %s: the reference %s changed: new windows", self.spec.env,
@@ -521,14 +402,46 @@ class Watch:
         path.parent.mkdir(parents=True, exist_ok=True)
         body = {"window": window.to_json(), "checks": [c.to_json() for c in checks]}
         write_bytes(path, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY))
-        self._starts.setdefault(window.version, []).append((window.first, window.number))
-        self._starts[window.version].sort()
+        starts = self._starts.setdefault(window.version, [])
+        if (window.first, window.number) not in starts[-3:]:  # closed again after a restart
+            bisect.insort(starts, (window.first, window.number))
+        kept = self._numbers(window.version)
+        if window.number not in kept[-3:]:
+            bisect.insort(kept, window.number)
+        self._retain(window.version)
+
+    def _retain(self, version: str) -> None:
+        """Keep ``retention`` windows of ``version``: the oldest files are removed, and the
+        starts a late label is placed by (one that comes for a window removed counts in none):
+        a look's cost and the state's size stay bounded however long it runs."""
+        kept, keep = self._numbers(version), self.spec.retention
+        if len(kept) > keep:
+            folder = self.folder / "windows" / _safe(version)
+            for number in kept[:-keep]:
+                try:
+                    (folder / f"{number}.json").unlink(missing_ok=True)
+                except OSError as exc:  # tried again at the next window
+                    log.warning("monitor %s: old window not removed: %s", self.spec.env, exc)
+                    return
+            del kept[:-keep]
+        starts = self._starts.get(version)
+        if starts is not None and len(starts) > keep:
+            del starts[:-keep]
+
+    def _numbers(self, version: str) -> list[int]:
+        """The numbers of ``version``'s closed windows kept, oldest first: read from the folder
+        once, then kept up to date as windows close (no listing of the folder per look)."""
+        kept = self._kept.get(version)
+        if kept is None:
+            found = (self.folder / "windows" / _safe(version)).glob("*.json")
+            kept = self._kept[version] = sorted(int(p.stem) for p in found if p.stem.isdigit())
+        return kept
 
     def _closed(self, version: str | None) -> list[Path]:
         if version is None:
             return []
-        found = (self.folder / "windows" / _safe(version)).glob("*.json")
-        return sorted(found, key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+        folder = self.folder / "windows" / _safe(version)
+        return [folder / f"{number}.json" for number in self._numbers(version)]
 
     def windows_of(self, version: str) -> list[tuple[Window, list[Check]]]:
         """Every closed window of ``version`` kept, oldest first, with its checks."""
@@ -606,7 +519,7 @@ class Watch:
             return stable[0]
         versions = [p.name for p in (self.folder / "windows").glob("*") if p.is_dir()]
         versions += list(self.windows.open)
-        return max(versions, key=lambda v: len(self._closed(v)), default=None)
+        return max(versions, key=lambda v: len(self._numbers(v)), default=None)
 
     # -- alerts ---------------------------------------------------------------------------
 
@@ -745,6 +658,27 @@ class Watch:
 # ---------------------------------------------------------------------------------- records
 
 
+@dataclass
+class _Rows:
+    """One version's rows read in a look, as lists in ``order``, with their times and the
+    predictions."""
+
+    version: str
+    names: tuple[str, ...]  # the model's columns
+    known: tuple[str, ...]  # the reference's features
+    order: tuple[str, ...]  # the table's columns
+    table: list[list[Any]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    said: list[Any] = field(default_factory=list)
+
+    def add(self, ts: float, inputs: Any, outputs: Any) -> None:
+        rows = _table(inputs, self.order, self.names, self.known)
+        flat = _flat(outputs, len(rows))
+        self.table += rows
+        self.times += [ts] * len(rows)
+        self.said += flat if flat is not None else [None] * len(rows)
+
+
 def _rows(inputs: Any, names: tuple[str, ...], known: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """A logged request's inputs as rows of named values: a list of rows (the model's
     columns in order, else the reference's features in order when a row has as many values:
@@ -766,6 +700,27 @@ def _rows(inputs: Any, names: tuple[str, ...], known: tuple[str, ...] = ()) -> l
     return [dict(zip(names, row, strict=False)) for row in inputs if isinstance(row, list)]
 
 
+def _table(
+    inputs: Any, order: tuple[str, ...], names: tuple[str, ...], known: tuple[str, ...]
+) -> list[list[Any]]:
+    """A logged request's rows as lists of ``order``'s values (None where a row has none):
+    :func:`_rows` without a dict per row in the common case, rows as wide as ``order``."""
+    width = len(order)
+    if isinstance(inputs, dict):  # a mapping of columns (a table's request)
+        lists = {k: v if isinstance(v, list) else [v] for k, v in inputs.items()}
+        n = max(map(len, lists.values()), default=0)
+        columns = [lists.get(name) for name in order]
+        if n == 1:
+            return [[c[0] if c else None for c in columns]]
+        return [[c[i] if c and i < len(c) else None for c in columns] for i in range(n)]
+    if isinstance(inputs, list) and inputs and isinstance(inputs[0], list):
+        if all(isinstance(r, list) and len(r) == width for r in inputs):
+            return inputs
+    elif isinstance(inputs, list) and 0 < len(inputs) == width and not isinstance(inputs[0], dict):
+        return [inputs]
+    return [[row.get(n) for n in order] for row in _rows(inputs, names, known)]
+
+
 def _flat(outputs: Any, rows: int) -> list[Any] | None:
     """One prediction per row, when the outputs say so."""
     if isinstance(outputs, dict) and len(outputs) == 1:
@@ -780,14 +735,29 @@ def _flat(outputs: Any, rows: int) -> list[Any] | None:
 def _confidence(scorer: Callable[[Any], Any], rows: list[list[Any]], names: tuple[str, ...]) -> Any:
     """Each row's top class probability, by the version's own model (None where it failed)."""
     import numpy as np
-    import pandas as pd
 
     try:
-        probabilities = np.asarray(scorer(pd.DataFrame(rows, columns=list(names))), dtype=float)
+        probabilities = np.asarray(scorer(_model_input(rows, names)), dtype=float)
         return probabilities.max(axis=1).tolist()
     except Exception as exc:  # a row the model refuses: no estimate for this batch
         log.debug("monitor: rows not scored for the estimate: %s", exc)
         return None
+
+
+def _model_input(rows: list[list[Any]], names: tuple[str, ...]) -> Any:
+    """The rows as the model is given them: a DataFrame where pandas is installed (a model that
+    takes a table needs one; its signature converts it otherwise), else an array (an install
+    without pandas never loads a model that takes a table: its estimate is skipped, logged)."""
+    import numpy as np
+
+    try:
+        import pandas as pd
+    except ImportError:
+        try:
+            return np.array(rows, dtype=np.float64)  # None is NaN
+        except (TypeError, ValueError):  # text among the values
+            return np.array(rows, dtype=object)
+    return pd.DataFrame(rows, columns=list(names))
 
 
 def _schema(root: Path, spec: Monitor) -> Any:
@@ -807,14 +777,6 @@ def _schema(root: Path, spec: Monitor) -> Any:
         )
     located = yamlio.load(raw.decode(errors="replace"), spec.schema)
     return Schema.from_dict(located.data, located)
-
-
-def _stat(root: Path, spec: Monitor) -> tuple[int, int] | None:
-    try:
-        found = (root / spec.reference).stat()
-    except OSError:
-        return None
-    return found.st_mtime_ns, found.st_size
 
 
 def _labels(detail: str) -> int | None:

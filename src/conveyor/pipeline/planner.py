@@ -26,6 +26,9 @@ class Options(NamedTuple):
     keep_going: bool = False
     run_cache: bool = True
     jobs: int = 0  # 0: one per core
+    # The stages the targets need are restored (up to date, checked out, or from the run-cache),
+    # never run: a task of an orchestrator runs its one stage, what it needs came from others.
+    restore_upstream: bool = False
     executor: str = ""  # --executor: local, ray, ray://HOST:PORT ("": conveyor.yaml's executor:)
 
 
@@ -42,13 +45,18 @@ def select(pipeline: Pipeline, opts: Options) -> list[str]:
                 hint=did_you_mean(target, pipeline.stages) or "list them with `conveyor dag`",
             )
         chosen.extend(names)
-    if opts.single:
+    if opts.single and not opts.restore_upstream:
         wanted = set(chosen)
     elif opts.downstream:
         wanted = dag.closure(chosen, dag.dependents(pipeline.upstream))
     else:
         wanted = dag.closure(chosen, pipeline.upstream)
     return [n for n in pipeline.order if n in wanted]
+
+
+def targets(pipeline: Pipeline, opts: Options) -> set[str]:
+    """The stages named on the command line (every expansion of a name), or every stage."""
+    return set(select(pipeline, opts._replace(single=True, restore_upstream=False)))
 
 
 def observe(stage: Stage, pipeline: Pipeline, observer: Observer) -> stale.Observed:

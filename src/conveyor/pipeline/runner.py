@@ -22,7 +22,7 @@ from conveyor.pipeline import lock as lock_mod
 from conveyor.pipeline.definition import FILE, Pipeline
 from conveyor.pipeline.executor import Executor, Job, Outcome, Sink
 from conveyor.pipeline.outs import Observer, adopt, check_places, clear, commit, remove, restore
-from conveyor.pipeline.planner import Options, observe, select
+from conveyor.pipeline.planner import Options, observe, select, targets
 from conveyor.pipeline.record import Recorder
 from conveyor.pipeline.stage import Meta, Stage
 from conveyor.tracking.api import new_run_id
@@ -76,6 +76,8 @@ class Run:
         self.cache = runcache.FolderRunCache(ws.paths.cache / "runs")
         self.results: dict[str, StageResult] = {}
         self.started: dict[str, tuple[stale.Decision, stale.Observed, float]] = {}
+        # With restore_upstream, only these may run; the rest must be restored.
+        self.runnable = targets(pipeline, opts) if opts.restore_upstream else None
 
     def execute(self) -> list[StageResult]:
         """Run the selected stages; the run is recorded in the metadata store's spool."""
@@ -143,7 +145,9 @@ class Run:
             now = observe(stage, self.pipeline, self.observer)
             entry = self.entries.get(name)
             in_cache = self.observer.in_cache
-            decision = stale.decide(stage, entry, now, in_cache, force=self.opts.force)
+            upstream_only = self.runnable is not None and name not in self.runnable
+            force = self.opts.force and not upstream_only
+            decision = stale.decide(stage, entry, now, in_cache, force=force)
             if decision.action == stale.SKIP:
                 self._report(StageResult(name, UP_TO_DATE, decision.reasons))
                 return
@@ -162,10 +166,18 @@ class Run:
                     f"dep {', '.join(missing)} does not exist and no stage writes it",
                     hint="create it, track it with `conveyor add`, or fix the stage's deps",
                 )
-            reuse = self.opts.run_cache and not self.opts.force and _cacheable(stage)
-            if reuse and self._restore(stage, now):
+            reuse = self.opts.run_cache and not force and _cacheable(stage)
+            if (reuse or upstream_only) and self._restore(stage, now):
                 self._report(StageResult(name, RESTORED, decision.reasons))
                 return
+            if upstream_only:
+                raise PipelineError(
+                    f"stage {name!r} is needed but not run here (--restore-upstream), and the "
+                    "run-cache cannot restore it: "
+                    + "; ".join(decision.reasons or ("its outs are not in the cache",)),
+                    hint="run it first and share it (`conveyor push --run-cache`), then "
+                    "`conveyor pull --run-cache` here",
+                )
             clear(self.ws.root, stage.outs)
             self._forget_outs(stage)
             self.started[name] = (decision, now, time.monotonic())
@@ -236,7 +248,8 @@ class Run:
             self._forget_outs(stage)
         self._write_lock(stage, now, outs)
         if _cacheable(stage) and outs:
-            self.cache.put(runcache.key(stage, now.deps, now.values), outs)
+            ident = runcache.identity(stage, now.deps, now.values)
+            self.cache.put(runcache.key_of(ident), outs, ident)
         self._report(StageResult(name, RAN, decision.reasons, outcome.duration, code=0))
         return True
 

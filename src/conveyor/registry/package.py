@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from conveyor.foundation import atomic, yamlio
+from conveyor.foundation import atomic, extras, yamlio
 from conveyor.foundation.errors import ConfigError
 from conveyor.registry import flavors, signature
 from conveyor.registry.errors import PackageError
@@ -102,14 +102,16 @@ def save(
             dst = folder / "code" / src.name
             dst.parent.mkdir(exist_ok=True)
             shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
+    needs = _REQUIREMENTS[flavor]
     if example is not None:
         prediction = _predictor(model, folder, manifest).predict(example)
-        manifest["signature"] = signature.infer(example, prediction).to_dict()
+        inferred = signature.infer(example, prediction)
+        manifest["signature"] = inferred.to_dict()
         (folder / EXAMPLE).write_text(json.dumps(_rows(example)) + "\n")
         manifest["input_example"] = EXAMPLE
-    manifest["requirements"] = requirements(
-        _pins(_REQUIREMENTS[flavor]), manifest.pop("requirements", [])
-    )
+        if inferred.tabular:  # a server hands such a model a DataFrame
+            needs = (*needs, "pandas")
+    manifest["requirements"] = requirements(_pins(needs), manifest.pop("requirements", []))
     manifest["python"] = platform.python_version()
     manifest["lineage"] = {}
     atomic.write_text(folder / MANIFEST, yamlio.dump(manifest))
@@ -132,6 +134,9 @@ def load(path: str | Path) -> Model:
     folder = Path(path)
     manifest = read_manifest(folder)
     flavor = manifest.get("flavor")
+    raw = manifest.get("signature")
+    if raw and signature.Signature.from_dict(raw).tabular:
+        extras.check("tables", purpose=f"{folder}: a model that takes a table (as a DataFrame)")
     if flavor not in flavors.LOADERS:
         raise ConfigError(
             f"{folder / MANIFEST}: unknown flavor {flavor!r}",

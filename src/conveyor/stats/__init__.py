@@ -7,6 +7,7 @@
     drift      has a column's distribution moved between a reference and a current sample?
     frames     drift of every column of two DataFrames
     binned     drift computed from window profiles (bin and category counts), never raw rows
+    distributions  the p-values' distributions (KS, Kolmogorov, chi-squared) without scipy
 
 Plain values in, frozen values out: no files, sockets or clocks. numpy is imported by the
 modules, scipy only inside the functions that need it, and this package imports none of them.

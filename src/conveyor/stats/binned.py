@@ -5,13 +5,14 @@ counts of :mod:`conveyor.monitor.profiles`, never from raw rows.
     verdict = dataset(bins, reference_profile, window_profile)   # -> DatasetDrift
 
 Numeric features get the Kolmogorov–Smirnov statistic (the largest gap between the two CDFs at
-the bin edges) and its p-value (scipy's asymptotic two-sample one, Kolmogorov's limit past 1000
-effective values), the Wasserstein-1 distance in reference standard
-deviations (the area between the CDFs, linear within a bin, each tail's mass at its mean) and
-PSI over the reference's deciles; categorical ones get Pearson's chi-squared test of
-homogeneity, the Jensen–Shannon distance (base 2) and PSI over categories. With about 100
-quantile bins the KS statistic is within 0.01-0.02 of the raw samples' and Wasserstein within a
-few percent (tests/stats/test_binned.py holds the tolerances).
+the bin edges) and its p-value (scipy's asymptotic two-sample one: the exact one-sample
+distribution for the effective size, Kolmogorov's limit past 1000 effective values), the
+Wasserstein-1 distance in reference standard deviations (the area between the CDFs, linear
+within a bin, each tail's mass at its mean) and PSI over the reference's deciles; categorical
+ones get Pearson's chi-squared test of homogeneity, the Jensen–Shannon distance (base 2) and
+PSI over categories. With about 100 quantile bins the KS statistic is within 0.01-0.02 of the
+raw samples' and Wasserstein within a few percent (tests/stats/test_binned.py holds the
+tolerances).
 
 ``method="auto"`` picks per feature as Evidently 0.7's DataDriftPreset does
 (``_get_default_stattest``): a reference of at most 1000 values gets a test at ``p_value`` 0.05,
@@ -25,7 +26,8 @@ exact. As in :mod:`conveyor.stats.drift`, a feature whose share of missing or in
 moved by more than ``max_null_shift`` has drifted, and fewer than ``min_samples`` values on
 either side is inconclusive.
 
-Pure: numpy, and scipy (imported on first use) for the p-values; no files, no clock.
+Pure: numpy, and :mod:`conveyor.stats.distributions` for the p-values (no scipy: a serving
+install judges drift as the full one does); no files, no clock.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import numpy.typing as npt
 
 from conveyor.foundation.errors import ConfigError, DataError
 from conveyor.foundation.suggest import did_you_mean
+from conveyor.stats import distributions
 from conveyor.stats.drift import ColumnDrift, psi, too_few, verdict
 
 Floats = npt.NDArray[np.float64]
@@ -296,14 +299,13 @@ def _numeric(bins: NumericBins, ref: NumericCounts, cur: NumericCounts) -> dict[
 
 
 def _ks_p(statistic: float, en: float) -> float:
-    """Two-sided KS p-value for the effective sample size ``en`` = n·m/(n+m): Smirnov's
-    distribution for n (scipy's ``ks_2samp(method="asymp")``) up to EXACT_KS values, then
-    Kolmogorov's limit, as exact by then and without the former's seconds of work."""
-    from scipy import special, stats
-
+    """Two-sided KS p-value for the effective sample size ``en`` = n·m/(n+m): the exact
+    distribution of the one-sample statistic for n (scipy's ``ks_2samp(method="asymp")``) up
+    to EXACT_KS values, then Kolmogorov's limit, as exact by then and without the former's
+    work. Both from :mod:`conveyor.stats.distributions`, the same in every install."""
     if en <= EXACT_KS:
-        return float(stats.kstwo.sf(statistic, round(en)))
-    return float(special.kolmogorov(math.sqrt(en) * statistic))
+        return distributions.ks_sf(round(en), statistic)
+    return distributions.kolmogorov_sf(math.sqrt(en) * statistic)
 
 
 def _categorical(ref: Counts, cur: Counts) -> dict[str, float | None]:
@@ -373,15 +375,13 @@ def _kl(p: Floats, m: Floats) -> float:
 
 def _chi2_p(r: Floats, c: Floats) -> float:
     """Pearson's chi-squared test that two samples share one distribution (no correction)."""
-    from scipy import stats
-
     table = np.array([r, c])
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return 1.0
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
-    return float(stats.chi2.sf(statistic, table.shape[1] - 1))
+    return distributions.chi2_sf(statistic, table.shape[1] - 1)
 
 
 # --------------------------------------------------------------------------------- rules

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from conveyor.foundation.errors import ConfigError, TrackingError
+from conveyor.foundation.errors import ConfigError, ConveyorError, TrackingError
 from conveyor.foundation.redact import mask_urls
 from conveyor.tracking import reads, writes
 from conveyor.tracking import tables as t
@@ -89,6 +89,9 @@ class SqlStore(reads.Reads):
         self.dialect = self.engine.dialect.name
         try:
             self._migrate()
+        except ConveyorError:
+            self.engine.dispose()
+            raise
         except sa.exc.OperationalError as exc:
             self.engine.dispose()
             raise TrackingError(
@@ -104,6 +107,18 @@ class SqlStore(reads.Reads):
                 conn.rollback()
                 version = None
         if version != HEAD:
+            from conveyor.foundation.extras import check
+
+            # A serving install reads a store at the current schema and never migrates one.
+            where = "has no conveyor schema yet" if version is None else f"is at {version}"
+            check(
+                "train",
+                modules=("alembic",),
+                purpose=f"the metadata store at {_safe(self.url)} {where} (this conveyor "
+                f"reads {HEAD}): migrating it",
+                hint="run any `conveyor` command once from a full install (pip install "
+                "'conveyor[all]') to migrate it; a serving install then reads it as it is",
+            )
             from conveyor.tracking import migrate
 
             migrate.upgrade(self.engine)
