@@ -388,17 +388,16 @@ class TrialPool:
             self._owns_ray = False
 
 
-def keep_runs(
-    ws: Workspace, remote: Remote, runs: tuple[tuple[str, tuple[tuple[str, Meta], ...]], ...]
-) -> None:
+def keep_runs(ws: Workspace, remote: Remote, runs: tuple[tuple[str, bytes], ...]) -> None:
     """A trial's run-cache entries, kept here once their outs are in the cache."""
-    from conveyor.pipeline.runcache import FolderRunCache
+    from conveyor.pipeline import runcache
 
-    cache = FolderRunCache(ws.paths.cache / "runs")
-    for key, outs in runs:
-        metas = {f"{key[:8]}/{path}": meta for path, meta in outs}
+    cache = runcache.FolderRunCache(ws.paths.cache / "runs")
+    for key, raw in runs:
+        entry = runcache.parse(key, raw)  # checked as any entry from elsewhere
+        metas = {f"{key[:8]}/{path}": meta for path, meta in entry.outs.items()}
         ray_task.fetch_outs(ws, remote, metas)
-        cache.put(key, dict(outs))
+        cache.write(entry)
 
 
 def remote_of(ws: Workspace, name: str) -> RemoteSpec:

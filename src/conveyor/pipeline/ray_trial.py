@@ -15,7 +15,6 @@ Plain Python, no Ray: :mod:`conveyor.pipeline.ray_executor` runs :func:`run_tria
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -32,7 +31,7 @@ from conveyor.data.remotes import open_spec
 from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import ConveyorError, PipelineError
 from conveyor.foundation.paths import CONTROL_DIR
-from conveyor.pipeline import definition
+from conveyor.pipeline import definition, runcache
 from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline.executor import CANNOT_START
 from conveyor.pipeline.outs import pointer, restore
@@ -59,7 +58,7 @@ class TrialResult:
     output: str  # the end of what it printed
     metrics: tuple[tuple[str, Any], ...] = ()  # by the names a user types (eval.auc)
     records: tuple[tuple[str, bytes], ...] = ()
-    runs: tuple[tuple[str, tuple[tuple[str, Meta], ...]], ...] = ()  # run-cache key -> outs
+    runs: tuple[tuple[str, bytes], ...] = ()  # run-cache entries: key, the entry as stored
 
 
 def run_trial(spec: TrialSpec, base: Path, node: str) -> TrialResult:
@@ -123,21 +122,22 @@ def _check_out(ws: Workspace, remote: Any, spec: TrialSpec, copy_rel: str) -> No
             shutil.copy2(ws.odb.path(oid), dest)
 
 
-def _push_runs(copy: Path, remote: Any) -> tuple[tuple[str, tuple[tuple[str, Meta], ...]], ...]:
-    """The run-cache entries the trial made (its copy's), their outs pushed."""
-    folder = copy / CONTROL_DIR / "cache" / "runs"
-    entries: list[tuple[str, tuple[tuple[str, Meta], ...]]] = []
-    for path in sorted(folder.glob("*/*")):
+def _push_runs(copy: Path, remote: Any) -> tuple[tuple[str, bytes], ...]:
+    """The run-cache entries the trial made (its copy's, as stored), their outs pushed."""
+    cache = runcache.FolderRunCache(copy / CONTROL_DIR / "cache" / "runs")
+    entries: list[tuple[str, bytes]] = []
+    metas: dict[str, Meta] = {}
+    for key in cache.iter_keys():
         try:
-            rows = json.loads(path.read_bytes())["outs"]
-            outs = tuple((p, Meta(h, int(s), int(n))) for p, h, s, n in rows)
-        except (OSError, ValueError, KeyError, TypeError):
+            raw = cache.path(key).read_bytes()
+            entry = runcache.parse(key, raw)
+        except (OSError, runcache.BadEntry):
             continue
-        entries.append((path.parent.name + path.name, outs))
+        entries.append((key, raw))
+        metas.update({f"{key[:8]}/{p}": m for p, m in entry.outs.items()})
     if not entries:
         return ()
     with Workspace(copy) as ws:
-        metas = {f"{key[:8]}/{p}": m for key, outs in entries for p, m in outs}
         pointers = [pointer(ws.root, r, m) for r, m in sorted(metas.items())]
         problem = transfer.push(ws, remote, pointers).error()
         if problem is not None:
