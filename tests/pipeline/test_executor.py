@@ -286,3 +286,20 @@ def test_stop_reaches_a_grandchild_that_left_the_process_group(
     pool.stop(grace=5.0)
     assert [(o.stage, o.code) for o in pool.wait()] == [("s", -signal.SIGTERM)]
     wait_for(lambda: not alive(escaped), "the escaped grandchild to die")
+
+
+def test_a_detached_supervisor_keeps_exit_codes_signals_and_output(
+    tmp_path: Path, sink: ListSink
+) -> None:
+    # How a Ray worker starts stage commands: one process away, so that Ray's SIGKILL of a
+    # dead worker's children does not take the supervisor with it.
+    pool = LocalPool(2, sink, detach=True)
+    try:
+        pool.submit(job(tmp_path, "ok", "echo out; echo err >&2"))
+        pool.submit(job(tmp_path, "three", "exit 3"))
+        pool.submit(job(tmp_path, "killed", "kill -TERM $$"))
+        codes = {o.stage: o.code for o in run_all(pool)}
+    finally:
+        pool.stop(grace=1.0)
+    assert codes == {"ok": 0, "three": 3, "killed": -signal.SIGTERM}
+    assert ("ok", "out", False) in sink.lines and ("ok", "err", True) in sink.lines

@@ -20,6 +20,7 @@ def check(root: Path) -> None:
     import conveyor.gates.config
     import conveyor.monitor.config
     import conveyor.pipeline.definition
+    import conveyor.pipeline.executors
     import conveyor.registry.config
     import conveyor.tune.spec  # noqa: F401  (each registers its section on import)
     from conveyor.foundation import project

@@ -92,6 +92,13 @@ RUN_ARGS = (
     arg("--no-run-cache", action="store_true", help="run even what the run-cache could restore"),
     arg("-n", "--name", default="", help="a name for the tracked run"),
     arg(
+        "--executor",
+        default="",
+        metavar="KIND",
+        help="where stages run: local, ray (a local Ray, or $RAY_ADDRESS), or ray://HOST:PORT "
+        "(default: conveyor.yaml's executor:, else local)",
+    ),
+    arg(
         "-S",
         "--set-param",
         dest="overrides",
@@ -132,6 +139,7 @@ def run_pipeline(opts: Namespace) -> int:
         not opts.no_run_cache,
         opts.jobs,
         opts.restore_upstream,
+        getattr(opts, "executor", ""),
     )
     with writing("conveyor run") as ws:
         pipeline = load_pipeline(ws, opts.overrides)

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     arg("--trials", type=int, metavar="N", help="trials to run now (default: tune.trials)"),
     arg("-j", "--jobs", type=int, metavar="N", help="trials at once (default: tune.jobs)"),
     arg("--resume", action="store_true", help="continue the study instead of starting it"),
+    arg(
+        "--executor",
+        default="",
+        metavar="KIND",
+        help="where trials run: local, ray, or ray://HOST:PORT (default: conveyor.yaml's "
+        "executor:, else local)",
+    ),
     arg("--apply", action="store_true", help="with show: write the best params to their files"),
     arg("--out", metavar="DIR", help="with show: where plots go (default: reports/tune-STUDY)"),
     help="search the params space with Optuna; each trial is a tracked run",
@@ -43,9 +50,16 @@ def _search(root: Any, spec: Any, store: Any, opts: Namespace) -> int:
     jobs = opts.jobs or spec.jobs
     if trials < 1 or jobs < 1:
         raise UsageError("--trials and --jobs must be 1 or more")
+    from conveyor.pipeline.executors import resolve
+
+    executor = resolve(root, getattr(opts, "executor", ""))
     study = study_mod.open_study(store, spec, resume=opts.resume)
     goal = f"{spec.direction} {spec.metric}"
-    echo(f"study {spec.study}: {trials} trial(s), {jobs} at a time, to {goal} ({spec.sampler})")
+    where = " on Ray" if executor.type == "ray" else ""
+    echo(
+        f"study {spec.study}: {trials} trial(s), {jobs} at a time{where}, to {goal} "
+        f"({spec.sampler})"
+    )
     best: list[float] = []
 
     def report(result: Result) -> None:
@@ -65,7 +79,14 @@ def _search(root: Any, spec: Any, store: Any, opts: Namespace) -> int:
         echo(f"✓ trial {result.number} ({params}): {spec.metric} = {cell(result.value)}{mark}")
         sys.stdout.flush()
 
-    results = study_mod.run(root, spec, study, trials=trials, jobs=jobs, on_result=report)
+    if executor.type == "ray":
+        from conveyor.tune import ray_search
+
+        results = ray_search.run(
+            root, spec, study, executor, trials=trials, jobs=jobs, on_result=report
+        )
+    else:
+        results = study_mod.run(root, spec, study, trials=trials, jobs=jobs, on_result=report)
     done = [r for r in results if r.state == "complete"]
     echo(f"{len(done)} of {len(results)} trial(s) complete. See them with `conveyor tune show`.")
     return 0 if done else 1

@@ -61,10 +61,16 @@ def open_remote(
     spec = resolve(ws.config, ws.root, name)
     if under is not None:
         spec = spec.under(under)
+    return open_spec(spec, jobs=jobs or ws.jobs)
+
+
+def open_spec(spec: RemoteSpec, *, jobs: int) -> Remote:
+    """The remote ``spec`` describes, with the backend its URL needs (a Ray worker opens the
+    driver's remote this way: it has the spec, not the project's config)."""
     if spec.protocol == "file":
         from conveyor.data.remote_local import LocalRemote
 
-        return LocalRemote(spec, jobs=jobs or ws.jobs)
+        return LocalRemote(spec, jobs=jobs)
     from conveyor.data.remote_fsspec import FsspecRemote
 
-    return FsspecRemote(spec, jobs=jobs or ws.jobs)
+    return FsspecRemote(spec, jobs=jobs)

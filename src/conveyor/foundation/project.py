@@ -51,6 +51,7 @@ NAMES = (
     "models",
     "deploy",
     "monitor",
+    "executor",
 )
 
 # (section as written, the document, the project root) -> the section's value

@@ -60,7 +60,13 @@ def _run(stages: list[str], overrides: list[str], name: str) -> int:
         checkout(ws, [*ws.pointers(), *out_pointers(ws)])
         pipeline = launch.load(ws, overrides)
         launched = launch.run(
-            ws, pipeline, Options(tuple(stages)), _Lines(), overrides=overrides, name=name
+            ws,
+            pipeline,
+            # Local: a queued experiment or a trial is already one job (a trial on a Ray worker)
+            Options(tuple(stages), executor="local"),
+            _Lines(),
+            overrides=overrides,
+            name=name,
         )
     problem = launch.publish(ws.root)
     if problem is not None:

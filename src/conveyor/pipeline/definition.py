@@ -17,7 +17,7 @@ from conveyor.data import hashing
 from conveyor.foundation import atomic, project
 from conveyor.foundation.errors import ConfigError
 from conveyor.foundation.paths import CONTROL_DIR
-from conveyor.pipeline import dag, sections
+from conveyor.pipeline import dag, resources, sections
 from conveyor.pipeline import params as params_mod
 from conveyor.pipeline.outs import check_out
 from conveyor.pipeline.stage import KINDS, Out, Plot, Stage
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from conveyor.pipeline.template import Context, Expansion
 
 FILE = project.FILE
-_FORMAT = 2
+_FORMAT = 3  # 3: stages have resources
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -351,6 +351,13 @@ def _resolve(
     if not cmd or not all(c.strip() for c in cmd):
         raise ConfigError(f"{doc.where(*keys, 'cmd')}: stage {name!r}: 'cmd' is empty")
     env = tuple(sorted((k, _env_value(v)) for k, v in spec["env"].items()))
+    try:
+        needs = resources.parse(spec["resources"])
+    except resources.BadResource as exc:
+        raise ConfigError(
+            f"{doc.where(*keys, 'resources', exc.key)}: stage {name!r}: resources: {exc}",
+            hint=exc.hint,
+        ) from None
     return Stage(
         name,
         cmd,
@@ -362,6 +369,7 @@ def _resolve(
         spec["frozen"],
         spec["always_changed"],
         spec["desc"],
+        resources=needs,
     )
 
 

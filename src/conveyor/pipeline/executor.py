@@ -31,6 +31,11 @@ closed its output (a daemon) is stopped then, so the stage's outs are not writte
         pool.stop()
 
 ``submit``, ``wait``, ``stop`` and ``busy`` are for one (the caller's) thread only.
+
+An executor that runs stages on other machines (:mod:`conveyor.pipeline.ray_executor`) uses the
+job's ``definition`` and ``inputs`` (what to check out there, by hash) and reports each success
+with ``Outcome.outs``: the outs' hashes, their objects already in this project's cache; the
+runner then checks them out instead of storing what the workspace holds.
 """
 
 from __future__ import annotations
@@ -49,10 +54,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol, TextIO
 
+from conveyor.pipeline.stage import Meta, Stage
+
 TAIL_LINES = 20
 CANNOT_START = 127  # what sh itself returns for a command it cannot find
 # Run as a script with -I -S: no site-packages to scan, so it starts in a few milliseconds.
 _SUPERVISOR = (sys.executable, "-I", "-S", str(Path(__file__).with_name("supervise.py")))
+_DETACH = (sys.executable, "-I", "-S", str(Path(__file__).with_name("detach.py")))
 
 
 class Job(NamedTuple):
@@ -61,6 +69,11 @@ class Job(NamedTuple):
     cwd: Path
     env: Mapping[str, str]
     log: Path
+    # For an executor that runs the stage elsewhere (Ray): the stage as declared, and what its
+    # working copy needs checked out there by hash (deps, and persistent outs as they are now).
+    # The local pool needs neither.
+    definition: Stage | None = None
+    inputs: tuple[tuple[str, Meta], ...] = ()
 
 
 class Outcome(NamedTuple):
@@ -68,6 +81,9 @@ class Outcome(NamedTuple):
     code: int
     duration: float
     tail: str
+    # None: the outs are in the workspace, to be stored (the local pool). Otherwise the stage
+    # ran elsewhere and these are its outs, already in the object cache, to be checked out.
+    outs: dict[str, Meta] | None = None
 
 
 class Sink(Protocol):
@@ -112,7 +128,9 @@ class _Output:
 class LocalPool:
     """Runs jobs in worker threads, at most ``jobs`` at once, FIFO; see the module docstring."""
 
-    def __init__(self, jobs: int, sink: Sink) -> None:
+    def __init__(self, jobs: int, sink: Sink, *, detach: bool = False) -> None:
+        """``detach``: start each supervisor through :mod:`conveyor.pipeline.detach`, for a
+        host process whose children may be SIGKILLed with it (a Ray worker)."""
         if jobs < 1:
             raise ValueError(f"LocalPool needs jobs >= 1, got {jobs}")
         self._jobs = jobs
@@ -125,6 +143,7 @@ class LocalPool:
         self._workers = 0
         self._pending = 0  # submitted, not dropped, and not yet returned by wait()
         self._stopped = False
+        self._launcher = (*_DETACH, *_SUPERVISOR) if detach else _SUPERVISOR
 
     @property
     def busy(self) -> int:
@@ -244,7 +263,7 @@ class LocalPool:
                 return -signal.SIGTERM.value, f"stopped before {command!r}"
             try:
                 proc = subprocess.Popen(
-                    [*_SUPERVISOR, "/bin/sh", "-c", command],
+                    [*self._launcher, "/bin/sh", "-c", command],
                     cwd=job.cwd,
                     env=dict(job.env),
                     stdin=subprocess.PIPE,  # its end closing tells the supervisor we are gone

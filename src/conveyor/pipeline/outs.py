@@ -94,6 +94,11 @@ def pointer(root: Path, rel: str, meta: Meta) -> Pointer:
     return Pointer(file, path.name, meta.oid, meta.is_tree, meta.size, meta.nfiles)
 
 
+def pointer_meta(ptr: Pointer) -> Meta:
+    """What a pointer names, as a dep or out's meta."""
+    return Meta(ptr.oid + (".tree" if ptr.is_tree else ""), ptr.size, ptr.nfiles)
+
+
 def clear(root: Path, outs: tuple[Out, ...]) -> None:
     """Remove non-persistent outs before a stage runs; make the folders outs are written in."""
     for out in outs:
@@ -143,6 +148,27 @@ def commit(ws: Workspace, outs: tuple[Out, ...]) -> dict[str, Meta]:
         if out.cache:
             ignore(ws.root / out.path)
     return metas
+
+
+def adopt(ws: Workspace, outs: tuple[Out, ...], metas: dict[str, Meta]) -> dict[str, Meta]:
+    """Outs a stage wrote elsewhere (on a Ray worker), whose objects the cache holds now:
+    checked out into the workspace as :func:`commit` would have left them; their metas."""
+    missing = [o.path for o in outs if o.path not in metas]
+    if missing:
+        raise PipelineError(
+            f"the command succeeded but did not write {', '.join(missing)}",
+            hint="make the command write every declared out, or remove it from 'outs'",
+        )
+    chosen = {o.path: metas[o.path] for o in outs}
+    for out in outs:
+        remove(ws.root / out.path)  # a persistent one came back grown from the worker
+    restore(ws, chosen)
+    from conveyor.data.add import ignore
+
+    for out in outs:
+        if out.cache:
+            ignore(ws.root / out.path)
+    return chosen
 
 
 def restore(ws: Workspace, metas: dict[str, Meta], *, link_types: list[str] | None = None) -> None:

@@ -29,6 +29,7 @@ class Options(NamedTuple):
     # The stages the targets need are restored (up to date, checked out, or from the run-cache),
     # never run: a task of an orchestrator runs its one stage, what it needs came from others.
     restore_upstream: bool = False
+    executor: str = ""  # --executor: local, ray, ray://HOST:PORT ("": conveyor.yaml's executor:)
 
 
 def select(pipeline: Pipeline, opts: Options) -> list[str]:

@@ -17,11 +17,11 @@ from typing import Any, NamedTuple, Protocol
 
 from conveyor.data.workspace import Workspace
 from conveyor.foundation.errors import ConveyorError, PipelineError
+from conveyor.pipeline import executors, runcache, stale
 from conveyor.pipeline import lock as lock_mod
-from conveyor.pipeline import runcache, stale
 from conveyor.pipeline.definition import FILE, Pipeline
-from conveyor.pipeline.executor import Executor, Job, LocalPool, Outcome, Sink
-from conveyor.pipeline.outs import Observer, check_places, clear, commit, remove, restore
+from conveyor.pipeline.executor import Executor, Job, Outcome, Sink
+from conveyor.pipeline.outs import Observer, adopt, check_places, clear, commit, remove, restore
 from conveyor.pipeline.planner import Options, observe, select, targets
 from conveyor.pipeline.record import Recorder
 from conveyor.pipeline.stage import Meta, Stage
@@ -65,7 +65,10 @@ class Run:
         self.opts = opts
         self.reporter = reporter
         self.jobs = opts.jobs or os.cpu_count() or 1
-        self.executor = executor or LocalPool(self.jobs, reporter)
+        if executor is None:
+            spec = executors.resolve(ws.root, opts.executor)
+            executor = executors.open_executor(ws, spec, opts.jobs, reporter)
+        self.executor = executor
         self.run_id = new_run_id()
         self.name = name
         self.entries = lock_mod.load(ws.root)
@@ -179,7 +182,7 @@ class Run:
             self._forget_outs(stage)
             self.started[name] = (decision, now, time.monotonic())
             self.reporter.event(StageResult(name, "running", decision.reasons))
-            self.executor.submit(self._job(stage))
+            self.executor.submit(self._job(stage, now))
         except ConveyorError as exc:
             tail = exc.message + (f"\n  hint: {exc.hint}" if exc.hint else "")
             self._report(StageResult(name, FAILED, (), tail=tail))
@@ -200,7 +203,7 @@ class Run:
         self._write_lock(stage, now, outs)
         return True
 
-    def _job(self, stage: Stage) -> Job:
+    def _job(self, stage: Stage, now: stale.Observed) -> Job:
         env = {
             **os.environ,
             **dict(stage.env),
@@ -209,7 +212,20 @@ class Run:
             "CONVEYOR_RUN_ID": self.run_id,
         }
         log = self.ws.paths.control / "logs" / self.run_id / f"{stage.name}.log"
-        return Job(stage.name, stage.cmd, self.ws.root / stage.wdir, env, log)
+        inputs = {d: m for d, m in now.deps.items() if m is not None}
+        for out in stage.outs:
+            meta = now.outs.get(out.path)
+            if out.persist and meta is not None:  # what it accumulated so far goes along
+                inputs[out.path] = meta
+        return Job(
+            stage.name,
+            stage.cmd,
+            self.ws.root / stage.wdir,
+            env,
+            log,
+            stage,
+            tuple(sorted(inputs.items())),
+        )
 
     def _finish(self, outcome: Outcome) -> bool:
         name = outcome.stage
@@ -221,7 +237,10 @@ class Run:
             self._report(StageResult(name, FAILED, (how,), outcome.duration, outcome.tail, code))
             return False
         try:
-            outs = commit(self.ws, stage.outs)
+            if outcome.outs is None:
+                outs = commit(self.ws, stage.outs)
+            else:  # it ran elsewhere: its outs are in the cache already
+                outs = adopt(self.ws, stage.outs, outcome.outs)
         except ConveyorError as exc:
             self._report(StageResult(name, FAILED, (), outcome.duration, exc.message))
             return False

@@ -70,6 +70,8 @@ _STAGE = cs.typed_dict_schema(
         "frozen": field(cs.bool_schema(), False),
         "always_changed": field(cs.bool_schema(), False),
         "desc": field(cs.str_schema(), ""),
+        # Checked key by key in resources.parse(), each mistake with its own message.
+        "resources": field(cs.dict_schema(cs.str_schema(), cs.any_schema()), {}),
     },
     extra_behavior="forbid",
 )
@@ -115,6 +117,8 @@ def _message(problem: Problem, path: str) -> str:
         return "expected a param key (train.lr), or {params-file: [keys]}"
     if problem.type.startswith("bool"):
         return "expected true or false"
+    if path.startswith("resources"):
+        return "expected a mapping such as {cpus: 2, gpus: 1, memory: 4GiB}"
     if path.startswith("cmd"):
         return "expected a command, or a list of commands run one after another"
     return problem.msg.lower()

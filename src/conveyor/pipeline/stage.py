@@ -31,6 +31,8 @@ class Stage(NamedTuple):
     always_changed: bool = False
     desc: str = ""
     line: int = 0  # where conveyor.yaml declares it, for messages
+    # (name, amount) from `resources:` (memory in bytes); the Ray executor schedules by them
+    resources: tuple[tuple[str, float], ...] = ()
 
     def to_json(self) -> list[Any]:
         return [
@@ -45,11 +47,12 @@ class Stage(NamedTuple):
             self.always_changed,
             self.desc,
             self.line,
+            [list(r) for r in self.resources],
         ]
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Stage:
-        name, cmd, wdir, deps, params, outs, env, frozen, always, desc, line = row
+        name, cmd, wdir, deps, params, outs, env, frozen, always, desc, line, resources = row
         return cls(
             name,
             tuple(cmd),
@@ -62,6 +65,7 @@ class Stage(NamedTuple):
             always,
             desc,
             line,
+            tuple((k, float(v)) for k, v in resources),
         )
 
 
