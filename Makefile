@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/monitor_drift.py
 	$(BIN)/python bench/install_size.py
+	$(BIN)/python bench/ray_executor.py
 
 bench-compare: $(STAMP)
 	$(BIN)/python -m compileall -q src

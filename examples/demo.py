@@ -132,6 +132,12 @@ def run(demo: Demo, remote: Path) -> None:
     demo.section("Run it again: nothing is stale, nothing runs")
     demo.sh("conveyor", "run")
 
+    demo.section("The same pipeline on Ray: each stage a task in its own working copy")
+    print("(a local Ray is started for the run; code, deps and outs travel through the remote "
+          "by hash, and the lock is written here)")  # fmt: skip
+    demo.sh("conveyor", "run", "--executor", "ray", "--force")
+    demo.sh("conveyor", "status")
+
     demo.section("Change a param: only the stages that use it (and what follows) run")
     params = demo.root / "params.yaml"
     params.write_text(params.read_text().replace("C: 1.0", "C: 0.05"))

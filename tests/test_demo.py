@@ -24,6 +24,8 @@ def test_demo_runs_every_step() -> None:
     assert "demo finished: every step passed" in out
     assert "clean     data/raw" in out  # after the cache and workspace were wiped and pulled
     assert "570 data/raw/cells.csv" in out and "770 data/raw/cells.csv" in out  # time travel
+    # the pipeline on a local Ray: the stages ran as tasks, the lock written by the driver
+    assert "--executor ray --force" in out
     # a teammate's clone pulls the run-cache: the combination run elsewhere is restored
     assert "pulled 5 run-cache entries" in out or "run-cache entries from store" in out
     assert "train restored from run-cache (param train.C changed 1.0 -> 0.05)" in out
