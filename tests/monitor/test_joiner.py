@@ -336,3 +336,30 @@ def test_lines_are_where_they_are_read_again(tmp_path: Path, seed: int) -> None:
     assert list(segments.lines_at(tmp_path, name, starts)) == found
     (tmp_path / name).unlink()
     assert list(segments.lines_at(tmp_path, name, starts)) == []
+
+
+def test_a_log_written_in_another_form_joins_the_same(tmp_path: Path) -> None:
+    """The id is read without parsing a line written as the server writes it; any other form
+    (keys in another order, spaces, escaped or non-ASCII ids) is parsed whole: the same join."""
+    ids = ["plain", 'quote"d', "back\\slash", "ünïcode", "tab\tbed"]
+    folder = predlog.model_folder(tmp_path / "predictions", "clf")
+    folder.mkdir(parents=True)
+    lines = []
+    for i, rid in enumerate(ids):
+        one = {**predlog.record(rid, "clf", "1", "infer", [[0.0]], [1]), "ts": SINCE}
+        lines.append(orjson.dumps(one))  # the server's form
+        lines.append(orjson.dumps(dict(reversed(list(one.items())))))  # another order
+        lines.append(b'{ "id": ' + orjson.dumps(f"{rid}-{i}") + b', "ts": 1000.0, "version": '
+                     b'"2", "outputs": [0], "inputs": [[1]] }')  # fmt: skip
+    (folder / predlog.segment_name(SINCE, 1, 1)).write_bytes(b"\n".join(lines) + b"\n")
+    writer = feedback.Writer(tmp_path / "feedback")
+    writer.write([feedback.label(rid, 1, SINCE + 1) for rid in ids])
+    writer.write([feedback.label(f"{rid}-{i}", 0, SINCE + 1) for i, rid in enumerate(ids)])
+    writer.close()
+    result = Joiner(folder, tmp_path / "feedback", since=SINCE).update()
+    full = joined(
+        list(predlog.read(tmp_path / "predictions", "clf")),
+        list(feedback.read(tmp_path / "feedback")),
+        SINCE,
+    )
+    assert result == full and result.joined == 2 * len(ids)
