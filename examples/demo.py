@@ -137,6 +137,7 @@ def run(demo: Demo, remote: Path) -> None:
           "by hash, and the lock is written here)")  # fmt: skip
     demo.sh("conveyor", "run", "--executor", "ray", "--force")
     demo.sh("conveyor", "status")
+    demo.sh("git", "commit", "-qam", "The pipeline, run on Ray", "--allow-empty")
 
     demo.section("Change a param: only the stages that use it (and what follows) run")
     params = demo.root / "params.yaml"
