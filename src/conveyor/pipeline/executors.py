@@ -127,17 +127,7 @@ def open_executor(ws: Workspace, spec: ExecutorSpec, jobs: int, sink: Sink) -> E
 
     if spec.type == "local":
         return LocalPool(jobs or os.cpu_count() or 1, sink)
-    try:
-        from conveyor.pipeline.ray_executor import RayExecutor
-    except ImportError as exc:
-        if exc.name != "ray" and not (exc.name or "").startswith("ray."):
-            raise
-        raise PipelineError(
-            "the Ray executor needs Ray, which is not installed",
-            hint=f"pip install 'conveyor[{EXTRA}]' (or run with --executor local)",
-        ) from None
-
-    return RayExecutor(
+    executor: Executor = ray_module().RayExecutor(
         ws,
         sink,
         address=spec.address,
@@ -145,6 +135,7 @@ def open_executor(ws: Workspace, spec: ExecutorSpec, jobs: int, sink: Sink) -> E
         max_retries=spec.max_retries,
         jobs=jobs,
     )
+    return executor
 
 
 def ray_module() -> Any:

@@ -277,21 +277,33 @@ def run_task(spec: TaskSpec, base: Path, node: str, sink: Sink) -> TaskResult:
         ws.close()
 
 
-def _check_out(ws: Workspace, remote: Remote, spec: TaskSpec, copy_rel: str) -> None:
-    """The code, then every input by hash, into the copy; the outs deleted."""
-    code = {copy_rel: spec.code.tree}
-    inputs = {f"{copy_rel}/{rel}": meta for rel, meta in spec.inputs}
-    pointers = [pointer(ws.root, r, m) for r, m in (*code.items(), *sorted(inputs.items()))]
-    result = transfer.fetch(ws, remote, pointers)
-    problem = result.error()
+def fetch_copy(
+    ws: Workspace,
+    remote: Remote,
+    code: Code,
+    files: Iterable[tuple[str, Meta]],
+    copy_rel: str,
+    what: str,
+) -> None:
+    """The code, then ``files`` (paths in the copy) by hash, fetched from ``remote`` and checked
+    out into the working copy ``copy_rel``: a stage's inputs, a trial's data."""
+    placed = {f"{copy_rel}/{rel}": meta for rel, meta in files}
+    pointers = [pointer(ws.root, copy_rel, code.tree)]
+    pointers += [pointer(ws.root, r, m) for r, m in sorted(placed.items())]
+    problem = transfer.fetch(ws, remote, pointers).error()
     if problem is not None:
         raise PipelineError(
-            f"the stage's code and inputs could not be fetched on the worker: "
+            f"{what} could not be fetched on the worker: "
             f"{problem.message.replace(copy_rel + '/', '').replace(copy_rel, _CODE)}",
             hint="push them (`conveyor push`), and check that every node reaches the remote",
         )
-    check_out_code(ws, spec.code, copy_rel)
-    restore(ws, inputs)
+    check_out_code(ws, code, copy_rel)
+    restore(ws, placed)
+
+
+def _check_out(ws: Workspace, remote: Remote, spec: TaskSpec, copy_rel: str) -> None:
+    """The code, then every input by hash, into the copy; the outs deleted."""
+    fetch_copy(ws, remote, spec.code, spec.inputs, copy_rel, "the stage's code and inputs")
     (ws.root / copy_rel / CONTROL_DIR).mkdir(exist_ok=True)
     outs = tuple(o._replace(path=f"{copy_rel}/{o.path}") for o in spec.outs)
     clear(ws.root, outs)  # a persistent one is kept (its folder made)

@@ -34,8 +34,8 @@ from conveyor.foundation.paths import CONTROL_DIR
 from conveyor.pipeline import definition, runcache
 from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline.executor import CANNOT_START
-from conveyor.pipeline.outs import pointer, restore
-from conveyor.pipeline.ray_task import Code, check_out_code, remove_dead_copies, spooled
+from conveyor.pipeline.outs import pointer
+from conveyor.pipeline.ray_task import Code, fetch_copy, remove_dead_copies, spooled
 from conveyor.pipeline.stage import Meta
 
 _TAIL = 20  # lines of a failed trial's output kept
@@ -102,18 +102,12 @@ def run_trial(spec: TrialSpec, base: Path, node: str) -> TrialResult:
 
 
 def _check_out(ws: Workspace, remote: Any, spec: TrialSpec, copy_rel: str) -> None:
-    code = {copy_rel: spec.code.tree}
-    data = {f"{copy_rel}/{rel}": meta for rel, meta in spec.data}
-    pointers = [pointer(ws.root, r, m) for r, m in (*code.items(), *sorted(data.items()))]
-    problem = transfer.fetch(ws, remote, pointers).error()
-    if problem is not None:
-        raise PipelineError(f"the trial's code and data could not be fetched: {problem.message}")
-    check_out_code(ws, spec.code, copy_rel)
-    restore(ws, data)
+    fetch_copy(ws, remote, spec.code, spec.data, copy_rel, "the trial's code and data")
     # The pipeline in the copy checks its data against its own cache: the objects go there too
     # (hard links into the node's cache: the same immutable files).
     target = ws.root / copy_rel / CONTROL_DIR / "cache" / "objects"
-    for oid in sorted(transfer.collect(ws, pointers[1:]).all()):
+    data = [pointer(ws.root, f"{copy_rel}/{rel}", meta) for rel, meta in spec.data]
+    for oid in sorted(transfer.collect(ws, data).all()):
         dest = target / object_path(oid)
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
