@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -164,3 +165,16 @@ def test_apply_runs_kubectl_apply_on_the_rendered_folder(
     result = proj.run("k8s", "apply", "production", "--dir", "manifests")
     assert result.code == 1 and "failed (exit 1): error: no matches for kind Rollout" in result.err
     assert "CRDs of Argo Rollouts" in result.err and "Traceback" not in result.err
+
+
+def test_a_render_keeps_another_environments_files_in_the_same_folder(tmp_path: Path) -> None:
+    from conveyor.deploy.k8s_flows import HEADER, write
+
+    def manifest(name: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {}}
+
+    staging = write(tmp_path, [manifest("clf-staging")], HEADER.format(env="staging"))
+    write(tmp_path, [manifest("clf-production")], HEADER.format(env="production"))
+    write(tmp_path, [manifest("clf-production")], HEADER.format(env="production"))
+    assert all(path.exists() for path in staging)
+    assert len(list(tmp_path.glob("*.yaml"))) == 2

@@ -256,6 +256,22 @@ def test_a_taken_folder_is_refused_and_force_replaces_only_a_context(
                       "--conveyor-wheel", str(wheel))  # fmt: skip
     assert result.code == 1 and "v1 is not a build context conveyor wrote" in result.err
     assert (proj.root / "v1" / "conveyor-model.yaml").is_file()  # untouched
+    # the Dockerfile copied into a repository: the repository is not a context to replace
+    repo = proj.root / "copied"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "Dockerfile").write_text((proj.root / "ctx" / "Dockerfile").read_text())
+    result = proj.run("package", "models:/clf/1", "--out", "copied", "--force",
+                      "--conveyor-wheel", str(wheel))  # fmt: skip
+    assert result.code == 1 and "copied is not a build context conveyor wrote" in result.err
+    assert (repo / ".git").is_dir()
+    # a link out of the model package is never copied into the image
+    outside = proj.root.parent / "credentials"
+    outside.write_text("secret")
+    (proj.root / "v1" / "creds").symlink_to(outside)
+    result = proj.run("package", str(proj.root / "v1"), "--out", "linked",
+                      "--conveyor-wheel", str(wheel))  # fmt: skip
+    assert result.code == 1 and "links outside the model package" in result.err
+    assert not (proj.root / "linked").exists()
 
 
 def test_one_model_or_one_environment(proj: Project) -> None:

@@ -92,6 +92,9 @@ def test_autoscale_false_is_a_fixed_number_of_replicas() -> None:
         ("      secret_env: [postgresql://u:p@db/x]\n", 6, "is not an environment variable",
          "never their values"),
         ("      analysis_url: conveyor:8080\n", 6, "is not an http(s) URL", None),
+        ("      env: {DB_URL: 'postgresql://u:hunter2@db/x'}\n", 6, "DB_URL holds a password",
+         "secret_env: [DB_URL]"),
+        ("      analysis_url: 'http://u:hunter2@conveyor:8080'\n", 6, "holds a password", None),
     ],
 )  # fmt: skip
 def test_each_mistake_names_its_line_key_and_fix(

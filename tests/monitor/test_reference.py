@@ -155,3 +155,19 @@ def test_a_recorded_table_missing_from_the_cache_says_to_pull(
     with pytest.raises(MonitorError, match="is not in the cache") as err:
         reference(project.root, spec, "clf")
     assert err.value.hint is not None and "conveyor pull" in err.value.hint
+
+
+def test_a_recorded_hash_that_is_not_an_object_id_reads_nothing(
+    registered: tuple[Project, str],
+) -> None:
+    """A lineage edited outside conveyor: its "hash" a path out of the cache."""
+    from conveyor.data import recorded
+    from conveyor.data.workspace import Workspace
+
+    project, _ = registered
+    secret = project.root.parent / "secret.csv"
+    secret.write_text("x1,x2,y\n1,2,1\n")
+    hostile = "../" * 8 + str(secret).lstrip("/")
+    with Workspace(project.root) as ws:
+        assert recorded.read(ws.odb, {"data/train.csv": hostile}, "data/train.csv") is None
+        assert recorded.read(ws.odb, {"data": hostile + ".tree"}, "data/train.csv") is None

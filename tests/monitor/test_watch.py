@@ -592,3 +592,35 @@ def test_old_windows_go_as_retention_says_and_the_state_stays_bounded(project: P
     project.serve(WINDOW)
     assert [w.key for w in again.tick().closed] == ["1:6"]
     assert sorted(int(p.stem) for p in folder.glob("*.json")) == [4, 5, 6]
+
+
+def test_a_long_column_the_model_has_not_makes_no_rows(project: Project) -> None:
+    """A hostile request: one column of a million values the model does not take."""
+    inputs = {"x1": [0.1], "x2": [1.0], "x3": [2.0], "colour": ["red"], "junk": [0] * 1_000_000}
+    for i in range(WINDOW):
+        _logged(project, inputs, project.clock[0] + i, f"r{i}")
+    (window,) = project.watch().tick().closed
+    assert window.rows == WINDOW and window.features is not None
+    assert window.features.features["x1"].nulls == 0
+
+
+def test_a_window_closed_again_after_a_failed_look_is_counted_once(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch = project.watch()
+    project.serve(WINDOW * 6)
+    real = Watch._close
+    calls = [0]
+
+    def failing_fifth(self: Watch, window: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 5:
+            raise OSError("disk full")
+        real(self, window)
+
+    monkeypatch.setattr(Watch, "_close", failing_fifth)
+    with pytest.raises(OSError):
+        watch.tick()
+    monkeypatch.setattr(Watch, "_close", real)
+    assert len(watch.tick().closed) == 6
+    assert [w.key for w, _ in watch.windows_of("1")] == [f"1:{n}" for n in range(6)]

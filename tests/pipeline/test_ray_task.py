@@ -221,3 +221,20 @@ def test_copies_of_dead_workers_are_removed_by_the_next_task(
         spec = spec_for(ws, Stage("s", ("true",)), {})
     ray_task.run_task(spec, tmp_path / "nodes", "n1", ListSink())  # type: ignore[arg-type]
     assert not dead.exists() and mine.exists()
+
+
+def test_a_link_out_of_the_project_is_never_sent_to_the_workers(
+    driver: Project, tmp_path: Path
+) -> None:
+    """A hostile clone: a tracked link to a file outside the project (a credentials file)."""
+    from conveyor.foundation.errors import PipelineError
+
+    outside = tmp_path / "credentials"
+    outside.write_text("secret\n")
+    (driver.root / "src" / "creds").symlink_to(outside)
+    (driver.root / "src" / "inside").symlink_to(driver.root / "data.txt")  # inside: fine
+    with Workspace(driver.root) as ws, pytest.raises(PipelineError, match="links outside"):
+        ray_task.snapshot(ws)
+    (driver.root / "src" / "creds").unlink()
+    with Workspace(driver.root) as ws:
+        assert ray_task.snapshot(ws).tree.nfiles >= 3

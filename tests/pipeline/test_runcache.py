@@ -102,3 +102,11 @@ def test_the_key_is_the_hash_of_the_identity_an_entry_stores(project: Project) -
     assert key_of(entry.stage) == key
     assert entry.stage["cmd"] == ["echo hi > out.txt"]
     assert set(entry.outs) == {"out.txt"}
+
+
+def test_an_entry_nested_past_the_stack_is_refused_not_a_crash() -> None:
+    key, _ = _entry([["m", OID, 1, 1]])
+    deep = b'{"stage": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    assert len(deep) < MAX_ENTRY
+    with pytest.raises(BadEntry, match="not JSON"):
+        parse(key, deep)

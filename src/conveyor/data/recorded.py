@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from conveyor.data.hashing import is_oid
 from conveyor.data.objects import ObjectDB
 from conveyor.data.tree import Tree, split_ref
 
@@ -18,12 +19,14 @@ def read(odb: ObjectDB, outs: Mapping[str, str], path: str) -> bytes | None:
     ref = outs.get(path)
     if ref is not None:
         oid, is_tree = split_ref(ref)
+        if not is_oid(oid):  # a record edited outside conveyor: never a path into the cache
+            return None
         return odb.read_bytes(oid) if not is_tree and odb.exists(oid) else None
     for folder, ref in outs.items():
         if not path.startswith(folder + "/"):
             continue
         oid, is_tree = split_ref(ref)
-        if not is_tree or not odb.exists(oid):
+        if not is_tree or not is_oid(oid) or not odb.exists(oid):
             return None
         entry = Tree.from_bytes(odb.read_bytes(oid), oid=oid).by_path().get(path[len(folder) + 1 :])
         return odb.read_bytes(entry.oid) if entry and odb.exists(entry.oid) else None

@@ -323,6 +323,10 @@ def _stable_of(root: Path, env: str) -> str:
         raise ContainerError(exc.message, hint=exc.hint) from exc
 
 
+# What a build context never holds: a folder with one of them is never removed by --force.
+NEVER_A_CONTEXT = {".git", ".conveyor", "conveyor.yaml", "conveyor.lock"}
+
+
 def _free(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ContainerError(
@@ -335,10 +339,12 @@ def _clear(out: Path) -> None:
     """Remove a context written before; refuse any other folder (--force is no rm -rf)."""
     if not out.exists():
         return
-    ours = out.is_dir() and (out / "Dockerfile").is_file()
+    ours = not out.is_symlink() and out.is_dir() and (out / "Dockerfile").is_file()
     if ours:
         ours = (out / "Dockerfile").read_text(errors="replace").find("`conveyor package`") != -1
-    if not ours and not (out.is_dir() and not any(out.iterdir())):
+        # a Dockerfile copied into a project (or a repository) does not make it a context
+        ours = ours and not ({p.name for p in out.iterdir()} & NEVER_A_CONTEXT)
+    if not ours and not (out.is_dir() and not out.is_symlink() and not any(out.iterdir())):
         raise ContainerError(
             f"{out} is not a build context conveyor wrote: not replaced",
             hint="name a new folder with --out",
@@ -356,6 +362,7 @@ def write(
     conveyor_requirements: Sequence[str],
 ) -> None:
     """Write the context into ``out`` (a new or empty folder)."""
+    _no_links_out(package)  # before anything is written
     _free(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "Dockerfile").write_text(dockerfile(ctx))
@@ -367,6 +374,19 @@ def write(
     shutil.copy(wheel, out / "wheels" / ctx.wheel)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(package, out / "model", copy_function=shutil.copy, ignore=ignore)
+
+
+def _no_links_out(package: Path) -> None:
+    """Refuse a package with a link to anything outside it: copied, its target's bytes (a
+    credentials file, say) would go into the image."""
+    top = package.resolve()
+    for path in package.rglob("*"):
+        if path.is_symlink() and not path.resolve().is_relative_to(top):
+            raise ContainerError(
+                f"{path} links outside the model package ({path.resolve()}): not copied into "
+                "the image",
+                hint="replace the link by the file itself, inside the package",
+            )
 
 
 def builder(which: Callable[[str], str | None] = shutil.which) -> str | None:

@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from conveyor.foundation import redact
+
 __all__ = ["Autoscale", "Kubernetes", "Resources", "read"]
 
 # RFC 1123 label (a namespace); a name leaves room for the suffixes conveyor adds (-preview...)
@@ -118,6 +120,13 @@ def read(reader: Reader, item: Any, at: Where) -> Kubernetes | None:
     url = spec["analysis_url"]
     if isinstance(url, str) and url and not url.startswith(("http://", "https://")):
         ok = _bad(reader, (*at, "analysis_url"), f"analysis_url: {url!r} is not an http(s) URL")
+    if redact.url_has_password(url):
+        ok = _bad(
+            reader,
+            (*at, "analysis_url"),
+            "analysis_url: holds a password, written to the AnalysisTemplate in the clear",
+            "give Argo's web provider its credentials another way (a header from a Secret)",
+        )
     resources = _resources(reader, spec["resources"], (*at, "resources"))
     autoscale = _autoscale(reader, spec["autoscale"], (*at, "autoscale"), spec["replicas"])
     env = _env(reader, spec["env"], (*at, "env"))
@@ -210,6 +219,13 @@ def _env(reader: Reader, item: Any, at: Where) -> tuple[tuple[str, str], ...] | 
                 reader,
                 (*at, key),
                 f"env: {key} looks like a secret, and env: is written to a ConfigMap in the clear",
+                f"list it under secret_env: [{key}] and keep its value in the Secret",
+            )
+        elif redact.url_has_password(value):
+            ok = _bad(
+                reader,
+                (*at, key),
+                f"env: {key} holds a password, and env: is written to a ConfigMap in the clear",
                 f"list it under secret_env: [{key}] and keep its value in the Secret",
             )
         elif isinstance(value, bool):

@@ -21,7 +21,6 @@ from conveyor.deploy.image import version_of
 from conveyor.deploy.kubernetes import Manifest, render
 
 HEADER = "# Rendered by `conveyor k8s render {env}` from conveyor.yaml: edit that, not this file.\n"
-_MARK = "# Rendered by `conveyor k8s render "
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def write(out: Path, manifests: list[Manifest], header: str) -> list[Path]:
         write_text(out / name, header + text)
         files.append(out / name)
     for old in out.glob("*.yaml"):
-        if old not in files and _ours(old):
+        if old not in files and _ours(old, header):
             old.unlink()
     return sorted(files)
 
@@ -90,10 +89,12 @@ def _dumper() -> type:
     return Dumper
 
 
-def _ours(path: Path) -> bool:
+def _ours(path: Path, header: str) -> bool:
+    """Written by a render of the same environment (its header names it): another
+    environment's files rendered into the same folder stay."""
     try:
         with path.open(encoding="utf-8") as f:
-            return f.readline().startswith(_MARK)
+            return f.readline() == header.splitlines(keepends=True)[0]
     except (OSError, UnicodeDecodeError):
         return False
 

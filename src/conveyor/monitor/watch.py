@@ -402,12 +402,9 @@ class Watch:
         path.parent.mkdir(parents=True, exist_ok=True)
         body = {"window": window.to_json(), "checks": [c.to_json() for c in checks]}
         write_bytes(path, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY))
-        starts = self._starts.setdefault(window.version, [])
-        if (window.first, window.number) not in starts[-3:]:  # closed again after a restart
-            bisect.insort(starts, (window.first, window.number))
-        kept = self._numbers(window.version)
-        if window.number not in kept[-3:]:
-            bisect.insort(kept, window.number)
+        # closed again (a restart, a look that failed after it): counted once
+        _insert_once(self._starts.setdefault(window.version, []), (window.first, window.number))
+        _insert_once(self._numbers(window.version), window.number)
         self._retain(window.version)
 
     def _retain(self, version: str) -> None:
@@ -685,7 +682,8 @@ def _rows(inputs: Any, names: tuple[str, ...], known: tuple[str, ...] = ()) -> l
     a model whose signature is one tensor), a list of records, a mapping of columns, or one
     row."""
     if isinstance(inputs, dict):
-        columns = {k: v if isinstance(v, list) else [v] for k, v in inputs.items()}
+        wanted = {*names, *known}
+        columns = {k: v if isinstance(v, list) else [v] for k, v in inputs.items() if k in wanted}
         n = max((len(v) for v in columns.values()), default=0)
         return [{k: (v[i] if i < len(v) else None) for k, v in columns.items()} for i in range(n)]
     if not isinstance(inputs, list) or not inputs:
@@ -708,8 +706,9 @@ def _table(
     width = len(order)
     if isinstance(inputs, dict):  # a mapping of columns (a table's request)
         lists = {k: v if isinstance(v, list) else [v] for k, v in inputs.items()}
-        n = max(map(len, lists.values()), default=0)
         columns = [lists.get(name) for name in order]
+        # rows are counted over the columns read: a long column the model has not is no rows
+        n = max((len(c) for c in columns if c is not None), default=0)
         if n == 1:
             return [[c[0] if c else None for c in columns]]
         return [[c[i] if c and i < len(c) else None for c in columns] for i in range(n)]
@@ -777,6 +776,12 @@ def _schema(root: Path, spec: Monitor) -> Any:
         )
     located = yamlio.load(raw.decode(errors="replace"), spec.schema)
     return Schema.from_dict(located.data, located)
+
+
+def _insert_once(ordered: list[Any], item: Any) -> None:
+    at = bisect.bisect_left(ordered, item)
+    if at == len(ordered) or ordered[at] != item:
+        ordered.insert(at, item)
 
 
 def _labels(detail: str) -> int | None:

@@ -152,6 +152,12 @@ def snapshot(ws: Workspace) -> Code:
             path = ws.root / rel
             if rel.split("/")[0] == CONTROL_DIR or not path.is_file():
                 continue  # conveyor's own files, or deleted in the workspace
+            if path.is_symlink() and not path.resolve().is_relative_to(ws.root.resolve()):
+                raise PipelineError(
+                    f"{rel} links outside the project ({path.resolve()}): its target would be "
+                    "sent to the remote and every worker",
+                    hint="replace the link by the file, or leave it out of git",
+                )
             if rel.endswith(SUFFIX):
                 files.append((rel, path.read_bytes()))
                 continue

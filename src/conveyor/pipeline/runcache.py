@@ -93,8 +93,8 @@ def parse(key: str, raw: bytes) -> Entry:
         raise BadEntry(f"it is {len(raw)} bytes, more than {MAX_ENTRY} an entry may be")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadEntry(f"it is not JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested past the stack
+        raise BadEntry(f"it is not JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict) or not isinstance(data.get("stage"), dict):
         raise BadEntry("it has no stage identity (written by an older conveyor, or not an entry)")
     stage, rows = data["stage"], data.get("outs")
