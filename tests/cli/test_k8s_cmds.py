@@ -154,16 +154,23 @@ def test_apply_runs_kubectl_apply_on_the_rendered_folder(
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     kubectl = bin_dir / "kubectl"
-    kubectl.write_text('#!/bin/sh\necho "kubectl $*"\nls "$3" | wc -l\n')
+    kubectl.write_text('#!/bin/sh\necho "kubectl $*"\n')
     kubectl.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    (proj.root / "manifests").mkdir()
+    (proj.root / "manifests" / "someone-elses.yaml").write_text("kind: Secret\n")
     out = proj.ok("k8s", "apply", "production", "--dir", "manifests")
     assert "Applied production: clf version 1" in out
-    assert "kubectl apply -f manifests\n7\n" in out  # the 7 files, as kubectl was given
+    given = out.split("kubectl apply ", 1)[1].splitlines()[0].split()
+    rendered = sorted(p.name for p in (proj.root / "manifests").glob("*.yaml"))
+    rendered.remove("someone-elses.yaml")
+    assert given[::2] == ["-f"] * 7  # the 7 files rendered, each by name
+    assert sorted(Path(f).name for f in given[1::2]) == rendered
 
     kubectl.write_text('#!/bin/sh\necho "error: no matches for kind Rollout" >&2\nexit 1\n')
     result = proj.run("k8s", "apply", "production", "--dir", "manifests")
     assert result.code == 1 and "failed (exit 1): error: no matches for kind Rollout" in result.err
+    assert "kubectl apply of the 7 files in" in result.err
     assert "CRDs of Argo Rollouts" in result.err and "Traceback" not in result.err
 
 

@@ -88,6 +88,21 @@ def test_the_csv_columns_are_typed_as_pandas_types_them(monkeypatch: pytest.Monk
         assert mine == [None if columns.is_null(v) else v for v in theirs.tolist()], name
 
 
+def test_integers_past_int64_read_as_text_as_pandas_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    huge = "7" * 5000  # int() refuses more than 4,300 digits: never parsed, no traceback
+    raw = f"a,b,c\n{huge},1,{'9' * 25}\n2,2,3\n".encode()
+    frame = pd.read_csv(io.BytesIO(raw))
+    _hide_pandas(monkeypatch)
+    names, without = tablefile.read(raw, "ref.csv")
+    assert names == ["a", "b", "c"]
+    assert without["a"].dtype.kind == frame["a"].dtype.kind == "O"
+    assert without["a"].tolist() == [huge, "2"]
+    assert without["b"].dtype == np.int64
+    assert without["c"].dtype.kind == frame["c"].dtype.kind == "O"
+
+
 def test_big_counts_through_pandas_equal_the_counts_without(
     monkeypatch: pytest.MonkeyPatch, rows: dict[str, list[Any]]
 ) -> None:

@@ -220,6 +220,31 @@ def test_a_bad_line_is_named_and_not_half_counted(tmp_path: Path) -> None:
     assert joiner.update().unknown == 1
 
 
+def test_a_bad_prediction_read_by_its_id_alone_is_named_when_its_label_comes(
+    tmp_path: Path,
+) -> None:
+    """The fast path reads an unlabelled line's id only: the rest of a broken line is found
+    when a label of its id comes, named as a bad line read at once is; moving the segment out
+    (as the hint says) lets the next update go on."""
+    folder = predlog.model_folder(tmp_path / "predictions", "clf")
+    folder.mkdir(parents=True)
+    segment = folder / predlog.segment_name(SINCE, 1, 1)
+    good = {**predlog.record("r0", "clf", "1", "infer", [[0.0]], [1]), "ts": SINCE}
+    segment.write_bytes(orjson.dumps(good) + b'\n{"id":"r1", broken\n')
+    joiner = Joiner(folder, tmp_path / "feedback", since=SINCE)
+    assert joiner.update().unknown == 0 and joiner.indexed == 2
+    writer = feedback.Writer(tmp_path / "feedback")
+    writer.write([feedback.label("r1", 1, SINCE + 1)])
+    writer.close()
+    for _ in range(2):  # refused again, not forgotten
+        with pytest.raises(feedback.FeedbackError, match=segment.name) as caught:
+            joiner.update()
+        assert "not a record" in caught.value.message
+    segment.rename(tmp_path / "moved-out")
+    result = joiner.update()
+    assert (result.joined, result.unknown) == (0, 1)
+
+
 # -- the index of predictions no label has come for ------------------------------------------
 
 

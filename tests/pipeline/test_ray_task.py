@@ -90,10 +90,25 @@ def test_resources_become_ray_options() -> None:
 
 def test_a_result_maps_back_to_an_outcome_with_its_outs() -> None:
     good = ray_task.TaskResult("train", 0, 1.5, "", (("src/model.txt", DATA),), "n1")
-    assert ray_task.outcome(good) == ("train", 0, 1.5, "", {"src/model.txt": DATA})
+    assert ray_task.outcome(good, STAGE) == ("train", 0, 1.5, "", {"src/model.txt": DATA})
     bad = ray_task.TaskResult("train", 3, 0.2, "boom", None, "n1")
-    assert ray_task.outcome(bad).outs is None
-    assert ray_task.outcome(bad)[:4] == ("train", 3, 0.2, "boom")
+    assert ray_task.outcome(bad, STAGE).outs is None
+    assert ray_task.outcome(bad, STAGE)[:4] == ("train", 3, 0.2, "boom")
+
+
+def test_a_worker_names_no_path_but_the_stage_declared_and_no_endless_tail() -> None:
+    """The driver takes of a worker's report only the declared outs: a path out of the
+    project, into .git, or merely undeclared is dropped, never fetched or checked out."""
+    outs = (
+        ("src/model.txt", DATA),
+        ("../outside.txt", DATA),
+        (".git/hooks/pre-commit", DATA),
+        ("src/other.txt", DATA),
+    )
+    result = ray_task.TaskResult("train", 0, 1.5, "x" * 10_000_000, outs, "n1")
+    taken = ray_task.outcome(result, STAGE)
+    assert taken.outs == {"src/model.txt": DATA}
+    assert len(taken.tail) == ray_task.TAIL_CHARS and taken.tail.endswith("x")
 
 
 @pytest.fixture

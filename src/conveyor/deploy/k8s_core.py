@@ -24,15 +24,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.deploy.container import LOG_DIR
+from conveyor.deploy.container import HEALTH_PATH as READY
+from conveyor.deploy.container import LOG_DIR, UID  # the image's user and its log folder
 from conveyor.deploy.k8s_config import Kubernetes
 
 Manifest = dict[str, Any]
 
-READY = "/v2/health/ready"
 LIVE = "/v2/health/live"
 METRICS = "/metrics"
-UID = 10001  # the image's user; a number, so that the kubelet can check it is not root
 PART_OF = "conveyor"
 
 

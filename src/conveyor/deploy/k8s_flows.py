@@ -5,13 +5,15 @@ The version is ``--version`` when given; else the candidate of the environment's
 one is on (applying it starts the same rollout on the cluster); else the version its alias
 ``MODEL@ENV`` points at. Files are written whole or not at all, one object a file, named
 ``<kind>-<name>.yaml``; a file an earlier render wrote that this one does not (a Deployment
-that became a Rollout) is removed, so that ``kubectl apply -f DIR`` never applies a stale one.
+that became a Rollout) is removed, so that ``kubectl apply -f DIR`` never applies a stale one;
+``k8s apply`` gives kubectl the files it wrote, each by name.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,11 +110,12 @@ def apply_to(
     image: str | None = None,
     kubectl: str = "kubectl",
 ) -> tuple[Rendered, str]:
-    """Render environment ``env`` into ``out`` and ``kubectl apply -f`` it; kubectl's output.
-    Nothing is written when kubectl is not on PATH."""
+    """Render environment ``env`` into ``out`` and ``kubectl apply`` the files written (not the
+    folder: another environment's files, or anything else put there, are not applied);
+    kubectl's output. Nothing is written when kubectl is not on PATH."""
     exe = find_kubectl(kubectl)
     rendered = render_to(root, env, out, version=version, image=image)
-    return rendered, apply(exe, out)
+    return rendered, apply(exe, rendered.files)
 
 
 def find_kubectl(kubectl: str = "kubectl") -> str:
@@ -126,18 +129,20 @@ def find_kubectl(kubectl: str = "kubectl") -> str:
     return exe
 
 
-def apply(exe: str, folder: Path) -> str:
-    """``kubectl apply -f FOLDER``; its output. A DeployError when the cluster refuses."""
+def apply(exe: str, files: Sequence[Path]) -> str:
+    """``kubectl apply -f FILE ...``; its output. A DeployError when the cluster refuses."""
+    args = [exe, "apply"]
+    for file in files:
+        args += ["-f", str(file)]
     try:
-        proc = subprocess.run(
-            [exe, "apply", "-f", str(folder)], capture_output=True, text=True, check=False
-        )
+        proc = subprocess.run(args, capture_output=True, text=True, check=False)
     except OSError as exc:
         raise DeployError(f"{exe} could not start: {exc}") from None
     if proc.returncode != 0:
         said = proc.stderr.strip().splitlines()
+        where = files[0].parent if files else Path()
         raise DeployError(
-            f"kubectl apply -f {folder} failed (exit {proc.returncode})"
+            f"kubectl apply of the {len(files)} files in {where} failed (exit {proc.returncode})"
             + (f": {said[-1]}" if said else ""),
             hint="the cluster needs the CRDs of Argo Rollouts (and KServe, Prometheus "
             "Operator) for their objects; see docs/kubernetes.md",

@@ -39,6 +39,7 @@ _FLOAT = re.compile(
     r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?)\s*", re.ASCII | re.IGNORECASE
 )
 _INT64 = (-(2**63), 2**63 - 1)
+_INT_CHARS = 40  # an integer field longer than this (spaces and sign included) is past int64
 
 
 def read(raw: bytes, path: str) -> tuple[list[str], dict[str, Any]]:
@@ -86,13 +87,22 @@ def typed(fields: Sequence[str]) -> Any:
     if not present:
         return np.full(len(fields), math.nan)
     if not any(missing) and all(_INTEGER.fullmatch(f) for f in present):
-        numbers = [int(f) for f in present]
-        if _INT64[0] <= min(numbers) and max(numbers) <= _INT64[1]:
+        # int64 has 19 digits: a longer field is never parsed (int() of more than 4,300
+        # digits raises, and of fewer but very many takes quadratic time); pandas reads
+        # integers past int64 as objects
+        numbers = [int(f) for f in present] if max(map(len, present)) <= _INT_CHARS else []
+        if numbers and _INT64[0] <= min(numbers) and max(numbers) <= _INT64[1]:
             return np.array(numbers, dtype=np.int64)
+        return _objects(fields, missing, booleans=False)
     if all(_INTEGER.fullmatch(f) or _FLOAT.fullmatch(f) for f in present):
         return np.array([math.nan if m else float(f) for f, m in zip(fields, missing, strict=True)])
+    return _objects(fields, missing, booleans=all(f in TRUE or f in FALSE for f in present))
+
+
+def _objects(fields: Sequence[str], missing: Sequence[bool], *, booleans: bool) -> Any:
+    """Text (or booleans) as objects, missing values as NaN; booleans with none missing as
+    a bool array."""
     out = np.empty(len(fields), dtype=object)
-    booleans = all(f in TRUE or f in FALSE for f in present)
     for i, (f, m) in enumerate(zip(fields, missing, strict=True)):
         out[i] = math.nan if m else (f in TRUE if booleans else f)
     return out.astype(bool) if booleans and not any(missing) else out

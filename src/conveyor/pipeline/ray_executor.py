@@ -257,7 +257,7 @@ class RayExecutor:
             self.sink.line(stage, reason, True)
             return self._ended(running, Outcome(stage, 1, took, reason))
         ray_task.keep_records(self.ws, result.records)
-        outcome = ray_task.outcome(result)
+        outcome = ray_task.outcome(result, running.job.definition)
         if outcome.outs is not None:
             assert self._remote is not None
             try:

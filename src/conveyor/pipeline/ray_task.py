@@ -45,7 +45,7 @@ from conveyor.foundation.lock import alive
 from conveyor.foundation.paths import CONTROL_DIR, check_relative
 from conveyor.pipeline.executor import CANNOT_START, Job, LocalPool, Outcome, Sink
 from conveyor.pipeline.outs import clear, commit, pointer, restore
-from conveyor.pipeline.stage import Meta, Out
+from conveyor.pipeline.stage import Meta, Out, Stage
 
 WORKDIR_ENV = "CONVEYOR_RAY_WORKDIR"  # on a worker node: where its copies and cache live
 _NOT_FORWARDED = ("CONVEYOR_ROOT", WORKDIR_ENV)  # the worker's own, not the driver's
@@ -74,6 +74,9 @@ class TaskSpec:
     inputs: tuple[tuple[str, Meta], ...]  # checked out by hash before the command runs
     outs: tuple[Out, ...]
     remote: RemoteSpec
+
+
+TAIL_CHARS = 20_000  # of a failed stage's last lines, as the worker reports them
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,16 @@ def task_spec(job: Job, run_id: str, code: Code, remote: RemoteSpec) -> TaskSpec
     )
 
 
-def outcome(result: TaskResult) -> Outcome:
-    """How the runner sees a worker's result (the outs are fetched into the cache first)."""
-    outs = None if result.outs is None else dict(result.outs)
-    return Outcome(result.stage, result.code, result.duration, result.tail, outs)
+def outcome(result: TaskResult, stage: Stage | None) -> Outcome:
+    """How the runner sees a worker's result (the outs are fetched into the cache first): of
+    the outs it reports, only the stage's declared ones (a worker is not trusted to name
+    paths), its tail cut to ``TAIL_CHARS``."""
+    outs = None
+    if result.outs is not None:
+        declared = {o.path for o in stage.outs} if stage is not None else set()
+        outs = {path: meta for path, meta in result.outs if path in declared}
+    tail = result.tail[-TAIL_CHARS:]
+    return Outcome(result.stage, result.code, result.duration, tail, outs)
 
 
 def task_options(resources: Iterable[tuple[str, float]], max_retries: int) -> dict[str, Any]:
