@@ -3,13 +3,19 @@ action on a real project and store, and the lock that keeps it to one per enviro
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 
 from conveyor.deploy import flows
-from conveyor.deploy.monitoring import exclusive, open_watch
+from conveyor.deploy.monitoring import exclusive, open_watch, start_thread
 from conveyor.foundation.errors import LockError
 from conveyor.monitor.alerts import Notice
 from conveyor.monitor.rules import Condition, Rule, Transition
+from conveyor.monitor.watch import Tick
 from tests.ci.retraining import deployed, rows
 from tests.conftest import Project
 
@@ -52,21 +58,31 @@ def test_one_monitor_per_environment(project: Project) -> None:
         pass
 
 
-def test_the_monitors_thread_gives_way_to_the_workers() -> None:
-    import os
-    import threading
+class SlowWatch:
+    """A watch whose looks take ``took`` seconds (as on cores a load keeps busy)."""
 
-    from conveyor.deploy.monitoring import NICE, _below_serving
+    def __init__(self, root: Path, took: list[float]) -> None:
+        self.root = root
+        self.spec = SimpleNamespace(env="production", interval=0.02)
+        self.notifier = None
+        self.took = took
 
-    seen: list[int] = []
-    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    def tick(self) -> Tick:
+        time.sleep(self.took.pop(0) if self.took else 0.0)
+        return Tick()
 
-    def work() -> None:
-        _below_serving()
-        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    assert seen == [NICE]
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # its own only
+def test_a_look_that_falls_behind_is_told_once_and_its_end(tmp_path: Path) -> None:
+    said: list[str] = []
+    stop = threading.Event()
+    watch = SlowWatch(tmp_path, [0.0, 0.1, 0.1, 0.1, 0.0])  # 5 intervals each, three times
+    thread = start_thread(watch, stop=stop, notify=said.append)  # type: ignore[arg-type]
+    assert thread is not None
+    deadline = time.monotonic() + 10
+    while len(said) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    assert said[0].startswith("monitor production: a look took 0 s (interval 0.02 s)")
+    assert "its alerts come late" in said[0]
+    assert said[1:] == ["monitor production: on time again"]

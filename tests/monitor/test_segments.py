@@ -103,3 +103,16 @@ def test_hidden_and_other_files_are_no_segments(tmp_path: Path) -> None:
     assert [p.name for p in segments.files(tmp_path)] == ["a.jsonl", "b.jsonl.part"]
     assert segments.files(tmp_path / "missing") == []
     assert list(segments.Tail(tmp_path / "missing").read()) == []
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_line_lists_give_the_lines_that_lines_gives_whatever_the_piece_size(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    parts = [b"\n", b"\r\n", b"\r", b"", b"a", b'{"id":1}', b"xyz" * 5, b"\n\n"]
+    data = b"".join(rng.choice(parts) for _ in range(rng.randint(0, 200)))
+    expected = [line for _, line in segments.lines(data)]
+    for size in (1, 2, 3, 7, 64, 1 << 20):
+        pieces = list(segments.line_lists(data, size))
+        assert [line for piece in pieces for line in piece] == expected, size

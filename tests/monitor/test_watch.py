@@ -624,3 +624,30 @@ def test_a_window_closed_again_after_a_failed_look_is_counted_once(
     monkeypatch.setattr(Watch, "_close", real)
     assert len(watch.tick().closed) == 6
     assert [w.key for w, _ in watch.windows_of("1")] == [f"1:{n}" for n in range(6)]
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"x1": [0.5], "x2": [1.0], "x3": [2.0], "colour": ["red"]},  # a one-row table's
+        {"x1": [0.5], "x2": [1.0], "x3": [2.0], "colour": ["red"], "more": [1, 2]},
+        {"x1": 0.5, "x2": [1.0], "x3": [2.0], "colour": ["red"]},  # a value not in a list
+        {"x1": [0.5], "x2": [1.0], "x3": [2.0], "colour": "r"},  # one character, not a list
+        {"x1": [0.5], "x2": [1.0], "x3": [2.0], "colour": {"k": 1}},  # a mapping of one key
+        {"x1": [0.5], "x2": [1.0], "x3": [2.0]},  # a column missing
+        {"x1": [0.5, 0.7], "x2": [1.0], "x3": [2.0], "colour": []},  # two rows and none
+        {"x1": [[0.5]], "x2": [None], "x3": [2.0], "colour": ["red"]},  # nested, null
+    ],
+)
+def test_a_one_row_request_read_fast_gives_the_rows_of_the_general_reading(
+    inputs: dict[str, Any],
+) -> None:
+    from conveyor.monitor.watch import _Rows, _table
+
+    names = ("x1", "x2", "x3", "colour")
+    fast = _Rows("1", names, names, names)
+    fast.add(5.0, orjson.loads(orjson.dumps(inputs)), [1])
+    expected = _table(inputs, names, names, names)
+    assert fast.table == expected
+    assert fast.times == [5.0] * len(expected)
+    assert fast.said == ([1] if len(expected) == 1 else [None] * len(expected))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from argparse import Namespace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 from conveyor.cli.app import UsageError, arg, command
 
 if TYPE_CHECKING:
+    from conveyor.cli.monitor_process import MonitorProcess
     from conveyor.deploy.config import Environment
     from conveyor.serve.options import Options
 
@@ -214,7 +214,7 @@ def _serve_env(
         root, env, f"http://{shown}:{port}", notify=_notify, predictions=logged,
         health=hosting.stopped_since if hosting is not None else None,
     )  # fmt: skip
-    watching = _monitor(root, env, f"http://{shown}:{port}", logged, stop) if monitor else None
+    watching = _monitor(root, env, f"http://{shown}:{port}", logged) if monitor else None
     try:
         server.run(
             [], root=root, host=host, port=port, workers=workers, options=options,
@@ -225,33 +225,21 @@ def _serve_env(
         stop.set()
         thread.join(timeout=5)
         if watching is not None:
-            watching.join(timeout=5)
+            watching.stop()
 
 
-def _monitor(
-    root: Path, env: Environment, url: str, logged: Path | None, stop: threading.Event
-) -> threading.Thread | None:
-    """The environment's monitor on a thread of this process, when conveyor.yaml monitors it;
-    one that cannot start (its reference missing, say) is told, and serving goes on."""
+def _monitor(root: Path, env: Environment, url: str, logged: Path | None) -> MonitorProcess | None:
+    """The environment's monitor in a process of its own (:mod:`conveyor.cli.monitor_process`),
+    when conveyor.yaml monitors it; one that cannot start (its reference missing, say) says so,
+    and serving goes on."""
+    from conveyor.cli.monitor_process import MonitorProcess
     from conveyor.monitor.config import monitors
 
     if env.name not in monitors(root):
         return None
-    from conveyor.ci.retrainer import action
-    from conveyor.deploy.monitoring import open_watch
-    from conveyor.deploy.monitoring import start_thread as start_monitor
-    from conveyor.foundation.errors import ConveyorError
-
-    try:
-        watch = open_watch(
-            root, env.name, predictions=logged, url=url,
-            actions={"retrain": action(root, env.name, say=_notify)},
-        )  # fmt: skip
-    except ConveyorError as exc:  # a Parquet reference without pyarrow says what to install
-        said = f" (hint: {exc.hint})" if exc.hint else ""
-        _notify(f"monitor {env.name}: not started: {exc.message}{said}")
-        return None
-    return start_monitor(watch, stop=stop, notify=_notify)
+    process = MonitorProcess(root, env.name, url, logged)
+    process.start()
+    return process
 
 
 def _notify(message: str) -> None:

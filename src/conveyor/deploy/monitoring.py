@@ -96,10 +96,12 @@ def start_thread(
         return None
 
     def loop() -> None:
-        _below_serving()
         failing = ""
+        late = False
+        interval = watch.spec.interval
         try:
             while not stop.is_set():
+                started = time.monotonic()
                 try:
                     done = watch.tick()
                     failing = ""
@@ -110,7 +112,11 @@ def start_thread(
                     if message != failing:
                         say(message)
                         failing = message
-                stop.wait(watch.spec.interval)
+                took = time.monotonic() - started
+                if (took > LATE * interval) != late:
+                    late = not late
+                    say(behind(env, took, interval) if late else f"monitor {env}: on time again")
+                stop.wait(interval)
         finally:
             if watch.notifier is not None:
                 watch.notifier.close(timeout=2.0)
@@ -121,18 +127,14 @@ def start_thread(
     return thread
 
 
-NICE = 19  # the lowest: the monitor takes what the workers leave (bench/monitor.py --nice)
+LATE = 3  # a look that takes this many intervals is told (once, until looks are quick again)
 
 
-def _below_serving() -> None:
-    """Run the calling thread at nice ``NICE``: on Linux a thread has a priority of its own, so
-    the supervisor's monitor gives way to the workers answering requests on the same cores.
-    Elsewhere, nothing."""
-    import contextlib
-    import os
-
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+def behind(env: str, took: float, interval: float) -> str:
+    return (
+        f"monitor {env}: a look took {took:.0f} s (interval {interval:g} s): it runs on the "
+        "processor time the server's requests leave, and they leave little; its alerts come late"
+    )
 
 
 def told(notice: Notice) -> str:
