@@ -403,7 +403,14 @@ def monitor_pid(supervisor: int, timeout: float = 30.0) -> int:
 
 
 def window_files(project: Path) -> int:
-    return sum(1 for _ in (project / ".conveyor/monitor/production/windows").glob("*/*.json"))
+    """Windows closed so far: the highest window number plus one, by version (the files alone
+    stop growing once ``retention`` removes the oldest)."""
+    folder = project / ".conveyor/monitor/production/windows"
+    numbers: dict[str, int] = {}
+    for path in folder.glob("*/*.json"):
+        if path.stem.isdigit():
+            numbers[path.parent.name] = max(numbers.get(path.parent.name, -1), int(path.stem))
+    return sum(n + 1 for n in numbers.values())
 
 
 def state_at(project: Path) -> float:
@@ -603,7 +610,7 @@ def monitor_worked(
     shown = ", ".join(f"{k} {v}" for k, v in list(verdicts.items())[:6])
     more = f" (+{len(verdicts) - 6} more)" if len(verdicts) > 6 else ""
     print(
-        f"    monitor: {made} new window files; status: {len(doc['checks'])} checks: "
+        f"    monitor: {made} new windows; status: {len(doc['checks'])} checks: "
         f"{shown}{more}; alerts: {alerts}",
         flush=True,
     )

@@ -66,10 +66,16 @@ class SlowWatch:
         self.spec = SimpleNamespace(env="production", interval=0.02)
         self.notifier = None
         self.took = took
+        self.calls: list[str] = []
 
     def tick(self) -> Tick:
         time.sleep(self.took.pop(0) if self.took else 0.0)
+        self.calls.append("tick")
         return Tick()
+
+    def catch_up(self) -> int:
+        self.calls.append("catch_up")
+        return 0
 
 
 def test_a_look_that_falls_behind_is_told_once_and_its_end(tmp_path: Path) -> None:
@@ -86,3 +92,19 @@ def test_a_look_that_falls_behind_is_told_once_and_its_end(tmp_path: Path) -> No
     assert said[0].startswith("monitor production: a look took 0 s (interval 0.02 s)")
     assert "its alerts come late" in said[0]
     assert said[1:] == ["monitor production: on time again"]
+
+
+def test_between_looks_the_log_is_read_in_small_steps(tmp_path: Path) -> None:
+    stop = threading.Event()
+    watch = SlowWatch(tmp_path, [])
+    watch.spec.interval = 1.0  # STEP 0.25 s: three catch-ups between two looks
+    thread = start_thread(watch, stop=stop, notify=lambda message: None)  # type: ignore[arg-type]
+    assert thread is not None
+    deadline = time.monotonic() + 10
+    while watch.calls.count("tick") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    first, second = [i for i, call in enumerate(watch.calls) if call == "tick"][:2]
+    between = watch.calls[first + 1 : second]
+    assert set(between) == {"catch_up"} and 2 <= len(between) <= 4  # timers are not exact

@@ -221,6 +221,42 @@ def test_restart_mid_window_loses_and_doubles_nothing(project: Project) -> None:
     assert [w.rows for w, _ in again.windows_of("1")] == [WINDOW, WINDOW]
 
 
+def test_catching_up_between_looks_makes_the_windows_one_look_makes(tmp_path: Path) -> None:
+    """The server's monitor reads the log in small steps between looks: the same windows, the
+    same files and the same state as one look over it all; the look reports what the steps
+    did; a restart after steps but before a look counts nothing twice."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    stepped, whole = Project(tmp_path / "a"), Project(tmp_path / "b")
+    for p in (stepped, whole):  # the same traffic at the same times
+        p.rng, p.clock = np.random.default_rng(11), [1_700_000_000.0]
+    watch = stepped.watch()
+    stepped.serve(WINDOW // 2)
+    assert watch.catch_up() == WINDOW // 2
+    stepped.serve(WINDOW * 2)
+    assert watch.catch_up() == WINDOW * 2
+    folder = Path(".conveyor") / "monitor" / "production"
+    assert sorted(p.name for p in (stepped.root / folder / "windows" / "1").iterdir()) == [
+        "0.json",
+        "1.json",
+    ]  # written as they filled
+    assert not (stepped.root / folder / "state.json").exists()  # only a look writes it
+    again = stepped.watch()  # a restart before any look: the log read again, nothing twice
+    assert [w.key for w in again.tick().closed] == ["1:0", "1:1"]
+    done = watch.tick()
+    assert done.read == WINDOW * 5 // 2 and [w.key for w in done.closed] == ["1:0", "1:1"]
+    assert watch.tick().closed == []  # reported once
+    whole.serve(WINDOW // 2)
+    whole.serve(WINDOW * 2)
+    one = whole.watch().tick()
+    assert [w.key for w in one.closed] == ["1:0", "1:1"]
+    for name in ("0.json", "1.json"):
+        mine = orjson.loads((stepped.root / folder / "windows" / "1" / name).read_bytes())
+        theirs = orjson.loads((whole.root / folder / "windows" / "1" / name).read_bytes())
+        assert mine == theirs
+    assert watch.windows.open["1"].to_json() == whole.watch().windows.open["1"].to_json()
+
+
 def test_killed_before_its_state_was_written_counts_the_window_once(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

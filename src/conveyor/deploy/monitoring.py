@@ -116,7 +116,7 @@ def start_thread(
                 if (took > LATE * interval) != late:
                     late = not late
                     say(behind(env, took, interval) if late else f"monitor {env}: on time again")
-                stop.wait(interval)
+                _between(watch, stop, until=started + interval)
         finally:
             if watch.notifier is not None:
                 watch.notifier.close(timeout=2.0)
@@ -128,6 +128,20 @@ def start_thread(
 
 
 LATE = 3  # a look that takes this many intervals is told (once, until looks are quick again)
+STEP = 0.25  # seconds between two catch-ups of the log between looks
+
+
+def _between(watch: Watch, stop: threading.Event, *, until: float) -> None:
+    """Until ``until`` (monotonic), read the log every ``STEP`` seconds (``Watch.catch_up``):
+    the look's work in small steps, not one burst per interval. A failing step is left to the
+    next look, which fails the same way and says so."""
+    while not stop.wait(max(0.0, min(STEP, until - time.monotonic()))):
+        if time.monotonic() >= until:
+            return
+        try:
+            watch.catch_up()
+        except Exception as exc:
+            log.debug("monitor %s: catch-up failed: %s", watch.spec.env, exc)
 
 
 def behind(env: str, took: float, interval: float) -> str:

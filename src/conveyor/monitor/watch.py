@@ -135,6 +135,7 @@ class Watch:
         self.windows = self._windows(self.reference)
         self.alerts: dict[str, rules.AlertState] = {r.name: rules.AlertState() for r in spec.alerts}
         self._log = segments.Tail(predlog.model_folder(predictions, model))
+        self._between = Tick()  # what catch_up did since the last look
         self._starts: dict[str, list[tuple[float, int]]] = {}  # row windows: version -> starts
         self._kept: dict[str, list[int]] = {}  # version -> its closed windows' numbers, sorted
         self.last: list[Check] = []  # the checks of the last tick
@@ -150,25 +151,64 @@ class Watch:
     def tick(self) -> Tick:
         """One look (see the module). A look that fails part way (a window that cannot be
         judged, a disk that cannot be written) leaves the monitor as it was before it: the
-        lines it read are read again next time, so no window is lost."""
-        before = (dict(self._log.offsets), self.windows.to_json(), self.reference, self._seen)
+        lines it read are read again next time, so no window is lost. What :meth:`catch_up`
+        did since the last look is reported with it."""
+        before = self._snapshot()
         try:
-            return self._look()
+            done = self._look()
         except BaseException:
-            offsets, windows, self.reference, self._seen = before
-            self._log.offsets = offsets
-            self.windows = self._windows(self.reference)
-            self.windows.restore(windows)
+            self._rewind(before)
             raise
+        between, self._between = self._between, Tick()
+        done.read += between.read
+        done.closed[:0] = between.closed
+        return done
+
+    def catch_up(self) -> int:
+        """What a look does first, alone: read and fold what the log added since, closing and
+        writing the row windows that fill; the lines read. Called between looks, it spreads a
+        look's work over the interval in small steps instead of one burst per look (on a busy
+        machine the server's slowest answers are what a burst shows in). Fails as a look does,
+        the monitor as it was; :meth:`tick` reports what it did."""
+        before = self._snapshot()
+        try:
+            read, closed = self._read_log()
+            for window in closed:
+                self._close(window)
+        except BaseException:
+            self._rewind(before)
+            raise
+        self._between.read += read
+        self._between.closed += closed
+        if self.spec.quality is not None:
+            self._joiner.update()  # the labels' join is incremental too
+        return read
+
+    def _snapshot(self) -> tuple[dict[str, int], dict[str, Any], Reference, Any]:
+        return (dict(self._log.offsets), self.windows.to_json(), self.reference, self._seen)
+
+    def _rewind(self, before: tuple[dict[str, int], dict[str, Any], Reference, Any]) -> None:
+        offsets, windows, self.reference, self._seen = before
+        self._log.offsets = offsets
+        self.windows = self._windows(self.reference)
+        self.windows.restore(windows)
+
+    def _read_log(self) -> tuple[int, list[Window]]:
+        """The log's new lines folded into the open windows: how many, and the windows that
+        filled."""
+        read, closed = 0, []
+        for name, offset, data in self._log.read():
+            batches, count = self._batches(name, offset, data)
+            read += count
+            for batch in batches:
+                closed += self.windows.add(batch)
+        return read, closed
 
     def _look(self) -> Tick:
         now = self.clock()
         done = Tick(closed=self._follow_reference())
-        for name, offset, data in self._log.read():
-            batches, count = self._batches(name, offset, data)
-            done.read += count
-            for batch in batches:
-                done.closed += self.windows.add(batch)
+        done.read, filled = self._read_log()
+        done.closed += filled
         done.closed += self.windows.close_due(now)
         for window in done.closed:
             self._close(window)
