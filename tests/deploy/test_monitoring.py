@@ -111,8 +111,7 @@ def test_between_looks_the_log_is_read_in_small_steps(tmp_path: Path) -> None:
 
 
 def test_reading_waits_while_the_cores_are_full_for_at_most_defer(tmp_path: Path) -> None:
-    """Pressure stall information as Linux writes it: "some" total microseconds, read a
-    second apart."""
+    """Pressure stall information as Linux writes it: "some" total microseconds."""
     source = tmp_path / "cpu"
     now = [0.0]
     stalled = [0]
@@ -138,10 +137,8 @@ def test_reading_waits_while_the_cores_are_full_for_at_most_defer(tmp_path: Path
     assert may_read()  # 60 s: read, while it stays full
     advance(1, 1.0)
     assert may_read()
-    for _ in range(3):  # a running average over about 2 s: full a little after the load
-        advance(1, 0.0)
-        assert may_read()
-    assert may_read.since is None and may_read.level < 0.25  # not full: the next wait anew
+    advance(1, 0.0)
+    assert may_read() and may_read.since is None  # not full: the wait starts again
     advance(1, 1.0)
     assert not may_read()
 

@@ -14,7 +14,6 @@ command that starts the loop passes it in.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -150,8 +149,7 @@ def _between(
             log.debug("monitor %s: catch-up failed: %s", watch.spec.env, exc)
 
 
-FULL = 0.25  # cores are full when some task waits for one more than this share of the time
-TAU = 2.0  # seconds: the time constant of the share's running average
+FULL = 0.5  # cores are full when some task waited for one this share of the time
 
 
 class Deferral:
@@ -160,9 +158,9 @@ class Deferral:
     until they are not. On this kind of machine, work at any priority beside a server whose
     requests fill the cores shows in its slowest answers (bench/monitor.py: even a SCHED_IDLE
     loop); the checks of the server's own figures (error rate, latency) and the alerts go on
-    at every look meanwhile. Full: the share of time at least one runnable task waited for a
-    core (Linux's pressure stall information, ``/proc/pressure/cpu``, "some"), averaged over
-    about ``TAU`` seconds, above ``FULL``; without that file, never full."""
+    at every look meanwhile. Full means Linux's pressure stall information
+    (``/proc/pressure/cpu``, "some": the time at least one runnable task waited for a core)
+    above ``FULL`` since the last call; without it, never full."""
 
     def __init__(
         self,
@@ -175,7 +173,6 @@ class Deferral:
         self.source = source
         self.clock = clock
         self.since: float | None = None  # when the reading began to wait
-        self.level = 0.0  # the share of time some task waited, on average lately
         self._last = self._sample()
 
     def __call__(self) -> bool:
@@ -191,11 +188,8 @@ class Deferral:
         now = self._sample()
         before, self._last = self._last, now
         if now is None or before is None or now[0] <= before[0]:
-            return self.level > FULL
-        elapsed = now[0] - before[0]
-        share = (now[1] - before[1]) / 1e6 / elapsed
-        self.level += (share - self.level) * (1.0 - math.exp(-elapsed / TAU))
-        return self.level > FULL
+            return False
+        return (now[1] - before[1]) / 1e6 / (now[0] - before[0]) > FULL
 
     def _sample(self) -> tuple[float, int] | None:
         """(now, microseconds some task waited for a core since boot), or None."""
