@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from conveyor.deploy import flows
-from conveyor.deploy.monitoring import Deferral, exclusive, open_watch, start_thread
+from conveyor.deploy.monitoring import exclusive, open_watch, start_thread
 from conveyor.foundation.errors import LockError
 from conveyor.monitor.alerts import Notice
 from conveyor.monitor.rules import Condition, Rule, Transition
@@ -63,12 +63,12 @@ class SlowWatch:
 
     def __init__(self, root: Path, took: list[float]) -> None:
         self.root = root
-        self.spec = SimpleNamespace(env="production", interval=0.02, defer=0.0)
+        self.spec = SimpleNamespace(env="production", interval=0.02)
         self.notifier = None
         self.took = took
         self.calls: list[str] = []
 
-    def tick(self, *, read: bool = True) -> Tick:
+    def tick(self) -> Tick:
         time.sleep(self.took.pop(0) if self.took else 0.0)
         self.calls.append("tick")
         return Tick()
@@ -108,40 +108,3 @@ def test_between_looks_the_log_is_read_in_small_steps(tmp_path: Path) -> None:
     first, second = [i for i, call in enumerate(watch.calls) if call == "tick"][:2]
     between = watch.calls[first + 1 : second]
     assert set(between) == {"catch_up"} and 2 <= len(between) <= 4  # timers are not exact
-
-
-def test_reading_waits_while_the_cores_are_full_for_at_most_defer(tmp_path: Path) -> None:
-    """Pressure stall information as Linux writes it: "some" total microseconds."""
-    source = tmp_path / "cpu"
-    now = [0.0]
-    stalled = [0]
-
-    def advance(seconds: float, waited: float) -> None:
-        now[0] += seconds
-        stalled[0] += int(waited * 1e6)
-        source.write_text(
-            f"some avg10=0.00 avg60=0.00 avg300=0.00 total={stalled[0]}\n"
-            "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
-        )
-
-    advance(0, 0)
-    may_read = Deferral(60.0, source=source, clock=lambda: now[0])
-    advance(1, 0.1)
-    assert may_read()  # 10 % of the time: not full
-    advance(1, 0.9)
-    assert not may_read() and may_read.since == now[0]  # full: wait
-    for _ in range(59):
-        advance(1, 1.0)
-        assert not may_read()
-    advance(1, 1.0)
-    assert may_read()  # 60 s: read, while it stays full
-    advance(1, 1.0)
-    assert may_read()
-    advance(1, 0.0)
-    assert may_read() and may_read.since is None  # not full: the wait starts again
-    advance(1, 1.0)
-    assert not may_read()
-
-    assert Deferral(0.0, source=source, clock=lambda: now[0])()  # defer: 0: never waits
-    missing = Deferral(60.0, source=tmp_path / "none")
-    assert missing() and not missing.full()  # no pressure information: never full

@@ -54,15 +54,6 @@ def test_defaults(tmp_path: Path) -> None:
     spec = config.monitor(write(tmp_path, "monitor:\n  p:\n    reference: x.csv\n"), "p")
     assert spec.window == config.Window(every=3600.0, rows=None, min_rows=100)
     assert spec.drift == config.Drift() and spec.quality is None and spec.alerts == ()
-    assert spec.interval == 10 and spec.defer == 60
-
-
-@pytest.mark.parametrize(("written", "seconds"), [("0", 0.0), ("0s", 0.0), ("2m", 120.0)])
-def test_defer_is_a_duration_and_zero_never_waits(
-    tmp_path: Path, written: str, seconds: float
-) -> None:
-    text = f"monitor:\n  p:\n    reference: x.csv\n    defer: {written}\n"
-    assert config.monitor(write(tmp_path, text), "p").defer == seconds
 
 
 @pytest.mark.parametrize(
@@ -77,7 +68,6 @@ def test_defer_is_a_duration_and_zero_never_waits(
         ("min_labels: 40", "min_labels: 0", "conveyor.yaml:10"),
         ("reference: data/train.csv", "referenc: data/train.csv", "unknown key 'referenc'"),
         ("interval: 2s", "interval: soon", "conveyor.yaml:19: interval:"),
-        ("interval: 2s", "interval: 2s\n    defer: later", "conveyor.yaml:20: defer:"),
     ],
 )
 def test_mistakes_name_the_line(tmp_path: Path, old: str, new: str, says: str) -> None:

@@ -257,26 +257,6 @@ def test_catching_up_between_looks_makes_the_windows_one_look_makes(tmp_path: Pa
     assert watch.windows.open["1"].to_json() == whole.watch().windows.open["1"].to_json()
 
 
-def test_a_look_that_leaves_the_log_for_later_closes_nothing_and_loses_nothing(
-    project: Project,
-) -> None:
-    watch = project.watch()
-    project.serve(WINDOW)
-    first = watch.tick()
-    project.serve(WINDOW * 2)
-    project.label()
-    project.clock[0] += 3600  # every window due
-    waited = watch.tick(read=False)  # the cores are full: the log and the labels wait
-    assert waited.read == 0 and waited.closed == []
-    assert [c.name for c in waited.checks] == [c.name for c in first.checks]  # still checked
-    assert check(waited.checks, "quality.accuracy").value is None  # no labels read yet
-    state = orjson.loads((watch.folder / "state.json").read_bytes())
-    assert state["offsets"] == dict(watch._log.offsets) and state["at"] == project.clock[0]
-    done = watch.tick()  # then everything, once
-    assert done.read == WINDOW * 2 and [w.key for w in done.closed] == ["1:1", "1:2"]
-    assert check(done.checks, "quality.accuracy").value is not None
-
-
 def test_killed_before_its_state_was_written_counts_the_window_once(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

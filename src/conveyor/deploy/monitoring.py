@@ -99,12 +99,11 @@ def start_thread(
         failing = ""
         late = False
         interval = watch.spec.interval
-        may_read = Deferral(watch.spec.defer)
         try:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
-                    done = watch.tick(read=may_read())
+                    done = watch.tick()
                     failing = ""
                     for notice in done.notices:
                         say(f"monitor {env}: {told(notice)}")
@@ -117,7 +116,7 @@ def start_thread(
                 if (took > LATE * interval) != late:
                     late = not late
                     say(behind(env, took, interval) if late else f"monitor {env}: on time again")
-                _between(watch, stop, may_read, until=started + interval)
+                _between(watch, stop, until=started + interval)
         finally:
             if watch.notifier is not None:
                 watch.notifier.close(timeout=2.0)
@@ -132,72 +131,17 @@ LATE = 3  # a look that takes this many intervals is told (once, until looks are
 STEP = 0.25  # seconds between two catch-ups of the log between looks
 
 
-def _between(
-    watch: Watch, stop: threading.Event, may_read: Callable[[], bool], *, until: float
-) -> None:
-    """Until ``until`` (monotonic), read the log every ``STEP`` seconds (``Watch.catch_up``)
-    when ``may_read``: the look's work in small steps, not one burst per interval. A failing
-    step is left to the next look, which fails the same way and says so."""
+def _between(watch: Watch, stop: threading.Event, *, until: float) -> None:
+    """Until ``until`` (monotonic), read the log every ``STEP`` seconds (``Watch.catch_up``):
+    the look's work in small steps, not one burst per interval. A failing step is left to the
+    next look, which fails the same way and says so."""
     while not stop.wait(max(0.0, min(STEP, until - time.monotonic()))):
         if time.monotonic() >= until:
             return
-        if not may_read():
-            continue
         try:
             watch.catch_up()
         except Exception as exc:
             log.debug("monitor %s: catch-up failed: %s", watch.spec.env, exc)
-
-
-FULL = 0.5  # cores are full when some task waited for one this share of the time
-
-
-class Deferral:
-    """Whether the log may be read now (called before each look and each step): not while
-    the machine's cores are full, for at most ``defer`` seconds at a time; past that, read
-    until they are not. On this kind of machine, work at any priority beside a server whose
-    requests fill the cores shows in its slowest answers (bench/monitor.py: even a SCHED_IDLE
-    loop); the checks of the server's own figures (error rate, latency) and the alerts go on
-    at every look meanwhile. Full means Linux's pressure stall information
-    (``/proc/pressure/cpu``, "some": the time at least one runnable task waited for a core)
-    above ``FULL`` since the last call; without it, never full."""
-
-    def __init__(
-        self,
-        defer: float,
-        *,
-        source: Path = Path("/proc/pressure/cpu"),
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.defer = defer
-        self.source = source
-        self.clock = clock
-        self.since: float | None = None  # when the reading began to wait
-        self._last = self._sample()
-
-    def __call__(self) -> bool:
-        if self.defer <= 0 or not self.full():
-            self.since = None
-            return True
-        now = self.clock()
-        if self.since is None:
-            self.since = now
-        return now - self.since >= self.defer
-
-    def full(self) -> bool:
-        now = self._sample()
-        before, self._last = self._last, now
-        if now is None or before is None or now[0] <= before[0]:
-            return False
-        return (now[1] - before[1]) / 1e6 / (now[0] - before[0]) > FULL
-
-    def _sample(self) -> tuple[float, int] | None:
-        """(now, microseconds some task waited for a core since boot), or None."""
-        try:
-            first = self.source.read_text().splitlines()[0]
-            return self.clock(), int(first.rsplit("total=", 1)[1])
-        except (OSError, IndexError, ValueError):
-            return None
 
 
 def behind(env: str, took: float, interval: float) -> str:

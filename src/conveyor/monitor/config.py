@@ -12,7 +12,6 @@ and what to do when it goes wrong.
         estimate: true                        # label-free accuracy until labels come
         schema: schema.yaml                   # the data gate's schema: violations per window
         retention: 1000                       # closed windows kept per version
-        defer: 60s                            # reading the log waits while the cores are full
         alerts:
           - {name: drift, when: "drift.share > 0.5", for: 2 windows, severity: warning,
              notify: [ops]}
@@ -116,7 +115,6 @@ class Monitor:
     cooldown: float = 3600.0  # between two retrains
     interval: float = 10.0  # seconds between two looks at the log
     retention: int = 1000  # closed windows kept per version (files, and the label's places)
-    defer: float = 60.0  # at most, the log's reading waits while the cores are full (0: never)
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -271,7 +269,6 @@ def _schema() -> Any:
                 ),
                 "retrain": nested(shape({"cooldown": f(anything, "1h")})),
                 "interval": f(anything, "10s"),
-                "defer": f(anything, "60s"),
             }
         )
         schema = cs.dict_schema(text, env)
@@ -380,7 +377,6 @@ class _Reader:
                                   positive=False),
             interval=self.seconds(spec["interval"], ("interval",), positive=True),
             retention=spec["retention"],
-            defer=self.seconds(spec["defer"], ("defer",), positive=False),
         )  # fmt: skip
         return None if self.failed else made
 

@@ -285,10 +285,6 @@ class Joiner:
         """(version, group) -> the labels joined so far, as ``group`` put the predictions."""
         return self._running.groups
 
-    def result(self) -> Joined:
-        """The join of what was read so far, reading nothing."""
-        return self._running.result()
-
     def update(self) -> Joined:
         running = self._running
         for name, offset, data in _chunks(self._labelled, cannot_read):

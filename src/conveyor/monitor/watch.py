@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -55,9 +55,6 @@ from conveyor.monitor.reference import (
     stored_reference,
 )
 from conveyor.monitor.windows import Batch, Check, Quality, Window, Windows, evaluate, quality_check
-
-if TYPE_CHECKING:
-    from conveyor.monitor.feedback import Joined
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = 1
@@ -139,7 +136,6 @@ class Watch:
         self.alerts: dict[str, rules.AlertState] = {r.name: rules.AlertState() for r in spec.alerts}
         self._log = segments.Tail(predlog.model_folder(predictions, model))
         self._between = Tick()  # what catch_up did since the last look
-        self._reading = True  # False: a look that leaves the log and the labels for later
         self._starts: dict[str, list[tuple[float, int]]] = {}  # row windows: version -> starts
         self._kept: dict[str, list[int]] = {}  # version -> its closed windows' numbers, sorted
         self.last: list[Check] = []  # the checks of the last tick
@@ -152,23 +148,17 @@ class Watch:
 
     # -- one look -------------------------------------------------------------------------
 
-    def tick(self, *, read: bool = True) -> Tick:
+    def tick(self) -> Tick:
         """One look (see the module). A look that fails part way (a window that cannot be
         judged, a disk that cannot be written) leaves the monitor as it was before it: the
         lines it read are read again next time, so no window is lost. What :meth:`catch_up`
-        did since the last look is reported with it. ``read=False`` leaves the log and the
-        labels for later (the server's cores are full): the checks of the windows closed so
-        far and the server's figures now, its alerts, the state and the gauges; no window
-        closes, however due."""
+        did since the last look is reported with it."""
         before = self._snapshot()
-        self._reading = read
         try:
             done = self._look()
         except BaseException:
             self._rewind(before)
             raise
-        finally:
-            self._reading = True
         between, self._between = self._between, Tick()
         done.read += between.read
         done.closed[:0] = between.closed
@@ -216,12 +206,10 @@ class Watch:
 
     def _look(self) -> Tick:
         now = self.clock()
-        done = Tick()
-        if self._reading:
-            done.closed = self._follow_reference()
-            done.read, filled = self._read_log()
-            done.closed += filled
-            done.closed += self.windows.close_due(now)
+        done = Tick(closed=self._follow_reference())
+        done.read, filled = self._read_log()
+        done.closed += filled
+        done.closed += self.windows.close_due(now)
         for window in done.closed:
             self._close(window)
         done.checks = self.last = self.checks()
@@ -519,7 +507,7 @@ class Watch:
         """The quality of ``version``'s latest window with enough labels (else the latest with
         any), and of each of its slices with ``slice_by``."""
         assert self.spec.quality is not None
-        joined = self._join()
+        joined = self._joiner.update()
         tallies = self.quality_by_window(version)
         order = sorted(tallies, key=_window_number, reverse=True)
         enough = [k for k in order if tallies[k].labelled >= self.spec.quality.min_labels]
@@ -544,7 +532,7 @@ class Watch:
 
     def quality_by_window(self, version: str) -> dict[str, Quality]:
         """Window key -> the labels joined so far with ``version``'s predictions in it."""
-        self._join()
+        self._joiner.update()
         out: dict[str, list[int]] = {}
         for (v, group), t in self._joiner.groups.items():
             if v != version or group is None:
@@ -554,10 +542,6 @@ class Watch:
             tally[0] += t.labelled
             tally[1] += t.correct
         return {k: Quality(n, ok) for k, (n, ok) in out.items()}
-
-    def _join(self) -> Joined:
-        """The labels joined so far: read on unless this look leaves the log for later."""
-        return self._joiner.update() if self._reading else self._joiner.result()
 
     def _slices(self, version: str, window: str) -> dict[str, Quality]:
         """Slice -> the labels of ``version``'s predictions in ``window`` and that slice."""
