@@ -81,7 +81,8 @@ class SlowWatch:
 def test_a_look_that_falls_behind_is_told_once_and_its_end(tmp_path: Path) -> None:
     said: list[str] = []
     stop = threading.Event()
-    watch = SlowWatch(tmp_path, [0.0, 0.1, 0.1, 0.1, 0.0])  # 5 intervals each, three times
+    # 5 intervals each, three times; the first look (a backlog since the last run) not told
+    watch = SlowWatch(tmp_path, [0.1, 0.0, 0.1, 0.1, 0.1, 0.0])
     thread = start_thread(watch, stop=stop, notify=said.append)  # type: ignore[arg-type]
     assert thread is not None
     deadline = time.monotonic() + 10

@@ -99,6 +99,7 @@ def start_thread(
         failing = ""
         late = False
         interval = watch.spec.interval
+        first = True  # the first look reads what the log holds since the last run: not told
         try:
             while not stop.is_set():
                 started = time.monotonic()
@@ -113,9 +114,10 @@ def start_thread(
                         say(message)
                         failing = message
                 took = time.monotonic() - started
-                if (took > LATE * interval) != late:
+                if (took > LATE * interval) != late and not first:
                     late = not late
                     say(behind(env, took, interval) if late else f"monitor {env}: on time again")
+                first = False
                 _between(watch, stop, until=started + interval)
         finally:
             if watch.notifier is not None:
@@ -146,8 +148,8 @@ def _between(watch: Watch, stop: threading.Event, *, until: float) -> None:
 
 def behind(env: str, took: float, interval: float) -> str:
     return (
-        f"monitor {env}: a look took {took:.0f} s (interval {interval:g} s): it runs on the "
-        "processor time the server's requests leave, and they leave little; its alerts come late"
+        f"monitor {env}: a look took {took:.0f} s (interval {interval:g} s): its alerts come "
+        "late (it runs only on the processor time the server's requests leave)"
     )
 
 
