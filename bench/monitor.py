@@ -35,8 +35,9 @@ server it runs in.
    median over the repeats of the ratio within each repeat (the servers of a repeat run back
    to back; between repeats this shared machine's p99 moves by more than the target); the
    ratio of the medians is shown too. ``--nice N`` adds a third server, monitored, whose
-   monitor's threads are set to nice N (or SCHED_IDLE: ``idle``); ``--py-spy FILE`` records
-   the monitor's process during the first measured monitored run.
+   monitor's threads are set to nice N (or SCHED_IDLE: ``idle``); ``--log-sample RATE`` has both
+   servers log that share of the requests; ``--py-spy FILE`` records the monitor's process
+   during the first measured monitored run.
 
 From the repo root::
 
@@ -467,6 +468,8 @@ def serving_figures(
     bodies[INVOCATIONS, 1].write_bytes(body(args.model, names, rows[0][0]))
     base = [str(conveyor), "serve", "--env", "production", "--workers", str(args.workers)]
     base += ["--host", HOST, "--port", "{port}"]
+    if args.log_sample is not None:  # both servers log the same share
+        base += ["--log-sample", f"{args.log_sample:g}"]
     servers = [
         Server("on", base, project, env, "/v2/health/ready", work / "on.log"),
         Server("off", [*base, "--no-monitor"], project, env, "/v2/health/ready", work / "off.log"),
@@ -546,6 +549,7 @@ def serving_figures(
         "duration_s": args.duration,
         "repeats": args.repeats,
         "interval_s": args.interval,
+        "log_sample": args.log_sample,
         "medians": med,
         "samples": samples,
         "ratios": {m: on[m] / off[m] for m in ("p50_ms", "p99_ms", "rps", "cpu_ms")},
@@ -690,6 +694,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N|idle",
         help="also serve with the monitor's threads at nice N, or under SCHED_IDLE (idle): a "
         "third server, interleaved",
+    )
+    parser.add_argument(
+        "--log-sample",
+        type=float,
+        metavar="RATE",
+        help="both servers log this share of requests (conveyor serve --log-sample; default all)",
     )
     parser.add_argument("--py-spy", metavar="FILE", help="record the monitor (raw format)")
     parser.add_argument("--seed", type=int, default=0)
