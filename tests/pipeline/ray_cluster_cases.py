@@ -128,9 +128,14 @@ def test_fan_out_runs_on_both_nodes_and_the_driver_writes_the_lock(
     took = time.monotonic() - started
     assert "4 ran" in out, out
     assert (pipe.root / "joined.txt").read_text() == "HELLO\nleft\nHELLO\nright\n"
-    # The two branches ran at once, one on each node (one CPU each), each in a copy of its own.
-    nodes = set(re.findall(r"(node-[0-9a-f]+)/work/", out))
-    assert len(nodes) == 2, out
+    # Each branch ran in a copy of its own, on a node of the cluster: most often one on each
+    # node at once (one CPU each), but Ray may queue the second behind the first on a node
+    # whose state it has not heard of yet (seen once in CI), so where is Ray's to say.
+    copies_used = re.findall(r"(node-[0-9a-f]+/work/[^\s/]+)", out)
+    assert len(set(copies_used)) == 2, out
+    assert {c.split("/")[0] for c in copies_used} <= {
+        p.name for p in cluster.nodes_base.glob("node-*")
+    }
     assert took < 1.9 + 8, f"the fan-out took {took:.1f} s"
     # Output came back with the stage's name in front, and into the run's logs.
     assert re.search(r"^left +\| on ", out, re.M), out
