@@ -187,12 +187,8 @@ class RayExecutor:
         self._stopped = True
         self._queue.clear()
         refs = list(self._running)
-        for ref in refs:
-            with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
+        _cancel(refs, grace)
         if refs:
-            with contextlib.suppress(Exception):
-                ray.wait(refs, num_returns=len(refs), timeout=grace)
             with contextlib.suppress(Exception):
                 self._relay_lines()
         for running in self._running.values():
@@ -375,17 +371,22 @@ class TrialPool:
         return ended
 
     def stop(self) -> None:
-        refs = list(self._running)
-        for ref in refs:
-            with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
-        if refs:
-            with contextlib.suppress(Exception):
-                ray.wait(refs, num_returns=len(refs), timeout=10)
+        _cancel(list(self._running), 10.0)
         self._running.clear()
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
+
+
+def _cancel(refs: list[Any], grace: float) -> None:
+    """Cancel the tasks ``refs`` (their processes killed) and give them ``grace`` seconds to
+    end; nothing raises (a node may be gone already)."""
+    for ref in refs:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=True)
+    if refs:
+        with contextlib.suppress(Exception):
+            ray.wait(refs, num_returns=len(refs), timeout=grace)
 
 
 def keep_runs(ws: Workspace, remote: Remote, runs: tuple[tuple[str, bytes], ...]) -> None:

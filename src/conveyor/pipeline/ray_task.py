@@ -200,14 +200,7 @@ def ship(ws: Workspace, remote: Remote, metas: Mapping[str, Meta], known: set[st
             if not _cached(ws, meta) and os.path.lexists(path):
                 # A plain file or folder (git's, or ignored and never added): stored first.
                 build.scan(ws.root, path, ws.memo, store=batch, jobs=ws.jobs)
-    pointers = [pointer(ws.root, rel, meta) for rel, meta in sorted(wanted.items())]
-    result = transfer.push(ws, remote, pointers)
-    problem = result.error()
-    if problem is not None:
-        raise PipelineError(
-            f"the stage's inputs could not be sent to remote {remote.name!r}: {problem.message}",
-            hint=problem.hint,
-        )
+    moved(ws, remote, wanted, "the stage's inputs could not be sent to", push=True)
     known.update(m.hash for m in wanted.values())
 
 
@@ -219,12 +212,20 @@ def _cached(ws: Workspace, meta: Meta) -> bool:
 
 def fetch_outs(ws: Workspace, remote: Remote, outs: Mapping[str, Meta]) -> None:
     """Bring the objects of a worker's outs into the driver's cache (not checked out)."""
-    result = transfer.fetch(ws, remote, [pointer(ws.root, r, m) for r, m in sorted(outs.items())])
+    moved(ws, remote, outs, "the stage's outs could not be fetched from", push=False)
+
+
+def moved(
+    ws: Workspace, remote: Remote, metas: Mapping[str, Meta], failed: str, *, push: bool
+) -> None:
+    """Push ``metas``' objects to ``remote`` (or fetch them from it); a PipelineError that
+    begins with ``failed`` ("the stage's inputs could not be sent to") when some did not move."""
+    pointers = [pointer(ws.root, rel, meta) for rel, meta in sorted(metas.items())]
+    result = (transfer.push if push else transfer.fetch)(ws, remote, pointers)
     problem = result.error()
     if problem is not None:
         raise PipelineError(
-            f"the stage's outs could not be fetched from remote {remote.name!r}: {problem.message}",
-            hint=problem.hint,
+            f"{failed} remote {remote.name!r}: {problem.message}", hint=problem.hint
         )
 
 
@@ -245,14 +246,20 @@ def workdir() -> Path:
     return Path(base)
 
 
+def new_copy(base: Path, node: str, label: str) -> tuple[Path, str]:
+    """This node's folder under ``base`` (its copies of dead processes removed) and the path
+    in it of a new working copy for ``label`` (a stage, a trial)."""
+    root = base / f"node-{node[:16] or 'local'}"
+    (root / CONTROL_DIR).mkdir(parents=True, exist_ok=True)
+    remove_dead_copies(root / "work")
+    return root, f"work/{os.getpid()}-{label}-{secrets.token_hex(3)}"
+
+
 def run_task(spec: TaskSpec, base: Path, node: str, sink: Sink) -> TaskResult:
     """Run ``spec``'s stage in a new working copy under ``base/node-NODE``; never raises for
     the stage's own failures (they are in the result), only for this machine's."""
     start = time.monotonic()
-    root = base / f"node-{node[:16] or 'local'}"
-    (root / CONTROL_DIR).mkdir(parents=True, exist_ok=True)
-    remove_dead_copies(root / "work")
-    copy_rel = f"work/{os.getpid()}-{spec.stage}-{secrets.token_hex(3)}"
+    root, copy_rel = new_copy(base, node, spec.stage)
     copy = root / copy_rel
     log = root / "work" / f"{copy.name}.log"
 
@@ -329,14 +336,7 @@ def _store_outs(
 ) -> tuple[tuple[str, Meta], ...]:
     placed = tuple(o._replace(path=f"{copy_rel}/{o.path}") for o in outs)
     metas = commit(ws, placed)
-    pointers = [pointer(ws.root, rel, meta) for rel, meta in sorted(metas.items())]
-    result = transfer.push(ws, remote, pointers)
-    problem = result.error()
-    if problem is not None:
-        raise PipelineError(
-            f"the stage's outs could not be pushed to remote {remote.name!r}: {problem.message}",
-            hint=problem.hint,
-        )
+    moved(ws, remote, metas, "the stage's outs could not be pushed to", push=True)
     prefix = copy_rel + "/"
     return tuple(sorted((rel.removeprefix(prefix), meta) for rel, meta in metas.items()))
 

@@ -16,7 +16,6 @@ Plain Python, no Ray: :mod:`conveyor.pipeline.ray_executor` runs :func:`run_tria
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from conveyor.pipeline import definition, runcache
 from conveyor.pipeline import metrics as metrics_mod
 from conveyor.pipeline.executor import CANNOT_START
 from conveyor.pipeline.outs import pointer
-from conveyor.pipeline.ray_task import Code, fetch_copy, remove_dead_copies, spooled
+from conveyor.pipeline.ray_task import Code, fetch_copy, new_copy, spooled
 from conveyor.pipeline.stage import Meta
 
 _TAIL = 20  # lines of a failed trial's output kept
@@ -63,10 +62,7 @@ class TrialResult:
 
 def run_trial(spec: TrialSpec, base: Path, node: str) -> TrialResult:
     """Run the trial in a new working copy under ``base/node-NODE``."""
-    root = base / f"node-{node[:16] or 'local'}"
-    (root / CONTROL_DIR).mkdir(parents=True, exist_ok=True)
-    remove_dead_copies(root / "work")
-    copy_rel = f"work/{os.getpid()}-trial{spec.number}-{secrets.token_hex(3)}"
+    root, copy_rel = new_copy(base, node, f"trial{spec.number}")
     copy = root / copy_rel
     ws = Workspace(root)
     try:
